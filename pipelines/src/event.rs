@@ -1,0 +1,282 @@
+//! Events: firewall decisions that were asked to be logged, and flow ends. The data path
+//! fills a bounded queue with small fixed-size records; the exporter turns them into
+//! Suricata EVE JSON lines, so existing tools read them.
+
+use crate::flow::{EndReason, Flow, FlowVerdict, Side, TcpState};
+use crate::packet::to_ip;
+use crate::wire::ip_proto;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+/// Firewall alerts carry this generator ID; `signature_id` is the rule's position + 1.
+pub const FIREWALL_GID: u32 = 9;
+/// `signature_id` used for the zone defaults.
+pub const DEFAULT_RULE_SID: u32 = 0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A firewall decision on a new flow whose rule has `log = true`.
+    Firewall { verdict: FlowVerdict, rule: u32 },
+    /// The flow left the table.
+    FlowEnd { reason: EndReason },
+}
+
+/// Everything an event needs, copied out of the flow: no references, no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    pub ts_ns: u64,
+    pub kind: EventKind,
+    pub flow_id: u64,
+    /// The port the flow's first packet arrived on.
+    pub side: Side,
+    pub v4: bool,
+    pub src: u128,
+    pub src_port: u16,
+    pub dst: u128,
+    pub dst_port: u16,
+    pub proto: u8,
+    pub vlan: u32,
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub tcp: TcpState,
+    pub verdict: FlowVerdict,
+    pub rule: u32,
+}
+
+impl EventRecord {
+    pub fn from_flow(f: &Flow, kind: EventKind, ts_ns: u64, v4: bool) -> Self {
+        let ((src, src_port), (dst, dst_port)) = f.endpoints();
+        EventRecord {
+            ts_ns,
+            kind,
+            flow_id: f.id,
+            side: f.initiator_side,
+            v4,
+            src,
+            src_port,
+            dst,
+            dst_port,
+            proto: f.key.proto,
+            vlan: f.key.vlan,
+            pkts: f.pkts,
+            bytes: f.bytes,
+            start_ns: f.first_seen_ns,
+            end_ns: f.last_seen_ns,
+            tcp: f.tcp,
+            verdict: f.verdict,
+            rule: f.rule,
+        }
+    }
+}
+
+/// A bounded queue: when the exporter falls behind, new records are dropped and counted.
+pub struct EventQueue {
+    buf: VecDeque<EventRecord>,
+    cap: usize,
+    pub dropped: u64,
+}
+
+impl EventQueue {
+    pub fn new(cap: usize) -> Self {
+        Self { buf: VecDeque::with_capacity(cap), cap, dropped: 0 }
+    }
+    #[inline]
+    pub fn push(&mut self, r: EventRecord) {
+        if self.buf.len() >= self.cap {
+            self.dropped += 1;
+        } else {
+            self.buf.push_back(r);
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+    pub fn drain(&mut self) -> impl Iterator<Item = EventRecord> + '_ {
+        self.buf.drain(..)
+    }
+}
+
+/// One EVE JSON line.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Eve {
+    pub timestamp: String,
+    pub flow_id: u64,
+    pub in_iface: String,
+    pub event_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<Vec<u16>>,
+    pub src_ip: IpAddr,
+    pub src_port: u16,
+    pub dest_ip: IpAddr,
+    pub dest_port: u16,
+    pub proto: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<EveAlert>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<EveFlow>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct EveAlert {
+    /// `allowed` or `blocked`, as Suricata writes it.
+    pub action: &'static str,
+    pub gid: u32,
+    pub signature_id: u32,
+    pub rev: u32,
+    pub signature: String,
+    pub category: String,
+    pub severity: u8,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct EveFlow {
+    pub pkts_toserver: u64,
+    pub pkts_toclient: u64,
+    pub bytes_toserver: u64,
+    pub bytes_toclient: u64,
+    pub start: String,
+    pub end: String,
+    pub age: u64,
+    pub state: &'static str,
+    pub reason: &'static str,
+    pub alerted: bool,
+    /// The firewall's cached decision for the flow (mimamori extension).
+    pub action: &'static str,
+}
+
+pub fn proto_name(p: u8) -> String {
+    match p {
+        ip_proto::TCP => "TCP".into(),
+        ip_proto::UDP => "UDP".into(),
+        ip_proto::ICMP => "ICMP".into(),
+        ip_proto::ICMPV6 => "IPv6-ICMP".into(),
+        n => format!("{n:03}"),
+    }
+}
+
+fn verdict_name(v: FlowVerdict) -> &'static str {
+    match v {
+        FlowVerdict::Allow => "allowed",
+        FlowVerdict::Deny | FlowVerdict::Reject => "blocked",
+    }
+}
+
+impl EventRecord {
+    /// The EVE form. `rule_name` looks up a firewall rule's name by index.
+    pub fn to_eve(&self, iface: impl Fn(Side) -> String, rule_name: impl Fn(u32) -> Option<String>) -> Eve {
+        let vlan = match (self.vlan >> 12, self.vlan & 0xfff) {
+            (0, 0) => None,
+            (o, 0) => Some(vec![o as u16]),
+            (o, i) => Some(vec![o as u16, i as u16]),
+        };
+        let mut e = Eve {
+            timestamp: eve_time(self.ts_ns),
+            flow_id: self.flow_id,
+            in_iface: iface(self.side),
+            event_type: "flow",
+            vlan,
+            src_ip: to_ip(self.src, self.v4),
+            src_port: self.src_port,
+            dest_ip: to_ip(self.dst, self.v4),
+            dest_port: self.dst_port,
+            proto: proto_name(self.proto),
+            alert: None,
+            flow: None,
+        };
+        match self.kind {
+            EventKind::Firewall { verdict, rule } => {
+                e.event_type = "alert";
+                let (sid, signature) = match rule_name(rule) {
+                    Some(name) => (rule + 1, format!("firewall: {name}")),
+                    None => (DEFAULT_RULE_SID, format!("firewall: default {} from {}", if verdict == FlowVerdict::Allow { "allow" } else { "deny" }, self.side.name())),
+                };
+                e.alert = Some(EveAlert {
+                    action: verdict_name(verdict),
+                    gid: FIREWALL_GID,
+                    signature_id: sid,
+                    rev: 1,
+                    signature,
+                    category: "Firewall policy".into(),
+                    severity: if verdict == FlowVerdict::Allow { 3 } else { 2 },
+                });
+            }
+            EventKind::FlowEnd { reason } => {
+                e.flow = Some(EveFlow {
+                    pkts_toserver: self.pkts[0],
+                    pkts_toclient: self.pkts[1],
+                    bytes_toserver: self.bytes[0],
+                    bytes_toclient: self.bytes[1],
+                    start: eve_time(self.start_ns),
+                    end: eve_time(self.end_ns),
+                    age: (self.end_ns.saturating_sub(self.start_ns)) / 1_000_000_000,
+                    state: match self.tcp {
+                        TcpState::None => if reason == EndReason::Timeout { "closed" } else { "established" },
+                        TcpState::SynSent | TcpState::SynRecv => "new",
+                        TcpState::Established => "established",
+                        _ => "closed",
+                    },
+                    reason: reason.name(),
+                    alerted: false,
+                    action: match self.verdict {
+                        FlowVerdict::Allow => "allow",
+                        FlowVerdict::Deny => "deny",
+                        FlowVerdict::Reject => "reject",
+                    },
+                });
+            }
+        }
+        e
+    }
+}
+
+/// `2026-11-26T16:12:49.123456+0000`, the timestamp form EVE uses, in UTC.
+pub fn eve_time(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let micros = (ns % 1_000_000_000) / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's method).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eve_timestamps() {
+        assert_eq!(eve_time(0), "1970-01-01T00:00:00.000000+0000");
+        // 2026-11-26T16:12:49.5Z
+        assert_eq!(eve_time(1_795_709_569_500_000_000), "2026-11-26T16:12:49.500000+0000");
+        assert_eq!(eve_time(951_782_400_000_000_000), "2000-02-29T00:00:00.000000+0000");
+    }
+
+    #[test]
+    fn queue_is_bounded_and_counts_drops() {
+        let mut q = EventQueue::new(2);
+        let f = Flow::default();
+        for _ in 0..5 {
+            q.push(EventRecord::from_flow(&f, EventKind::FlowEnd { reason: EndReason::Timeout }, 0, true));
+        }
+        assert_eq!((q.len(), q.dropped), (2, 3));
+    }
+}

@@ -1,0 +1,22 @@
+//! mimamori's data path, free of DPDK: packet views, the flow table, the stateful firewall,
+//! the stage functions, events, and the traffic synthesizer. Everything here runs on plain
+//! byte buffers, so it is tested and benchmarked without root or hugepages.
+#![forbid(unsafe_code)]
+
+pub mod classify;
+pub mod error;
+pub mod event;
+pub mod firewall;
+pub mod flow;
+pub mod fragment;
+pub mod packet;
+pub mod policy;
+pub mod reject;
+pub mod synth;
+pub mod wire;
+
+pub use classify::{Classifier, DropReason, ForwardReason, Verdict};
+pub use error::ParseError;
+pub use flow::Side;
+pub use packet::{PacketMeta, parse};
+pub use policy::Policy;

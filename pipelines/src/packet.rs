@@ -1,0 +1,311 @@
+//! L2–L4 parse of one frame into a small metadata record that later stages read.
+//!
+//! The record holds offsets into the frame rather than copies, so the frame stays the only
+//! home of the bytes. IP addresses are kept as `u128`, IPv4 in its IPv4-mapped form
+//! (`::ffff:a.b.c.d`), so that one code path serves both families.
+
+use crate::error::ParseError;
+use crate::wire::{
+    self, ArpPacket, EtherType, EthernetFrame, IcmpHeader, Ipv4Packet, Ipv6Packet, MacAddr,
+    TcpHeader, UdpHeader, ethernet, ip_proto,
+};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum L3 {
+    /// Not IP and not ARP (LLDP, STP, …): bridged untouched.
+    #[default]
+    Other,
+    Arp,
+    Ipv4,
+    Ipv6,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fragment {
+    /// Offset of this fragment's data in the datagram, in bytes.
+    pub offset: u16,
+    pub more: bool,
+    pub ident: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketMeta {
+    pub frame_len: u16,
+    pub src_mac: MacAddr,
+    pub dst_mac: MacAddr,
+    /// Outer and inner VLAN IDs (0 when untagged).
+    pub vlan_outer: u16,
+    pub vlan_inner: u16,
+    /// EtherType after any tags.
+    pub ethertype: u16,
+    pub l3: L3,
+    pub l3_offset: u16,
+    /// IP length from the header (header plus payload).
+    pub ip_len: u16,
+    pub src: u128,
+    pub dst: u128,
+    pub ttl: u8,
+    /// Upper-layer protocol (after IPv6 extension headers).
+    pub proto: u8,
+    /// Offset of the transport header, 0 when absent (a later fragment).
+    pub l4_offset: u16,
+    pub payload_offset: u16,
+    pub payload_len: u16,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub tcp_flags: u8,
+    pub tcp_seq: u32,
+    pub tcp_ack: u32,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub icmp_ident: u16,
+    pub fragment: Option<Fragment>,
+}
+
+impl PacketMeta {
+    pub fn is_ip(&self) -> bool {
+        matches!(self.l3, L3::Ipv4 | L3::Ipv6)
+    }
+    pub fn is_v4(&self) -> bool {
+        self.l3 == L3::Ipv4
+    }
+    /// True when the transport header was parsed (not a later fragment).
+    pub fn has_l4(&self) -> bool {
+        self.l4_offset != 0
+    }
+    /// Both VLAN IDs in one value for flow keys.
+    pub fn vlan_key(&self) -> u32 {
+        (u32::from(self.vlan_outer) << 12) | u32::from(self.vlan_inner)
+    }
+    pub fn src_ip(&self) -> IpAddr {
+        to_ip(self.src, self.is_v4())
+    }
+    pub fn dst_ip(&self) -> IpAddr {
+        to_ip(self.dst, self.is_v4())
+    }
+}
+
+pub const V4_MAPPED: u128 = 0xffff_0000_0000;
+
+#[inline]
+pub fn v4_bits(a: [u8; 4]) -> u128 {
+    V4_MAPPED | u128::from(u32::from_be_bytes(a))
+}
+
+#[inline]
+pub fn v6_bits(a: [u8; 16]) -> u128 {
+    u128::from_be_bytes(a)
+}
+
+pub fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => v4_bits(a.octets()),
+        IpAddr::V6(a) => v6_bits(a.octets()),
+    }
+}
+
+pub fn to_ip(bits: u128, v4: bool) -> IpAddr {
+    if v4 {
+        IpAddr::V4(Ipv4Addr::from(bits as u32))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(bits))
+    }
+}
+
+/// Parses one Ethernet frame. Never panics; a malformed frame is a [`ParseError`].
+pub fn parse(frame: &[u8]) -> Result<PacketMeta, ParseError> {
+    let eth = EthernetFrame::new_checked(frame)?;
+    let mut m = PacketMeta {
+        frame_len: frame.len().min(u16::MAX as usize) as u16,
+        src_mac: eth.src(),
+        dst_mac: eth.dst(),
+        ..PacketMeta::default()
+    };
+    let mut ethertype = eth.ethertype();
+    let mut off = ethernet::HEADER_LEN;
+    let mut tags = 0;
+    while matches!(ethertype, EtherType::VLAN | EtherType::QINQ | EtherType::QINQ_OLD) {
+        if tags == 2 {
+            return Err(ParseError::TooManyVlanTags);
+        }
+        if frame.len() < off + ethernet::VLAN_TAG_LEN {
+            return Err(ParseError::VlanTruncated);
+        }
+        let vid = wire::be16(frame, off) & 0x0fff;
+        if tags == 0 {
+            m.vlan_outer = vid;
+        } else {
+            m.vlan_inner = vid;
+        }
+        ethertype = wire::be16(frame, off + 2);
+        off += ethernet::VLAN_TAG_LEN;
+        tags += 1;
+    }
+    m.ethertype = ethertype;
+    m.l3_offset = off as u16;
+    let l3 = &frame[off..];
+    match ethertype {
+        EtherType::ARP => {
+            ArpPacket::new_checked(l3)?;
+            m.l3 = L3::Arp;
+        }
+        EtherType::IPV4 => parse_ipv4(&mut m, l3, off)?,
+        EtherType::IPV6 => parse_ipv6(&mut m, l3, off)?,
+        _ => {}
+    }
+    Ok(m)
+}
+
+fn parse_ipv4(m: &mut PacketMeta, l3: &[u8], off: usize) -> Result<(), ParseError> {
+    let ip = Ipv4Packet::new_checked(l3)?;
+    m.l3 = L3::Ipv4;
+    m.ip_len = ip.total_len() as u16;
+    m.src = v4_bits(ip.src());
+    m.dst = v4_bits(ip.dst());
+    m.ttl = ip.ttl();
+    m.proto = ip.protocol();
+    let payload = ip.payload();
+    if ip.is_fragment() {
+        let offset = ip.frag_offset();
+        if offset + payload.len() > 65535 {
+            return Err(ParseError::Ipv4BadFragment);
+        }
+        m.fragment = Some(Fragment {
+            offset: offset as u16,
+            more: ip.more_fragments(),
+            ident: u32::from(ip.ident()),
+        });
+    }
+    parse_l4(m, payload, off + ip.header_len(), false)
+}
+
+fn parse_ipv6(m: &mut PacketMeta, l3: &[u8], off: usize) -> Result<(), ParseError> {
+    let ip = Ipv6Packet::new_checked(l3)?;
+    m.l3 = L3::Ipv6;
+    m.ip_len = ip.total_len() as u16;
+    m.src = v6_bits(ip.src());
+    m.dst = v6_bits(ip.dst());
+    m.ttl = ip.hop_limit();
+    let chain = ip.walk_extensions()?;
+    m.proto = chain.protocol;
+    let payload = &ip.as_bytes()[chain.l4_offset..];
+    if let Some(f) = chain.fragment {
+        if (f.more && payload.len() % 8 != 0) || f.offset + payload.len() > 65535 {
+            return Err(ParseError::Ipv6BadFragment);
+        }
+        m.fragment = Some(Fragment { offset: f.offset as u16, more: f.more, ident: f.ident });
+    }
+    parse_l4(m, payload, off + chain.l4_offset, true)
+}
+
+fn parse_l4(m: &mut PacketMeta, l4: &[u8], off: usize, v6: bool) -> Result<(), ParseError> {
+    let frag = m.fragment;
+    if let Some(f) = frag {
+        if f.offset != 0 {
+            // A later fragment: no transport header. RFC 1858: a TCP fragment at offset 8
+            // can only be meant to rewrite the flags of the first one.
+            if m.proto == ip_proto::TCP && f.offset == 8 {
+                return Err(ParseError::TinyFragment);
+            }
+            m.payload_offset = off as u16;
+            m.payload_len = l4.len() as u16;
+            return Ok(());
+        }
+    }
+    let tiny = |e: ParseError| if frag.is_some() { ParseError::TinyFragment } else { e };
+    match m.proto {
+        ip_proto::TCP => {
+            let tcp = TcpHeader::new_checked(l4).map_err(tiny)?;
+            m.src_port = tcp.src_port();
+            m.dst_port = tcp.dst_port();
+            m.tcp_flags = tcp.flags();
+            m.tcp_seq = tcp.seq();
+            m.tcp_ack = tcp.ack();
+            m.payload_offset = (off + tcp.header_len()) as u16;
+            m.payload_len = tcp.payload().len() as u16;
+        }
+        ip_proto::UDP => {
+            if frag.is_some() {
+                // The length field covers the whole datagram, not this fragment.
+                if l4.len() < wire::udp::HEADER_LEN {
+                    return Err(ParseError::TinyFragment);
+                }
+                m.src_port = wire::be16(l4, 0);
+                m.dst_port = wire::be16(l4, 2);
+                m.payload_offset = (off + wire::udp::HEADER_LEN) as u16;
+                m.payload_len = (l4.len() - wire::udp::HEADER_LEN) as u16;
+            } else {
+                let udp = UdpHeader::new_checked(l4)?;
+                m.src_port = udp.src_port();
+                m.dst_port = udp.dst_port();
+                m.payload_offset = (off + wire::udp::HEADER_LEN) as u16;
+                m.payload_len = udp.payload().len() as u16;
+            }
+        }
+        ip_proto::ICMP | ip_proto::ICMPV6 => {
+            if (m.proto == ip_proto::ICMPV6) != v6 {
+                // ICMPv6 inside IPv4 or ICMPv4 inside IPv6: opaque, tracked by addresses only.
+                m.payload_offset = off as u16;
+                m.payload_len = l4.len() as u16;
+                return Ok(());
+            }
+            let icmp = IcmpHeader::new_checked(l4, v6).map_err(tiny)?;
+            m.icmp_type = icmp.icmp_type();
+            m.icmp_code = icmp.code();
+            m.icmp_ident = icmp.ident();
+            m.payload_offset = (off + wire::icmp::HEADER_LEN) as u16;
+            m.payload_len = icmp.body().len() as u16;
+        }
+        _ => {
+            m.payload_offset = off as u16;
+            m.payload_len = l4.len() as u16;
+            return Ok(());
+        }
+    }
+    m.l4_offset = off as u16;
+    Ok(())
+}
+
+/// The flow an ICMP error reports on, read from the packet quoted in its body: the
+/// quoted packet went the other way, so its source is our destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotedPacket {
+    pub src: u128,
+    pub dst: u128,
+    pub proto: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+/// Leniently parses the header quoted in an ICMP error (it is truncated by design).
+pub fn parse_quoted(body: &[u8], v6: bool) -> Option<QuotedPacket> {
+    let (src, dst, proto, l4) = if v6 {
+        if body.len() < wire::ipv6::HEADER_LEN || body[0] >> 4 != 6 {
+            return None;
+        }
+        let src = v6_bits(body[8..24].try_into().ok()?);
+        let dst = v6_bits(body[24..40].try_into().ok()?);
+        (src, dst, body[6], &body[wire::ipv6::HEADER_LEN..])
+    } else {
+        if body.len() < wire::ipv4::MIN_HEADER_LEN || body[0] >> 4 != 4 {
+            return None;
+        }
+        let ihl = usize::from(body[0] & 0x0f) * 4;
+        if ihl < wire::ipv4::MIN_HEADER_LEN || body.len() < ihl {
+            return None;
+        }
+        let src = v4_bits(body[12..16].try_into().ok()?);
+        let dst = v4_bits(body[16..20].try_into().ok()?);
+        (src, dst, body[9], &body[ihl..])
+    };
+    let (src_port, dst_port) = match proto {
+        ip_proto::TCP | ip_proto::UDP if l4.len() >= 4 => (wire::be16(l4, 0), wire::be16(l4, 2)),
+        ip_proto::ICMP | ip_proto::ICMPV6 if l4.len() >= 8 => {
+            let id = wire::be16(l4, 4);
+            (id, id)
+        }
+        _ => (0, 0),
+    };
+    Some(QuotedPacket { src, dst, proto, src_port, dst_port })
+}
