@@ -9,6 +9,7 @@ use crate::fragment::{FragmentStats, FragmentTracker, FragmentVerdict};
 use crate::packet::{self, PacketMeta, V4_MAPPED};
 use crate::policy::{FlowEvents, Policy, SideMap};
 use crate::reject::{self, InjectQueue};
+use crate::wire::tcp::flags::{ACK as TCP_ACK, SYN as TCP_SYN};
 use crate::wire::{icmp, ip_proto};
 use serde::Serialize;
 use std::sync::Arc;
@@ -109,8 +110,33 @@ pub struct Report {
     pub events_dropped: u64,
 }
 
+/// Most frames handled as one burst (bigger bursts are split).
+pub const BURST_MAX: usize = 64;
+
+/// A frame after the first pass of a burst.
+#[derive(Clone, Copy, Default)]
+struct Prepared {
+    m: PacketMeta,
+    class: Class,
+    key: FlowKey,
+    hash: u64,
+    src_is_lo: bool,
+    found: Option<u32>,
+}
+
+#[derive(Clone, Copy, Default)]
+enum Class {
+    Malformed(crate::error::ParseError),
+    /// Non-IP, fragments and ICMP: decided by the general path.
+    #[default]
+    Slow,
+    /// A plain TCP/UDP/other-IP packet, its flow looked up in the first pass.
+    Fast,
+}
+
 pub struct Classifier {
     policy: Arc<Policy>,
+    scratch: Box<[Prepared]>,
     flows: FlowTable,
     frags: FragmentTracker,
     pub stats: Stats,
@@ -120,7 +146,7 @@ pub struct Classifier {
 }
 
 /// Slots in the flow table visited for expiry on each `tick`.
-const EXPIRY_BUDGET: usize = 64;
+const EXPIRY_BUDGET: usize = 16;
 
 impl Classifier {
     pub fn new(policy: Arc<Policy>) -> Self {
@@ -131,6 +157,7 @@ impl Classifier {
             events: EventQueue::new(policy.events.queue),
             injects: InjectQueue::new(64),
             injected: 0,
+            scratch: vec![Prepared::default(); BURST_MAX].into_boxed_slice(),
             policy,
         }
     }
@@ -164,11 +191,73 @@ impl Classifier {
                 Verdict::Drop(DropReason::Malformed)
             }
         };
+        self.count(v);
+        v
+    }
+
+    /// Classifies a burst of frames, writing one verdict per frame. First every frame is
+    /// parsed and its flow looked up, so the lookups' cache misses overlap; then each is
+    /// decided in order. `side_of` gives the arrival side of frame `i`.
+    pub fn process_burst(&mut self, frames: &[&[u8]], now_ns: u64, side_of: impl Fn(usize, &PacketMeta) -> Side, verdicts: &mut [Verdict]) {
+        let n = frames.len().min(verdicts.len());
+        let mut base = 0;
+        while base < n {
+            let end = (base + BURST_MAX).min(n);
+            self.burst_chunk(&frames[base..end], now_ns, |i, m| side_of(base + i, m), &mut verdicts[base..end]);
+            base = end;
+        }
+    }
+
+    fn burst_chunk(&mut self, frames: &[&[u8]], now_ns: u64, side_of: impl Fn(usize, &PacketMeta) -> Side, verdicts: &mut [Verdict]) {
+        let mut pre = std::mem::take(&mut self.scratch);
+        let n = frames.len().min(pre.len());
+        for (p, frame) in pre.iter_mut().zip(frames) {
+            p.class = match packet::parse_into(frame, &mut p.m) {
+                Err(e) => Class::Malformed(e),
+                Ok(()) if !p.m.is_ip() || p.m.fragment.is_some() || matches!(p.m.proto, ip_proto::ICMP | ip_proto::ICMPV6) => Class::Slow,
+                Ok(()) => {
+                    (p.key, p.src_is_lo) = FlowKey::from_meta(&p.m);
+                    p.hash = self.flows.hash(&p.key);
+                    Class::Fast
+                }
+            };
+        }
+        // A tight loop of independent lookups: their cache misses overlap.
+        for p in pre[..n].iter_mut() {
+            if let Class::Fast = p.class {
+                p.found = self.flows.find_and_touch(&p.key, p.hash);
+            }
+        }
+        for (i, (p, frame)) in pre[..n].iter().zip(frames).enumerate() {
+            self.stats.packets += 1;
+            self.stats.bytes += frame.len() as u64;
+            let v = match p.class {
+                Class::Malformed(e) => {
+                    self.stats.parse_errors.count(e);
+                    Verdict::Drop(DropReason::Malformed)
+                }
+                Class::Slow => self.classify(frame, &p.m, side_of(i, &p.m), now_ns),
+                Class::Fast => {
+                    // An earlier packet of this burst may have created or removed the flow.
+                    let found = match p.found {
+                        Some(idx) if self.flows.holds(idx, &p.key) => Some(idx),
+                        _ => self.flows.find(&p.key, p.hash),
+                    };
+                    self.on_flow(frame, &p.m, side_of(i, &p.m), now_ns, p.key, p.hash, p.src_is_lo, found)
+                }
+            };
+            self.count(v);
+            verdicts[i] = v;
+        }
+        self.scratch = pre;
+    }
+
+    #[inline]
+    fn count(&mut self, v: Verdict) {
         match v {
             Verdict::Forward(r) => self.stats.forwarded[r as usize] += 1,
             Verdict::Drop(r) => self.stats.dropped[r as usize] += 1,
         }
-        v
     }
 
     fn classify(&mut self, frame: &[u8], m: &PacketMeta, side: Side, now_ns: u64) -> Verdict {
@@ -194,14 +283,23 @@ impl Classifier {
         };
         let (key, src_is_lo) = FlowKey::new(m.src, sp, m.dst, dp, m.proto, m.vlan_key());
         let hash = self.flows.hash(&key);
-        let Some(idx) = self.flows.find(&key, hash) else {
+        let found = self.flows.find(&key, hash);
+        self.on_flow(frame, m, side, now_ns, key, hash, src_is_lo, found)
+    }
+
+    /// The flow part of classification, once the key is known and looked up.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn on_flow(&mut self, frame: &[u8], m: &PacketMeta, side: Side, now_ns: u64, key: FlowKey, hash: u64, src_is_lo: bool, found: Option<u32>) -> Verdict {
+        let Some(idx) = found else {
             return self.open(frame, m, key, hash, src_is_lo, side, now_ns);
         };
-        let timeouts = self.policy.flows.timeouts;
+        let timeouts = &self.policy.flows.timeouts;
         let f = self.flows.get_mut(idx);
-        if f.verdict != FlowVerdict::Allow && side != f.initiator_side {
-            // A flow refused from one side must not block the other side from opening
-            // the same tuple (UDP hole punching, a port scan racing a real connection).
+        let opens = m.proto != ip_proto::TCP || m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+        if f.verdict != FlowVerdict::Allow && side != f.initiator_side && opens {
+            // A flow refused from one side must not stop the other side from opening the
+            // same tuple (UDP hole punching, a port scan racing a real connection).
             self.end_flow(idx, EndReason::Forced, now_ns);
             return self.open(frame, m, key, hash, src_is_lo, side, now_ns);
         }

@@ -115,8 +115,15 @@ pub fn to_ip(bits: u128, v4: bool) -> IpAddr {
 
 /// Parses one Ethernet frame. Never panics; a malformed frame is a [`ParseError`].
 pub fn parse(frame: &[u8]) -> Result<PacketMeta, ParseError> {
+    let mut m = PacketMeta::default();
+    parse_into(frame, &mut m).map(|()| m)
+}
+
+/// [`parse`] into a record the caller owns (a burst's scratch slot), avoiding a copy.
+#[inline]
+pub fn parse_into(frame: &[u8], m: &mut PacketMeta) -> Result<(), ParseError> {
     let eth = EthernetFrame::new_checked(frame)?;
-    let mut m = PacketMeta {
+    *m = PacketMeta {
         frame_len: frame.len().min(u16::MAX as usize) as u16,
         src_mac: eth.src(),
         dst_mac: eth.dst(),
@@ -150,11 +157,11 @@ pub fn parse(frame: &[u8]) -> Result<PacketMeta, ParseError> {
             ArpPacket::new_checked(l3)?;
             m.l3 = L3::Arp;
         }
-        EtherType::IPV4 => parse_ipv4(&mut m, l3, off)?,
-        EtherType::IPV6 => parse_ipv6(&mut m, l3, off)?,
+        EtherType::IPV4 => parse_ipv4(m, l3, off)?,
+        EtherType::IPV6 => parse_ipv6(m, l3, off)?,
         _ => {}
     }
-    Ok(m)
+    Ok(())
 }
 
 fn parse_ipv4(m: &mut PacketMeta, l3: &[u8], off: usize) -> Result<(), ParseError> {

@@ -12,6 +12,26 @@ use crate::wire::{icmp, ip_proto};
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use std::hash::BuildHasher;
+
+/// The folded multiply at the heart of foldhash: a 64x64→128 multiply, halves xored.
+#[inline(always)]
+fn fold_mul(x: u64, y: u64) -> u64 {
+    let full = u128::from(x) * u128::from(y);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+#[inline]
+fn hash_key(seeds: &[u64; 4], k: &FlowKey) -> u64 {
+    let ports = u64::from(k.lo_port) | (u64::from(k.hi_port) << 16) | (u64::from(k.proto) << 32);
+    let a = fold_mul((k.lo_addr as u64) ^ seeds[0], ((k.lo_addr >> 64) as u64) ^ seeds[1]);
+    let b = fold_mul((k.hi_addr as u64) ^ seeds[2], ((k.hi_addr >> 64) as u64) ^ ports);
+    fold_mul(a ^ u64::from(k.vlan), b ^ seeds[3])
+}
+
+fn random_seeds() -> [u64; 4] {
+    let rs = std::collections::hash_map::RandomState::new();
+    [0u64, 1, 2, 3].map(|i| rs.hash_one(i) | 1)
+}
 pub use tcp::TcpState;
 
 /// Symmetric flow key: the two endpoints in a fixed order, so both directions of a
@@ -92,18 +112,20 @@ pub enum FlowVerdict {
 
 pub const NO_RULE: u32 = u32::MAX;
 
+/// One flow, laid out in two cache lines: the first holds what a lookup compares and
+/// what every packet updates in time, the second the counters and the decision.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
 pub struct Flow {
     pub key: FlowKey,
-    pub hash: u64,
-    /// Unique per table, quoted by events as `flow_id`.
-    pub id: u64,
-    pub first_seen_ns: u64,
     pub last_seen_ns: u64,
     pub expires_ns: u64,
     /// `[0]` from the initiator (to server), `[1]` from the responder (to client).
     pub pkts: [u64; 2],
     pub bytes: [u64; 2],
+    /// Unique per table, quoted by events as `flow_id`.
+    pub id: u64,
+    pub first_seen_ns: u64,
     /// Index of the firewall rule that decided, or [`NO_RULE`] for a zone default.
     pub rule: u32,
     pub verdict: FlowVerdict,
@@ -251,7 +273,8 @@ pub struct FlowTable {
     slab: Vec<Flow>,
     free: Vec<u32>,
     index: HashTable<u32>,
-    hasher: foldhash::fast::RandomState,
+    /// Per-table random keys, so flow placement cannot be predicted from outside.
+    seeds: [u64; 4],
     capacity: usize,
     on_full: OnFull,
     hand: usize,
@@ -268,7 +291,7 @@ impl FlowTable {
             slab: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             index: HashTable::with_capacity(capacity),
-            hasher: foldhash::fast::RandomState::default(),
+            seeds: random_seeds(),
             capacity,
             on_full,
             hand: 0,
@@ -297,13 +320,31 @@ impl FlowTable {
 
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> u64 {
-        self.hasher.hash_one(key)
+        hash_key(&self.seeds, key)
     }
 
     #[inline]
     pub fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
         let slab = &self.slab;
         self.index.find(hash, |&i| slab[i as usize].key == *key).copied()
+    }
+
+    /// `find`, then a read of the flow's second cache line so that it is on its way in
+    /// by the time the packet is decided (used by the first pass over a burst).
+    #[inline]
+    pub fn find_and_touch(&self, key: &FlowKey, hash: u64) -> Option<u32> {
+        let found = self.find(key, hash);
+        if let Some(i) = found {
+            std::hint::black_box(self.slab[i as usize].pkts[0]);
+        }
+        found
+    }
+
+    /// True when slot `idx` still holds the live flow `key` (a lookup made earlier in the
+    /// burst may have been overtaken by an eviction or removal).
+    #[inline]
+    pub fn holds(&self, idx: u32, key: &FlowKey) -> bool {
+        self.slab.get(idx as usize).is_some_and(|f| f.live && f.key == *key)
     }
 
     #[inline]
@@ -350,7 +391,6 @@ impl FlowTable {
         self.next_id += 1;
         self.slab[idx as usize] = Flow {
             key,
-            hash,
             id,
             first_seen_ns: now_ns,
             last_seen_ns: now_ns,
@@ -359,8 +399,8 @@ impl FlowTable {
             live: true,
             ..Flow::default()
         };
-        let slab = &self.slab;
-        self.index.insert_unique(hash, idx, |&i| slab[i as usize].hash);
+        let (slab, seeds) = (&self.slab, &self.seeds);
+        self.index.insert_unique(hash, idx, |&i| hash_key(seeds, &slab[i as usize].key));
         self.live += 1;
         self.stats.created += 1;
         Some(idx)
@@ -373,7 +413,9 @@ impl FlowTable {
             return;
         }
         f.live = false;
-        let (hash, key) = (f.hash, f.key);
+        f.expires_ns = u64::MAX; // so the expiry scan skips free slots on the first line
+        let key = f.key;
+        let hash = hash_key(&self.seeds, &key);
         let slab = &self.slab;
         if let Ok(e) = self.index.find_entry(hash, |&i| slab[i as usize].key == key) {
             e.remove();
@@ -410,9 +452,12 @@ impl FlowTable {
             return;
         }
         for _ in 0..budget.min(n) {
-            self.hand = (self.hand + 1) % n;
+            self.hand += 1;
+            if self.hand >= n {
+                self.hand = 0;
+            }
             let f = &self.slab[self.hand];
-            if f.live && f.expires_ns <= now_ns {
+            if f.expires_ns <= now_ns && f.live {
                 ended(f, EndReason::Timeout);
                 self.remove(self.hand as u32);
                 self.stats.expired += 1;
@@ -516,7 +561,7 @@ mod tests {
     #[test]
     fn entry_is_small() {
         // Slab entry plus index share; the target is 256 bytes per flow.
-        assert!(std::mem::size_of::<Flow>() <= 160, "{}", std::mem::size_of::<Flow>());
+        assert_eq!(std::mem::size_of::<Flow>(), 128, "two cache lines");
         let t = FlowTable::new(1 << 16, OnFull::DropNew);
         assert!(t.memory_bytes() / t.capacity() <= 256, "{}", t.memory_bytes() / t.capacity());
     }

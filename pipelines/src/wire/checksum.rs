@@ -1,6 +1,7 @@
 //! The Internet checksum (RFC 1071).
 
-/// One's-complement sum of `data` as big-endian 16-bit words, not yet folded.
+/// One's-complement sum of `data` as big-endian 16-bit words, folded to 16 bits (so a
+/// few sums can be added without overflow).
 #[inline]
 pub fn sum(data: &[u8]) -> u32 {
     let mut acc: u64 = 0;
@@ -16,8 +17,10 @@ pub fn sum(data: &[u8]) -> u32 {
     if let Some(&b) = rest.first() {
         acc += u64::from(b) << 8;
     }
-    let folded = (acc & 0xffff_ffff) + (acc >> 32);
-    ((folded & 0xffff_ffff) + (folded >> 32)) as u32
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u32
 }
 
 /// Folds a 32-bit sum to 16 bits (not complemented).

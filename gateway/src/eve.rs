@@ -1,0 +1,38 @@
+//! Writing event records as EVE JSON lines.
+
+use mimamori_pipelines::Policy;
+use mimamori_pipelines::event::EventQueue;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct EveWriter {
+    w: BufWriter<File>,
+    policy: Arc<Policy>,
+    written: u64,
+}
+
+impl EveWriter {
+    pub fn create(path: &Path, policy: Arc<Policy>) -> std::io::Result<Self> {
+        Ok(Self { w: BufWriter::new(File::create(path)?), policy, written: 0 })
+    }
+
+    /// Drains the queue into the file.
+    pub fn write_all(&mut self, q: &mut EventQueue) -> std::io::Result<()> {
+        let rules = &self.policy.firewall.rules;
+        for rec in q.drain() {
+            let eve = rec.to_eve(|side| side.name().to_string(), |i| rules.get(i as usize).map(|r| r.name.clone()));
+            serde_json::to_writer(&mut self.w, &eve)?;
+            self.w.write_all(b"\n")?;
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    /// Flushes and returns how many events were written.
+    pub fn finish(mut self) -> std::io::Result<u64> {
+        self.w.flush()?;
+        Ok(self.written)
+    }
+}

@@ -1,0 +1,8 @@
+//! The gateway process: the live runtime (DPDK, issue #3) and the offline paths that run the
+//! very same stage functions: pcap replay, the synthesizer CLI, the macro bench.
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod capture;
+pub mod eve;
+pub mod replay;
