@@ -222,7 +222,7 @@ impl Classifier {
                 }
             };
         }
-        // A tight loop of independent lookups: their cache misses overlap.
+        // A tight loop of independent lookups, so that their cache misses overlap.
         for p in pre[..n].iter_mut() {
             if let Class::Fast = p.class {
                 p.found = self.flows.find_and_touch(&p.key, p.hash);

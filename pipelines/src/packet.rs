@@ -308,10 +308,7 @@ pub fn parse_quoted(body: &[u8], v6: bool) -> Option<QuotedPacket> {
     };
     let (src_port, dst_port) = match proto {
         ip_proto::TCP | ip_proto::UDP if l4.len() >= 4 => (wire::be16(l4, 0), wire::be16(l4, 2)),
-        ip_proto::ICMP | ip_proto::ICMPV6 if l4.len() >= 8 => {
-            let id = wire::be16(l4, 4);
-            (id, id)
-        }
+        ip_proto::ICMP | ip_proto::ICMPV6 if l4.len() >= 8 => wire::icmp::query_ports(v6, l4[0], wire::be16(l4, 4)),
         _ => (0, 0),
     };
     Some(QuotedPacket { src, dst, proto, src_port, dst_port })

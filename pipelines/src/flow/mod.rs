@@ -54,14 +54,14 @@ impl FlowKey {
         Self::new(m.src, sp, m.dst, dp, m.proto, m.vlan_key())
     }
 
-    /// The "ports" a packet contributes to its key. Echo request and reply share the
-    /// identifier, not the type, so both sides use it.
+    /// The "ports" a packet contributes to its key. ICMP queries use their identifier:
+    /// `(id, 0)` for a request, `(0, id)` for a reply, so a reply lands on its request's
+    /// flow while a request in the other direction is a flow of its own.
     #[inline]
     pub fn ports_of(m: &PacketMeta) -> (u16, u16) {
         match m.proto {
             ip_proto::TCP | ip_proto::UDP => (m.src_port, m.dst_port),
-            ip_proto::ICMP if m.has_l4() && icmp::is_query_v4(m.icmp_type) => (m.icmp_ident, m.icmp_ident),
-            ip_proto::ICMPV6 if m.has_l4() && icmp::is_query_v6(m.icmp_type) => (m.icmp_ident, m.icmp_ident),
+            ip_proto::ICMP | ip_proto::ICMPV6 if m.has_l4() => icmp::query_ports(m.proto == ip_proto::ICMPV6, m.icmp_type, m.icmp_ident),
             _ => (0, 0),
         }
     }

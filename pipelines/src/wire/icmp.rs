@@ -73,11 +73,17 @@ pub fn is_link_plumbing_v6(t: u8) -> bool {
     (v6::MLD_QUERY..=v6::REDIRECT).contains(&t) || t == v6::MLDV2_REPORT
 }
 
-/// Query/response pairs identified by an identifier, tracked as one flow.
-pub fn is_query_v4(t: u8) -> bool {
-    matches!(t, v4::ECHO_REQUEST | v4::ECHO_REPLY | v4::TIMESTAMP | v4::TIMESTAMP_REPLY)
-}
-
-pub fn is_query_v6(t: u8) -> bool {
-    matches!(t, v6::ECHO_REQUEST | v6::ECHO_REPLY)
+/// Flow-key ports for an ICMP message: `(ident, 0)` for a query, `(0, ident)` for its
+/// answer, `(0, 0)` for anything else.
+pub fn query_ports(v6: bool, t: u8, ident: u16) -> (u16, u16) {
+    let (request, reply) = if v6 {
+        (t == v6::ECHO_REQUEST, t == v6::ECHO_REPLY)
+    } else {
+        (t == v4::ECHO_REQUEST || t == v4::TIMESTAMP, t == v4::ECHO_REPLY || t == v4::TIMESTAMP_REPLY)
+    };
+    match (request, reply) {
+        (true, _) => (ident, 0),
+        (_, true) => (0, ident),
+        _ => (0, 0),
+    }
 }
