@@ -48,9 +48,53 @@ fn flow_frame(out: &mut [u8], i: usize, from_lan: bool, flags: u8) -> usize {
     let cport = 10_000 + (i >> 22) as u16;
     let (cmac, rmac) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0xff, 1]));
     let (l2, ip, t) = if from_lan {
-        (L2 { src: cmac, dst: rmac, ..L2::default() }, Ip { src: client, dst: server, v4: true, ttl: 64, ident: 0 }, Transport::Tcp { src_port: cport, dst_port: 443, seq: 1, ack: 1, flags, window: 1000, options: &[] })
+        (
+            L2 {
+                src: cmac,
+                dst: rmac,
+                ..L2::default()
+            },
+            Ip {
+                src: client,
+                dst: server,
+                v4: true,
+                ttl: 64,
+                ident: 0,
+            },
+            Transport::Tcp {
+                src_port: cport,
+                dst_port: 443,
+                seq: 1,
+                ack: 1,
+                flags,
+                window: 1000,
+                options: &[],
+            },
+        )
     } else {
-        (L2 { src: rmac, dst: cmac, ..L2::default() }, Ip { src: server, dst: client, v4: true, ttl: 64, ident: 0 }, Transport::Tcp { src_port: 443, dst_port: cport, seq: 1, ack: 1, flags, window: 1000, options: &[] })
+        (
+            L2 {
+                src: rmac,
+                dst: cmac,
+                ..L2::default()
+            },
+            Ip {
+                src: server,
+                dst: client,
+                v4: true,
+                ttl: 64,
+                ident: 0,
+            },
+            Transport::Tcp {
+                src_port: 443,
+                dst_port: cport,
+                seq: 1,
+                ack: 1,
+                flags,
+                window: 1000,
+                options: &[],
+            },
+        )
     };
     let n = emit::build(out, &l2, &ip, &t, &[]).unwrap_or(0);
     out[n..60.max(n)].fill(0);
@@ -85,7 +129,11 @@ pub fn run(cfg: &BenchConfig) -> BenchResult {
     let mut set = vec![0u8; cfg.packets * STRIDE];
     let mut sides = Vec::with_capacity(cfg.packets);
     for p in 0..cfg.packets {
-        let i = if cfg.random { rng.below(flows as u64) as usize } else { p % flows };
+        let i = if cfg.random {
+            rng.below(flows as u64) as usize
+        } else {
+            p % flows
+        };
         let lan = p % 2 == 0;
         flow_frame(&mut set[p * STRIDE..(p + 1) * STRIDE], i, lan, ACK);
         sides.push(if lan { Side::Lan } else { Side::Wan });
@@ -115,7 +163,8 @@ pub fn run(cfg: &BenchConfig) -> BenchResult {
             cls.tick(t);
         }
     });
-    let forwarded_share = (cls.stats.forwarded_total() - fwd0) as f64 / (cls.stats.packets - pkts0).max(1) as f64;
+    let forwarded_share =
+        (cls.stats.forwarded_total() - fwd0) as f64 / (cls.stats.packets - pkts0).max(1) as f64;
     BenchResult {
         flows: cls.flows().len(),
         packets_in_set: cfg.packets,
@@ -157,11 +206,20 @@ pub fn memory(n: usize) -> std::io::Result<MemoryResult> {
     open_flows(&mut cls, n, 1_795_708_800_000_000_000);
     let after = rss_bytes()?;
     let grown = after.saturating_sub(before);
-    Ok(MemoryResult { flows: cls.flows().len(), resident_bytes: grown, bytes_per_flow: grown as f64 / n.max(1) as f64, flow_entry_bytes: std::mem::size_of::<mimamori_pipelines::flow::Flow>() })
+    Ok(MemoryResult {
+        flows: cls.flows().len(),
+        resident_bytes: grown,
+        bytes_per_flow: grown as f64 / n.max(1) as f64,
+        flow_entry_bytes: std::mem::size_of::<mimamori_pipelines::flow::Flow>(),
+    })
 }
 
 fn rss_bytes() -> std::io::Result<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm")?;
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok(pages * 4096)
 }

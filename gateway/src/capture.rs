@@ -20,15 +20,25 @@ pub enum CaptureError {
     #[error("file ends inside record {record} at byte {offset}")]
     Truncated { record: u64, offset: u64 },
     #[error("record {record} at byte {offset}: {reason}")]
-    BadRecord { record: u64, offset: u64, reason: String },
+    BadRecord {
+        record: u64,
+        offset: u64,
+        reason: String,
+    },
     #[error("read error at byte {offset}: {source}")]
     Io { offset: u64, source: io::Error },
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Format {
-    Pcap { big_endian: bool, nanos: bool, linktype: u32 },
-    PcapNg { big_endian: bool },
+    Pcap {
+        big_endian: bool,
+        nanos: bool,
+        linktype: u32,
+    },
+    PcapNg {
+        big_endian: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -58,18 +68,29 @@ pub struct CaptureReader<R: Read> {
 
 impl CaptureReader<BufReader<File>> {
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let f = File::open(path).map_err(|source| CaptureError::Open { path: path.display().to_string(), source })?;
+        let f = File::open(path).map_err(|source| CaptureError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::new(BufReader::with_capacity(1 << 20, f))
     }
 }
 
 fn u32_at(b: &[u8], big: bool) -> u32 {
     let a = [b[0], b[1], b[2], b[3]];
-    if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+    if big {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    }
 }
 
 fn u16_at(b: &[u8], big: bool) -> u16 {
-    if big { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) }
+    if big {
+        u16::from_be_bytes([b[0], b[1]])
+    } else {
+        u16::from_le_bytes([b[0], b[1]])
+    }
 }
 
 impl<R: Read> CaptureReader<R> {
@@ -77,7 +98,14 @@ impl<R: Read> CaptureReader<R> {
         let mut magic = [0u8; 4];
         read_exact_or(&mut r, &mut magic, 0, 0)?;
         let m = u32::from_le_bytes(magic);
-        let mut this = Self { r, format: Format::PcapNg { big_endian: false }, interfaces: Vec::new(), buf: Vec::with_capacity(65536), offset: 4, records: 0 };
+        let mut this = Self {
+            r,
+            format: Format::PcapNg { big_endian: false },
+            interfaces: Vec::new(),
+            buf: Vec::with_capacity(65536),
+            offset: 4,
+            records: 0,
+        };
         match m {
             0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 => {
                 let big = matches!(m, 0xd4c3_b2a1 | 0x4d3c_b2a1);
@@ -85,7 +113,11 @@ impl<R: Read> CaptureReader<R> {
                 let mut h = [0u8; 20];
                 this.read(&mut h)?;
                 let linktype = u32_at(&h[16..], big) & 0x0fff_ffff;
-                this.format = Format::Pcap { big_endian: big, nanos, linktype };
+                this.format = Format::Pcap {
+                    big_endian: big,
+                    nanos,
+                    linktype,
+                };
             }
             0x0a0d_0d0a => {
                 // Section header: the byte-order magic decides the endianness of the section.
@@ -94,11 +126,21 @@ impl<R: Read> CaptureReader<R> {
                 let big = match u32::from_le_bytes([h[4], h[5], h[6], h[7]]) {
                     0x1a2b_3c4d => false,
                     0x4d3c_2b1a => true,
-                    other => return Err(CaptureError::BadRecord { record: 0, offset: 0, reason: format!("bad pcapng byte-order magic {other:#x}") }),
+                    other => {
+                        return Err(CaptureError::BadRecord {
+                            record: 0,
+                            offset: 0,
+                            reason: format!("bad pcapng byte-order magic {other:#x}"),
+                        });
+                    }
                 };
                 let len = u32_at(&h[..4], big) as usize;
-                if !(28..=MAX_RECORD).contains(&len) || len % 4 != 0 {
-                    return Err(CaptureError::BadRecord { record: 0, offset: 0, reason: format!("bad section header length {len}") });
+                if !(28..=MAX_RECORD).contains(&len) || !len.is_multiple_of(4) {
+                    return Err(CaptureError::BadRecord {
+                        record: 0,
+                        offset: 0,
+                        reason: format!("bad section header length {len}"),
+                    });
                 }
                 this.skip(len - 12)?;
                 this.format = Format::PcapNg { big_endian: big };
@@ -127,10 +169,19 @@ impl<R: Read> CaptureReader<R> {
     }
 
     fn skip(&mut self, n: usize) -> Result<(), CaptureError> {
-        let copied = io::copy(&mut (&mut self.r).take(n as u64), &mut io::sink()).map_err(|source| CaptureError::Io { offset: self.offset, source })?;
+        let copied =
+            io::copy(&mut (&mut self.r).take(n as u64), &mut io::sink()).map_err(|source| {
+                CaptureError::Io {
+                    offset: self.offset,
+                    source,
+                }
+            })?;
         self.offset += copied;
         if copied < n as u64 {
-            return Err(CaptureError::Truncated { record: self.records, offset: self.offset });
+            return Err(CaptureError::Truncated {
+                record: self.records,
+                offset: self.offset,
+            });
         }
         Ok(())
     }
@@ -138,7 +189,11 @@ impl<R: Read> CaptureReader<R> {
     /// The next packet, `Ok(None)` at a clean end of file.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, CaptureError> {
         match self.format {
-            Format::Pcap { big_endian, nanos, linktype } => self.next_pcap(big_endian, nanos, linktype),
+            Format::Pcap {
+                big_endian,
+                nanos,
+                linktype,
+            } => self.next_pcap(big_endian, nanos, linktype),
             Format::PcapNg { big_endian } => self.next_pcapng(big_endian),
         }
     }
@@ -149,36 +204,67 @@ impl<R: Read> CaptureReader<R> {
         while got < out.len() {
             match self.r.read(&mut out[got..]) {
                 Ok(0) if got == 0 => return Ok(false),
-                Ok(0) => return Err(CaptureError::Truncated { record: self.records + 1, offset: self.offset + got as u64 }),
+                Ok(0) => {
+                    return Err(CaptureError::Truncated {
+                        record: self.records + 1,
+                        offset: self.offset + got as u64,
+                    });
+                }
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(CaptureError::Io { offset: self.offset, source }),
+                Err(source) => {
+                    return Err(CaptureError::Io {
+                        offset: self.offset,
+                        source,
+                    });
+                }
             }
         }
         self.offset += got as u64;
         Ok(true)
     }
 
-    fn next_pcap(&mut self, big: bool, nanos: bool, linktype: u32) -> Result<Option<Record<'_>>, CaptureError> {
+    fn next_pcap(
+        &mut self,
+        big: bool,
+        nanos: bool,
+        linktype: u32,
+    ) -> Result<Option<Record<'_>>, CaptureError> {
         let start = self.offset;
         let mut h = [0u8; 16];
         if !self.read_header(&mut h)? {
             return Ok(None);
         }
         let record = self.records + 1;
-        let (sec, frac) = (u64::from(u32_at(&h[0..], big)), u64::from(u32_at(&h[4..], big)));
+        let (sec, frac) = (
+            u64::from(u32_at(&h[0..], big)),
+            u64::from(u32_at(&h[4..], big)),
+        );
         let caplen = u32_at(&h[8..], big) as usize;
         let orig_len = u32_at(&h[12..], big);
         if caplen > MAX_RECORD {
-            return Err(CaptureError::BadRecord { record, offset: start, reason: format!("captured length {caplen} is implausible") });
+            return Err(CaptureError::BadRecord {
+                record,
+                offset: start,
+                reason: format!("captured length {caplen} is implausible"),
+            });
         }
         if frac >= if nanos { 1_000_000_000 } else { 1_000_000 } {
-            return Err(CaptureError::BadRecord { record, offset: start, reason: format!("sub-second timestamp {frac} out of range") });
+            return Err(CaptureError::BadRecord {
+                record,
+                offset: start,
+                reason: format!("sub-second timestamp {frac} out of range"),
+            });
         }
         self.records = record;
         self.read_into_buf(caplen)?;
         let ts_ns = sec * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
-        Ok(Some(Record { ts_ns, data: &self.buf, orig_len, linktype }))
+        Ok(Some(Record {
+            ts_ns,
+            data: &self.buf,
+            orig_len,
+            linktype,
+        }))
     }
 
     fn next_pcapng(&mut self, big: bool) -> Result<Option<Record<'_>>, CaptureError> {
@@ -191,7 +277,11 @@ impl<R: Read> CaptureReader<R> {
             let record = self.records + 1;
             let block_type = u32_at(&h[0..], big);
             let len = u32_at(&h[4..], big) as usize;
-            let bad = |reason: String| CaptureError::BadRecord { record, offset: start, reason };
+            let bad = |reason: String| CaptureError::BadRecord {
+                record,
+                offset: start,
+                reason,
+            };
             if block_type == 0x0a0d_0d0a {
                 // A new section may switch endianness: re-read it from its own magic.
                 let mut bom = [0u8; 4];
@@ -202,7 +292,7 @@ impl<R: Read> CaptureReader<R> {
                     other => return Err(bad(format!("bad pcapng byte-order magic {other:#x}"))),
                 };
                 let len = u32_at(&h[4..], big) as usize;
-                if !(28..=MAX_RECORD).contains(&len) || len % 4 != 0 {
+                if !(28..=MAX_RECORD).contains(&len) || !len.is_multiple_of(4) {
                     return Err(bad(format!("bad section header length {len}")));
                 }
                 self.skip(len - 12)?;
@@ -210,8 +300,10 @@ impl<R: Read> CaptureReader<R> {
                 self.interfaces.clear();
                 return self.next_pcapng(big);
             }
-            if !(12..=MAX_RECORD).contains(&len) || len % 4 != 0 {
-                return Err(bad(format!("block length {len} is not a multiple of 4 from 12 to {MAX_RECORD}")));
+            if !(12..=MAX_RECORD).contains(&len) || !len.is_multiple_of(4) {
+                return Err(bad(format!(
+                    "block length {len} is not a multiple of 4 from 12 to {MAX_RECORD}"
+                )));
             }
             self.read_into_buf(len - 8)?;
             let body = &self.buf[..len - 12];
@@ -225,15 +317,21 @@ impl<R: Read> CaptureReader<R> {
                     if self.interfaces.len() >= 1024 {
                         return Err(bad("more than 1024 interfaces".into()));
                     }
-                    self.interfaces.push(Interface { linktype, units_per_sec });
+                    self.interfaces.push(Interface {
+                        linktype,
+                        units_per_sec,
+                    });
                 }
                 6 => {
                     if body.len() < 20 {
                         return Err(bad("enhanced packet block too short".into()));
                     }
                     let iface = u32_at(body, big) as usize;
-                    let Some(&ifc) = self.interfaces.get(iface) else { return Err(bad(format!("packet on undeclared interface {iface}"))) };
-                    let ts = (u64::from(u32_at(&body[4..], big)) << 32) | u64::from(u32_at(&body[8..], big));
+                    let Some(&ifc) = self.interfaces.get(iface) else {
+                        return Err(bad(format!("packet on undeclared interface {iface}")));
+                    };
+                    let ts = (u64::from(u32_at(&body[4..], big)) << 32)
+                        | u64::from(u32_at(&body[8..], big));
                     let caplen = u32_at(&body[12..], big) as usize;
                     let orig_len = u32_at(&body[16..], big);
                     if 20 + caplen > body.len() {
@@ -241,17 +339,29 @@ impl<R: Read> CaptureReader<R> {
                     }
                     self.records = record;
                     let ts_ns = scale_ts(ts, ifc.units_per_sec);
-                    return Ok(Some(Record { ts_ns, data: &self.buf[20..20 + caplen], orig_len, linktype: ifc.linktype }));
+                    return Ok(Some(Record {
+                        ts_ns,
+                        data: &self.buf[20..20 + caplen],
+                        orig_len,
+                        linktype: ifc.linktype,
+                    }));
                 }
                 3 => {
                     if body.len() < 4 {
                         return Err(bad("simple packet block too short".into()));
                     }
-                    let Some(&ifc) = self.interfaces.first() else { return Err(bad("simple packet before any interface".into())) };
+                    let Some(&ifc) = self.interfaces.first() else {
+                        return Err(bad("simple packet before any interface".into()));
+                    };
                     let orig_len = u32_at(body, big);
                     let caplen = (orig_len as usize).min(body.len() - 4);
                     self.records = record;
-                    return Ok(Some(Record { ts_ns: 0, data: &self.buf[4..4 + caplen], orig_len, linktype: ifc.linktype }));
+                    return Ok(Some(Record {
+                        ts_ns: 0,
+                        data: &self.buf[4..4 + caplen],
+                        orig_len,
+                        linktype: ifc.linktype,
+                    }));
                 }
                 _ => {} // statistics, name resolution, custom blocks: nothing to replay
             }
@@ -274,9 +384,14 @@ fn tsresol(mut opts: &[u8], big: bool) -> Result<u64, String> {
         if code == 9 && len == 1 {
             let v = opts[4];
             return if v & 0x80 == 0 {
-                10u64.checked_pow(u32::from(v)).filter(|&u| u <= 1_000_000_000_000_000_000).ok_or(format!("if_tsresol 10^-{v} unsupported"))
+                10u64
+                    .checked_pow(u32::from(v))
+                    .filter(|&u| u <= 1_000_000_000_000_000_000)
+                    .ok_or(format!("if_tsresol 10^-{v} unsupported"))
             } else {
-                1u64.checked_shl(u32::from(v & 0x7f)).filter(|&u| v & 0x7f < 63 && u > 0).ok_or(format!("if_tsresol 2^-{} unsupported", v & 0x7f))
+                1u64.checked_shl(u32::from(v & 0x7f))
+                    .filter(|&u| v & 0x7f < 63 && u > 0)
+                    .ok_or(format!("if_tsresol 2^-{} unsupported", v & 0x7f))
             };
         }
         opts = &opts[4 + padded..];
@@ -285,12 +400,21 @@ fn tsresol(mut opts: &[u8], big: bool) -> Result<u64, String> {
 }
 
 fn scale_ts(ts: u64, units_per_sec: u64) -> u64 {
-    (u128::from(ts) * 1_000_000_000 / u128::from(units_per_sec.max(1))).min(u128::from(u64::MAX)) as u64
+    (u128::from(ts) * 1_000_000_000 / u128::from(units_per_sec.max(1))).min(u128::from(u64::MAX))
+        as u64
 }
 
-fn read_exact_or<R: Read>(r: &mut R, out: &mut [u8], record: u64, offset: u64) -> Result<(), CaptureError> {
+fn read_exact_or<R: Read>(
+    r: &mut R,
+    out: &mut [u8],
+    record: u64,
+    offset: u64,
+) -> Result<(), CaptureError> {
     r.read_exact(out).map_err(|source| match source.kind() {
-        io::ErrorKind::UnexpectedEof => CaptureError::Truncated { record: record.max(1), offset },
+        io::ErrorKind::UnexpectedEof => CaptureError::Truncated {
+            record: record.max(1),
+            offset,
+        },
         _ => CaptureError::Io { offset, source },
     })
 }
@@ -352,7 +476,10 @@ mod tests {
         let bytes = pcap_of(&[b"abc", b"defgh"]);
         let mut r = CaptureReader::new(&bytes[..]).unwrap();
         let a = r.next_record().unwrap().unwrap();
-        assert_eq!((a.data, a.ts_ns, a.linktype), (&b"abc"[..], 1_000_000_007, 1));
+        assert_eq!(
+            (a.data, a.ts_ns, a.linktype),
+            (&b"abc"[..], 1_000_000_007, 1)
+        );
         assert_eq!(r.next_record().unwrap().unwrap().data, b"defgh");
         assert!(r.next_record().unwrap().is_none());
     }
@@ -371,13 +498,22 @@ mod tests {
         let cut = &bytes[..24 + 16 + 3 + 5];
         let mut r = CaptureReader::new(cut).unwrap();
         assert!(r.next_record().unwrap().is_some());
-        assert!(matches!(r.next_record(), Err(CaptureError::Truncated { record: 2, .. })));
+        assert!(matches!(
+            r.next_record(),
+            Err(CaptureError::Truncated { record: 2, .. })
+        ));
     }
 
     #[test]
     fn not_a_capture_is_refused() {
-        assert!(matches!(CaptureReader::new(&b"GIF89a.........................."[..]), Err(CaptureError::NotACapture(_))));
-        assert!(matches!(CaptureReader::new(&b"\xd4\xc3"[..]), Err(CaptureError::Truncated { .. })));
+        assert!(matches!(
+            CaptureReader::new(&b"GIF89a.........................."[..]),
+            Err(CaptureError::NotACapture(_))
+        ));
+        assert!(matches!(
+            CaptureReader::new(&b"\xd4\xc3"[..]),
+            Err(CaptureError::Truncated { .. })
+        ));
     }
 
     fn block(t: u32, body: &[u8]) -> Vec<u8> {
@@ -392,9 +528,17 @@ mod tests {
 
     #[test]
     fn pcapng_with_nanosecond_interface() {
-        let mut f = block(0x0a0d_0d0a, &[0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let mut f = block(
+            0x0a0d_0d0a,
+            &[
+                0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+        );
         // IDB: Ethernet, snaplen, if_tsresol = 9 (ns), end of options.
-        f.extend(block(1, &[1, 0, 0, 0, 0, 0, 4, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]));
+        f.extend(block(
+            1,
+            &[1, 0, 0, 0, 0, 0, 4, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0],
+        ));
         let ts: u64 = 1_795_708_800_123_456_789;
         let mut epb = 0u32.to_le_bytes().to_vec();
         epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
@@ -412,9 +556,17 @@ mod tests {
 
     #[test]
     fn pcapng_packet_on_unknown_interface_is_damage() {
-        let mut f = block(0x0a0d_0d0a, &[0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let mut f = block(
+            0x0a0d_0d0a,
+            &[
+                0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+        );
         f.extend(block(6, &[0; 20]));
         let mut r = CaptureReader::new(&f[..]).unwrap();
-        assert!(matches!(r.next_record(), Err(CaptureError::BadRecord { record: 1, .. })));
+        assert!(matches!(
+            r.next_record(),
+            Err(CaptureError::BadRecord { record: 1, .. })
+        ));
     }
 }

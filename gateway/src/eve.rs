@@ -15,14 +15,21 @@ pub struct EveWriter {
 
 impl EveWriter {
     pub fn create(path: &Path, policy: Arc<Policy>) -> std::io::Result<Self> {
-        Ok(Self { w: BufWriter::new(File::create(path)?), policy, written: 0 })
+        Ok(Self {
+            w: BufWriter::new(File::create(path)?),
+            policy,
+            written: 0,
+        })
     }
 
     /// Drains the queue into the file.
     pub fn write_all(&mut self, q: &mut EventQueue) -> std::io::Result<()> {
         let rules = &self.policy.firewall.rules;
         for rec in q.drain() {
-            let eve = rec.to_eve(|side| side.name().to_string(), |i| rules.get(i as usize).map(|r| r.name.clone()));
+            let eve = rec.to_eve(
+                |side| side.name().to_string(),
+                |i| rules.get(i as usize).map(|r| r.name.clone()),
+            );
             serde_json::to_writer(&mut self.w, &eve)?;
             self.w.write_all(b"\n")?;
             self.written += 1;

@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "mimamori-gw", version, about = "mimamori gateway: stateful firewall data plane")]
+#[command(
+    name = "mimamori-gw",
+    version,
+    about = "mimamori gateway: stateful firewall data plane"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -99,55 +103,138 @@ fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Arc<Policy>> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Cmd::Replay { input, policy, output, eve, summary_json } => {
+        Cmd::Replay {
+            input,
+            policy,
+            output,
+            eve,
+            summary_json,
+        } => {
             let policy = load_policy(policy.as_ref())?;
-            let summary = Replay { input: &input, output: output.as_deref(), eve: eve.as_deref(), policy }.run()?;
+            let summary = Replay {
+                input: &input,
+                output: output.as_deref(),
+                eve: eve.as_deref(),
+                policy,
+            }
+            .run()?;
             print!("{}", summary.text());
             if let Some(p) = summary_json {
-                std::fs::write(&p, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("{}: cannot write", p.display()))?;
+                std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)
+                    .with_context(|| format!("{}: cannot write", p.display()))?;
             }
             if summary.damage.is_some() {
                 std::process::exit(2);
             }
         }
-        Cmd::Synth { output, seed, sessions, max_packets, ipv6_percent, probe_percent, vlan, spread } => {
+        Cmd::Synth {
+            output,
+            seed,
+            sessions,
+            max_packets,
+            ipv6_percent,
+            probe_percent,
+            vlan,
+            spread,
+        } => {
             if ipv6_percent > 100 || probe_percent > 100 {
                 anyhow::bail!("--ipv6-percent and --probe-percent must be 0-100");
             }
             if vlan > 4094 {
                 anyhow::bail!("--vlan must be 0-4094");
             }
-            let cfg = synth::Config { seed, sessions, max_packets, ipv6_percent, probe_percent, vlan, spread_ns: (spread.max(0.0) * 1e9) as u64, ..synth::Config::default() };
+            let cfg = synth::Config {
+                seed,
+                sessions,
+                max_packets,
+                ipv6_percent,
+                probe_percent,
+                vlan,
+                spread_ns: (spread.max(0.0) * 1e9) as u64,
+                ..synth::Config::default()
+            };
             let pkts = synth::generate(&cfg);
-            let mut w = PcapWriter::create(&output).with_context(|| format!("{}: cannot create", output.display()))?;
+            let mut w = PcapWriter::create(&output)
+                .with_context(|| format!("{}: cannot create", output.display()))?;
             let mut bytes = 0;
             for p in &pkts {
                 w.write(p.ts_ns, &p.frame)?;
                 bytes += p.frame.len();
             }
             w.finish()?;
-            println!("wrote {} packets ({bytes} bytes) in {sessions} conversations to {}", pkts.len(), output.display());
+            println!(
+                "wrote {} packets ({bytes} bytes) in {sessions} conversations to {}",
+                pkts.len(),
+                output.display()
+            );
         }
-        Cmd::Bench { flows, packets, seconds, sequential, memory_flows, json } => {
-            let r = bench::run(&BenchConfig { flows, packets: packets.max(BURST_MIN), seconds, random: !sequential, seed: 7 });
+        Cmd::Bench {
+            flows,
+            packets,
+            seconds,
+            sequential,
+            memory_flows,
+            json,
+        } => {
+            let r = bench::run(&BenchConfig {
+                flows,
+                packets: packets.max(BURST_MIN),
+                seconds,
+                random: !sequential,
+                seed: 7,
+            });
             let mem = memory_flows.map(bench::memory).transpose()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "throughput": r, "memory": mem }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "throughput": r, "memory": mem })
+                    )?
+                );
             } else {
-                println!("firewall path, {} live flows, {}-byte frames, {} order, one core", r.flows, r.frame_bytes, r.order);
-                println!("  baseline (parse only)   {:8.2} Mpps", r.baseline_parse_mpps);
-                println!("  parse+flow+verdict      {:8.2} Mpps  ({:.1} ns/packet, {:.2}x of baseline)", r.firewall_path_mpps, r.ns_per_packet, r.ratio_to_parse);
-                println!("  forwarded               {:8.1} %", r.forwarded_share * 100.0);
+                println!(
+                    "firewall path, {} live flows, {}-byte frames, {} order, one core",
+                    r.flows, r.frame_bytes, r.order
+                );
+                println!(
+                    "  baseline (parse only)   {:8.2} Mpps",
+                    r.baseline_parse_mpps
+                );
+                println!(
+                    "  parse+flow+verdict      {:8.2} Mpps  ({:.1} ns/packet, {:.2}x of baseline)",
+                    r.firewall_path_mpps, r.ns_per_packet, r.ratio_to_parse
+                );
+                println!(
+                    "  forwarded               {:8.1} %",
+                    r.forwarded_share * 100.0
+                );
                 if let Some(m) = mem {
-                    println!("flow table memory: {} flows, {:.1} MB resident, {:.0} bytes/flow (entry {} bytes)", m.flows, m.resident_bytes as f64 / 1e6, m.bytes_per_flow, m.flow_entry_bytes);
+                    println!(
+                        "flow table memory: {} flows, {:.1} MB resident, {:.0} bytes/flow (entry {} bytes)",
+                        m.flows,
+                        m.resident_bytes as f64 / 1e6,
+                        m.bytes_per_flow,
+                        m.flow_entry_bytes
+                    );
                 }
             }
         }
         Cmd::CheckPolicy { policy } => {
             let p = Policy::load(&policy)?;
-            println!("{}: ok, {} rules (including built-ins), flow capacity {}", policy.display(), p.firewall.rules.len(), p.flows.capacity);
+            println!(
+                "{}: ok, {} rules (including built-ins), flow capacity {}",
+                policy.display(),
+                p.firewall.rules.len(),
+                p.flows.capacity
+            );
             for (i, r) in p.firewall.rules.iter().enumerate() {
-                println!("  {:>3} {:<7} from {:<4} {}", i + 1, format!("{:?}", r.action).to_lowercase(), format!("{:?}", r.from).to_lowercase(), r.name);
+                println!(
+                    "  {:>3} {:<7} from {:<4} {}",
+                    i + 1,
+                    format!("{:?}", r.action).to_lowercase(),
+                    format!("{:?}", r.from).to_lowercase(),
+                    r.name
+                );
             }
         }
     }

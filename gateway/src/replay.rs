@@ -5,14 +5,72 @@ use crate::capture::{CaptureError, CaptureReader, LINKTYPE_ETHERNET, PcapWriter}
 use crate::eve::EveWriter;
 use anyhow::Context;
 use mimamori_pipelines::classify::Report;
-use mimamori_pipelines::{Classifier, Policy};
+use mimamori_pipelines::policy::SideMap;
+use mimamori_pipelines::{Classifier, ForwardReason, Policy, Verdict};
+use std::fs::File;
+use std::io::BufWriter;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Events are exported and expiry runs once per this many packets, as per burst live.
-const BURST: u64 = 32;
+/// Frames per burst, as on the live path.
+const BURST: usize = 32;
+
+/// Up to [`BURST`] frames copied out of the reader, with their timestamps.
+struct Burst {
+    frames: Vec<Vec<u8>>,
+    ts: Vec<u64>,
+    n: usize,
+    verdicts: Vec<Verdict>,
+}
+
+impl Burst {
+    fn new() -> Self {
+        Self { frames: vec![Vec::with_capacity(2048); BURST], ts: vec![0; BURST], n: 0, verdicts: vec![Verdict::Forward(ForwardReason::NonIp); BURST] }
+    }
+
+    /// Adds a frame; true when the burst is full.
+    fn push(&mut self, ts: u64, data: &[u8]) -> bool {
+        self.frames[self.n].clear();
+        self.frames[self.n].extend_from_slice(data);
+        self.ts[self.n] = ts;
+        self.n += 1;
+        self.n == BURST
+    }
+
+    /// Classifies the burst (stamped with its first frame's time), writes what passed and
+    /// the gateway's answers, exports events and runs expiry. Returns packets written.
+    fn run(&mut self, cls: &mut Classifier, sides: &SideMap, out: Option<&mut PcapWriter<BufWriter<File>>>, eve: Option<&mut EveWriter>) -> anyhow::Result<u64> {
+        if self.n == 0 {
+            return Ok(0);
+        }
+        let now = self.ts[0];
+        let frames: Vec<&[u8]> = self.frames[..self.n].iter().map(|f| f.as_slice()).collect();
+        cls.process_burst(&frames, now, |_, m| sides.side_of(m), &mut self.verdicts[..self.n]);
+        let mut written = 0;
+        if let Some(w) = out {
+            for i in 0..self.n {
+                if self.verdicts[i].is_forward() {
+                    w.write(self.ts[i], &self.frames[i])?;
+                    written += 1;
+                }
+            }
+            for (frame, _side) in cls.injects.iter() {
+                w.write(self.ts[self.n - 1], frame)?;
+                written += 1;
+            }
+        }
+        cls.injects.clear();
+        cls.tick(self.ts[self.n - 1]);
+        match eve {
+            Some(e) => e.write_all(&mut cls.events)?,
+            None => cls.events.drain().for_each(drop),
+        }
+        self.n = 0;
+        Ok(written)
+    }
+}
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -41,15 +99,21 @@ impl Replay<'_> {
     pub fn run(&self) -> anyhow::Result<Summary> {
         let mut reader = CaptureReader::open(self.input).map_err(anyhow::Error::new)?;
         let mut out = match self.output {
-            Some(p) => Some(PcapWriter::create(p).with_context(|| format!("{}: cannot create", p.display()))?),
+            Some(p) => Some(
+                PcapWriter::create(p).with_context(|| format!("{}: cannot create", p.display()))?,
+            ),
             None => None,
         };
         let mut eve = match self.eve {
-            Some(p) => Some(EveWriter::create(p, self.policy.clone()).with_context(|| format!("{}: cannot create", p.display()))?),
+            Some(p) => Some(
+                EveWriter::create(p, self.policy.clone())
+                    .with_context(|| format!("{}: cannot create", p.display()))?,
+            ),
             None => None,
         };
         let sides = self.policy.sides.clone();
         let mut cls = Classifier::new(self.policy.clone());
+        let mut burst = Burst::new();
         let (mut skipped, mut written, mut last_ts, mut damage) = (0u64, 0u64, 0u64, None);
         let started = Instant::now();
         loop {
@@ -67,27 +131,11 @@ impl Replay<'_> {
                 continue;
             }
             last_ts = last_ts.max(rec.ts_ns);
-            let verdict = cls.process_with(rec.data, rec.ts_ns, |m| sides.side_of(m));
-            if let Some(w) = out.as_mut() {
-                if verdict.is_forward() {
-                    w.write(rec.ts_ns, rec.data)?;
-                    written += 1;
-                }
-                for (frame, _side) in cls.injects.iter() {
-                    w.write(rec.ts_ns, frame)?;
-                    written += 1;
-                }
-            }
-            cls.injects.clear();
-            if reader.records() % BURST == 0 {
-                cls.tick(last_ts);
-                if let Some(e) = eve.as_mut() {
-                    e.write_all(&mut cls.events)?;
-                } else {
-                    cls.events.drain().for_each(drop);
-                }
+            if burst.push(rec.ts_ns, rec.data) {
+                written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut())?;
             }
         }
+        written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut())?;
         cls.finish(last_ts);
         if let Some(e) = eve.as_mut() {
             e.write_all(&mut cls.events)?;
@@ -122,32 +170,82 @@ impl Summary {
         use std::fmt::Write;
         let r = &self.classifier;
         let mut s = String::new();
-        let _ = writeln!(s, "input            {} ({} records)", self.input, self.records);
+        let _ = writeln!(
+            s,
+            "input            {} ({} records)",
+            self.input, self.records
+        );
         if let Some(d) = &self.damage {
             let _ = writeln!(s, "DAMAGED          {d}; processed everything before it");
         }
         if self.skipped_link_type > 0 {
-            let _ = writeln!(s, "skipped          {} records with a non-Ethernet link type", self.skipped_link_type);
+            let _ = writeln!(
+                s,
+                "skipped          {} records with a non-Ethernet link type",
+                self.skipped_link_type
+            );
         }
         let _ = writeln!(s, "packets          {} ({} bytes)", r.packets, r.bytes);
-        let _ = writeln!(s, "flows            {} created, {} evicted, {} refused (table full)", r.flows.created, r.flows.evicted, r.flows.refused);
+        let _ = writeln!(
+            s,
+            "flows            {} created, {} evicted, {} refused (table full)",
+            r.flows.created, r.flows.evicted, r.flows.refused
+        );
         let _ = writeln!(s, "forwarded        {}", counts(&r.forwarded));
         let _ = writeln!(s, "dropped          {}", counts(&r.dropped));
         if r.parse_errors.total() > 0 {
             let pe: Vec<_> = r.parse_errors.nonzero().collect();
-            let _ = writeln!(s, "parse errors     {}", pe.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+            let _ = writeln!(
+                s,
+                "parse errors     {}",
+                pe.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
         }
         if r.tcp_invalid > 0 {
-            let _ = writeln!(s, "tcp invalid      {} (out-of-state packets)", r.tcp_invalid);
+            let _ = writeln!(
+                s,
+                "tcp invalid      {} (out-of-state packets)",
+                r.tcp_invalid
+            );
         }
         if r.fragments.fragments > 0 {
             let f = &r.fragments;
-            let _ = writeln!(s, "fragments        {} seen, {} datagrams complete, {} overlaps, {} without head", f.fragments, f.datagrams_completed, f.overlaps, f.no_head);
+            let _ = writeln!(
+                s,
+                "fragments        {} seen, {} datagrams complete, {} overlaps, {} without head",
+                f.fragments, f.datagrams_completed, f.overlaps, f.no_head
+            );
         }
-        let _ = writeln!(s, "injected         {} answers (RST / ICMP unreachable), {} not sent (queue full)", r.injected, r.inject_dropped);
-        let _ = writeln!(s, "rule hits        {}", r.rule_hits.iter().filter(|(_, n)| *n > 0).map(|(k, v)| format!("[{k}]={v}")).collect::<Vec<_>>().join(" "));
-        let _ = writeln!(s, "output           {} packets written, {} events written, {} events dropped", self.written, self.events_written, r.events_dropped);
-        let _ = writeln!(s, "throughput       {:.3} Mpps, {:.2} Gbit/s over {:.3} s (including file I/O)", self.packets_per_sec / 1e6, self.gbits_per_sec, self.elapsed_secs);
+        let _ = writeln!(
+            s,
+            "injected         {} answers (RST / ICMP unreachable), {} not sent (queue full)",
+            r.injected, r.inject_dropped
+        );
+        let _ = writeln!(
+            s,
+            "rule hits        {}",
+            r.rule_hits
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, v)| format!("[{k}]={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let _ = writeln!(
+            s,
+            "output           {} packets written, {} events written, {} events dropped",
+            self.written, self.events_written, r.events_dropped
+        );
+        let _ = writeln!(
+            s,
+            "throughput       {:.3} Mpps, {:.2} Gbit/s over {:.3} s (including file I/O)",
+            self.packets_per_sec / 1e6,
+            self.gbits_per_sec,
+            self.elapsed_secs
+        );
         s
     }
 }

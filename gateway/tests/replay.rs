@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn gw(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mimamori-gw")).args(args).output().expect("run mimamori-gw")
+    Command::new(env!("CARGO_BIN_EXE_mimamori-gw"))
+        .args(args)
+        .output()
+        .expect("run mimamori-gw")
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -27,11 +30,35 @@ fn count_records(p: &Path) -> u64 {
 #[test]
 fn synth_then_replay_accounts_for_every_packet() {
     let input = tmp("office.pcap");
-    let out = gw(&["synth", input.to_str().unwrap(), "--sessions", "400", "--seed", "5"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gw(&[
+        "synth",
+        input.to_str().unwrap(),
+        "--sessions",
+        "400",
+        "--seed",
+        "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (output, eve, summary) = (tmp("fwd.pcap"), tmp("eve.json"), tmp("summary.json"));
-    let out = gw(&["replay", input.to_str().unwrap(), "-o", output.to_str().unwrap(), "--eve", eve.to_str().unwrap(), "--summary-json", summary.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gw(&[
+        "replay",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--eve",
+        eve.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Mpps"), "{text}");
 
@@ -39,24 +66,70 @@ fn synth_then_replay_accounts_for_every_packet() {
     let c = &s["classifier"];
     let input_n = count_records(&input);
     assert_eq!(c["packets"].as_u64().unwrap(), input_n);
-    let fwd: u64 = c["forwarded"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
-    let drp: u64 = c["dropped"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let fwd: u64 = c["forwarded"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let drp: u64 = c["dropped"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(fwd + drp, input_n, "every packet has a verdict");
-    assert!(c["dropped"]["firewall_deny"].as_u64().unwrap() > 0, "inbound probes are denied");
+    assert!(
+        c["dropped"]["firewall_deny"].as_u64().unwrap() > 0,
+        "inbound probes are denied"
+    );
     let injected = c["injected"].as_u64().unwrap();
-    assert_eq!(count_records(&output), fwd + injected, "output = forwarded + the gateway's answers");
+    assert_eq!(
+        count_records(&output),
+        fwd + injected,
+        "output = forwarded + the gateway's answers"
+    );
 
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&eve).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&eve)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len() as u64, s["events_written"].as_u64().unwrap());
     let flows = lines.iter().filter(|e| e["event_type"] == "flow").count() as u64;
-    assert_eq!(flows, c["flows"]["created"].as_u64().unwrap(), "one flow record per flow");
+    assert_eq!(
+        flows,
+        c["flows"]["created"].as_u64().unwrap(),
+        "one flow record per flow"
+    );
     for e in &lines {
-        for field in ["timestamp", "flow_id", "in_iface", "src_ip", "src_port", "dest_ip", "dest_port", "proto", "event_type"] {
+        for field in [
+            "timestamp",
+            "flow_id",
+            "in_iface",
+            "src_ip",
+            "src_port",
+            "dest_ip",
+            "dest_port",
+            "proto",
+            "event_type",
+        ] {
             assert!(!e[field].is_null(), "{field} missing in {e}");
         }
     }
-    let alert = lines.iter().find(|e| e["event_type"] == "alert").expect("a firewall alert");
-    for field in ["action", "gid", "signature_id", "rev", "signature", "category", "severity"] {
+    let alert = lines
+        .iter()
+        .find(|e| e["event_type"] == "alert")
+        .expect("a firewall alert");
+    for field in [
+        "action",
+        "gid",
+        "signature_id",
+        "rev",
+        "signature",
+        "category",
+        "severity",
+    ] {
         assert!(!alert["alert"][field].is_null(), "alert.{field} missing");
     }
 }
@@ -64,29 +137,58 @@ fn synth_then_replay_accounts_for_every_packet() {
 #[test]
 fn replay_is_deterministic() {
     let input = tmp("det.pcap");
-    assert!(gw(&["synth", input.to_str().unwrap(), "--sessions", "100"]).status.success());
+    assert!(
+        gw(&["synth", input.to_str().unwrap(), "--sessions", "100"])
+            .status
+            .success()
+    );
     let (a, b) = (tmp("a.pcap"), tmp("b.pcap"));
-    assert!(gw(&["replay", input.to_str().unwrap(), "-o", a.to_str().unwrap()]).status.success());
-    assert!(gw(&["replay", input.to_str().unwrap(), "-o", b.to_str().unwrap()]).status.success());
+    assert!(
+        gw(&["replay", input.to_str().unwrap(), "-o", a.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        gw(&["replay", input.to_str().unwrap(), "-o", b.to_str().unwrap()])
+            .status
+            .success()
+    );
     assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
 }
 
 #[test]
 fn truncated_capture_is_processed_up_to_the_damage() {
     let input = tmp("whole.pcap");
-    assert!(gw(&["synth", input.to_str().unwrap(), "--sessions", "50"]).status.success());
+    assert!(
+        gw(&["synth", input.to_str().unwrap(), "--sessions", "50"])
+            .status
+            .success()
+    );
     let whole = std::fs::read(&input).unwrap();
     let cut = tmp("cut.pcap");
     std::fs::write(&cut, &whole[..whole.len() - 30]).unwrap();
     let summary = tmp("cut.json");
-    let out = gw(&["replay", cut.to_str().unwrap(), "--summary-json", summary.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "damage is a distinct exit status");
+    let out = gw(&[
+        "replay",
+        cut.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "damage is a distinct exit status"
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("DAMAGED"), "{text}");
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     let damage = s["damage"].as_str().unwrap();
     assert!(damage.contains("file ends inside record"), "{damage}");
-    assert_eq!(s["classifier"]["packets"].as_u64().unwrap(), count_records(&input) - 1, "all but the cut record");
+    assert_eq!(
+        s["classifier"]["packets"].as_u64().unwrap(),
+        count_records(&input) - 1,
+        "all but the cut record"
+    );
 }
 
 #[test]
@@ -105,11 +207,23 @@ fn policy_errors_name_file_line_and_field() {
     let policy = tmp("bad.toml");
     std::fs::write(&policy, "[firewall]\ndefault_wan_to_lan = \"deny\"\n\n[[firewall.rule]]\nname = \"x\"\naction = \"allow\"\nsrc = [\"198.18.0.0/99\"]\n").unwrap();
     let input = tmp("p.pcap");
-    assert!(gw(&["synth", input.to_str().unwrap(), "--sessions", "5"]).status.success());
-    let out = gw(&["replay", input.to_str().unwrap(), "--policy", policy.to_str().unwrap()]);
+    assert!(
+        gw(&["synth", input.to_str().unwrap(), "--sessions", "5"])
+            .status
+            .success()
+    );
+    let out = gw(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:7: firewall.rule[0].src[0]:", policy.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:7: firewall.rule[0].src[0]:", policy.display())),
+        "{err}"
+    );
     let out = gw(&["check-policy", policy.to_str().unwrap()]);
     assert!(!out.status.success());
 }
@@ -118,7 +232,11 @@ fn policy_errors_name_file_line_and_field() {
 fn pcapng_input_is_replayed() {
     // Convert a synthesized capture to pcapng by hand and check the same verdicts result.
     let input = tmp("ng-src.pcap");
-    assert!(gw(&["synth", input.to_str().unwrap(), "--sessions", "30"]).status.success());
+    assert!(
+        gw(&["synth", input.to_str().unwrap(), "--sessions", "30"])
+            .status
+            .success()
+    );
     let mut ng = Vec::new();
     let block = |t: u32, body: &[u8], out: &mut Vec<u8>| {
         let len = 12 + body.len().div_ceil(4) * 4;
@@ -128,8 +246,18 @@ fn pcapng_input_is_replayed() {
         out.resize(out.len() + (len - 12 - body.len()), 0);
         out.extend_from_slice(&(len as u32).to_le_bytes());
     };
-    block(0x0a0d_0d0a, &[0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &mut ng);
-    block(1, &[1, 0, 0, 0, 0, 0, 4, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0], &mut ng);
+    block(
+        0x0a0d_0d0a,
+        &[
+            0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+        &mut ng,
+    );
+    block(
+        1,
+        &[1, 0, 0, 0, 0, 0, 4, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0],
+        &mut ng,
+    );
     let mut r = CaptureReader::open(&input).unwrap();
     while let Some(rec) = r.next_record().unwrap() {
         let mut epb = 0u32.to_le_bytes().to_vec();
@@ -143,10 +271,22 @@ fn pcapng_input_is_replayed() {
     let ngp = tmp("x.pcapng");
     std::fs::write(&ngp, ng).unwrap();
     let (a, b) = (tmp("ng-a.pcap"), tmp("ng-b.pcap"));
-    assert!(gw(&["replay", input.to_str().unwrap(), "-o", a.to_str().unwrap()]).status.success());
+    assert!(
+        gw(&["replay", input.to_str().unwrap(), "-o", a.to_str().unwrap()])
+            .status
+            .success()
+    );
     let out = gw(&["replay", ngp.to_str().unwrap(), "-o", b.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), "same packets, same timestamps");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(a).unwrap(),
+        std::fs::read(b).unwrap(),
+        "same packets, same timestamps"
+    );
 }
 
 proptest! {

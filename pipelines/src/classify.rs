@@ -4,7 +4,9 @@
 
 use crate::error::ParseErrorCounts;
 use crate::event::{EventKind, EventQueue, EventRecord};
-use crate::flow::{EndReason, Flow, FlowKey, FlowTable, FlowTableStats, FlowVerdict, NO_RULE, Side, tcp};
+use crate::flow::{
+    EndReason, Flow, FlowKey, FlowTable, FlowTableStats, FlowVerdict, NO_RULE, Side, tcp,
+};
 use crate::fragment::{FragmentStats, FragmentTracker, FragmentVerdict};
 use crate::packet::{self, PacketMeta, V4_MAPPED};
 use crate::policy::{FlowEvents, Policy, SideMap};
@@ -178,7 +180,12 @@ impl Classifier {
     /// Classifies one frame whose side is found from its parsed headers (replay of a
     /// capture taken on one wire).
     #[inline]
-    pub fn process_with(&mut self, frame: &[u8], now_ns: u64, side_of: impl FnOnce(&PacketMeta) -> Side) -> Verdict {
+    pub fn process_with(
+        &mut self,
+        frame: &[u8],
+        now_ns: u64,
+        side_of: impl FnOnce(&PacketMeta) -> Side,
+    ) -> Verdict {
         self.stats.packets += 1;
         self.stats.bytes += frame.len() as u64;
         let v = match packet::parse(frame) {
@@ -198,23 +205,46 @@ impl Classifier {
     /// Classifies a burst of frames, writing one verdict per frame. First every frame is
     /// parsed and its flow looked up, so the lookups' cache misses overlap; then each is
     /// decided in order. `side_of` gives the arrival side of frame `i`.
-    pub fn process_burst(&mut self, frames: &[&[u8]], now_ns: u64, side_of: impl Fn(usize, &PacketMeta) -> Side, verdicts: &mut [Verdict]) {
+    pub fn process_burst(
+        &mut self,
+        frames: &[&[u8]],
+        now_ns: u64,
+        side_of: impl Fn(usize, &PacketMeta) -> Side,
+        verdicts: &mut [Verdict],
+    ) {
         let n = frames.len().min(verdicts.len());
         let mut base = 0;
         while base < n {
             let end = (base + BURST_MAX).min(n);
-            self.burst_chunk(&frames[base..end], now_ns, |i, m| side_of(base + i, m), &mut verdicts[base..end]);
+            self.burst_chunk(
+                &frames[base..end],
+                now_ns,
+                |i, m| side_of(base + i, m),
+                &mut verdicts[base..end],
+            );
             base = end;
         }
     }
 
-    fn burst_chunk(&mut self, frames: &[&[u8]], now_ns: u64, side_of: impl Fn(usize, &PacketMeta) -> Side, verdicts: &mut [Verdict]) {
+    fn burst_chunk(
+        &mut self,
+        frames: &[&[u8]],
+        now_ns: u64,
+        side_of: impl Fn(usize, &PacketMeta) -> Side,
+        verdicts: &mut [Verdict],
+    ) {
         let mut pre = std::mem::take(&mut self.scratch);
         let n = frames.len().min(pre.len());
         for (p, frame) in pre.iter_mut().zip(frames) {
             p.class = match packet::parse_into(frame, &mut p.m) {
                 Err(e) => Class::Malformed(e),
-                Ok(()) if !p.m.is_ip() || p.m.fragment.is_some() || matches!(p.m.proto, ip_proto::ICMP | ip_proto::ICMPV6) => Class::Slow,
+                Ok(())
+                    if !p.m.is_ip()
+                        || p.m.fragment.is_some()
+                        || matches!(p.m.proto, ip_proto::ICMP | ip_proto::ICMPV6) =>
+                {
+                    Class::Slow
+                }
                 Ok(()) => {
                     (p.key, p.src_is_lo) = FlowKey::from_meta(&p.m);
                     p.hash = self.flows.hash(&p.key);
@@ -243,7 +273,16 @@ impl Classifier {
                         Some(idx) if self.flows.holds(idx, &p.key) => Some(idx),
                         _ => self.flows.find(&p.key, p.hash),
                     };
-                    self.on_flow(frame, &p.m, side_of(i, &p.m), now_ns, p.key, p.hash, p.src_is_lo, found)
+                    self.on_flow(
+                        frame,
+                        &p.m,
+                        side_of(i, &p.m),
+                        now_ns,
+                        p.key,
+                        p.hash,
+                        p.src_is_lo,
+                        found,
+                    )
                 }
             };
             self.count(v);
@@ -290,7 +329,17 @@ impl Classifier {
     /// The flow part of classification, once the key is known and looked up.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn on_flow(&mut self, frame: &[u8], m: &PacketMeta, side: Side, now_ns: u64, key: FlowKey, hash: u64, src_is_lo: bool, found: Option<u32>) -> Verdict {
+    fn on_flow(
+        &mut self,
+        frame: &[u8],
+        m: &PacketMeta,
+        side: Side,
+        now_ns: u64,
+        key: FlowKey,
+        hash: u64,
+        src_is_lo: bool,
+        found: Option<u32>,
+    ) -> Verdict {
         let Some(idx) = found else {
             return self.open(frame, m, key, hash, src_is_lo, side, now_ns);
         };
@@ -338,7 +387,8 @@ impl Classifier {
         if !is_error {
             return None;
         }
-        let body = frame.get(usize::from(m.payload_offset)..usize::from(m.l3_offset) + usize::from(m.ip_len))?;
+        let body = frame
+            .get(usize::from(m.payload_offset)..usize::from(m.l3_offset) + usize::from(m.ip_len))?;
         let q = packet::parse_quoted(body, !m.is_v4())?;
         // The error goes back to whoever sent the quoted packet.
         if q.src != m.dst {
@@ -353,7 +403,16 @@ impl Classifier {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn open(&mut self, frame: &[u8], m: &PacketMeta, key: FlowKey, hash: u64, src_is_lo: bool, side: Side, now_ns: u64) -> Verdict {
+    fn open(
+        &mut self,
+        frame: &[u8],
+        m: &PacketMeta,
+        key: FlowKey,
+        hash: u64,
+        src_is_lo: bool,
+        side: Side,
+        now_ns: u64,
+    ) -> Verdict {
         let mut state = tcp::TcpState::None;
         if m.proto == ip_proto::TCP {
             if m.has_l4() {
@@ -367,7 +426,11 @@ impl Classifier {
         }
         // Fragments after the first carry the first one's ports in `key`.
         let mut mm = *m;
-        (mm.src_port, mm.dst_port) = if src_is_lo { (key.lo_port, key.hi_port) } else { (key.hi_port, key.lo_port) };
+        (mm.src_port, mm.dst_port) = if src_is_lo {
+            (key.lo_port, key.hi_port)
+        } else {
+            (key.hi_port, key.lo_port)
+        };
         let d = self.policy.firewall.decide(side, &mm);
         let hit = match (d.rule, side) {
             (NO_RULE, Side::Lan) => self.policy.firewall.rules.len(),
@@ -378,7 +441,9 @@ impl Classifier {
 
         let flow_events = self.policy.events.flow;
         let Self { flows, events, .. } = self;
-        let Some(idx) = flows.insert(key, hash, now_ns, |f, r| push_flow_end(events, flow_events, f, r, now_ns)) else {
+        let Some(idx) = flows.insert(key, hash, now_ns, |f, r| {
+            push_flow_end(events, flow_events, f, r, now_ns)
+        }) else {
             return Verdict::Drop(DropReason::FlowTableFull);
         };
         let timeouts = self.policy.flows.timeouts;
@@ -393,7 +458,15 @@ impl Classifier {
         f.bytes[0] = frame.len() as u64;
         f.expires_ns = now_ns + timeouts.for_flow(f);
         if d.log {
-            let rec = EventRecord::from_flow(f, EventKind::Firewall { verdict: d.verdict, rule: d.rule }, now_ns, m.is_v4());
+            let rec = EventRecord::from_flow(
+                f,
+                EventKind::Firewall {
+                    verdict: d.verdict,
+                    rule: d.rule,
+                },
+                now_ns,
+                m.is_v4(),
+            );
             self.events.push(rec);
         }
         self.apply(d.verdict, frame, m, side)
@@ -405,7 +478,10 @@ impl Classifier {
             FlowVerdict::Allow => Verdict::Forward(ForwardReason::Flow),
             FlowVerdict::Deny => Verdict::Drop(DropReason::FirewallDeny),
             FlowVerdict::Reject => {
-                if self.injects.push_with(side, |out| reject::build(frame, m, out)) {
+                if self
+                    .injects
+                    .push_with(side, |out| reject::build(frame, m, out))
+                {
                     self.injected += 1;
                 }
                 Verdict::Drop(DropReason::FirewallReject)
@@ -414,7 +490,13 @@ impl Classifier {
     }
 
     fn end_flow(&mut self, idx: u32, reason: EndReason, now_ns: u64) {
-        push_flow_end(&mut self.events, self.policy.events.flow, self.flows.get(idx), reason, now_ns);
+        push_flow_end(
+            &mut self.events,
+            self.policy.events.flow,
+            self.flows.get(idx),
+            reason,
+            now_ns,
+        );
         self.flows.remove(idx);
     }
 
@@ -422,7 +504,9 @@ impl Classifier {
     pub fn tick(&mut self, now_ns: u64) {
         let flow_events = self.policy.events.flow;
         let Self { flows, events, .. } = self;
-        flows.expire(now_ns, EXPIRY_BUDGET, |f, r| push_flow_end(events, flow_events, f, r, now_ns));
+        flows.expire(now_ns, EXPIRY_BUDGET, |f, r| {
+            push_flow_end(events, flow_events, f, r, now_ns)
+        });
     }
 
     /// Ends every flow (shutdown, or the end of a replay), writing their flow-end events.
@@ -433,7 +517,14 @@ impl Classifier {
     }
 
     pub fn report(&self) -> Report {
-        let named = |names: &[&'static str], counts: &[u64]| names.iter().copied().zip(counts.iter().copied()).filter(|&(_, n)| n > 0).collect();
+        let named = |names: &[&'static str], counts: &[u64]| {
+            names
+                .iter()
+                .copied()
+                .zip(counts.iter().copied())
+                .filter(|&(_, n)| n > 0)
+                .collect()
+        };
         let fwd: Vec<_> = ForwardReason::ALL.iter().map(|r| r.name()).collect();
         let drp: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         let rules = &self.policy.firewall.rules;
@@ -445,8 +536,16 @@ impl Classifier {
             .map(|(i, &n)| {
                 let name = match i.checked_sub(rules.len()) {
                     None => rules[i].name.clone(),
-                    Some(0) => format!("default lan->wan ({:?})", self.policy.firewall.default_lan_to_wan).to_lowercase(),
-                    Some(_) => format!("default wan->lan ({:?})", self.policy.firewall.default_wan_to_lan).to_lowercase(),
+                    Some(0) => format!(
+                        "default lan->wan ({:?})",
+                        self.policy.firewall.default_lan_to_wan
+                    )
+                    .to_lowercase(),
+                    Some(_) => format!(
+                        "default wan->lan ({:?})",
+                        self.policy.firewall.default_wan_to_lan
+                    )
+                    .to_lowercase(),
                 };
                 (name, n)
             })
@@ -469,7 +568,13 @@ impl Classifier {
     }
 }
 
-fn push_flow_end(events: &mut EventQueue, which: FlowEvents, f: &Flow, reason: EndReason, now_ns: u64) {
+fn push_flow_end(
+    events: &mut EventQueue,
+    which: FlowEvents,
+    f: &Flow,
+    reason: EndReason,
+    now_ns: u64,
+) {
     let wanted = match which {
         FlowEvents::All => true,
         FlowEvents::Logged => f.logged,
@@ -477,14 +582,21 @@ fn push_flow_end(events: &mut EventQueue, which: FlowEvents, f: &Flow, reason: E
     };
     if wanted {
         let v4 = f.key.lo_addr >> 32 == V4_MAPPED >> 32 && f.key.hi_addr >> 32 == V4_MAPPED >> 32;
-        events.push(EventRecord::from_flow(f, EventKind::FlowEnd { reason }, now_ns, v4));
+        events.push(EventRecord::from_flow(
+            f,
+            EventKind::FlowEnd { reason },
+            now_ns,
+            v4,
+        ));
     }
 }
 
 impl SideMap {
     /// LAN when the source MAC or source IP is listed as LAN; WAN otherwise.
     pub fn side_of(&self, m: &PacketMeta) -> Side {
-        if self.lan_macs.contains(&m.src_mac) || (m.is_ip() && !self.lan_subnets.0.is_empty() && self.lan_subnets.matches(m.src)) {
+        if self.lan_macs.contains(&m.src_mac)
+            || (m.is_ip() && !self.lan_subnets.0.is_empty() && self.lan_subnets.matches(m.src))
+        {
             Side::Lan
         } else {
             Side::Wan

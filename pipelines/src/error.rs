@@ -82,7 +82,10 @@ impl ParseErrorCounts {
     }
     /// Non-zero counters by name, in declaration order.
     pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        ParseError::ALL.iter().map(|&e| (e.name(), self.get(e))).filter(|&(_, n)| n > 0)
+        ParseError::ALL
+            .iter()
+            .map(|&e| (e.name(), self.get(e)))
+            .filter(|&(_, n)| n > 0)
     }
 }
 

@@ -81,7 +81,11 @@ pub struct EventQueue {
 
 impl EventQueue {
     pub fn new(cap: usize) -> Self {
-        Self { buf: VecDeque::with_capacity(cap), cap, dropped: 0 }
+        Self {
+            buf: VecDeque::with_capacity(cap),
+            cap,
+            dropped: 0,
+        }
     }
     #[inline]
     pub fn push(&mut self, r: EventRecord) {
@@ -169,7 +173,11 @@ fn verdict_name(v: FlowVerdict) -> &'static str {
 
 impl EventRecord {
     /// The EVE form. `rule_name` looks up a firewall rule's name by index.
-    pub fn to_eve(&self, iface: impl Fn(Side) -> String, rule_name: impl Fn(u32) -> Option<String>) -> Eve {
+    pub fn to_eve(
+        &self,
+        iface: impl Fn(Side) -> String,
+        rule_name: impl Fn(u32) -> Option<String>,
+    ) -> Eve {
         let vlan = match (self.vlan >> 12, self.vlan & 0xfff) {
             (0, 0) => None,
             (o, 0) => Some(vec![o as u16]),
@@ -194,7 +202,18 @@ impl EventRecord {
                 e.event_type = "alert";
                 let (sid, signature) = match rule_name(rule) {
                     Some(name) => (rule + 1, format!("firewall: {name}")),
-                    None => (DEFAULT_RULE_SID, format!("firewall: default {} from {}", if verdict == FlowVerdict::Allow { "allow" } else { "deny" }, self.side.name())),
+                    None => (
+                        DEFAULT_RULE_SID,
+                        format!(
+                            "firewall: default {} from {}",
+                            if verdict == FlowVerdict::Allow {
+                                "allow"
+                            } else {
+                                "deny"
+                            },
+                            self.side.name()
+                        ),
+                    ),
                 };
                 e.alert = Some(EveAlert {
                     action: verdict_name(verdict),
@@ -216,7 +235,13 @@ impl EventRecord {
                     end: eve_time(self.end_ns),
                     age: (self.end_ns.saturating_sub(self.start_ns)) / 1_000_000_000,
                     state: match self.tcp {
-                        TcpState::None => if reason == EndReason::Timeout { "closed" } else { "established" },
+                        TcpState::None => {
+                            if reason == EndReason::Timeout {
+                                "closed"
+                            } else {
+                                "established"
+                            }
+                        }
                         TcpState::SynSent | TcpState::SynRecv => "new",
                         TcpState::Established => "established",
                         _ => "closed",
@@ -242,7 +267,12 @@ pub fn eve_time(ns: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's method).
@@ -266,8 +296,14 @@ mod tests {
     fn eve_timestamps() {
         assert_eq!(eve_time(0), "1970-01-01T00:00:00.000000+0000");
         // 2026-11-26T16:12:49.5Z
-        assert_eq!(eve_time(1_795_709_569_500_000_000), "2026-11-26T16:12:49.500000+0000");
-        assert_eq!(eve_time(951_782_400_000_000_000), "2000-02-29T00:00:00.000000+0000");
+        assert_eq!(
+            eve_time(1_795_709_569_500_000_000),
+            "2026-11-26T16:12:49.500000+0000"
+        );
+        assert_eq!(
+            eve_time(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000+0000"
+        );
     }
 
     #[test]
@@ -275,7 +311,14 @@ mod tests {
         let mut q = EventQueue::new(2);
         let f = Flow::default();
         for _ in 0..5 {
-            q.push(EventRecord::from_flow(&f, EventKind::FlowEnd { reason: EndReason::Timeout }, 0, true));
+            q.push(EventRecord::from_flow(
+                &f,
+                EventKind::FlowEnd {
+                    reason: EndReason::Timeout,
+                },
+                0,
+                true,
+            ));
         }
         assert_eq!((q.len(), q.dropped), (2, 3));
     }

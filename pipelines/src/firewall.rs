@@ -28,23 +28,39 @@ impl std::str::FromStr for Cidr {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let ip: std::net::IpAddr = addr.trim().parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
+        let ip: std::net::IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{addr:?} is not an IP address"))?;
         let (bits, max, base) = match ip {
             std::net::IpAddr::V4(_) => (crate::packet::ip_bits(ip), 32u32, 96u32),
             std::net::IpAddr::V6(_) => (crate::packet::ip_bits(ip), 128, 0),
         };
         let len = match len {
-            Some(l) => l.trim().parse::<u32>().ok().filter(|&n| n <= max).ok_or_else(|| {
-                format!("prefix length {l:?} is not a number from 0 to {max}")
-            })?,
+            Some(l) => l
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| format!("prefix length {l:?} is not a number from 0 to {max}"))?,
             None => max,
         };
         let total = base + len;
-        let mask = if total == 0 { 0 } else { u128::MAX << (128 - total) };
+        let mask = if total == 0 {
+            0
+        } else {
+            u128::MAX << (128 - total)
+        };
         if bits & !mask != 0 {
-            return Err(format!("{s:?} has host bits set (did you mean {}/{len}?)", crate::packet::to_ip(bits & mask, max == 32)));
+            return Err(format!(
+                "{s:?} has host bits set (did you mean {}/{len}?)",
+                crate::packet::to_ip(bits & mask, max == 32)
+            ));
         }
-        Ok(Cidr { net: bits & mask, mask })
+        Ok(Cidr {
+            net: bits & mask,
+            mask,
+        })
     }
 }
 
@@ -131,10 +147,10 @@ impl Rule {
         if !self.from.admits(side) || !self.src.matches(m.src) || !self.dst.matches(m.dst) {
             return false;
         }
-        if let Some(p) = self.proto {
-            if p != m.proto {
-                return false;
-            }
+        if let Some(p) = self.proto
+            && p != m.proto
+        {
+            return false;
         }
         match m.proto {
             ip_proto::TCP | ip_proto::UDP => {
@@ -168,7 +184,11 @@ impl Firewall {
     pub fn decide(&self, side: Side, m: &PacketMeta) -> Decision {
         for (i, r) in self.rules.iter().enumerate() {
             if r.matches(side, m) {
-                return Decision { verdict: r.action.verdict(), rule: i as u32, log: r.log };
+                return Decision {
+                    verdict: r.action.verdict(),
+                    rule: i as u32,
+                    log: r.log,
+                };
             }
         }
         let action = match side {
@@ -197,7 +217,10 @@ impl Firewall {
             action: Action::Allow,
             log: false,
         };
-        vec![udp("builtin: dhcp replies", 67, 68), udp("builtin: dhcpv6 replies", 547, 546)]
+        vec![
+            udp("builtin: dhcp replies", 67, 68),
+            udp("builtin: dhcpv6 replies", 547, 546),
+        ]
     }
 }
 
@@ -215,13 +238,31 @@ mod tests {
         assert!(!c6.contains(crate::packet::v4_bits([198, 19, 255, 1])));
         let any4: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(any4.contains(crate::packet::v4_bits([8, 8, 8, 8])));
-        assert!(!any4.contains(crate::packet::ip_bits("2001:db8::1".parse().unwrap())), "v4 /0 is not v6");
+        assert!(
+            !any4.contains(crate::packet::ip_bits("2001:db8::1".parse().unwrap())),
+            "v4 /0 is not v6"
+        );
     }
 
     #[test]
     fn cidr_errors_explain() {
-        assert!("10.0.0.0/33".parse::<Cidr>().unwrap_err().contains("prefix length"));
-        assert!("10.0.0.1/8".parse::<Cidr>().unwrap_err().contains("host bits"));
-        assert!("10.0.0/8".parse::<Cidr>().unwrap_err().contains("not an IP"));
+        assert!(
+            "10.0.0.0/33"
+                .parse::<Cidr>()
+                .unwrap_err()
+                .contains("prefix length")
+        );
+        assert!(
+            "10.0.0.1/8"
+                .parse::<Cidr>()
+                .unwrap_err()
+                .contains("host bits")
+        );
+        assert!(
+            "10.0.0/8"
+                .parse::<Cidr>()
+                .unwrap_err()
+                .contains("not an IP")
+        );
     }
 }

@@ -91,10 +91,21 @@ impl FragmentTracker {
         };
         self.stats.fragments += 1;
         self.sweep(now_ns);
-        let key = DatagramKey { src: m.src, dst: m.dst, ident: frag.ident, vlan: m.vlan_key(), proto: m.proto };
+        let key = DatagramKey {
+            src: m.src,
+            dst: m.dst,
+            ident: frag.ident,
+            vlan: m.vlan_key(),
+            proto: m.proto,
+        };
         let start = frag.offset;
-        let data_start = if m.has_l4() { m.l4_offset } else { m.payload_offset };
-        let data_len = (usize::from(m.l3_offset) + usize::from(m.ip_len)).saturating_sub(usize::from(data_start));
+        let data_start = if m.has_l4() {
+            m.l4_offset
+        } else {
+            m.payload_offset
+        };
+        let data_len = (usize::from(m.l3_offset) + usize::from(m.ip_len))
+            .saturating_sub(usize::from(data_start));
         let end = (usize::from(start) + data_len).min(65535) as u16;
         if !self.map.contains_key(&key) && self.map.len() >= self.capacity {
             self.stats.table_full += 1;
@@ -114,7 +125,10 @@ impl FragmentTracker {
             self.stats.overlaps += 1;
             return FragmentVerdict::Overlap;
         }
-        if d.ranges[..usize::from(d.n)].iter().any(|&(s, e)| start < e && s < end) {
+        if d.ranges[..usize::from(d.n)]
+            .iter()
+            .any(|&(s, e)| start < e && s < end)
+        {
             d.poisoned = true;
             self.stats.overlaps += 1;
             return FragmentVerdict::Overlap;

@@ -132,7 +132,10 @@ pub fn parse_into(frame: &[u8], m: &mut PacketMeta) -> Result<(), ParseError> {
     let mut ethertype = eth.ethertype();
     let mut off = ethernet::HEADER_LEN;
     let mut tags = 0;
-    while matches!(ethertype, EtherType::VLAN | EtherType::QINQ | EtherType::QINQ_OLD) {
+    while matches!(
+        ethertype,
+        EtherType::VLAN | EtherType::QINQ | EtherType::QINQ_OLD
+    ) {
         if tags == 2 {
             return Err(ParseError::TooManyVlanTags);
         }
@@ -201,26 +204,36 @@ fn parse_ipv6(m: &mut PacketMeta, l3: &[u8], off: usize) -> Result<(), ParseErro
         if (f.more && payload.len() % 8 != 0) || f.offset + payload.len() > 65535 {
             return Err(ParseError::Ipv6BadFragment);
         }
-        m.fragment = Some(Fragment { offset: f.offset as u16, more: f.more, ident: f.ident });
+        m.fragment = Some(Fragment {
+            offset: f.offset as u16,
+            more: f.more,
+            ident: f.ident,
+        });
     }
     parse_l4(m, payload, off + chain.l4_offset, true)
 }
 
 fn parse_l4(m: &mut PacketMeta, l4: &[u8], off: usize, v6: bool) -> Result<(), ParseError> {
     let frag = m.fragment;
-    if let Some(f) = frag {
-        if f.offset != 0 {
-            // A later fragment: no transport header. RFC 1858: a TCP fragment at offset 8
-            // can only be meant to rewrite the flags of the first one.
-            if m.proto == ip_proto::TCP && f.offset == 8 {
-                return Err(ParseError::TinyFragment);
-            }
-            m.payload_offset = off as u16;
-            m.payload_len = l4.len() as u16;
-            return Ok(());
+    if let Some(f) = frag
+        && f.offset != 0
+    {
+        // A later fragment: no transport header. RFC 1858: a TCP fragment at offset 8
+        // can only be meant to rewrite the flags of the first one.
+        if m.proto == ip_proto::TCP && f.offset == 8 {
+            return Err(ParseError::TinyFragment);
         }
+        m.payload_offset = off as u16;
+        m.payload_len = l4.len() as u16;
+        return Ok(());
     }
-    let tiny = |e: ParseError| if frag.is_some() { ParseError::TinyFragment } else { e };
+    let tiny = |e: ParseError| {
+        if frag.is_some() {
+            ParseError::TinyFragment
+        } else {
+            e
+        }
+    };
     match m.proto {
         ip_proto::TCP => {
             let tcp = TcpHeader::new_checked(l4).map_err(tiny)?;
@@ -308,8 +321,16 @@ pub fn parse_quoted(body: &[u8], v6: bool) -> Option<QuotedPacket> {
     };
     let (src_port, dst_port) = match proto {
         ip_proto::TCP | ip_proto::UDP if l4.len() >= 4 => (wire::be16(l4, 0), wire::be16(l4, 2)),
-        ip_proto::ICMP | ip_proto::ICMPV6 if l4.len() >= 8 => wire::icmp::query_ports(v6, l4[0], wire::be16(l4, 4)),
+        ip_proto::ICMP | ip_proto::ICMPV6 if l4.len() >= 8 => {
+            wire::icmp::query_ports(v6, l4[0], wire::be16(l4, 4))
+        }
         _ => (0, 0),
     };
-    Some(QuotedPacket { src, dst, proto, src_port, dst_port })
+    Some(QuotedPacket {
+        src,
+        dst,
+        proto,
+        src_port,
+        dst_port,
+    })
 }

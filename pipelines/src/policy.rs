@@ -22,7 +22,11 @@ pub struct PolicyError {
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.file, self.line, self.field, self.message)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.field, self.message
+        )
     }
 }
 
@@ -69,7 +73,13 @@ struct FirewallFile {
 
 impl Default for FirewallFile {
     fn default() -> Self {
-        Self { default_lan_to_wan: Action::Allow, default_wan_to_lan: Action::Deny, log_defaults: false, allow_dhcp: true, rule: vec![] }
+        Self {
+            default_lan_to_wan: Action::Allow,
+            default_wan_to_lan: Action::Deny,
+            log_defaults: false,
+            allow_dhcp: true,
+            rule: vec![],
+        }
     }
 }
 
@@ -129,7 +139,13 @@ pub struct FlowConfig {
 
 impl Default for FlowConfig {
     fn default() -> Self {
-        Self { capacity: 262_144, on_full: OnFull::EvictOldest, tcp_loose_pickup: true, tcp_drop_invalid: false, timeouts: Timeouts::default() }
+        Self {
+            capacity: 262_144,
+            on_full: OnFull::EvictOldest,
+            tcp_loose_pickup: true,
+            tcp_drop_invalid: false,
+            timeouts: Timeouts::default(),
+        }
     }
 }
 
@@ -145,7 +161,10 @@ pub struct FragmentConfig {
 
 impl Default for FragmentConfig {
     fn default() -> Self {
-        Self { capacity: 4096, timeout: 30 }
+        Self {
+            capacity: 4096,
+            timeout: 30,
+        }
     }
 }
 
@@ -171,7 +190,10 @@ pub struct EventConfig {
 
 impl Default for EventConfig {
     fn default() -> Self {
-        Self { flow: FlowEvents::All, queue: 65_536 }
+        Self {
+            flow: FlowEvents::All,
+            queue: 65_536,
+        }
     }
 }
 
@@ -194,7 +216,8 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy::from_toml("<embedded default>", EMBEDDED_DEFAULT).unwrap_or_else(|e| unreachable!("embedded policy is checked by tests: {e}"))
+        Policy::from_toml("<embedded default>", EMBEDDED_DEFAULT)
+            .unwrap_or_else(|e| unreachable!("embedded policy is checked by tests: {e}"))
     }
 }
 
@@ -205,10 +228,23 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line_of(&self, offset: usize) -> usize {
-        self.text.get(..offset).map_or(0, |t| t.matches('\n').count()) + 1
+        self.text
+            .get(..offset)
+            .map_or(0, |t| t.matches('\n').count())
+            + 1
     }
-    fn err<T>(&self, span: std::ops::Range<usize>, field: impl Into<String>, message: impl Into<String>) -> Result<T, PolicyError> {
-        Err(PolicyError { file: self.file.to_string(), line: self.line_of(span.start), field: field.into(), message: message.into() })
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<T, PolicyError> {
+        Err(PolicyError {
+            file: self.file.to_string(),
+            line: self.line_of(span.start),
+            field: field.into(),
+            message: message.into(),
+        })
     }
     fn cidrs(&self, field: &str, items: &[Spanned<String>]) -> Result<CidrSet, PolicyError> {
         let mut out = Vec::with_capacity(items.len());
@@ -233,7 +269,13 @@ impl Ctx<'_> {
             };
             match range {
                 Some(r) => out.push(r),
-                None => return self.err(s.span(), format!("{field}[{i}]"), "expected a port 0-65535 or a range \"low-high\" with low <= high"),
+                None => {
+                    return self.err(
+                        s.span(),
+                        format!("{field}[{i}]"),
+                        "expected a port 0-65535 or a range \"low-high\" with low <= high",
+                    );
+                }
             }
         }
         Ok(PortSet(out))
@@ -258,7 +300,12 @@ impl Policy {
     /// Reads and checks a policy file.
     pub fn load(path: &std::path::Path) -> Result<Policy, PolicyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError { file: file.clone(), line: 0, field: "-".into(), message: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            file: file.clone(),
+            line: 0,
+            field: "-".into(),
+            message: format!("cannot read: {e}"),
+        })?;
         Policy::from_toml(&file, &text)
     }
 
@@ -267,8 +314,17 @@ impl Policy {
         let cx = Ctx { file, text };
         let raw: PolicyFile = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let field = text.get(span.clone()).map(|s| s.trim().chars().take(40).collect::<String>()).filter(|s| !s.is_empty()).unwrap_or_else(|| "-".into());
-            PolicyError { file: file.to_string(), line: cx.line_of(span.start), field, message: e.message().to_string() }
+            let field = text
+                .get(span.clone())
+                .map(|s| s.trim().chars().take(40).collect::<String>())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "-".into());
+            PolicyError {
+                file: file.to_string(),
+                line: cx.line_of(span.start),
+                field,
+                message: e.message().to_string(),
+            }
         })?;
 
         let lan_subnets = cx.cidrs("sides.lan_subnets", &raw.sides.lan_subnets)?;
@@ -291,20 +347,42 @@ impl Policy {
                 Some(p) if p.get_ref().eq_ignore_ascii_case("any") => None,
                 Some(p) => match proto_number(p.get_ref()) {
                     Some(n) => Some(n),
-                    None => return cx.err(p.span(), f("proto"), format!("{:?} is not tcp, udp, icmp, icmpv6, any or a protocol number 0-255", p.get_ref())),
+                    None => return cx.err(
+                        p.span(),
+                        f("proto"),
+                        format!(
+                            "{:?} is not tcp, udp, icmp, icmpv6, any or a protocol number 0-255",
+                            p.get_ref()
+                        ),
+                    ),
                 },
             };
             let src_ports = cx.ports(&f("src_ports"), &r.src_ports)?;
             let dst_ports = cx.ports(&f("dst_ports"), &r.dst_ports)?;
-            if (!src_ports.0.is_empty() || !dst_ports.0.is_empty()) && !matches!(proto, Some(6) | Some(17)) {
-                let span = r.dst_ports.first().or(r.src_ports.first()).map(|s| s.span()).unwrap_or(0..0);
-                return cx.err(span, f("dst_ports"), "ports need proto = \"tcp\" or \"udp\"");
+            if (!src_ports.0.is_empty() || !dst_ports.0.is_empty())
+                && !matches!(proto, Some(6) | Some(17))
+            {
+                let span = r
+                    .dst_ports
+                    .first()
+                    .or(r.src_ports.first())
+                    .map(|s| s.span())
+                    .unwrap_or(0..0);
+                return cx.err(
+                    span,
+                    f("dst_ports"),
+                    "ports need proto = \"tcp\" or \"udp\"",
+                );
             }
             let icmp_type = match &r.icmp_type {
                 None => None,
                 Some(t) => {
                     if !matches!(proto, Some(1) | Some(58)) {
-                        return cx.err(t.span(), f("icmp_type"), "icmp_type needs proto = \"icmp\" or \"icmpv6\"");
+                        return cx.err(
+                            t.span(),
+                            f("icmp_type"),
+                            "icmp_type needs proto = \"icmp\" or \"icmpv6\"",
+                        );
                     }
                     match u8::try_from(*t.get_ref()) {
                         Ok(v) => Some(v),
@@ -339,7 +417,10 @@ impl Policy {
             return cx.err(0..0, "events.queue", "must be from 1 to 16777216");
         }
         Ok(Policy {
-            sides: SideMap { lan_subnets, lan_macs },
+            sides: SideMap {
+                lan_subnets,
+                lan_macs,
+            },
             firewall: Firewall {
                 rules,
                 default_lan_to_wan: raw.firewall.default_lan_to_wan,
@@ -370,8 +451,13 @@ mod tests {
 
     #[test]
     fn bad_cidr_names_line_and_field() {
-        let e = err("[firewall]\n\n[[firewall.rule]]\nname = \"x\"\naction = \"deny\"\ndst = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n");
-        assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("p.toml", 6, "firewall.rule[0].dst[1]"));
+        let e = err(
+            "[firewall]\n\n[[firewall.rule]]\nname = \"x\"\naction = \"deny\"\ndst = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
+        );
+        assert_eq!(
+            (e.file.as_str(), e.line, e.field.as_str()),
+            ("p.toml", 6, "firewall.rule[0].dst[1]")
+        );
         assert!(e.message.contains("prefix length"), "{e}");
     }
 
@@ -385,8 +471,13 @@ mod tests {
 
     #[test]
     fn bad_ports_and_protocols_are_explained() {
-        let e = err("[[firewall.rule]]\nname = \"x\"\naction = \"deny\"\nproto = \"tcp\"\ndst_ports = [\"90-80\"]\n");
-        assert_eq!((e.line, e.field.as_str()), (5, "firewall.rule[0].dst_ports[0]"));
+        let e = err(
+            "[[firewall.rule]]\nname = \"x\"\naction = \"deny\"\nproto = \"tcp\"\ndst_ports = [\"90-80\"]\n",
+        );
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (5, "firewall.rule[0].dst_ports[0]")
+        );
         let e = err("[[firewall.rule]]\nname = \"x\"\naction = \"deny\"\ndst_ports = [80]\n");
         assert!(e.message.contains("ports need proto"), "{e}");
         let e = err("[[firewall.rule]]\nname = \"x\"\naction = \"deny\"\nproto = \"tcpp\"\n");

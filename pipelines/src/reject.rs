@@ -18,23 +18,56 @@ pub fn build(frame: &[u8], m: &PacketMeta, out: &mut [u8]) -> Option<usize> {
     if m.dst_mac.is_multicast() || m.src_mac.is_multicast() || is_group_addr(m.dst, m.is_v4()) {
         return None;
     }
-    let l2 = L2 { src: m.dst_mac, dst: m.src_mac, vlan_outer: m.vlan_outer, vlan_inner: m.vlan_inner };
-    let ip = Ip { src: m.dst, dst: m.src, v4: m.is_v4(), ttl: 64, ident: 0 };
+    let l2 = L2 {
+        src: m.dst_mac,
+        dst: m.src_mac,
+        vlan_outer: m.vlan_outer,
+        vlan_inner: m.vlan_inner,
+    };
+    let ip = Ip {
+        src: m.dst,
+        dst: m.src,
+        v4: m.is_v4(),
+        ttl: 64,
+        ident: 0,
+    };
     if m.proto == ip_proto::TCP && m.has_l4() {
         if m.tcp_flags & RST != 0 {
             return None;
         }
         // RFC 9293 3.10.7.1: answer an ACK with seq = its ack; otherwise ack what it sent.
         let t = if m.tcp_flags & ACK != 0 {
-            Transport::Tcp { src_port: m.dst_port, dst_port: m.src_port, seq: m.tcp_ack, ack: 0, flags: RST, window: 0, options: &[] }
+            Transport::Tcp {
+                src_port: m.dst_port,
+                dst_port: m.src_port,
+                seq: m.tcp_ack,
+                ack: 0,
+                flags: RST,
+                window: 0,
+                options: &[],
+            }
         } else {
-            let len = u32::from(m.payload_len) + u32::from(m.tcp_flags & SYN != 0) + u32::from(m.tcp_flags & FIN != 0);
-            Transport::Tcp { src_port: m.dst_port, dst_port: m.src_port, seq: 0, ack: m.tcp_seq.wrapping_add(len), flags: RST | ACK, window: 0, options: &[] }
+            let len = u32::from(m.payload_len)
+                + u32::from(m.tcp_flags & SYN != 0)
+                + u32::from(m.tcp_flags & FIN != 0);
+            Transport::Tcp {
+                src_port: m.dst_port,
+                dst_port: m.src_port,
+                seq: 0,
+                ack: m.tcp_seq.wrapping_add(len),
+                flags: RST | ACK,
+                window: 0,
+                options: &[],
+            }
         };
         return emit::build(out, &l2, &ip, &t, &[]);
     }
     if m.has_l4() && (m.proto == ip_proto::ICMP || m.proto == ip_proto::ICMPV6) {
-        let is_error = if m.is_v4() { icmp::is_error_v4(m.icmp_type) } else { icmp::is_error_v6(m.icmp_type) };
+        let is_error = if m.is_v4() {
+            icmp::is_error_v4(m.icmp_type)
+        } else {
+            icmp::is_error_v6(m.icmp_type)
+        };
         if is_error {
             return None;
         }
@@ -43,12 +76,30 @@ pub fn build(frame: &[u8], m: &PacketMeta, out: &mut [u8]) -> Option<usize> {
     let (icmp_type, code, quote) = if m.is_v4() {
         let hl = usize::from(frame.get(l3)? & 0x0f) * 4;
         let code = if m.proto == ip_proto::UDP { 3 } else { 13 }; // port unreachable / admin prohibited
-        (icmp::v4::DEST_UNREACHABLE, code, frame.get(l3..(l3 + hl + 8).min(l3 + usize::from(m.ip_len)))?)
+        (
+            icmp::v4::DEST_UNREACHABLE,
+            code,
+            frame.get(l3..(l3 + hl + 8).min(l3 + usize::from(m.ip_len)))?,
+        )
     } else {
         let code = if m.proto == ip_proto::UDP { 4 } else { 1 };
-        (icmp::v6::DEST_UNREACHABLE, code, frame.get(l3..(l3 + V6_QUOTE).min(l3 + usize::from(m.ip_len)))?)
+        (
+            icmp::v6::DEST_UNREACHABLE,
+            code,
+            frame.get(l3..(l3 + V6_QUOTE).min(l3 + usize::from(m.ip_len)))?,
+        )
     };
-    emit::build(out, &l2, &ip, &Transport::Icmp { icmp_type, code, rest: [0; 4] }, quote)
+    emit::build(
+        out,
+        &l2,
+        &ip,
+        &Transport::Icmp {
+            icmp_type,
+            code,
+            rest: [0; 4],
+        },
+        quote,
+    )
 }
 
 fn is_group_addr(a: u128, v4: bool) -> bool {
@@ -72,11 +123,21 @@ pub struct InjectQueue {
 
 impl InjectQueue {
     pub fn new(slots: usize) -> Self {
-        Self { frames: vec![[0; INJECT_MAX]; slots], lens: vec![0; slots], sides: vec![Side::Lan; slots], n: 0, dropped: 0 }
+        Self {
+            frames: vec![[0; INJECT_MAX]; slots],
+            lens: vec![0; slots],
+            sides: vec![Side::Lan; slots],
+            n: 0,
+            dropped: 0,
+        }
     }
 
     /// Builds a frame into the next free slot, to be sent out of `side`.
-    pub fn push_with(&mut self, side: Side, build: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+    pub fn push_with(
+        &mut self,
+        side: Side,
+        build: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> bool {
         if self.n == self.frames.len() {
             self.dropped += 1;
             return false;

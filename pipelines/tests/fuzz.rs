@@ -8,20 +8,34 @@ use std::sync::{Arc, OnceLock};
 /// Real frames of every kind, to mutate.
 fn corpus() -> &'static [Vec<u8>] {
     static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    C.get_or_init(|| synth::generate(&synth::Config { sessions: 60, vlan: 0, ..synth::Config::default() }).into_iter().map(|p| p.frame).collect())
+    C.get_or_init(|| {
+        synth::generate(&synth::Config {
+            sessions: 60,
+            vlan: 0,
+            ..synth::Config::default()
+        })
+        .into_iter()
+        .map(|p| p.frame)
+        .collect()
+    })
 }
 
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    (any::<prop::sample::Index>(), prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6), any::<prop::sample::Index>()).prop_map(|(pick, flips, cut)| {
-        let mut f = pick.get(corpus()).clone();
-        for (at, byte) in flips {
-            let i = at.index(f.len());
-            f[i] = byte;
-        }
-        let keep = cut.index(f.len() + 1).max(f.len() / 2);
-        f.truncate(keep);
-        f
-    })
+    (
+        any::<prop::sample::Index>(),
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(pick, flips, cut)| {
+            let mut f = pick.get(corpus()).clone();
+            for (at, byte) in flips {
+                let i = at.index(f.len());
+                f[i] = byte;
+            }
+            let keep = cut.index(f.len() + 1).max(f.len() / 2);
+            f.truncate(keep);
+            f
+        })
 }
 
 proptest! {

@@ -9,13 +9,36 @@ use std::sync::Arc;
 fn tcp_v4() -> Vec<u8> {
     let c = Endpoint::client(10, false, 40000);
     let s = Endpoint::server(7, false, 80);
-    synth::frame(&c, &s, 0, &Transport::Tcp { src_port: 40000, dst_port: 80, seq: 1, ack: 0, flags: SYN, window: 100, options: &[2, 4, 5, 0xb4] }, b"")
+    synth::frame(
+        &c,
+        &s,
+        0,
+        &Transport::Tcp {
+            src_port: 40000,
+            dst_port: 80,
+            seq: 1,
+            ack: 0,
+            flags: SYN,
+            window: 100,
+            options: &[2, 4, 5, 0xb4],
+        },
+        b"",
+    )
 }
 
 fn udp_v6() -> Vec<u8> {
     let c = Endpoint::client(10, true, 5353);
     let s = Endpoint::server(7, true, 53);
-    synth::frame(&c, &s, 0, &Transport::Udp { src_port: 5353, dst_port: 53 }, b"0123456789abcdef")
+    synth::frame(
+        &c,
+        &s,
+        0,
+        &Transport::Udp {
+            src_port: 5353,
+            dst_port: 53,
+        },
+        b"0123456789abcdef",
+    )
 }
 
 /// Recomputes the IPv4 header checksum after a test edited the header.
@@ -24,14 +47,19 @@ fn fix_ipv4_checksum(f: &mut [u8], l3: usize) {
     f[l3 + 10] = 0;
     f[l3 + 11] = 0;
     let end = (l3 + ihl).min(f.len());
-    let c = !mimamori_pipelines::wire::checksum::fold(mimamori_pipelines::wire::checksum::sum(&f[l3..end]));
+    let c = !mimamori_pipelines::wire::checksum::fold(mimamori_pipelines::wire::checksum::sum(
+        &f[l3..end],
+    ));
     f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
 }
 
 fn expect(frame: &[u8], want: ParseError) {
     assert_eq!(parse(frame).map(|_| ()), Err(want), "frame {frame:02x?}");
     let mut c = Classifier::new(Arc::new(Policy::default()));
-    assert_eq!(c.process(frame, Side::Lan, 1), Verdict::Drop(DropReason::Malformed));
+    assert_eq!(
+        c.process(frame, Side::Lan, 1),
+        Verdict::Drop(DropReason::Malformed)
+    );
     assert_eq!(c.stats.parse_errors.get(want), 1);
     assert_eq!(c.stats.parse_errors.total(), 1);
 }
@@ -104,18 +132,49 @@ fn with_ip_options(opts: &[u8]) -> Vec<u8> {
 fn bad_option_lengths() {
     parse(&with_ip_options(&[1, 1, 1, 0])).expect("NOPs and EOL are fine");
     parse(&with_ip_options(&[7, 7, 4, 0, 0, 0, 0, 0])).expect("record route with room");
-    expect(&with_ip_options(&[7, 1, 0, 0]), ParseError::Ipv4BadOptionLength);
-    expect(&with_ip_options(&[7, 9, 0, 0]), ParseError::Ipv4BadOptionLength);
-    expect(&with_ip_options(&[1, 1, 1, 7]), ParseError::Ipv4BadOptionLength);
+    expect(
+        &with_ip_options(&[7, 1, 0, 0]),
+        ParseError::Ipv4BadOptionLength,
+    );
+    expect(
+        &with_ip_options(&[7, 9, 0, 0]),
+        ParseError::Ipv4BadOptionLength,
+    );
+    expect(
+        &with_ip_options(&[1, 1, 1, 7]),
+        ParseError::Ipv4BadOptionLength,
+    );
 
     let c = Endpoint::client(10, false, 1);
     let s = Endpoint::server(7, false, 2);
-    let tcp = |opts: &[u8]| synth::frame(&c, &s, 0, &Transport::Tcp { src_port: 1, dst_port: 2, seq: 0, ack: 0, flags: ACK, window: 1, options: opts }, b"");
+    let tcp = |opts: &[u8]| {
+        synth::frame(
+            &c,
+            &s,
+            0,
+            &Transport::Tcp {
+                src_port: 1,
+                dst_port: 2,
+                seq: 0,
+                ack: 0,
+                flags: ACK,
+                window: 1,
+                options: opts,
+            },
+            b"",
+        )
+    };
     parse(&tcp(&[2, 4, 5, 0xb4, 1, 3, 3, 7])).expect("MSS and window scale");
-    expect(&tcp(&[2, 3, 5, 0, 0, 0, 0, 0]), ParseError::TcpBadOptionLength);
+    expect(
+        &tcp(&[2, 3, 5, 0, 0, 0, 0, 0]),
+        ParseError::TcpBadOptionLength,
+    );
     expect(&tcp(&[8, 1, 0, 0]), ParseError::TcpBadOptionLength);
     expect(&tcp(&[1, 1, 30, 40]), ParseError::TcpBadOptionLength);
-    expect(&tcp(&[5, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), ParseError::TcpBadOptionLength);
+    expect(
+        &tcp(&[5, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        ParseError::TcpBadOptionLength,
+    );
 }
 
 #[test]
@@ -189,7 +248,10 @@ fn ipv6_extension_headers() {
     let dst = (60u8, vec![0, 0, 1, 4, 0, 0, 0, 0]);
     let m = parse(&with_ext(&[hop.clone(), dst.clone()], 0)).unwrap();
     assert_eq!((m.proto, m.dst_port), (17, 53));
-    expect(&with_ext(&[dst.clone(), hop.clone()], 60), ParseError::Ipv6BadExtOrder);
+    expect(
+        &with_ext(&[dst.clone(), hop.clone()], 60),
+        ParseError::Ipv6BadExtOrder,
+    );
     let many: Vec<_> = (0..9).map(|_| dst.clone()).collect();
     expect(&with_ext(&many, 60), ParseError::Ipv6TooManyExtHeaders);
     let long = (60u8, vec![0, 9, 1, 4, 0, 0, 0, 0]); // claims 80 bytes
@@ -216,16 +278,38 @@ fn v4_fragment(ident: u16, offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
 fn fragments_tiny_overlapping_and_headless() {
     let mut udp_head = vec![0x9c, 0x40, 0x00, 0x35, 0x00, 0x30, 0, 0];
     udp_head.extend_from_slice(&[0xaa; 16]);
-    expect(&v4_fragment(1, 0, true, &[0x9c, 0x40]), ParseError::TinyFragment);
-    expect(&v4_fragment(1, 65528, false, &[0; 16]), ParseError::Ipv4BadFragment);
+    expect(
+        &v4_fragment(1, 0, true, &[0x9c, 0x40]),
+        ParseError::TinyFragment,
+    );
+    expect(
+        &v4_fragment(1, 65528, false, &[0; 16]),
+        ParseError::Ipv4BadFragment,
+    );
 
     let mut c = Classifier::new(Arc::new(Policy::default()));
     let mut lan = |f: &[u8]| c.process(f, Side::Lan, 1);
-    assert!(lan(&v4_fragment(9, 0, true, &udp_head)).is_forward(), "head opens the flow");
-    assert!(lan(&v4_fragment(9, 24, true, &[0xbb; 16])).is_forward(), "next piece follows it");
-    assert_eq!(lan(&v4_fragment(9, 32, false, &[0xcc; 16])), Verdict::Drop(DropReason::FragmentOverlap));
-    assert_eq!(lan(&v4_fragment(9, 48, false, &[0xcc; 8])), Verdict::Drop(DropReason::FragmentOverlap), "the datagram stays poisoned");
-    assert_eq!(lan(&v4_fragment(77, 64, false, &[0xdd; 8])), Verdict::Drop(DropReason::FragmentNoHead));
+    assert!(
+        lan(&v4_fragment(9, 0, true, &udp_head)).is_forward(),
+        "head opens the flow"
+    );
+    assert!(
+        lan(&v4_fragment(9, 24, true, &[0xbb; 16])).is_forward(),
+        "next piece follows it"
+    );
+    assert_eq!(
+        lan(&v4_fragment(9, 32, false, &[0xcc; 16])),
+        Verdict::Drop(DropReason::FragmentOverlap)
+    );
+    assert_eq!(
+        lan(&v4_fragment(9, 48, false, &[0xcc; 8])),
+        Verdict::Drop(DropReason::FragmentOverlap),
+        "the datagram stays poisoned"
+    );
+    assert_eq!(
+        lan(&v4_fragment(77, 64, false, &[0xdd; 8])),
+        Verdict::Drop(DropReason::FragmentNoHead)
+    );
     let r = c.report();
     assert_eq!((r.fragments.overlaps, r.fragments.no_head), (2, 1));
     assert_eq!(r.dropped.get("fragment_overlap"), Some(&2));

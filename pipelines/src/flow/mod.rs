@@ -23,8 +23,14 @@ fn fold_mul(x: u64, y: u64) -> u64 {
 #[inline]
 fn hash_key(seeds: &[u64; 4], k: &FlowKey) -> u64 {
     let ports = u64::from(k.lo_port) | (u64::from(k.hi_port) << 16) | (u64::from(k.proto) << 32);
-    let a = fold_mul((k.lo_addr as u64) ^ seeds[0], ((k.lo_addr >> 64) as u64) ^ seeds[1]);
-    let b = fold_mul((k.hi_addr as u64) ^ seeds[2], ((k.hi_addr >> 64) as u64) ^ ports);
+    let a = fold_mul(
+        (k.lo_addr as u64) ^ seeds[0],
+        ((k.lo_addr >> 64) as u64) ^ seeds[1],
+    );
+    let b = fold_mul(
+        (k.hi_addr as u64) ^ seeds[2],
+        ((k.hi_addr >> 64) as u64) ^ ports,
+    );
     fold_mul(a ^ u64::from(k.vlan), b ^ seeds[3])
 }
 
@@ -61,7 +67,9 @@ impl FlowKey {
     pub fn ports_of(m: &PacketMeta) -> (u16, u16) {
         match m.proto {
             ip_proto::TCP | ip_proto::UDP => (m.src_port, m.dst_port),
-            ip_proto::ICMP | ip_proto::ICMPV6 if m.has_l4() => icmp::query_ports(m.proto == ip_proto::ICMPV6, m.icmp_type, m.icmp_ident),
+            ip_proto::ICMP | ip_proto::ICMPV6 if m.has_l4() => {
+                icmp::query_ports(m.proto == ip_proto::ICMPV6, m.icmp_type, m.icmp_ident)
+            }
             _ => (0, 0),
         }
     }
@@ -69,9 +77,22 @@ impl FlowKey {
     #[inline]
     pub fn new(src: u128, sp: u16, dst: u128, dp: u16, proto: u8, vlan: u32) -> (FlowKey, bool) {
         let src_is_lo = (src, sp) <= (dst, dp);
-        let ((lo_addr, lo_port), (hi_addr, hi_port)) =
-            if src_is_lo { ((src, sp), (dst, dp)) } else { ((dst, dp), (src, sp)) };
-        (FlowKey { lo_addr, hi_addr, lo_port, hi_port, vlan, proto }, src_is_lo)
+        let ((lo_addr, lo_port), (hi_addr, hi_port)) = if src_is_lo {
+            ((src, sp), (dst, dp))
+        } else {
+            ((dst, dp), (src, sp))
+        };
+        (
+            FlowKey {
+                lo_addr,
+                hi_addr,
+                lo_port,
+                hi_port,
+                vlan,
+                proto,
+            },
+            src_is_lo,
+        )
     }
 }
 
@@ -154,7 +175,11 @@ impl Flow {
     pub fn endpoints(&self) -> ((u128, u16), (u128, u16)) {
         let lo = (self.key.lo_addr, self.key.lo_port);
         let hi = (self.key.hi_addr, self.key.hi_port);
-        if self.initiator_is_lo { (lo, hi) } else { (hi, lo) }
+        if self.initiator_is_lo {
+            (lo, hi)
+        } else {
+            (hi, lo)
+        }
     }
 }
 
@@ -326,7 +351,9 @@ impl FlowTable {
     #[inline]
     pub fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
         let slab = &self.slab;
-        self.index.find(hash, |&i| slab[i as usize].key == *key).copied()
+        self.index
+            .find(hash, |&i| slab[i as usize].key == *key)
+            .copied()
     }
 
     /// `find`, then a read of the flow's second cache line so that it is on its way in
@@ -344,7 +371,9 @@ impl FlowTable {
     /// burst may have been overtaken by an eviction or removal).
     #[inline]
     pub fn holds(&self, idx: u32, key: &FlowKey) -> bool {
-        self.slab.get(idx as usize).is_some_and(|f| f.live && f.key == *key)
+        self.slab
+            .get(idx as usize)
+            .is_some_and(|f| f.live && f.key == *key)
     }
 
     #[inline]
@@ -400,7 +429,8 @@ impl FlowTable {
             ..Flow::default()
         };
         let (slab, seeds) = (&self.slab, &self.seeds);
-        self.index.insert_unique(hash, idx, |&i| hash_key(seeds, &slab[i as usize].key));
+        self.index
+            .insert_unique(hash, idx, |&i| hash_key(seeds, &slab[i as usize].key));
         self.live += 1;
         self.stats.created += 1;
         Some(idx)
@@ -417,7 +447,10 @@ impl FlowTable {
         let key = f.key;
         let hash = hash_key(&self.seeds, &key);
         let slab = &self.slab;
-        if let Ok(e) = self.index.find_entry(hash, |&i| slab[i as usize].key == key) {
+        if let Ok(e) = self
+            .index
+            .find_entry(hash, |&i| slab[i as usize].key == key)
+        {
             e.remove();
         }
         self.free.push(idx);
@@ -481,7 +514,15 @@ mod tests {
     use super::*;
 
     fn key(n: u32) -> FlowKey {
-        FlowKey::new(crate::packet::v4_bits(n.to_be_bytes()), 1000, 1, 80, ip_proto::TCP, 0).0
+        FlowKey::new(
+            crate::packet::v4_bits(n.to_be_bytes()),
+            1000,
+            1,
+            80,
+            ip_proto::TCP,
+            0,
+        )
+        .0
     }
 
     #[test]
@@ -523,7 +564,9 @@ mod tests {
     fn full_table_evicts_unassured_oldest_first() {
         let mut t = FlowTable::new(3, OnFull::EvictOldest);
         for n in 0..3 {
-            let i = t.insert(key(n), t.hash(&key(n)), u64::from(n), |_, _| {}).unwrap();
+            let i = t
+                .insert(key(n), t.hash(&key(n)), u64::from(n), |_, _| {})
+                .unwrap();
             t.get_mut(i).last_seen_ns = u64::from(n);
             t.get_mut(i).tcp = TcpState::Established;
         }
@@ -531,13 +574,16 @@ mod tests {
         let i2 = t.find(&key(2), t.hash(&key(2))).unwrap();
         t.get_mut(i2).tcp = TcpState::SynSent;
         let mut ended = Vec::new();
-        let i7 = t.insert(key(7), t.hash(&key(7)), 10, |f, r| ended.push((f.key, r))).unwrap();
+        let i7 = t
+            .insert(key(7), t.hash(&key(7)), 10, |f, r| ended.push((f.key, r)))
+            .unwrap();
         assert_eq!(ended, vec![(key(2), EndReason::Forced)]);
         t.get_mut(i7).tcp = TcpState::Established;
         t.get_mut(i7).last_seen_ns = 10;
         assert_eq!(t.stats.evicted, 1);
         let mut ended = Vec::new();
-        t.insert(key(8), t.hash(&key(8)), 11, |f, _| ended.push(f.key)).unwrap();
+        t.insert(key(8), t.hash(&key(8)), 11, |f, _| ended.push(f.key))
+            .unwrap();
         assert_eq!(ended, vec![key(0)], "then the least recently seen");
     }
 
@@ -563,6 +609,10 @@ mod tests {
         // Slab entry plus index share; the target is 256 bytes per flow.
         assert_eq!(std::mem::size_of::<Flow>(), 128, "two cache lines");
         let t = FlowTable::new(1 << 16, OnFull::DropNew);
-        assert!(t.memory_bytes() / t.capacity() <= 256, "{}", t.memory_bytes() / t.capacity());
+        assert!(
+            t.memory_bytes() / t.capacity() <= 256,
+            "{}",
+            t.memory_bytes() / t.capacity()
+        );
     }
 }

@@ -75,8 +75,8 @@ pub fn advance(state: TcpState, flags: u8, from_initiator: bool) -> Result<TcpSt
     let next = match state {
         None => return Err(Invalid),
         SynSent => match (from_initiator, syn, ack) {
-            (true, true, false) => SynSent,  // retransmitted SYN
-            (false, true, _) => SynRecv,     // SYN-ACK, or simultaneous open
+            (true, true, false) => SynSent, // retransmitted SYN
+            (false, true, _) => SynRecv,    // SYN-ACK, or simultaneous open
             _ => return Err(Invalid),
         },
         SynRecv => match (from_initiator, syn, ack) {
@@ -126,7 +126,16 @@ mod tests {
     fn handshake_data_and_orderly_close() {
         let s = [(SYN, true), (SYN | ACK, false), (ACK, true)];
         assert_eq!(run(&s), Ok(Established));
-        let close = [&s[..], &[(FIN | ACK, true), (ACK, false), (FIN | ACK, false), (ACK, true)]].concat();
+        let close = [
+            &s[..],
+            &[
+                (FIN | ACK, true),
+                (ACK, false),
+                (FIN | ACK, false),
+                (ACK, true),
+            ],
+        ]
+        .concat();
         assert_eq!(run(&close), Ok(TimeWait));
         let passive = [&s[..], &[(FIN | ACK, false)]].concat();
         assert_eq!(run(&passive), Ok(CloseWait));
@@ -135,14 +144,20 @@ mod tests {
     #[test]
     fn reset_closes_from_any_state() {
         assert_eq!(run(&[(SYN, true), (RST | ACK, false)]), Ok(Close));
-        assert_eq!(run(&[(SYN, true), (SYN | ACK, false), (ACK, true), (RST, true)]), Ok(Close));
+        assert_eq!(
+            run(&[(SYN, true), (SYN | ACK, false), (ACK, true), (RST, true)]),
+            Ok(Close)
+        );
     }
 
     #[test]
     fn out_of_state_packets_are_invalid() {
         assert_eq!(run(&[(SYN, true), (SYN | ACK, true)]), Err(Invalid));
         assert_eq!(run(&[(SYN, true), (ACK, false)]), Err(Invalid));
-        assert_eq!(run(&[(SYN, true), (SYN | ACK, false), (ACK, true), (SYN, true)]), Err(Invalid));
+        assert_eq!(
+            run(&[(SYN, true), (SYN | ACK, false), (ACK, true), (SYN, true)]),
+            Err(Invalid)
+        );
     }
 
     #[test]
@@ -155,7 +170,13 @@ mod tests {
 
     #[test]
     fn port_reuse_after_time_wait() {
-        let s = [(SYN, true), (SYN | ACK, false), (ACK, true), (RST, false), (SYN, true)];
+        let s = [
+            (SYN, true),
+            (SYN | ACK, false),
+            (ACK, true),
+            (RST, false),
+            (SYN, true),
+        ];
         assert_eq!(run(&s), Ok(SynSent));
     }
 }

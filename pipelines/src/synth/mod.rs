@@ -12,8 +12,8 @@ mod tcp;
 pub use rng::Rng;
 pub use tcp::Endpoint;
 
-use crate::wire::emit::{self, Ip, L2, Transport};
 use crate::wire::MacAddr;
+use crate::wire::emit::{self, Ip, L2, Transport};
 
 /// Synthesizer settings.
 #[derive(Clone, Debug)]
@@ -99,13 +99,28 @@ pub fn generate(cfg: &Config) -> Vec<Packet> {
         let v6 = rng.below(100) < u64::from(cfg.ipv6_percent);
         let client_n = 10 + (rng.below(200) as u8);
         let client = Endpoint::client(client_n, v6, 32768 + (s % 28000) as u16);
-        let mut g = proto::Gen { rng: rng.fork(), out: &mut out, t: start, vlan: cfg.vlan };
+        let mut g = proto::Gen {
+            rng: rng.fork(),
+            out: &mut out,
+            t: start,
+            vlan: cfg.vlan,
+        };
         if rng.below(100) < u64::from(cfg.probe_percent) {
             g.inbound_probe(client);
             continue;
         }
         let mut pick = rng.below(u64::from(total_weight)) as u32;
-        let kind = MIX.iter().find(|&&(_, w)| if pick < w { true } else { pick -= w; false }).map_or(Kind::Http, |&(k, _)| k);
+        let kind = MIX
+            .iter()
+            .find(|&&(_, w)| {
+                if pick < w {
+                    true
+                } else {
+                    pick -= w;
+                    false
+                }
+            })
+            .map_or(Kind::Http, |&(k, _)| k);
         g.session(kind, client);
     }
     out.sort_by_key(|p| p.ts_ns);
@@ -116,10 +131,27 @@ pub fn generate(cfg: &Config) -> Vec<Packet> {
 }
 
 /// Builds one frame (used by the generator and by benchmarks that need exact packets).
-pub fn frame(from: &Endpoint, to: &Endpoint, vlan: u16, t: &Transport<'_>, payload: &[u8]) -> Vec<u8> {
+pub fn frame(
+    from: &Endpoint,
+    to: &Endpoint,
+    vlan: u16,
+    t: &Transport<'_>,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut buf = vec![0u8; 1600 + payload.len()];
-    let l2 = L2 { src: from.mac, dst: to.mac, vlan_outer: vlan, vlan_inner: 0 };
-    let ip = Ip { src: from.ip, dst: to.ip, v4: from.v4, ttl: 64, ident: 0 };
+    let l2 = L2 {
+        src: from.mac,
+        dst: to.mac,
+        vlan_outer: vlan,
+        vlan_inner: 0,
+    };
+    let ip = Ip {
+        src: from.ip,
+        dst: to.ip,
+        v4: from.v4,
+        ttl: 64,
+        ident: 0,
+    };
     let n = emit::build(&mut buf, &l2, &ip, t, payload).unwrap_or(0);
     buf.truncate(n);
     // Ethernet minimum frame size (60 bytes without the FCS).
@@ -136,26 +168,41 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes_other_seed_other_bytes() {
-        let cfg = Config { sessions: 40, ..Config::default() };
+        let cfg = Config {
+            sessions: 40,
+            ..Config::default()
+        };
         assert_eq!(generate(&cfg), generate(&cfg));
         assert_ne!(generate(&cfg), generate(&Config { seed: 2, ..cfg }));
     }
 
     #[test]
     fn every_frame_parses_with_good_checksums() {
-        let pkts = generate(&Config { sessions: 300, vlan: 0, ..Config::default() });
+        let pkts = generate(&Config {
+            sessions: 300,
+            vlan: 0,
+            ..Config::default()
+        });
         assert!(pkts.len() > 1000, "{}", pkts.len());
         for (i, p) in pkts.iter().enumerate() {
             let m = crate::packet::parse(&p.frame).unwrap_or_else(|e| panic!("packet {i}: {e}"));
             assert!(transport_checksum_ok(&p.frame, &m), "packet {i} checksum");
-            assert!(p.frame.len() <= 1514, "packet {i} is {} bytes", p.frame.len());
+            assert!(
+                p.frame.len() <= 1514,
+                "packet {i} is {} bytes",
+                p.frame.len()
+            );
         }
         assert!(pkts.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
     }
 
     #[test]
     fn vlan_tag_applies_to_every_frame() {
-        for p in generate(&Config { sessions: 20, vlan: 42, ..Config::default() }) {
+        for p in generate(&Config {
+            sessions: 20,
+            vlan: 42,
+            ..Config::default()
+        }) {
             assert_eq!(crate::packet::parse(&p.frame).unwrap().vlan_outer, 42);
         }
     }

@@ -8,7 +8,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::io::Write;
 
-const SITES: &[&str] = &["intranet", "shop", "news", "mail", "files", "cloud", "video", "bank", "maps", "docs"];
+const SITES: &[&str] = &[
+    "intranet", "shop", "news", "mail", "files", "cloud", "video", "bank", "maps", "docs",
+];
 const DNS_SERVER: u16 = 53; // 198.19.0.53
 
 pub struct Gen<'a> {
@@ -50,7 +52,11 @@ impl Gen<'_> {
     fn http(&mut self, client: Endpoint) {
         let server = self.server(&client, 80);
         let host = self.name();
-        let path = format!("/{}/item{}.html", ["static", "api", "img", "news"][self.rng.below(4) as usize], self.rng.below(1000));
+        let path = format!(
+            "/{}/item{}.html",
+            ["static", "api", "img", "news"][self.rng.below(4) as usize],
+            self.rng.below(1000)
+        );
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64)\r\nAccept: */*\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
         );
@@ -59,7 +65,7 @@ impl Gen<'_> {
         let style = self.rng.below(3);
         let response = match style {
             0 => {
-                let mut r = format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+                let mut r = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n".to_string().into_bytes();
                 for chunk in body.chunks(4096) {
                     r.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
                     r.extend_from_slice(chunk);
@@ -77,7 +83,11 @@ impl Gen<'_> {
                 r
             }
             _ => {
-                let mut r = format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+                let mut r = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
                 r.extend_from_slice(&body);
                 r
             }
@@ -126,8 +136,14 @@ impl Gen<'_> {
     }
 
     fn udp(&mut self, from: &Endpoint, to: &Endpoint, payload: &[u8], ts_ns: u64) {
-        let t = Transport::Udp { src_port: from.port, dst_port: to.port };
-        self.out.push(Packet { ts_ns, frame: frame(from, to, self.vlan, &t, payload) });
+        let t = Transport::Udp {
+            src_port: from.port,
+            dst_port: to.port,
+        };
+        self.out.push(Packet {
+            ts_ns,
+            frame: frame(from, to, self.vlan, &t, payload),
+        });
     }
 
     fn smtp(&mut self, client: Endpoint) {
@@ -144,7 +160,10 @@ impl Gen<'_> {
         c.handshake();
         c.send(false, b"220 mx.supplier.test ESMTP\r\n");
         c.send(true, b"EHLO pc.office.test\r\n");
-        c.send(false, b"250-mx.supplier.test\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n");
+        c.send(
+            false,
+            b"250-mx.supplier.test\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n",
+        );
         c.send(true, b"MAIL FROM:<user@office.test>\r\n");
         c.send(false, b"250 2.1.0 Ok\r\n");
         c.send(true, b"RCPT TO:<partner@supplier.test>\r\n");
@@ -177,11 +196,19 @@ impl Gen<'_> {
         t += rtt / 2;
         for i in 0..self.rng.range(4, 40) {
             let from_client = i % 3 == 2;
-            let len = if from_client { self.rng.range(40, 200) } else { self.rng.range(300, 1350) } as usize;
+            let len = if from_client {
+                self.rng.range(40, 200)
+            } else {
+                self.rng.range(300, 1350)
+            } as usize;
             let mut p = vec![0x40 | (self.rng.below(4) as u8)];
             p.extend_from_slice(if from_client { &scid } else { &dcid });
             p.extend(self.rng.bytes(len));
-            let (a, b) = if from_client { (client, server) } else { (server, client) };
+            let (a, b) = if from_client {
+                (client, server)
+            } else {
+                (server, client)
+            };
             self.udp(&a, &b, &p, t);
             t += self.rng.range(50_000, 2_000_000);
         }
@@ -197,11 +224,25 @@ impl Gen<'_> {
             let mut rest = [0u8; 4];
             rest[..2].copy_from_slice(&ident.to_be_bytes());
             rest[2..].copy_from_slice(&seq.to_be_bytes());
-            let q = Transport::Icmp { icmp_type: req, code: 0, rest };
-            let r = Transport::Icmp { icmp_type: rep, code: 0, rest };
-            self.out.push(Packet { ts_ns: t, frame: frame(&client, &server, self.vlan, &q, &payload) });
+            let q = Transport::Icmp {
+                icmp_type: req,
+                code: 0,
+                rest,
+            };
+            let r = Transport::Icmp {
+                icmp_type: rep,
+                code: 0,
+                rest,
+            };
+            self.out.push(Packet {
+                ts_ns: t,
+                frame: frame(&client, &server, self.vlan, &q, &payload),
+            });
             let rtt = self.rng.range(1_000_000, 30_000_000);
-            self.out.push(Packet { ts_ns: t + rtt, frame: frame(&server, &client, self.vlan, &r, &payload) });
+            self.out.push(Packet {
+                ts_ns: t + rtt,
+                frame: frame(&server, &client, self.vlan, &r, &payload),
+            });
             t += 1_000_000_000;
         }
     }
@@ -236,19 +277,37 @@ impl Gen<'_> {
     pub fn inbound_probe(&mut self, client: Endpoint) {
         let port = [22u16, 23, 445, 3389, 8080][self.rng.below(5) as usize];
         let target = client.with_port(port);
-        let scanner = Endpoint::server(60_000 + self.rng.below(100) as u16, !client.v4, 40_000 + self.rng.below(20_000) as u16);
+        let scanner = Endpoint::server(
+            60_000 + self.rng.below(100) as u16,
+            !client.v4,
+            40_000 + self.rng.below(20_000) as u16,
+        );
         let seq = self.rng.next_u64() as u32;
         let mut t = self.t;
         for _ in 0..3 {
-            let syn = Transport::Tcp { src_port: scanner.port, dst_port: port, seq, ack: 0, flags: SYN, window: 1024, options: &[] };
-            self.out.push(Packet { ts_ns: t, frame: frame(&scanner, &target, self.vlan, &syn, &[]) });
+            let syn = Transport::Tcp {
+                src_port: scanner.port,
+                dst_port: port,
+                seq,
+                ack: 0,
+                flags: SYN,
+                window: 1024,
+                options: &[],
+            };
+            self.out.push(Packet {
+                ts_ns: t,
+                frame: frame(&scanner, &target, self.vlan, &syn, &[]),
+            });
             t += 1_000_000_000;
         }
     }
 }
 
 fn text_body(rng: &mut Rng, len: usize) -> Vec<u8> {
-    const WORDS: &[&str] = &["<p>", "office", "security", "gateway", "report", "the", "and", "quarter", "</p>\n", "network", "safe", "mimamori"];
+    const WORDS: &[&str] = &[
+        "<p>", "office", "security", "gateway", "report", "the", "and", "quarter", "</p>\n",
+        "network", "safe", "mimamori",
+    ];
     let mut out = Vec::with_capacity(len + 16);
     while out.len() < len {
         out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
@@ -276,7 +335,10 @@ pub fn client_hello(rng: &mut Rng, sni: &str) -> Vec<u8> {
     ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
     ext.extend_from_slice(name);
     let alpn: &[&[u8]] = &[b"h2", b"http/1.1"];
-    let list: Vec<u8> = alpn.iter().flat_map(|p| std::iter::once(p.len() as u8).chain(p.iter().copied())).collect();
+    let list: Vec<u8> = alpn
+        .iter()
+        .flat_map(|p| std::iter::once(p.len() as u8).chain(p.iter().copied()))
+        .collect();
     ext.extend_from_slice(&16u16.to_be_bytes());
     ext.extend_from_slice(&((list.len() + 2) as u16).to_be_bytes());
     ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
@@ -305,7 +367,11 @@ pub fn client_hello(rng: &mut Rng, sni: &str) -> Vec<u8> {
 pub fn dns_message(id: u16, name: &str, qtype: u16, answer: Option<&[u8]>) -> Vec<u8> {
     let mut m = Vec::with_capacity(64);
     m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(if answer.is_some() { &[0x81, 0x80] } else { &[0x01, 0x00] });
+    m.extend_from_slice(if answer.is_some() {
+        &[0x81, 0x80]
+    } else {
+        &[0x01, 0x00]
+    });
     m.extend_from_slice(&[0, 1, 0, u8::from(answer.is_some()), 0, 0, 0, 0]);
     for label in name.split('.').filter(|l| !l.is_empty()) {
         m.push(label.len().min(63) as u8);
@@ -331,7 +397,9 @@ fn base64(data: &[u8]) -> String {
         if i > 0 && i % 19 == 0 {
             out.push_str("\r\n"); // 76-character lines (RFC 2045)
         }
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for k in 0..4 {
             if k <= c.len() {
                 out.push(T[(n >> (18 - 6 * k)) as usize & 63] as char);

@@ -18,8 +18,17 @@ pub struct Endpoint {
 impl Endpoint {
     /// LAN client number `n`: 198.18.0.n or 2001:db8:1::n.
     pub fn client(n: u8, v6: bool, port: u16) -> Self {
-        let ip = if v6 { v6_bits(lan6(n)) } else { v4_bits([198, 18, 0, n]) };
-        Endpoint { mac: client_mac(n), ip, v4: !v6, port }
+        let ip = if v6 {
+            v6_bits(lan6(n))
+        } else {
+            v4_bits([198, 18, 0, n])
+        };
+        Endpoint {
+            mac: client_mac(n),
+            ip,
+            v4: !v6,
+            port,
+        }
     }
     /// WAN server `n` (1..=65534): 198.19.x.y or 2001:db8:2::n, reached via the router.
     pub fn server(n: u16, v6: bool, port: u16) -> Self {
@@ -31,7 +40,12 @@ impl Endpoint {
         } else {
             v4_bits([198, 19, (n >> 8) as u8, n as u8])
         };
-        Endpoint { mac: ROUTER_MAC, ip, v4: !v6, port }
+        Endpoint {
+            mac: ROUTER_MAC,
+            ip,
+            v4: !v6,
+            port,
+        }
     }
     pub fn with_port(self, port: u16) -> Self {
         Endpoint { port, ..self }
@@ -60,8 +74,25 @@ pub struct TcpConv<'a> {
 }
 
 impl<'a> TcpConv<'a> {
-    pub fn new(out: &'a mut Vec<Packet>, client: Endpoint, server: Endpoint, vlan: u16, t: u64, rtt_ns: u64, isn: (u32, u32)) -> Self {
-        Self { out, client, server, vlan, t, rtt_ns, c_seq: isn.0, s_seq: isn.1 }
+    pub fn new(
+        out: &'a mut Vec<Packet>,
+        client: Endpoint,
+        server: Endpoint,
+        vlan: u16,
+        t: u64,
+        rtt_ns: u64,
+        isn: (u32, u32),
+    ) -> Self {
+        Self {
+            out,
+            client,
+            server,
+            vlan,
+            t,
+            rtt_ns,
+            c_seq: isn.0,
+            s_seq: isn.1,
+        }
     }
 
     fn mss(&self) -> usize {
@@ -83,7 +114,10 @@ impl<'a> TcpConv<'a> {
             window: 64240,
             options,
         };
-        self.out.push(Packet { ts_ns: self.t, frame: frame(&from, &to, self.vlan, &t, payload) });
+        self.out.push(Packet {
+            ts_ns: self.t,
+            frame: frame(&from, &to, self.vlan, &t, payload),
+        });
         let adv = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
         if from_client {
             self.c_seq = self.c_seq.wrapping_add(adv);

@@ -45,7 +45,10 @@ pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, len: usize) -> u32 {
 
 /// Sum of the IPv6 pseudo-header (RFC 8200 8.1).
 pub fn pseudo_v6(src: [u8; 16], dst: [u8; 16], proto: u8, len: usize) -> u32 {
-    fold(sum(&src) + sum(&dst)) as u32 + u32::from(proto) + (len as u32 & 0xffff) + (len as u32 >> 16)
+    fold(sum(&src) + sum(&dst)) as u32
+        + u32::from(proto)
+        + (len as u32 & 0xffff)
+        + (len as u32 >> 16)
 }
 
 #[cfg(test)]

@@ -24,10 +24,25 @@ pub struct Ip {
 
 #[derive(Clone, Copy, Debug)]
 pub enum Transport<'a> {
-    Tcp { src_port: u16, dst_port: u16, seq: u32, ack: u32, flags: u8, window: u16, options: &'a [u8] },
-    Udp { src_port: u16, dst_port: u16 },
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        window: u16,
+        options: &'a [u8],
+    },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+    },
     /// ICMP or ICMPv6 (by the IP family); `rest` is the 4 bytes after the checksum.
-    Icmp { icmp_type: u8, code: u8, rest: [u8; 4] },
+    Icmp {
+        icmp_type: u8,
+        code: u8,
+        rest: [u8; 4],
+    },
 }
 
 /// Writes Ethernet (+ tags) / IP / transport / payload into `out` with correct lengths and
@@ -36,7 +51,12 @@ pub enum Transport<'a> {
 pub fn build(out: &mut [u8], l2: &L2, ip: &Ip, t: &Transport<'_>, payload: &[u8]) -> Option<usize> {
     let mut off = 12;
     let tag = |out: &mut [u8], off: &mut usize, tpid: u16, vid: u16| -> Option<()> {
-        out.get_mut(*off..*off + 4)?.copy_from_slice(&[(tpid >> 8) as u8, tpid as u8, (vid >> 8) as u8 & 0x0f, vid as u8]);
+        out.get_mut(*off..*off + 4)?.copy_from_slice(&[
+            (tpid >> 8) as u8,
+            tpid as u8,
+            (vid >> 8) as u8 & 0x0f,
+            vid as u8,
+        ]);
         *off += 4;
         Some(())
     };
@@ -48,8 +68,13 @@ pub fn build(out: &mut [u8], l2: &L2, ip: &Ip, t: &Transport<'_>, payload: &[u8]
     } else if l2.vlan_outer != 0 {
         tag(out, &mut off, EtherType::VLAN, l2.vlan_outer)?;
     }
-    let ethertype = if ip.v4 { EtherType::IPV4 } else { EtherType::IPV6 };
-    out.get_mut(off..off + 2)?.copy_from_slice(&ethertype.to_be_bytes());
+    let ethertype = if ip.v4 {
+        EtherType::IPV4
+    } else {
+        EtherType::IPV6
+    };
+    out.get_mut(off..off + 2)?
+        .copy_from_slice(&ethertype.to_be_bytes());
     off += 2;
 
     let (proto, l4_hdr_len) = match t {
@@ -60,7 +85,14 @@ pub fn build(out: &mut [u8], l2: &L2, ip: &Ip, t: &Transport<'_>, payload: &[u8]
             (ip_proto::TCP, 20 + options.len())
         }
         Transport::Udp { .. } => (ip_proto::UDP, 8),
-        Transport::Icmp { .. } => (if ip.v4 { ip_proto::ICMP } else { ip_proto::ICMPV6 }, 8),
+        Transport::Icmp { .. } => (
+            if ip.v4 {
+                ip_proto::ICMP
+            } else {
+                ip_proto::ICMPV6
+            },
+            8,
+        ),
     };
     let l4_len = l4_hdr_len + payload.len();
     let ip_hdr_len = if ip.v4 { 20 } else { 40 };
@@ -102,7 +134,15 @@ pub fn build(out: &mut [u8], l2: &L2, ip: &Ip, t: &Transport<'_>, payload: &[u8]
     let seg = &mut out[l4..end];
     seg.fill(0);
     let csum_at = match *t {
-        Transport::Tcp { src_port, dst_port, seq, ack, flags, window, options } => {
+        Transport::Tcp {
+            src_port,
+            dst_port,
+            seq,
+            ack,
+            flags,
+            window,
+            options,
+        } => {
             seg[0..2].copy_from_slice(&src_port.to_be_bytes());
             seg[2..4].copy_from_slice(&dst_port.to_be_bytes());
             seg[4..8].copy_from_slice(&seq.to_be_bytes());
@@ -119,7 +159,11 @@ pub fn build(out: &mut [u8], l2: &L2, ip: &Ip, t: &Transport<'_>, payload: &[u8]
             seg[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
             6
         }
-        Transport::Icmp { icmp_type, code, rest } => {
+        Transport::Icmp {
+            icmp_type,
+            code,
+            rest,
+        } => {
             seg[0] = icmp_type;
             seg[1] = code;
             seg[4..8].copy_from_slice(&rest);
@@ -148,12 +192,19 @@ pub fn transport_checksum_ok(frame: &[u8], m: &crate::packet::PacketMeta) -> boo
     }
     let l4 = usize::from(m.l4_offset);
     let ip_end = usize::from(m.l3_offset) + usize::from(m.ip_len);
-    let Some(seg) = frame.get(l4..ip_end) else { return false };
+    let Some(seg) = frame.get(l4..ip_end) else {
+        return false;
+    };
     let pseudo = if m.is_v4() {
         if m.proto == ip_proto::ICMP {
             0
         } else {
-            checksum::pseudo_v4((m.src as u32).to_be_bytes(), (m.dst as u32).to_be_bytes(), m.proto, seg.len())
+            checksum::pseudo_v4(
+                (m.src as u32).to_be_bytes(),
+                (m.dst as u32).to_be_bytes(),
+                m.proto,
+                seg.len(),
+            )
         }
     } else {
         checksum::pseudo_v6(m.src.to_be_bytes(), m.dst.to_be_bytes(), m.proto, seg.len())

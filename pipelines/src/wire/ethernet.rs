@@ -32,7 +32,11 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 }
 
@@ -48,11 +52,14 @@ impl std::str::FromStr for MacAddr {
         let mut out = [0u8; 6];
         let mut parts = s.split([':', '-']);
         for byte in out.iter_mut() {
-            let p = parts.next().ok_or_else(|| format!("{s:?} has fewer than 6 octets"))?;
+            let p = parts
+                .next()
+                .ok_or_else(|| format!("{s:?} has fewer than 6 octets"))?;
             if p.len() != 2 {
                 return Err(format!("{s:?}: octet {p:?} is not two hex digits"));
             }
-            *byte = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?}: octet {p:?} is not hex"))?;
+            *byte =
+                u8::from_str_radix(p, 16).map_err(|_| format!("{s:?}: octet {p:?} is not hex"))?;
         }
         if parts.next().is_some() {
             return Err(format!("{s:?} has more than 6 octets"));
@@ -75,10 +82,24 @@ impl<'a> EthernetFrame<'a> {
         Ok(Self { buf })
     }
     pub fn dst(&self) -> MacAddr {
-        MacAddr([self.buf[0], self.buf[1], self.buf[2], self.buf[3], self.buf[4], self.buf[5]])
+        MacAddr([
+            self.buf[0],
+            self.buf[1],
+            self.buf[2],
+            self.buf[3],
+            self.buf[4],
+            self.buf[5],
+        ])
     }
     pub fn src(&self) -> MacAddr {
-        MacAddr([self.buf[6], self.buf[7], self.buf[8], self.buf[9], self.buf[10], self.buf[11]])
+        MacAddr([
+            self.buf[6],
+            self.buf[7],
+            self.buf[8],
+            self.buf[9],
+            self.buf[10],
+            self.buf[11],
+        ])
     }
     pub fn ethertype(&self) -> u16 {
         be16(self.buf, 12)

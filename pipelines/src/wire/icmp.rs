@@ -38,7 +38,11 @@ pub struct IcmpHeader<'a> {
 impl<'a> IcmpHeader<'a> {
     pub fn new_checked(buf: &'a [u8], v6: bool) -> Result<Self, ParseError> {
         if buf.len() < HEADER_LEN {
-            return Err(if v6 { ParseError::Icmpv6Truncated } else { ParseError::IcmpTruncated });
+            return Err(if v6 {
+                ParseError::Icmpv6Truncated
+            } else {
+                ParseError::IcmpTruncated
+            });
         }
         Ok(Self { buf })
     }
@@ -60,7 +64,10 @@ impl<'a> IcmpHeader<'a> {
 
 /// ICMPv4 messages that report on another packet (and carry its header).
 pub fn is_error_v4(t: u8) -> bool {
-    matches!(t, v4::DEST_UNREACHABLE | v4::TIME_EXCEEDED | v4::PARAMETER_PROBLEM | 4 | 5)
+    matches!(
+        t,
+        v4::DEST_UNREACHABLE | v4::TIME_EXCEEDED | v4::PARAMETER_PROBLEM | 4 | 5
+    )
 }
 
 /// ICMPv6 error messages (types below 128).
@@ -79,7 +86,10 @@ pub fn query_ports(v6: bool, t: u8, ident: u16) -> (u16, u16) {
     let (request, reply) = if v6 {
         (t == v6::ECHO_REQUEST, t == v6::ECHO_REPLY)
     } else {
-        (t == v4::ECHO_REQUEST || t == v4::TIMESTAMP, t == v4::ECHO_REPLY || t == v4::TIMESTAMP_REPLY)
+        (
+            t == v4::ECHO_REQUEST || t == v4::TIMESTAMP,
+            t == v4::ECHO_REPLY || t == v4::TIMESTAMP_REPLY,
+        )
     };
     match (request, reply) {
         (true, _) => (ident, 0),

@@ -109,7 +109,11 @@ impl<'a> Ipv6Packet<'a> {
                     off += 8;
                     if field & 0xfff8 != 0 {
                         // A later fragment: what follows is the middle of the datagram.
-                        return Ok(Ipv6Chain { protocol: next, l4_offset: off, fragment });
+                        return Ok(Ipv6Chain {
+                            protocol: next,
+                            l4_offset: off,
+                            fragment,
+                        });
                     }
                 }
                 ip_proto::AH => {
@@ -124,7 +128,11 @@ impl<'a> Ipv6Packet<'a> {
                     off += len;
                 }
                 _ => {
-                    return Ok(Ipv6Chain { protocol: next, l4_offset: off, fragment });
+                    return Ok(Ipv6Chain {
+                        protocol: next,
+                        l4_offset: off,
+                        fragment,
+                    });
                 }
             }
         }

@@ -77,11 +77,11 @@ fn check_options(opts: &[u8]) -> Result<(), ParseError> {
                     return Err(ParseError::TcpBadOptionLength);
                 }
                 let fixed_ok = match kind {
-                    2 => len == 4,                           // MSS
-                    3 => len == 3,                           // window scale
-                    4 => len == 2,                           // SACK permitted
-                    5 => len >= 10 && (len - 2) % 8 == 0,    // SACK blocks
-                    8 => len == 10,                          // timestamps
+                    2 => len == 4,                                 // MSS
+                    3 => len == 3,                                 // window scale
+                    4 => len == 2,                                 // SACK permitted
+                    5 => len >= 10 && (len - 2).is_multiple_of(8), // SACK blocks
+                    8 => len == 10,                                // timestamps
                     _ => true,
                 };
                 if !fixed_ok {
