@@ -1,7 +1,7 @@
 //! Writing event records as EVE JSON lines.
 
 use mimamori_pipelines::Policy;
-use mimamori_pipelines::event::EventQueue;
+use mimamori_pipelines::event::{EventQueue, EventRecord};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -24,17 +24,23 @@ impl EveWriter {
 
     /// Drains the queue into the file.
     pub fn write_all(&mut self, q: &mut EventQueue) -> std::io::Result<()> {
-        let rules = &self.policy.firewall.rules;
         for rec in q.drain() {
-            let eve = rec.to_eve(
-                |side| side.name().to_string(),
-                |i| rules.get(i as usize).map(|r| r.name.clone()),
-            );
-            serde_json::to_writer(&mut self.w, &eve)?;
-            self.w.write_all(b"\n")?;
-            self.written += 1;
+            self.write_one(&rec)?;
         }
         Ok(())
+    }
+
+    pub fn write_one(&mut self, rec: &EventRecord) -> std::io::Result<()> {
+        let rules = &self.policy.firewall.rules;
+        let eve = rec.to_eve(|side| side.name().to_string(), |i| rules.get(i as usize).map(|r| r.name.clone()));
+        serde_json::to_writer(&mut self.w, &eve)?;
+        self.w.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
     }
 
     /// Flushes and returns how many events were written.

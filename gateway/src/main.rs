@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mimamori_gateway::bench::{self, BenchConfig};
 use mimamori_gateway::capture::PcapWriter;
+use mimamori_gateway::dataplane::{self, Layout, Overload, RunConfig, Tier};
 use mimamori_gateway::replay::Replay;
 use mimamori_pipelines::{Policy, synth};
 use std::path::PathBuf;
@@ -85,6 +86,59 @@ enum Cmd {
     },
     /// Check a policy file and print what it compiles to.
     CheckPolicy { policy: PathBuf },
+    /// Bridge a LAN port and a WAN port on DPDK, applying the firewall (needs root).
+    Run {
+        /// LAN port: a DPDK device string (`net_af_packet0,iface=eth1`, `0000:03:00.0`, …).
+        #[arg(long)]
+        lan: String,
+        /// WAN port, as --lan.
+        #[arg(long)]
+        wan: String,
+        /// BOX plan: sets the default layout and worker count.
+        #[arg(long, value_enum, default_value = "light")]
+        tier: Tier,
+        /// Stage placement (overrides the tier).
+        #[arg(long, value_enum)]
+        layout: Option<Layout>,
+        /// Classify workers in the pipeline layout (overrides the tier).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// When the ring into the classify workers is full.
+        #[arg(long, value_enum, default_value = "fail-open")]
+        overload: Overload,
+        /// Policy file (TOML); the embedded default when absent.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Write events here as EVE JSON lines.
+        #[arg(long)]
+        eve: Option<PathBuf>,
+        /// Serve statistics on this Unix socket (read them with `mimamori-gw stats`).
+        #[arg(long, default_value = "/run/mimamori/gw.sock")]
+        stats_socket: PathBuf,
+        /// EAL core list (`-l`); by default one lcore per stage, mapped onto the cores there are.
+        #[arg(long)]
+        lcores: Option<String>,
+        /// Run without hugepages (slower; for test machines).
+        #[arg(long)]
+        no_huge: bool,
+        /// DPDK runtime file prefix; give each gateway process its own.
+        #[arg(long, default_value = "mimamori")]
+        file_prefix: String,
+        /// Mbufs in the packet pool.
+        #[arg(long, default_value_t = 16383)]
+        mbufs: u32,
+        /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Print the final statistics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the statistics of a running gateway.
+    Stats {
+        #[arg(long, default_value = "/run/mimamori/gw.sock")]
+        socket: PathBuf,
+    },
 }
 
 fn main() {
@@ -236,6 +290,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.name
                 );
             }
+        }
+        Cmd::Run { lan, wan, tier, layout, workers, overload, policy, eve, stats_socket, lcores, no_huge, file_prefix, mbufs, duration, json } => {
+            let (tier_layout, tier_workers) = tier.layout();
+            let cfg = RunConfig {
+                lan,
+                wan,
+                layout: layout.unwrap_or(tier_layout),
+                workers: workers.unwrap_or(tier_workers),
+                overload,
+                policy: load_policy(policy.as_ref())?,
+                eve,
+                stats_socket: Some(stats_socket),
+                lcores,
+                no_huge,
+                file_prefix,
+                mbufs,
+                duration: duration.map(|d| std::time::Duration::from_secs_f64(d.max(0.0))),
+                json,
+            };
+            let json = cfg.json;
+            let snap = dataplane::run(cfg)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snap)?);
+            } else {
+                print!("{}", snap.text());
+            }
+            if snap.mempool_in_use != 0 {
+                anyhow::bail!("{} mbufs were not returned to the pool", snap.mempool_in_use);
+            }
+        }
+        Cmd::Stats { socket } => {
+            println!("{}", serde_json::to_string_pretty(&dataplane::query_stats(&socket)?)?);
         }
     }
     Ok(())

@@ -1,0 +1,147 @@
+//! `mimamori-gw run`: the live bridge between a LAN port and a WAN port on DPDK.
+
+pub mod config;
+mod control;
+mod stage;
+pub mod stats;
+
+pub use config::{Layout, Overload, RunConfig, Tier};
+pub use control::query_stats;
+
+use crate::dpdk::{self, Eal, Mempool, Port, Ring};
+use anyhow::Context;
+use mimamori_pipelines::Classifier;
+use stage::{ClassifyStage, Clock, Ports};
+use stats::{Snapshot, StageCounters};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Capacity of each ring between stages.
+const RING_SLOTS: u32 = 4096;
+/// Events held for the EVE exporter thread.
+const EVENT_QUEUE: usize = 65_536;
+
+pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
+    let args = cfg.eal_args()?;
+    let eal = Eal::init(&args)?;
+    let lcores = dpdk::worker_lcores(&eal);
+    if lcores.len() < cfg.stage_lcores() {
+        anyhow::bail!("the {:?} layout needs {} stage lcores besides the main one; the EAL has {}", cfg.layout, cfg.stage_lcores(), lcores.len());
+    }
+    let pool = Arc::new(Mempool::new("mimamori_mbufs", cfg.mbufs, -1)?);
+    let (lan_name, _) = config::device_name("lan", &cfg.lan)?;
+    let (wan_name, _) = config::device_name("wan", &cfg.wan)?;
+    let ports = Ports { ports: Arc::new([Port::open(&lan_name, &pool, 1)?, Port::open(&wan_name, &pool, 1)?]) };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let (events_tx, exporter) = match &cfg.eve {
+        Some(path) => {
+            let (tx, handle) = control::spawn_eve_exporter(path, cfg.policy.clone(), EVENT_QUEUE)?;
+            (Some(tx), Some(handle))
+        }
+        None => (None, None),
+    };
+    let clock = Clock::new();
+    let mut stages: Vec<Arc<StageCounters>> = Vec::new();
+    let mut rings: Vec<(String, Arc<Ring>)> = Vec::new();
+    let mut launched = Vec::new();
+    let new_stage = |name: &str, lcore: u32, stages: &mut Vec<Arc<StageCounters>>| {
+        let c = Arc::new(StageCounters::new(name));
+        c.lcore.store(u64::from(lcore), Ordering::Relaxed);
+        stages.push(c.clone());
+        c
+    };
+    match cfg.layout {
+        Layout::Rtc => {
+            let l = lcores[0];
+            let c = new_stage("rtc", l, &mut stages);
+            let st = ClassifyStage::new(Classifier::new(cfg.policy.clone()), pool.clone(), ports.clone(), events_tx.clone(), c);
+            let stop = stop.clone();
+            dpdk::launch(&eal, l, move || stage::run_to_completion(st, stop, clock))?;
+            launched.push(l);
+        }
+        Layout::Pipeline => {
+            let tx_ring = Arc::new(Ring::new("to_tx", RING_SLOTS, false, true)?);
+            rings.push(("to_tx".into(), tx_ring.clone()));
+            let mut worker_rings = Vec::new();
+            for w in 0..cfg.workers {
+                let r = Arc::new(Ring::new(&format!("to_worker{w}"), RING_SLOTS, true, true)?);
+                rings.push((format!("to_worker{w}"), r.clone()));
+                worker_rings.push(r);
+            }
+            let (rx_l, tx_l) = (lcores[0], lcores[1]);
+            let c = new_stage("rx", rx_l, &mut stages);
+            let (p, wr, tr, s, o) = (ports.clone(), worker_rings.clone(), tx_ring.clone(), stop.clone(), cfg.overload);
+            dpdk::launch(&eal, rx_l, move || stage::rx_stage(p, wr, tr, o, c, s))?;
+            launched.push(rx_l);
+            for (w, ring) in worker_rings.iter().enumerate() {
+                let l = lcores[2 + w];
+                let c = new_stage(&format!("classify{w}"), l, &mut stages);
+                let st = ClassifyStage::new(Classifier::new(cfg.policy.clone()), pool.clone(), ports.clone(), events_tx.clone(), c);
+                let (r, t, s) = (ring.clone(), tx_ring.clone(), stop.clone());
+                dpdk::launch(&eal, l, move || stage::worker_stage(st, r, t, s, clock))?;
+                launched.push(l);
+            }
+            let c = new_stage("tx", tx_l, &mut stages);
+            let (p, t, s) = (ports.clone(), tx_ring.clone(), stop.clone());
+            dpdk::launch(&eal, tx_l, move || stage::tx_stage(p, t, c, s))?;
+            launched.push(tx_l);
+        }
+    }
+    drop(events_tx);
+
+    let started = Instant::now();
+    let layout = format!("{:?}", cfg.layout).to_lowercase();
+    let snapshot = {
+        let (ports, pool, stages, rings, layout) = (ports.clone(), pool.clone(), stages.clone(), rings.clone(), layout.clone());
+        move || control::snapshot(&layout, started, &ports, &pool, &stages, &rings)
+    };
+    let server = match &cfg.stats_socket {
+        Some(path) => Some(control::spawn_stats_server(path, stop.clone(), snapshot.clone())?),
+        None => None,
+    };
+    eprintln!("mimamori-gw: bridging {} (lan) <-> {} (wan), layout {layout}, {} stage lcores; Ctrl-C stops", lan_name, wan_name, launched.len());
+    let mut watchdog = control::Watchdog::new(&stages);
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        watchdog.check(&stages);
+        if cfg.duration.is_some_and(|d| started.elapsed() >= d) {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    let mut failed = Vec::new();
+    for l in launched {
+        let code = dpdk::wait_lcore(&eal, l);
+        if code != 0 {
+            failed.push(l);
+        }
+    }
+    let mut snap = snapshot();
+    if let Some(s) = server {
+        let _ = s.join();
+    }
+    drop(rings);
+    drop(snapshot);
+    match Arc::try_unwrap(ports.ports) {
+        Ok([lan, wan]) => {
+            lan.close();
+            wan.close();
+        }
+        Err(_) => anyhow::bail!("internal: ports still shared after all lcores stopped"),
+    }
+    if let Some(h) = exporter {
+        snap.events_written = h.join().unwrap_or(0);
+    }
+    snap.mempool_in_use = pool.in_use();
+    snap.mempool_available = pool.available();
+    if !failed.is_empty() {
+        anyhow::bail!("stage lcores {failed:?} ended with an error");
+    }
+    drop(pool);
+    drop(eal);
+    Ok(snap)
+}
