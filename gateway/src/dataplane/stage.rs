@@ -133,9 +133,23 @@ impl ClassifyStage {
         }
     }
 
+    /// Ends every flow (their flow records go out as `shutdown`) and publishes the counters.
+    pub fn shutdown(&mut self, now_ns: u64) {
+        self.cls.finish(now_ns);
+        self.housekeeping(now_ns);
+        self.publish_final();
+    }
+
     /// Copies the classifier's counters where the control thread can read them.
     pub fn publish(&self) {
         if let Ok(mut r) = self.counters.report.try_lock() {
+            *r = Some(self.cls.report());
+        }
+    }
+
+    /// Like `publish`, but waits for the lock (at shutdown, so the last counts are kept).
+    fn publish_final(&self) {
+        if let Ok(mut r) = self.counters.report.lock() {
             *r = Some(self.cls.report());
         }
     }
@@ -179,7 +193,7 @@ pub fn run_to_completion(mut stage: ClassifyStage, stop: Arc<AtomicBool>, clock:
             stage.run(&mut rx, clock.now_ns(), |_| {});
         }
     }
-    stage.publish();
+    stage.shutdown(clock.now_ns());
     0
 }
 
@@ -260,7 +274,7 @@ pub fn worker_stage(mut stage: ClassifyStage, input: Arc<Ring>, to_tx: Arc<Ring>
         });
         flush(&mut outb);
     }
-    stage.publish();
+    stage.shutdown(clock.now_ns());
     0
 }
 

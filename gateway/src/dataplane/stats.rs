@@ -103,7 +103,7 @@ impl Snapshot {
     pub fn text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let _ = writeln!(s, "layout {}  uptime {:.1} s  mbufs in use {} (free {})", self.layout, self.uptime_secs, self.mempool_in_use, self.mempool_available);
+        let _ = writeln!(s, "layout {}  uptime {:.1} s  mbufs in use {} (free {})  events written {}", self.layout, self.uptime_secs, self.mempool_in_use, self.mempool_available, self.events_written);
         for p in &self.ports {
             let t = &p.stats;
             let _ = writeln!(s, "port {:<3} {:<16} rx {:>10} tx {:>10}  missed {} rx_err {} tx_err {} nombuf {}", p.side, p.name, t.rx_packets, t.tx_packets, t.rx_missed, t.rx_errors, t.tx_errors, t.rx_nombuf);
