@@ -7,14 +7,21 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-changed=glue.c");
-    let dpdk = match pkg_config::Config::new().atleast_version("22.11").probe("libdpdk") {
+    let dpdk = match pkg_config::Config::new()
+        .atleast_version("22.11")
+        .probe("libdpdk")
+    {
         Ok(l) => l,
         Err(e) => panic!(
             "DPDK >= 22.11 not found by pkg-config ({e}).\nInstall it with: apt-get install libdpdk-dev (or run scripts/setup)"
         ),
     };
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
-    let includes: Vec<String> = dpdk.include_paths.iter().map(|p| format!("-I{}", p.display())).collect();
+    let includes: Vec<String> = dpdk
+        .include_paths
+        .iter()
+        .map(|p| format!("-I{}", p.display()))
+        .collect();
 
     let bindings = bindgen::Builder::default()
         .header("wrapper.h")
@@ -41,13 +48,23 @@ fn main() {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()
         .expect("bindgen failed on the DPDK headers");
-    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings");
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("write bindings");
 
     let mut cc = cc::Build::new();
-    cc.file(out.join("static_fns.c")).file("glue.c").include(".");
+    cc.file(out.join("static_fns.c"))
+        .file("glue.c")
+        .include(".");
     for p in &dpdk.include_paths {
         cc.include(p);
     }
-    cc.flag("-march=corei7").flag("-include").flag("rte_config.h").flag("-include").flag("wrapper.h").opt_level(3).warnings(false);
+    cc.flag("-march=corei7")
+        .flag("-include")
+        .flag("rte_config.h")
+        .flag("-include")
+        .flag("wrapper.h")
+        .opt_level(3)
+        .warnings(false);
     cc.compile("mimamori_dpdk_glue");
 }

@@ -223,3 +223,67 @@ fn rss_bytes() -> std::io::Result<u64> {
         .unwrap_or(0);
     Ok(pages * 4096)
 }
+
+/// Writes the live-bench traffic: `flows` UDP flows, one 60-byte frame per flow from the
+/// LAN side to `lan`, and the replies to `wan` (for net_pcap ports with `infinite_rx=1`).
+pub fn write_flow_pcaps(
+    flows: usize,
+    lan: &std::path::Path,
+    wan: &std::path::Path,
+) -> std::io::Result<()> {
+    let mut lw = crate::capture::PcapWriter::create(lan)?;
+    let mut ww = crate::capture::PcapWriter::create(wan)?;
+    let mut buf = [0u8; STRIDE];
+    let (cmac, rmac) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0xff, 1]));
+    for i in 0..flows {
+        let client = v4_bits([198, 18, (i >> 8) as u8, i as u8]);
+        let server = v4_bits([198, 19, (i >> 16) as u8 & 0x3f, 1]);
+        let cport = 10_000 + (i >> 22) as u16;
+        for (w, from_lan) in [(&mut lw, true), (&mut ww, false)] {
+            let (l2, ip, t) = if from_lan {
+                (
+                    L2 {
+                        src: cmac,
+                        dst: rmac,
+                        ..L2::default()
+                    },
+                    Ip {
+                        src: client,
+                        dst: server,
+                        v4: true,
+                        ttl: 64,
+                        ident: 0,
+                    },
+                    Transport::Udp {
+                        src_port: cport,
+                        dst_port: 5001,
+                    },
+                )
+            } else {
+                (
+                    L2 {
+                        src: rmac,
+                        dst: cmac,
+                        ..L2::default()
+                    },
+                    Ip {
+                        src: server,
+                        dst: client,
+                        v4: true,
+                        ttl: 64,
+                        ident: 0,
+                    },
+                    Transport::Udp {
+                        src_port: 5001,
+                        dst_port: cport,
+                    },
+                )
+            };
+            let n = emit::build(&mut buf, &l2, &ip, &t, &[0u8; 18]).unwrap_or(0);
+            w.write(i as u64 * 1000, &buf[..n])?;
+        }
+    }
+    lw.finish()?;
+    ww.finish()?;
+    Ok(())
+}

@@ -32,7 +32,10 @@ impl EveWriter {
 
     pub fn write_one(&mut self, rec: &EventRecord) -> std::io::Result<()> {
         let rules = &self.policy.firewall.rules;
-        let eve = rec.to_eve(|side| side.name().to_string(), |i| rules.get(i as usize).map(|r| r.name.clone()));
+        let eve = rec.to_eve(
+            |side| side.name().to_string(),
+            |i| rules.get(i as usize).map(|r| r.name.clone()),
+        );
         serde_json::to_writer(&mut self.w, &eve)?;
         self.w.write_all(b"\n")?;
         self.written += 1;

@@ -134,6 +134,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write the live-bench pcaps: one 64-byte UDP frame per flow per direction.
+    BenchPcap {
+        #[arg(long, default_value_t = 20_000)]
+        flows: usize,
+        #[arg(long)]
+        lan: PathBuf,
+        #[arg(long)]
+        wan: PathBuf,
+    },
     /// Print the statistics of a running gateway.
     Stats {
         #[arg(long, default_value = "/run/mimamori/gw.sock")]
@@ -291,7 +300,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
-        Cmd::Run { lan, wan, tier, layout, workers, overload, policy, eve, stats_socket, lcores, no_huge, file_prefix, mbufs, duration, json } => {
+        Cmd::Run {
+            lan,
+            wan,
+            tier,
+            layout,
+            workers,
+            overload,
+            policy,
+            eve,
+            stats_socket,
+            lcores,
+            no_huge,
+            file_prefix,
+            mbufs,
+            duration,
+            json,
+        } => {
             let (tier_layout, tier_workers) = tier.layout();
             let cfg = RunConfig {
                 lan,
@@ -317,11 +342,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", snap.text());
             }
             if snap.mempool_in_use != 0 {
-                anyhow::bail!("{} mbufs were not returned to the pool", snap.mempool_in_use);
+                anyhow::bail!(
+                    "{} mbufs were not returned to the pool",
+                    snap.mempool_in_use
+                );
             }
         }
+        Cmd::BenchPcap { flows, lan, wan } => {
+            bench::write_flow_pcaps(flows, &lan, &wan)?;
+            println!(
+                "wrote {flows} flows to {} and {}",
+                lan.display(),
+                wan.display()
+            );
+        }
         Cmd::Stats { socket } => {
-            println!("{}", serde_json::to_string_pretty(&dataplane::query_stats(&socket)?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&dataplane::query_stats(&socket)?)?
+            );
         }
     }
     Ok(())

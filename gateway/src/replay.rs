@@ -7,9 +7,9 @@ use anyhow::Context;
 use mimamori_pipelines::classify::Report;
 use mimamori_pipelines::policy::SideMap;
 use mimamori_pipelines::{Classifier, ForwardReason, Policy, Verdict};
+use serde::Serialize;
 use std::fs::File;
 use std::io::BufWriter;
-use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,7 +27,12 @@ struct Burst {
 
 impl Burst {
     fn new() -> Self {
-        Self { frames: vec![Vec::with_capacity(2048); BURST], ts: vec![0; BURST], n: 0, verdicts: vec![Verdict::Forward(ForwardReason::NonIp); BURST] }
+        Self {
+            frames: vec![Vec::with_capacity(2048); BURST],
+            ts: vec![0; BURST],
+            n: 0,
+            verdicts: vec![Verdict::Forward(ForwardReason::NonIp); BURST],
+        }
     }
 
     /// Adds a frame; true when the burst is full.
@@ -41,13 +46,24 @@ impl Burst {
 
     /// Classifies the burst (stamped with its first frame's time), writes what passed and
     /// the gateway's answers, exports events and runs expiry. Returns packets written.
-    fn run(&mut self, cls: &mut Classifier, sides: &SideMap, out: Option<&mut PcapWriter<BufWriter<File>>>, eve: Option<&mut EveWriter>) -> anyhow::Result<u64> {
+    fn run(
+        &mut self,
+        cls: &mut Classifier,
+        sides: &SideMap,
+        out: Option<&mut PcapWriter<BufWriter<File>>>,
+        eve: Option<&mut EveWriter>,
+    ) -> anyhow::Result<u64> {
         if self.n == 0 {
             return Ok(0);
         }
         let now = self.ts[0];
         let frames: Vec<&[u8]> = self.frames[..self.n].iter().map(|f| f.as_slice()).collect();
-        cls.process_burst(&frames, now, |_, m| sides.side_of(m), &mut self.verdicts[..self.n]);
+        cls.process_burst(
+            &frames,
+            now,
+            |_, m| sides.side_of(m),
+            &mut self.verdicts[..self.n],
+        );
         let mut written = 0;
         if let Some(w) = out {
             for i in 0..self.n {
@@ -124,7 +140,9 @@ impl Replay<'_> {
                     damage = Some(e.to_string());
                     break;
                 }
-                Err(e) => return Err(anyhow::Error::new(e).context(self.input.display().to_string())),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(self.input.display().to_string()));
+                }
             };
             if rec.linktype != LINKTYPE_ETHERNET {
                 skipped += 1;

@@ -341,21 +341,43 @@ pub fn parse_quoted(body: &[u8], v6: bool) -> Option<QuotedPacket> {
 #[inline]
 pub fn shard_hash(frame: &[u8]) -> u32 {
     let mut off = 12;
-    let mut ethertype = frame.get(12..14).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let mut ethertype = frame
+        .get(12..14)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     while matches!(ethertype, EtherType::VLAN | EtherType::QINQ) && off < 20 {
         off += 4;
-        ethertype = frame.get(off..off + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        ethertype = frame
+            .get(off..off + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     }
     let l3 = off + 2;
-    let word = |o: usize| frame.get(o..o + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let word = |o: usize| {
+        frame
+            .get(o..o + 4)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
     let (a, b, ports) = match ethertype {
         EtherType::IPV4 => {
-            let ports = if frame.get(l3) == Some(&0x45) && matches!(frame.get(l3 + 9), Some(&6) | Some(&17)) { word(l3 + 20) } else { 0 };
+            let ports = if frame.get(l3) == Some(&0x45)
+                && matches!(frame.get(l3 + 9), Some(&6) | Some(&17))
+            {
+                word(l3 + 20)
+            } else {
+                0
+            };
             (word(l3 + 12), word(l3 + 16), ports)
         }
         EtherType::IPV6 => {
-            let ports = if matches!(frame.get(l3 + 6), Some(&6) | Some(&17)) { word(l3 + 40) } else { 0 };
-            (word(l3 + 8) ^ word(l3 + 20), word(l3 + 24) ^ word(l3 + 36), ports)
+            let ports = if matches!(frame.get(l3 + 6), Some(&6) | Some(&17)) {
+                word(l3 + 40)
+            } else {
+                0
+            };
+            (
+                word(l3 + 8) ^ word(l3 + 20),
+                word(l3 + 24) ^ word(l3 + 36),
+                ports,
+            )
         }
         _ => return 0,
     };
@@ -372,11 +394,25 @@ mod shard_tests {
         for v6 in [false, true] {
             let a = Endpoint::client(3, v6, 40000);
             let b = Endpoint::server(9, v6, 443);
-            let t = |x: &Endpoint, y: &Endpoint| Transport::Tcp { src_port: x.port, dst_port: y.port, seq: 0, ack: 0, flags: 0x10, window: 1, options: &[] };
+            let t = |x: &Endpoint, y: &Endpoint| Transport::Tcp {
+                src_port: x.port,
+                dst_port: y.port,
+                seq: 0,
+                ack: 0,
+                flags: 0x10,
+                window: 1,
+                options: &[],
+            };
             let ab = synth::frame(&a, &b, 7, &t(&a, &b), b"x");
             let ba = synth::frame(&b, &a, 7, &t(&b, &a), b"y");
             assert_eq!(super::shard_hash(&ab), super::shard_hash(&ba));
-            let other = synth::frame(&a.with_port(40001), &b, 7, &t(&a.with_port(40001), &b), b"x");
+            let other = synth::frame(
+                &a.with_port(40001),
+                &b,
+                7,
+                &t(&a.with_port(40001), &b),
+                b"x",
+            );
             assert_ne!(super::shard_hash(&ab), super::shard_hash(&other));
         }
     }

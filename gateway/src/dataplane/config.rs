@@ -70,20 +70,39 @@ pub struct RunConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("--{which} {dev:?}: {why}")]
-    Device { which: &'static str, dev: String, why: String },
+    Device {
+        which: &'static str,
+        dev: String,
+        why: String,
+    },
     #[error("--lcores {0:?}: {1}")]
     Lcores(String, String),
-    #[error("no free hugepages (HugePages_Free is 0 in /proc/meminfo): run scripts/setup to reserve them, or pass --no-huge")]
+    #[error(
+        "no free hugepages (HugePages_Free is 0 in /proc/meminfo): run scripts/setup to reserve them, or pass --no-huge"
+    )]
     NoHugepages,
     #[error("--workers must be from 1 to 16")]
     Workers,
 }
 
-const VDEV_DRIVERS: &[&str] = &["net_af_packet", "net_pcap", "net_ring", "net_null", "net_memif", "net_tap", "net_af_xdp", "net_vhost"];
+const VDEV_DRIVERS: &[&str] = &[
+    "net_af_packet",
+    "net_pcap",
+    "net_ring",
+    "net_null",
+    "net_memif",
+    "net_tap",
+    "net_af_xdp",
+    "net_vhost",
+];
 
 /// A port's DPDK name (the part before the first comma) and whether it is a vdev.
 pub fn device_name(which: &'static str, dev: &str) -> Result<(String, bool), ConfigError> {
-    let bad = |why: &str| ConfigError::Device { which, dev: dev.to_string(), why: why.to_string() };
+    let bad = |why: &str| ConfigError::Device {
+        which,
+        dev: dev.to_string(),
+        why: why.to_string(),
+    };
     let name = dev.split(',').next().unwrap_or("").trim();
     if name.is_empty() {
         return Err(bad("empty device name"));
@@ -91,19 +110,29 @@ pub fn device_name(which: &'static str, dev: &str) -> Result<(String, bool), Con
     if name.starts_with("net_") {
         let driver = name.trim_end_matches(|c: char| c.is_ascii_digit());
         if !VDEV_DRIVERS.contains(&driver) {
-            return Err(bad(&format!("unknown virtual device driver {driver:?} (known: {})", VDEV_DRIVERS.join(", "))));
+            return Err(bad(&format!(
+                "unknown virtual device driver {driver:?} (known: {})",
+                VDEV_DRIVERS.join(", ")
+            )));
         }
         if driver == name {
-            return Err(bad("a virtual device needs an instance number, e.g. net_af_packet0"));
+            return Err(bad(
+                "a virtual device needs an instance number, e.g. net_af_packet0",
+            ));
         }
         if dev.split(',').skip(1).any(|kv| !kv.contains('=')) {
             return Err(bad("device arguments must be key=value pairs"));
         }
         return Ok((name.to_string(), true));
     }
-    let pci = name.split([':', '.']).count() >= 3 && name.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+    let pci = name.split([':', '.']).count() >= 3
+        && name
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
     if !pci {
-        return Err(bad("expected a PCI address (0000:03:00.0) or a virtual device (net_af_packet0,iface=eth1)"));
+        return Err(bad(
+            "expected a PCI address (0000:03:00.0) or a virtual device (net_af_packet0,iface=eth1)",
+        ));
     }
     Ok((name.to_string(), false))
 }
@@ -120,11 +149,18 @@ pub fn parse_lcores(list: &str, online: usize) -> Result<Vec<usize>, ConfigError
         };
         let (a, b): (usize, usize) = match (a.trim().parse(), b.trim().parse()) {
             (Ok(a), Ok(b)) if a <= b => (a, b),
-            _ => return Err(bad(format!("{part:?} is not a core number or a range low-high"))),
+            _ => {
+                return Err(bad(format!(
+                    "{part:?} is not a core number or a range low-high"
+                )));
+            }
         };
         for c in a..=b {
             if c >= online {
-                return Err(bad(format!("core {c} does not exist (this machine has cores 0-{})", online.saturating_sub(1))));
+                return Err(bad(format!(
+                    "core {c} does not exist (this machine has cores 0-{})",
+                    online.saturating_sub(1)
+                )));
             }
             if out.contains(&c) {
                 return Err(bad(format!("core {c} is listed twice")));
@@ -138,7 +174,11 @@ pub fn parse_lcores(list: &str, online: usize) -> Result<Vec<usize>, ConfigError
 pub fn free_hugepages() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("HugePages_Free:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("HugePages_Free:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -163,27 +203,61 @@ impl RunConfig {
             Some(list) => {
                 let cores = parse_lcores(list, online)?;
                 if cores.len() < need {
-                    return Err(ConfigError::Lcores(list.clone(), format!("the {:?} layout needs {need} lcores (main + {} stage lcores), got {}", self.layout, need - 1, cores.len())));
+                    return Err(ConfigError::Lcores(
+                        list.clone(),
+                        format!(
+                            "the {:?} layout needs {need} lcores (main + {} stage lcores), got {}",
+                            self.layout,
+                            need - 1,
+                            cores.len()
+                        ),
+                    ));
                 }
                 args.extend(["-l".into(), list.clone()]);
             }
             None => {
                 // Map lcores onto the cores there are (several per core on a small machine).
-                let map: Vec<String> = (0..need).map(|l| format!("{l}@{}", if l == 0 { 0 } else { 1 + (l - 1) % online.max(2).saturating_sub(1) }.min(online - 1))).collect();
+                let map: Vec<String> = (0..need)
+                    .map(|l| {
+                        format!(
+                            "{l}@{}",
+                            if l == 0 {
+                                0
+                            } else {
+                                1 + (l - 1) % online.max(2).saturating_sub(1)
+                            }
+                            .min(online - 1)
+                        )
+                    })
+                    .collect();
                 args.extend(["--lcores".into(), map.join(",")]);
             }
         }
-        args.extend(["--file-prefix".into(), self.file_prefix.clone(), "--log-level".into(), "*:warning".into()]);
+        args.extend([
+            "--file-prefix".into(),
+            self.file_prefix.clone(),
+            "--log-level".into(),
+            "*:warning".into(),
+        ]);
         if self.no_huge {
-            args.extend(["--no-huge".into(), "-m".into(), "512".into()]);
+            // Heap for the mbuf pool (about 2.5 KB each) plus EAL and ring overhead.
+            let mb = ((u64::from(self.mbufs) * 2560) >> 20) + 256;
+            args.extend(["--no-huge".into(), "-m".into(), mb.to_string()]);
         } else if free_hugepages() == 0 {
             return Err(ConfigError::NoHugepages);
+        } else {
+            // Unlink the hugepage files once mapped, so the pages return even after a crash.
+            args.push("--huge-unlink".into());
         }
         let mut any_pci = false;
         let (lan, lan_vdev) = device_name("lan", &self.lan)?;
         let (wan, wan_vdev) = device_name("wan", &self.wan)?;
         if lan == wan {
-            return Err(ConfigError::Device { which: "wan", dev: self.wan.clone(), why: "the LAN and WAN ports must be different devices".into() });
+            return Err(ConfigError::Device {
+                which: "wan",
+                dev: self.wan.clone(),
+                why: "the LAN and WAN ports must be different devices".into(),
+            });
         }
         for (dev, vdev) in [(&self.lan, lan_vdev), (&self.wan, wan_vdev)] {
             if vdev {
@@ -206,19 +280,55 @@ mod tests {
 
     #[test]
     fn device_strings() {
-        assert_eq!(device_name("lan", "net_af_packet0,iface=veth0").unwrap(), ("net_af_packet0".into(), true));
-        assert_eq!(device_name("lan", "0000:03:00.0").unwrap(), ("0000:03:00.0".into(), false));
-        assert!(device_name("lan", "net_bogus0").unwrap_err().to_string().contains("unknown virtual device driver"));
-        assert!(device_name("lan", "net_null").unwrap_err().to_string().contains("instance number"));
-        assert!(device_name("lan", "net_pcap0,rx_pcap").unwrap_err().to_string().contains("key=value"));
-        assert!(device_name("wan", "eth0").unwrap_err().to_string().contains("PCI address"));
+        assert_eq!(
+            device_name("lan", "net_af_packet0,iface=veth0").unwrap(),
+            ("net_af_packet0".into(), true)
+        );
+        assert_eq!(
+            device_name("lan", "0000:03:00.0").unwrap(),
+            ("0000:03:00.0".into(), false)
+        );
+        assert!(
+            device_name("lan", "net_bogus0")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown virtual device driver")
+        );
+        assert!(
+            device_name("lan", "net_null")
+                .unwrap_err()
+                .to_string()
+                .contains("instance number")
+        );
+        assert!(
+            device_name("lan", "net_pcap0,rx_pcap")
+                .unwrap_err()
+                .to_string()
+                .contains("key=value")
+        );
+        assert!(
+            device_name("wan", "eth0")
+                .unwrap_err()
+                .to_string()
+                .contains("PCI address")
+        );
     }
 
     #[test]
     fn core_lists() {
         assert_eq!(parse_lcores("0-2,5", 8).unwrap(), vec![0, 1, 2, 5]);
-        assert!(parse_lcores("0-9", 2).unwrap_err().to_string().contains("core 2 does not exist"));
-        assert!(parse_lcores("1,1", 4).unwrap_err().to_string().contains("twice"));
+        assert!(
+            parse_lcores("0-9", 2)
+                .unwrap_err()
+                .to_string()
+                .contains("core 2 does not exist")
+        );
+        assert!(
+            parse_lcores("1,1", 4)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
         assert!(parse_lcores("3-1", 4).is_err());
         assert!(parse_lcores("a", 4).is_err());
     }

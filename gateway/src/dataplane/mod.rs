@@ -27,12 +27,22 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     let eal = Eal::init(&args)?;
     let lcores = dpdk::worker_lcores(&eal);
     if lcores.len() < cfg.stage_lcores() {
-        anyhow::bail!("the {:?} layout needs {} stage lcores besides the main one; the EAL has {}", cfg.layout, cfg.stage_lcores(), lcores.len());
+        anyhow::bail!(
+            "the {:?} layout needs {} stage lcores besides the main one; the EAL has {}",
+            cfg.layout,
+            cfg.stage_lcores(),
+            lcores.len()
+        );
     }
     let pool = Arc::new(Mempool::new("mimamori_mbufs", cfg.mbufs, -1)?);
     let (lan_name, _) = config::device_name("lan", &cfg.lan)?;
     let (wan_name, _) = config::device_name("wan", &cfg.wan)?;
-    let ports = Ports { ports: Arc::new([Port::open(&lan_name, &pool, 1)?, Port::open(&wan_name, &pool, 1)?]) };
+    let ports = Ports {
+        ports: Arc::new([
+            Port::open(&lan_name, &pool, 1)?,
+            Port::open(&wan_name, &pool, 1)?,
+        ]),
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -59,7 +69,13 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         Layout::Rtc => {
             let l = lcores[0];
             let c = new_stage("rtc", l, &mut stages);
-            let st = ClassifyStage::new(Classifier::new(cfg.policy.clone()), pool.clone(), ports.clone(), events_tx.clone(), c);
+            let st = ClassifyStage::new(
+                Classifier::new(cfg.policy.clone()),
+                pool.clone(),
+                ports.clone(),
+                events_tx.clone(),
+                c,
+            );
             let stop = stop.clone();
             dpdk::launch(&eal, l, move || stage::run_to_completion(st, stop, clock))?;
             launched.push(l);
@@ -75,13 +91,25 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             }
             let (rx_l, tx_l) = (lcores[0], lcores[1]);
             let c = new_stage("rx", rx_l, &mut stages);
-            let (p, wr, tr, s, o) = (ports.clone(), worker_rings.clone(), tx_ring.clone(), stop.clone(), cfg.overload);
+            let (p, wr, tr, s, o) = (
+                ports.clone(),
+                worker_rings.clone(),
+                tx_ring.clone(),
+                stop.clone(),
+                cfg.overload,
+            );
             dpdk::launch(&eal, rx_l, move || stage::rx_stage(p, wr, tr, o, c, s))?;
             launched.push(rx_l);
             for (w, ring) in worker_rings.iter().enumerate() {
                 let l = lcores[2 + w];
                 let c = new_stage(&format!("classify{w}"), l, &mut stages);
-                let st = ClassifyStage::new(Classifier::new(cfg.policy.clone()), pool.clone(), ports.clone(), events_tx.clone(), c);
+                let st = ClassifyStage::new(
+                    Classifier::new(cfg.policy.clone()),
+                    pool.clone(),
+                    ports.clone(),
+                    events_tx.clone(),
+                    c,
+                );
                 let (r, t, s) = (ring.clone(), tx_ring.clone(), stop.clone());
                 dpdk::launch(&eal, l, move || stage::worker_stage(st, r, t, s, clock))?;
                 launched.push(l);
@@ -97,14 +125,29 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     let started = Instant::now();
     let layout = format!("{:?}", cfg.layout).to_lowercase();
     let snapshot = {
-        let (ports, pool, stages, rings, layout) = (ports.clone(), pool.clone(), stages.clone(), rings.clone(), layout.clone());
+        let (ports, pool, stages, rings, layout) = (
+            ports.clone(),
+            pool.clone(),
+            stages.clone(),
+            rings.clone(),
+            layout.clone(),
+        );
         move || control::snapshot(&layout, started, &ports, &pool, &stages, &rings)
     };
     let server = match &cfg.stats_socket {
-        Some(path) => Some(control::spawn_stats_server(path, stop.clone(), snapshot.clone())?),
+        Some(path) => Some(control::spawn_stats_server(
+            path,
+            stop.clone(),
+            snapshot.clone(),
+        )?),
         None => None,
     };
-    eprintln!("mimamori-gw: bridging {} (lan) <-> {} (wan), layout {layout}, {} stage lcores; Ctrl-C stops", lan_name, wan_name, launched.len());
+    eprintln!(
+        "mimamori-gw: bridging {} (lan) <-> {} (wan), layout {layout}, {} stage lcores; Ctrl-C stops",
+        lan_name,
+        wan_name,
+        launched.len()
+    );
     let mut watchdog = control::Watchdog::new(&stages);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));

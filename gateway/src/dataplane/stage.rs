@@ -7,9 +7,9 @@ use super::stats::StageCounters;
 use crate::dpdk::{self, BURST, Burst, Mbuf, Mempool, Port, Ring};
 use mimamori_pipelines::event::EventRecord;
 use mimamori_pipelines::{Classifier, ForwardReason, Side, Verdict};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::Arc;
 
 /// Wall-clock nanoseconds from the TSC, without a system call per burst.
 #[derive(Clone, Copy)]
@@ -21,8 +21,14 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Self {
-        let wall0_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        Self { tsc0: dpdk::tsc(), wall0_ns, hz: dpdk::tsc_hz().max(1) }
+        let wall0_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self {
+            tsc0: dpdk::tsc(),
+            wall0_ns,
+            hz: dpdk::tsc_hz().max(1),
+        }
     }
     #[inline]
     pub fn now_ns(&self) -> u64 {
@@ -51,7 +57,11 @@ impl Ports {
     }
     #[inline]
     pub fn side_of(&self, port_id: u16) -> Side {
-        if self.index_of(port_id) == 0 { Side::Lan } else { Side::Wan }
+        if self.index_of(port_id) == 0 {
+            Side::Lan
+        } else {
+            Side::Wan
+        }
     }
     pub fn id(&self, side: Side) -> u16 {
         self.ports[usize::from(side == Side::Wan)].id()
@@ -70,8 +80,22 @@ pub struct ClassifyStage {
 }
 
 impl ClassifyStage {
-    pub fn new(cls: Classifier, pool: Arc<Mempool>, ports: Ports, events: Option<SyncSender<EventRecord>>, counters: Arc<StageCounters>) -> Self {
-        Self { cls, pool, ports, events, counters, verdicts: [Verdict::Forward(ForwardReason::NonIp); BURST], next_publish_ns: 0 }
+    pub fn new(
+        cls: Classifier,
+        pool: Arc<Mempool>,
+        ports: Ports,
+        events: Option<SyncSender<EventRecord>>,
+        counters: Arc<StageCounters>,
+    ) -> Self {
+        Self {
+            cls,
+            pool,
+            ports,
+            events,
+            counters,
+            verdicts: [Verdict::Forward(ForwardReason::NonIp); BURST],
+            next_publish_ns: 0,
+        }
     }
 
     /// Classifies `input` (each mbuf's port is where it arrived). Forwarded mbufs and the
@@ -82,13 +106,18 @@ impl ClassifyStage {
         if n > 0 {
             let mut frames: [&[u8]; BURST] = [&[]; BURST];
             let mut sides = [Side::Lan; BURST];
-            for i in 0..n {
+            for (i, (frame, side)) in frames.iter_mut().zip(sides.iter_mut()).enumerate().take(n) {
                 if let Some(m) = input.get(i) {
-                    frames[i] = m.data();
-                    sides[i] = self.ports.side_of(m.port());
+                    *frame = m.data();
+                    *side = self.ports.side_of(m.port());
                 }
             }
-            self.cls.process_burst(&frames[..n], now_ns, |i, _| sides[i], &mut self.verdicts[..n]);
+            self.cls.process_burst(
+                &frames[..n],
+                now_ns,
+                |i, _| sides[i],
+                &mut self.verdicts[..n],
+            );
             let mut dropped = 0;
             for i in 0..n {
                 let Some(mut m) = input.take(i) else { continue };
@@ -120,7 +149,9 @@ impl ClassifyStage {
         match &self.events {
             Some(tx) => {
                 for rec in self.cls.events.drain() {
-                    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(rec) {
+                    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                        tx.try_send(rec)
+                    {
                         self.counters.events_dropped.fetch_add(1, Relaxed);
                     }
                 }
@@ -185,8 +216,8 @@ pub fn run_to_completion(mut stage: ClassifyStage, stop: Arc<AtomicBool>, clock:
                     let _ = out[o].push(m);
                 }
             });
-            for o in 0..2 {
-                send(&ports.ports[o], &mut out[o], &counters);
+            for (port, burst) in ports.ports.iter().zip(out.iter_mut()) {
+                send(port, burst, &counters);
             }
         }
         if got == 0 {
@@ -198,7 +229,14 @@ pub fn run_to_completion(mut stage: ClassifyStage, stop: Arc<AtomicBool>, clock:
 }
 
 /// Pipeline RX stage: both ports, each flow to its worker's ring by symmetric hash.
-pub fn rx_stage(ports: Ports, to_workers: Vec<Arc<Ring>>, to_tx: Arc<Ring>, overload: Overload, counters: Arc<StageCounters>, stop: Arc<AtomicBool>) -> i32 {
+pub fn rx_stage(
+    ports: Ports,
+    to_workers: Vec<Arc<Ring>>,
+    to_tx: Arc<Ring>,
+    overload: Overload,
+    counters: Arc<StageCounters>,
+    stop: Arc<AtomicBool>,
+) -> i32 {
     let workers = to_workers.len().max(1);
     let mut rx = Burst::default();
     let mut shards: Vec<Burst> = (0..workers).map(|_| Burst::default()).collect();
@@ -252,7 +290,13 @@ pub fn rx_stage(ports: Ports, to_workers: Vec<Arc<Ring>>, to_tx: Arc<Ring>, over
 }
 
 /// Pipeline classify worker: its ring in, the TX ring out.
-pub fn worker_stage(mut stage: ClassifyStage, input: Arc<Ring>, to_tx: Arc<Ring>, stop: Arc<AtomicBool>, clock: Clock) -> i32 {
+pub fn worker_stage(
+    mut stage: ClassifyStage,
+    input: Arc<Ring>,
+    to_tx: Arc<Ring>,
+    stop: Arc<AtomicBool>,
+    clock: Clock,
+) -> i32 {
     let counters = stage.counters.clone();
     let mut inb = Burst::default();
     let mut outb = Burst::default();
@@ -279,7 +323,12 @@ pub fn worker_stage(mut stage: ClassifyStage, input: Arc<Ring>, to_tx: Arc<Ring>
 }
 
 /// Pipeline TX stage: the TX ring out to whichever port each mbuf names.
-pub fn tx_stage(ports: Ports, input: Arc<Ring>, counters: Arc<StageCounters>, stop: Arc<AtomicBool>) -> i32 {
+pub fn tx_stage(
+    ports: Ports,
+    input: Arc<Ring>,
+    counters: Arc<StageCounters>,
+    stop: Arc<AtomicBool>,
+) -> i32 {
     let mut inb = Burst::default();
     let mut out = [Burst::default(), Burst::default()];
     while !stop.load(Relaxed) {
@@ -296,8 +345,8 @@ pub fn tx_stage(ports: Ports, input: Arc<Ring>, counters: Arc<StageCounters>, st
             }
         }
         inb.clear();
-        for o in 0..2 {
-            send(&ports.ports[o], &mut out[o], &counters);
+        for (port, burst) in ports.ports.iter().zip(out.iter_mut()) {
+            send(port, burst, &counters);
         }
     }
     0

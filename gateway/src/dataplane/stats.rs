@@ -35,7 +35,10 @@ pub struct StageCounters {
 
 impl StageCounters {
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_string(), ..Self::default() }
+        Self {
+            name: name.to_string(),
+            ..Self::default()
+        }
     }
     pub fn add(c: &AtomicU64, n: usize) {
         if n > 0 {
@@ -103,22 +106,63 @@ impl Snapshot {
     pub fn text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let _ = writeln!(s, "layout {}  uptime {:.1} s  mbufs in use {} (free {})  events written {}", self.layout, self.uptime_secs, self.mempool_in_use, self.mempool_available, self.events_written);
+        let _ = writeln!(
+            s,
+            "layout {}  uptime {:.1} s  mbufs in use {} (free {})  events written {}",
+            self.layout,
+            self.uptime_secs,
+            self.mempool_in_use,
+            self.mempool_available,
+            self.events_written
+        );
         for p in &self.ports {
             let t = &p.stats;
-            let _ = writeln!(s, "port {:<3} {:<16} rx {:>10} tx {:>10}  missed {} rx_err {} tx_err {} nombuf {}", p.side, p.name, t.rx_packets, t.tx_packets, t.rx_missed, t.rx_errors, t.tx_errors, t.rx_nombuf);
+            let _ = writeln!(
+                s,
+                "port {:<3} {:<16} rx {:>10} tx {:>10}  missed {} rx_err {} tx_err {} nombuf {}",
+                p.side,
+                p.name,
+                t.rx_packets,
+                t.tx_packets,
+                t.rx_missed,
+                t.rx_errors,
+                t.tx_errors,
+                t.rx_nombuf
+            );
         }
         for st in &self.stages {
             let _ = writeln!(
                 s,
                 "stage {:<10} lcore {:<2} rx {:>10} tx {:>10} dropped {:>8} ring_full {} tx_full {} fail_open {} fail_closed {} inject_nombuf {} events_dropped {}{}",
-                st.name, st.lcore, st.rx, st.tx, st.dropped, st.ring_full, st.tx_full, st.fail_open, st.fail_closed, st.inject_nombuf, st.events_dropped,
+                st.name,
+                st.lcore,
+                st.rx,
+                st.tx,
+                st.dropped,
+                st.ring_full,
+                st.tx_full,
+                st.fail_open,
+                st.fail_closed,
+                st.inject_nombuf,
+                st.events_dropped,
                 if st.stalled { "  STALLED" } else { "" }
             );
             if let Some(r) = &st.classifier {
-                let f: Vec<_> = r.forwarded.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let f: Vec<_> = r
+                    .forwarded
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 let d: Vec<_> = r.dropped.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let _ = writeln!(s, "      flows live {} created {}  forwarded [{}]  dropped [{}]  injected {}", r.flows_live, r.flows.created, f.join(" "), d.join(" "), r.injected);
+                let _ = writeln!(
+                    s,
+                    "      flows live {} created {}  forwarded [{}]  dropped [{}]  injected {}",
+                    r.flows_live,
+                    r.flows.created,
+                    f.join(" "),
+                    d.join(" "),
+                    r.injected
+                );
             }
         }
         for (name, depth) in &self.ring_depth {

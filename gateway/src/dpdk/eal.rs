@@ -21,7 +21,10 @@ impl Eal {
         }
         let cargs: Vec<CString> = args
             .iter()
-            .map(|a| CString::new(a.as_str()).map_err(|_| DpdkError::Eal(format!("argument {a:?} contains a NUL byte"))))
+            .map(|a| {
+                CString::new(a.as_str())
+                    .map_err(|_| DpdkError::Eal(format!("argument {a:?} contains a NUL byte")))
+            })
             .collect::<Result<_, _>>()?;
         let mut argv: Vec<*mut c_char> = cargs.iter().map(|c| c.as_ptr() as *mut c_char).collect();
         // SAFETY: argv points at NUL-terminated strings owned by `cargs`, which we keep
@@ -69,14 +72,16 @@ type Job = Box<dyn FnOnce() -> i32 + Send + 'static>;
 extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the Box<Job> leaked by `launch` for exactly this call.
     let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
-        Ok(code) => code,
-        Err(_) => -1,
-    }
+    // A panic must not unwind into C: report it as a failed lcore instead.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or(-1)
 }
 
 /// Runs `f` on worker lcore `lcore`. Join with [`wait_lcore`].
-pub fn launch(_eal: &Eal, lcore: LcoreId, f: impl FnOnce() -> i32 + Send + 'static) -> Result<(), DpdkError> {
+pub fn launch(
+    _eal: &Eal,
+    lcore: LcoreId,
+    f: impl FnOnce() -> i32 + Send + 'static,
+) -> Result<(), DpdkError> {
     let job: Box<Job> = Box::new(Box::new(f));
     let raw = Box::into_raw(job) as *mut c_void;
     // SAFETY: the trampoline takes ownership of `raw` exactly once when it runs; if the
@@ -85,7 +90,10 @@ pub fn launch(_eal: &Eal, lcore: LcoreId, f: impl FnOnce() -> i32 + Send + 'stat
     if ret != 0 {
         // SAFETY: not launched, so we still own the box.
         drop(unsafe { Box::from_raw(raw as *mut Job) });
-        return Err(DpdkError::Call { what: format!("launch on lcore {lcore}"), reason: super::errno_text(ret) });
+        return Err(DpdkError::Call {
+            what: format!("launch on lcore {lcore}"),
+            reason: super::errno_text(ret),
+        });
     }
     Ok(())
 }

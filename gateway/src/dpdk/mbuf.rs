@@ -17,13 +17,30 @@ unsafe impl Sync for Mempool {}
 impl Mempool {
     /// A packet mempool of `n` mbufs with the default data room (2 KB + headroom).
     pub fn new(name: &str, n: u32, socket: i32) -> Result<Mempool, DpdkError> {
-        let cname = CString::new(name).map_err(|_| DpdkError::Call { what: "mempool".into(), reason: "name has a NUL".into() })?;
+        let cname = CString::new(name).map_err(|_| DpdkError::Call {
+            what: "mempool".into(),
+            reason: "name has a NUL".into(),
+        })?;
         // SAFETY: plain constructor call with valid arguments; returns NULL on failure.
-        let ptr = unsafe { dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, 256, 0, dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16, socket) };
-        NonNull::new(ptr).map(|ptr| Mempool { ptr }).ok_or_else(|| DpdkError::Call {
-            what: format!("mempool {name} ({n} mbufs)"),
-            reason: format!("{} (not enough hugepage memory? try --no-huge or scripts/setup)", super::last_error()),
-        })
+        let ptr = unsafe {
+            dpdk_sys::rte_pktmbuf_pool_create(
+                cname.as_ptr(),
+                n,
+                256,
+                0,
+                dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+                socket,
+            )
+        };
+        NonNull::new(ptr)
+            .map(|ptr| Mempool { ptr })
+            .ok_or_else(|| DpdkError::Call {
+                what: format!("mempool {name} ({n} mbufs)"),
+                reason: format!(
+                    "{} (not enough hugepage memory? try --no-huge or scripts/setup)",
+                    super::last_error()
+                ),
+            })
     }
 
     /// Mbufs currently taken from the pool (including those in per-lcore caches' view).
@@ -49,7 +66,8 @@ impl Mempool {
         let mut mbuf = Mbuf(m);
         // SAFETY: rte_pktmbuf_append returns a pointer to `len` writable bytes inside this
         // mbuf's data room, or NULL when they do not fit.
-        let dst = unsafe { dpdk_sys::rte_pktmbuf_append(mbuf.0.as_ptr(), data.len() as u16) } as *mut u8;
+        let dst =
+            unsafe { dpdk_sys::rte_pktmbuf_append(mbuf.0.as_ptr(), data.len() as u16) } as *mut u8;
         if dst.is_null() || data.len() > u16::MAX as usize {
             return None; // `mbuf` drops and returns to the pool
         }
@@ -135,7 +153,10 @@ pub struct Burst {
 
 impl Default for Burst {
     fn default() -> Self {
-        Self { slots: std::array::from_fn(|_| None), len: 0 }
+        Self {
+            slots: std::array::from_fn(|_| None),
+            len: 0,
+        }
     }
 }
 
@@ -172,7 +193,7 @@ impl Burst {
         self.len = 0;
     }
     /// Moves the held mbufs into a raw array for DPDK; returns how many.
-    pub(crate) fn to_raw(&mut self, out: &mut [*mut dpdk_sys::rte_mbuf; BURST]) -> usize {
+    pub(crate) fn move_to_raw(&mut self, out: &mut [*mut dpdk_sys::rte_mbuf; BURST]) -> usize {
         let mut n = 0;
         for s in &mut self.slots[..self.len] {
             if let Some(m) = s.take() {

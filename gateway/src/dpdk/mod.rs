@@ -35,7 +35,11 @@ pub(crate) fn last_error() -> String {
     unsafe {
         let code = dpdk_sys::mimamori_rte_errno();
         let s = dpdk_sys::rte_strerror(code);
-        if s.is_null() { format!("error {code}") } else { CStr::from_ptr(s).to_string_lossy().into_owned() }
+        if s.is_null() {
+            format!("error {code}")
+        } else {
+            CStr::from_ptr(s).to_string_lossy().into_owned()
+        }
     }
 }
 
@@ -44,7 +48,11 @@ pub(crate) fn errno_text(ret: i32) -> String {
     // SAFETY: as in `last_error`.
     unsafe {
         let s = dpdk_sys::rte_strerror(-ret);
-        if s.is_null() { format!("error {ret}") } else { CStr::from_ptr(s).to_string_lossy().into_owned() }
+        if s.is_null() {
+            format!("error {ret}")
+        } else {
+            CStr::from_ptr(s).to_string_lossy().into_owned()
+        }
     }
 }
 

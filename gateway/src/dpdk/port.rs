@@ -28,14 +28,20 @@ impl Port {
     /// Finds the port the EAL created for `name` (a vdev name such as `net_af_packet0`, or
     /// a PCI address), configures one RX and `tx_queues` TX queues, and starts it.
     pub fn open(name: &str, pool: &Mempool, tx_queues: u16) -> Result<Port, DpdkError> {
-        let cname = CString::new(name).map_err(|_| DpdkError::Call { what: name.into(), reason: "name has a NUL".into() })?;
+        let cname = CString::new(name).map_err(|_| DpdkError::Call {
+            what: name.into(),
+            reason: "name has a NUL".into(),
+        })?;
         let mut id: u16 = 0;
         // SAFETY: valid C string and out-pointer.
         let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
         if ret != 0 {
             return Err(DpdkError::Call { what: format!("port {name}"), reason: "no such port (the device did not probe: check the device string and the EAL log above)".into() });
         }
-        let err = |what: &str, ret: i32| DpdkError::Call { what: format!("port {name}: {what}"), reason: super::errno_text(ret) };
+        let err = |what: &str, ret: i32| DpdkError::Call {
+            what: format!("port {name}: {what}"),
+            reason: super::errno_text(ret),
+        };
         let conf = dpdk_sys::rte_eth_conf::default();
         // SAFETY: `conf` is a zeroed default configuration that lives across the call.
         let ret = unsafe { dpdk_sys::rte_eth_dev_configure(id, 1, tx_queues, &conf) };
@@ -46,13 +52,16 @@ impl Port {
         let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) }.max(0) as u32;
         // SAFETY: NULL rxconf means driver defaults; the pool outlives the port (the
         // dataplane stops and closes ports before freeing pools).
-        let ret = unsafe { dpdk_sys::rte_eth_rx_queue_setup(id, 0, 1024, socket, std::ptr::null(), pool.raw()) };
+        let ret = unsafe {
+            dpdk_sys::rte_eth_rx_queue_setup(id, 0, 1024, socket, std::ptr::null(), pool.raw())
+        };
         if ret < 0 {
             return Err(err("rx queue setup", ret));
         }
         for q in 0..tx_queues {
             // SAFETY: NULL txconf means driver defaults.
-            let ret = unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, q, 1024, socket, std::ptr::null()) };
+            let ret =
+                unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, q, 1024, socket, std::ptr::null()) };
             if ret < 0 {
                 return Err(err("tx queue setup", ret));
             }
@@ -64,7 +73,10 @@ impl Port {
         }
         // SAFETY: plain call; some vdevs do not support promiscuous mode, which is fine.
         unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) };
-        Ok(Port { id, name: name.to_string() })
+        Ok(Port {
+            id,
+            name: name.to_string(),
+        })
     }
 
     pub fn id(&self) -> u16 {
@@ -81,7 +93,8 @@ impl Port {
         // SAFETY: `raw` has room for `room` pointers; the PMD hands us ownership of the
         // mbufs it returns. RX queue 0 is polled by exactly one lcore (the dataplane's
         // layout guarantees it).
-        let n = unsafe { dpdk_sys::rte_eth_rx_burst(self.id, 0, raw.as_mut_ptr(), room as u16) } as usize;
+        let n = unsafe { dpdk_sys::rte_eth_rx_burst(self.id, 0, raw.as_mut_ptr(), room as u16) }
+            as usize;
         // SAFETY: the first `n` entries are valid, freshly received mbufs we now own.
         unsafe { burst.extend_raw(&raw[..n]) };
         n
@@ -91,13 +104,14 @@ impl Port {
     /// by the caller from the return value (sent, not sent).
     pub fn tx(&self, q: u16, burst: &mut Burst) -> (usize, usize) {
         let mut raw = [std::ptr::null_mut(); BURST];
-        let n = burst.to_raw(&mut raw);
+        let n = burst.move_to_raw(&mut raw);
         if n == 0 {
             return (0, 0);
         }
         // SAFETY: we pass ownership of `n` valid mbufs; the PMD takes the first `sent`.
         // TX queue `q` is used by one lcore only.
-        let sent = unsafe { dpdk_sys::rte_eth_tx_burst(self.id, q, raw.as_mut_ptr(), n as u16) } as usize;
+        let sent =
+            unsafe { dpdk_sys::rte_eth_tx_burst(self.id, q, raw.as_mut_ptr(), n as u16) } as usize;
         for &p in &raw[sent..n] {
             // SAFETY: not taken by the PMD, so still ours: take it back to free it.
             drop(unsafe { super::Mbuf::from_raw(p) });

@@ -17,8 +17,16 @@ unsafe impl Sync for Ring {}
 impl Ring {
     /// A ring of `count` slots (a power of two). `single_producer` / `single_consumer`
     /// select the cheaper synchronisation when only one lcore uses that end.
-    pub fn new(name: &str, count: u32, single_producer: bool, single_consumer: bool) -> Result<Ring, DpdkError> {
-        let cname = CString::new(name).map_err(|_| DpdkError::Call { what: "ring".into(), reason: "name has a NUL".into() })?;
+    pub fn new(
+        name: &str,
+        count: u32,
+        single_producer: bool,
+        single_consumer: bool,
+    ) -> Result<Ring, DpdkError> {
+        let cname = CString::new(name).map_err(|_| DpdkError::Call {
+            what: "ring".into(),
+            reason: "name has a NUL".into(),
+        })?;
         let mut flags = 0;
         if single_producer {
             flags |= dpdk_sys::RING_F_SP_ENQ;
@@ -27,8 +35,15 @@ impl Ring {
             flags |= dpdk_sys::RING_F_SC_DEQ;
         }
         // SAFETY: plain constructor; NULL on failure.
-        let p = unsafe { dpdk_sys::rte_ring_create(cname.as_ptr(), count, dpdk_sys::SOCKET_ID_ANY, flags) };
-        NonNull::new(p).map(|ptr| Ring { ptr }).ok_or_else(|| DpdkError::Call { what: format!("ring {name}"), reason: super::last_error() })
+        let p = unsafe {
+            dpdk_sys::rte_ring_create(cname.as_ptr(), count, dpdk_sys::SOCKET_ID_ANY, flags)
+        };
+        NonNull::new(p)
+            .map(|ptr| Ring { ptr })
+            .ok_or_else(|| DpdkError::Call {
+                what: format!("ring {name}"),
+                reason: super::last_error(),
+            })
     }
 
     /// Moves as much of `burst` as fits into the ring; what does not fit stays in the
@@ -36,9 +51,16 @@ impl Ring {
     /// enqueued.
     pub fn enqueue(&self, burst: &mut Burst) -> usize {
         let mut raw = [std::ptr::null_mut(); BURST];
-        let n = burst.to_raw(&mut raw);
+        let n = burst.move_to_raw(&mut raw);
         // SAFETY: we pass `n` owned mbufs; the ring takes the first `done`.
-        let done = unsafe { dpdk_sys::rte_ring_enqueue_burst(self.ptr.as_ptr(), raw.as_ptr() as *const *mut c_void, n as u32, std::ptr::null_mut()) } as usize;
+        let done = unsafe {
+            dpdk_sys::rte_ring_enqueue_burst(
+                self.ptr.as_ptr(),
+                raw.as_ptr() as *const *mut c_void,
+                n as u32,
+                std::ptr::null_mut(),
+            )
+        } as usize;
         // SAFETY: those not taken are still ours.
         unsafe { burst.extend_raw(&raw[done..n]) };
         done
@@ -49,7 +71,14 @@ impl Ring {
         let mut raw = [std::ptr::null_mut(); BURST];
         let room = (BURST - burst.len()) as u32;
         // SAFETY: `raw` has room for `room` pointers; dequeued mbufs become ours.
-        let n = unsafe { dpdk_sys::rte_ring_dequeue_burst(self.ptr.as_ptr(), raw.as_mut_ptr() as *mut *mut c_void, room, std::ptr::null_mut()) } as usize;
+        let n = unsafe {
+            dpdk_sys::rte_ring_dequeue_burst(
+                self.ptr.as_ptr(),
+                raw.as_mut_ptr() as *mut *mut c_void,
+                room,
+                std::ptr::null_mut(),
+            )
+        } as usize;
         // SAFETY: the first `n` entries were put there by `enqueue` as owned mbufs.
         unsafe { burst.extend_raw(&raw[..n]) };
         n
