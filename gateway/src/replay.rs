@@ -28,7 +28,7 @@ struct Burst {
 impl Burst {
     fn new() -> Self {
         Self {
-            frames: vec![Vec::with_capacity(2048); BURST],
+            frames: (0..BURST).map(|_| Vec::with_capacity(2048)).collect(),
             ts: vec![0; BURST],
             n: 0,
             verdicts: vec![Verdict::Forward(ForwardReason::NonIp); BURST],

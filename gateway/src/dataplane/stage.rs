@@ -119,10 +119,10 @@ impl ClassifyStage {
                 &mut self.verdicts[..n],
             );
             let mut dropped = 0;
-            for i in 0..n {
+            for (i, (verdict, side)) in self.verdicts.iter().zip(sides).enumerate().take(n) {
                 let Some(mut m) = input.take(i) else { continue };
-                if self.verdicts[i].is_forward() {
-                    m.set_port(self.ports.id(sides[i].other()));
+                if verdict.is_forward() {
+                    m.set_port(self.ports.id(side.other()));
                     out(m);
                 } else {
                     dropped += 1; // `m` is freed here

@@ -211,10 +211,10 @@ impl Burst {
     pub(crate) unsafe fn extend_raw(&mut self, raw: &[*mut dpdk_sys::rte_mbuf]) {
         for &p in raw {
             // SAFETY: per the contract above.
-            if let Some(m) = unsafe { Mbuf::from_raw(p) } {
-                if let Err(m) = self.push(m) {
-                    drop(m);
-                }
+            if let Some(m) = unsafe { Mbuf::from_raw(p) }
+                && let Err(m) = self.push(m)
+            {
+                drop(m); // more than a burst: cannot happen with the callers' sizes
             }
         }
     }
