@@ -246,8 +246,11 @@ impl Classifier {
                     Class::Slow
                 }
                 Ok(()) => {
-                    (p.key, p.src_is_lo) = FlowKey::from_meta(&p.m);
-                    p.hash = self.flows.hash(&p.key);
+                    // Hash the key while it is in registers: reading it back from the
+                    // slot just written stalls on store forwarding.
+                    let (key, src_is_lo) = FlowKey::from_meta(&p.m);
+                    p.hash = self.flows.hash(&key);
+                    (p.key, p.src_is_lo) = (key, src_is_lo);
                     Class::Fast
                 }
             };
