@@ -155,18 +155,51 @@ fn overload_policies_are_applied_and_counted() {
     for (policy, counter) in [("fail-open", "fail_open"), ("fail-closed", "fail_closed")] {
         let prefix = format!("mm-test-{policy}");
         let out = Command::new(env!("CARGO_BIN_EXE_mimamori-gw"))
-            .args(["run", "--lan", "net_null0", "--wan", "net_null1", "--no-huge", "--duration", "1", "--json"])
-            .args(["--layout", "pipeline", "--workers", "1", "--overload", policy, "--file-prefix", &prefix])
+            .args([
+                "run",
+                "--lan",
+                "net_null0",
+                "--wan",
+                "net_null1",
+                "--no-huge",
+                "--duration",
+                "1",
+                "--json",
+            ])
+            .args([
+                "--layout",
+                "pipeline",
+                "--workers",
+                "1",
+                "--overload",
+                policy,
+                "--file-prefix",
+                &prefix,
+            ])
             .args(["--stats-socket", &format!("/tmp/{prefix}.sock")])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{policy}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{policy}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let rx = &s["stages"][0];
         assert_eq!(rx["name"], "rx");
-        assert!(rx["ring_full"].as_u64().unwrap() > 0, "{policy}: the ring filled");
-        assert!(rx[counter].as_u64().unwrap() > 0, "{policy}: {counter} counted");
-        let other = if counter == "fail_open" { "fail_closed" } else { "fail_open" };
+        assert!(
+            rx["ring_full"].as_u64().unwrap() > 0,
+            "{policy}: the ring filled"
+        );
+        assert!(
+            rx[counter].as_u64().unwrap() > 0,
+            "{policy}: {counter} counted"
+        );
+        let other = if counter == "fail_open" {
+            "fail_closed"
+        } else {
+            "fail_open"
+        };
         assert_eq!(rx[other], 0, "{policy}: only its own policy applied");
         assert_eq!(s["mempool_in_use"], 0, "{policy}");
     }

@@ -1,8 +1,8 @@
-//! Pattern files and the languages they are written in: Suricata rules, URL categories,
-//! application and malware definitions.
+//! Pattern files and the languages they are written in.
 //!
-//! Nothing lives here yet. The IPS issue (#4) brings the rule parser and the detection
-//! engine, the category issue (#5) the category database. The crate exists now so that the
-//! dependency direction (`pipelines` depends on `signatures`, never the reverse) is fixed
-//! from the start.
+//! Today: the Suricata rule language parser (`rule`), with a loader that reports what it
+//! loaded and what it skipped and why. The detection engine that runs the rules, URL
+//! categories and malware definitions are still to come (issues #4 and #5).
 #![forbid(unsafe_code)]
+
+pub mod rule;

@@ -1,0 +1,579 @@
+//! The option list: metadata, detection keywords and their modifiers, sticky buffers.
+
+use super::content::{Content, Value, parse_content_pattern};
+use super::header::{Header, Proto};
+use super::{RuleError, malformed, unsupported};
+
+/// Where content and pcre look. Sticky buffers (`http.uri;`) switch it for what follows;
+/// legacy modifiers (`http_uri;`) set it on the content before them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Buffer {
+    /// The packet payload or the reassembled stream.
+    #[default]
+    Packet,
+    HttpUri,
+    HttpUriRaw,
+    HttpMethod,
+    HttpHost,
+    HttpUserAgent,
+    HttpHeader,
+    HttpCookie,
+    HttpRequestBody,
+    HttpStatCode,
+    HttpResponseBody,
+    FileData,
+    TlsSni,
+    DnsQuery,
+}
+
+impl Buffer {
+    /// Sticky buffer keywords: the dotted names, plus the older sticky spellings.
+    fn sticky(name: &str) -> Option<Buffer> {
+        Some(match name {
+            "pkt_data" => Buffer::Packet,
+            "http.uri" => Buffer::HttpUri,
+            "http.uri.raw" => Buffer::HttpUriRaw,
+            "http.method" => Buffer::HttpMethod,
+            "http.host" => Buffer::HttpHost,
+            "http.user_agent" => Buffer::HttpUserAgent,
+            "http.header" => Buffer::HttpHeader,
+            "http.cookie" => Buffer::HttpCookie,
+            "http.request_body" => Buffer::HttpRequestBody,
+            "http.stat_code" => Buffer::HttpStatCode,
+            "http.response_body" => Buffer::HttpResponseBody,
+            "file.data" | "file_data" => Buffer::FileData,
+            "tls.sni" | "tls_sni" => Buffer::TlsSni,
+            "dns.query" | "dns_query" => Buffer::DnsQuery,
+            _ => return None,
+        })
+    }
+    /// Legacy content modifiers (`content:"x"; http_uri;`) that move the content before
+    /// them into a buffer.
+    fn modifier(name: &str) -> Option<Buffer> {
+        Some(match name {
+            "http_uri" => Buffer::HttpUri,
+            "http_raw_uri" => Buffer::HttpUriRaw,
+            "http_method" => Buffer::HttpMethod,
+            "http_host" => Buffer::HttpHost,
+            "http_user_agent" => Buffer::HttpUserAgent,
+            "http_header" => Buffer::HttpHeader,
+            "http_cookie" => Buffer::HttpCookie,
+            "http_client_body" => Buffer::HttpRequestBody,
+            "http_stat_code" => Buffer::HttpStatCode,
+            "http_server_body" => Buffer::HttpResponseBody,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    DotPrefix,
+    ToLowercase,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pcre {
+    pub pattern: String,
+    pub negated: bool,
+    /// Flags as written (i, s, m, x, R, U and the HTTP buffer letters).
+    pub flags: String,
+    pub relative: bool,
+    pub buffer: Buffer,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowOpt {
+    Established,
+    NotEstablished,
+    Stateless,
+    ToServer,
+    ToClient,
+    OnlyStream,
+    NoStream,
+    OnlyFrag,
+    NoFrag,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowbitsCmd {
+    Set,
+    Unset,
+    Isset,
+    Isnotset,
+    Toggle,
+    Noalert,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    Src,
+    Dst,
+    Rule,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThresholdKind {
+    Limit,
+    Threshold,
+    Both,
+}
+
+/// A size comparison (`bsize`, `dsize`): `N`, `<N`, `>N`, `N<>M`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SizeCmp {
+    Eq(u64),
+    Lt(u64),
+    Gt(u64),
+    Between(u64, u64),
+}
+
+/// One detection element, in rule order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Match {
+    /// A sticky buffer: the following content/pcre look here.
+    Buffer(Buffer),
+    Transform(Buffer, Transform),
+    Content(Content),
+    Pcre(Pcre),
+    ByteTest(Vec<String>, Buffer),
+    ByteJump(Vec<String>, Buffer),
+    ByteExtract(Vec<String>, Buffer),
+    IsDataAt {
+        offset: u64,
+        relative: bool,
+        negated: bool,
+        buffer: Buffer,
+    },
+    Bsize(SizeCmp, Buffer),
+    Dsize(SizeCmp),
+    Flow(Vec<FlowOpt>),
+    Flowbits(FlowbitsCmd, Vec<String>),
+    Threshold {
+        kind: ThresholdKind,
+        track: Track,
+        count: u32,
+        seconds: u32,
+    },
+    DetectionFilter {
+        track: Track,
+        count: u32,
+        seconds: u32,
+    },
+}
+
+/// What the rule says about itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub msg: String,
+    pub sid: u32,
+    pub rev: u32,
+    pub gid: u32,
+    pub classtype: Option<String>,
+    pub priority: Option<u8>,
+    pub metadata: Vec<(String, String)>,
+    pub references: Vec<String>,
+    pub target: Option<String>,
+    pub noalert: bool,
+}
+
+/// Splits `a; b:"x\;y"; c` into options at every `;` not escaped by a backslash (as
+/// Suricata does: quotes do not protect a `;`, so `pcre:"/["']/"` needs no escaping).
+fn split_options(body: &str) -> Result<Vec<(String, Option<String>)>, RuleError> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut escaped = false;
+    for c in body.chars() {
+        if escaped {
+            cur.push(c);
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                cur.push(c);
+                escaped = true;
+            }
+            ';' => {
+                let opt = cur.trim();
+                if !opt.is_empty() {
+                    out.push(match opt.split_once(':') {
+                        Some((k, v)) => (k.trim().to_string(), Some(v.trim().to_string())),
+                        None => (opt.to_string(), None),
+                    });
+                }
+                cur.clear();
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() {
+        return malformed(format!("option {:?} is not terminated by ';'", cur.trim()));
+    }
+    Ok(out)
+}
+
+fn unquote(v: &str) -> Result<&str, RuleError> {
+    v.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .ok_or_else(|| RuleError::Malformed(format!("expected a quoted string, got {v:?}")))
+}
+
+fn num<T: std::str::FromStr>(key: &str, v: Option<&str>) -> Result<T, RuleError> {
+    let v = v.ok_or_else(|| RuleError::Malformed(format!("{key} needs a value")))?;
+    v.trim()
+        .parse()
+        .map_err(|_| RuleError::Malformed(format!("{key}: {v:?} is not a valid number")))
+}
+
+fn value(key: &str, v: Option<&str>) -> Result<Value, RuleError> {
+    let v = v
+        .ok_or_else(|| RuleError::Malformed(format!("{key} needs a value")))?
+        .trim();
+    match v.parse::<i64>() {
+        Ok(n) => Ok(Value::Num(n)),
+        Err(_) if v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !v.is_empty() => {
+            Ok(Value::Var(v.to_string()))
+        }
+        Err(_) => malformed(format!(
+            "{key}: {v:?} is not a number or a byte_extract variable"
+        )),
+    }
+}
+
+fn size_cmp(key: &str, v: Option<&str>) -> Result<SizeCmp, RuleError> {
+    let v = v
+        .ok_or_else(|| RuleError::Malformed(format!("{key} needs a value")))?
+        .trim();
+    let n = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| RuleError::Malformed(format!("{key}: {v:?} is not N, <N, >N or N<>M")))
+    };
+    Ok(if let Some((a, b)) = v.split_once("<>") {
+        SizeCmp::Between(n(a)?, n(b)?)
+    } else if let Some(x) = v.strip_prefix('<') {
+        SizeCmp::Lt(n(x)?)
+    } else if let Some(x) = v.strip_prefix('>') {
+        SizeCmp::Gt(n(x)?)
+    } else {
+        SizeCmp::Eq(n(v.trim_start_matches('='))?)
+    })
+}
+
+fn track(v: &str) -> Result<Track, RuleError> {
+    Ok(match v {
+        "by_src" => Track::Src,
+        "by_dst" => Track::Dst,
+        "by_rule" => Track::Rule,
+        "by_both" => Track::Both,
+        t => {
+            return malformed(format!(
+                "track {t:?} is not by_src, by_dst, by_rule or by_both"
+            ));
+        }
+    })
+}
+
+/// `key value, key value` lists (threshold, detection_filter).
+fn kv_list(key: &str, v: Option<&str>) -> Result<Vec<(String, String)>, RuleError> {
+    let v = v.ok_or_else(|| RuleError::Malformed(format!("{key} needs a value")))?;
+    v.split(',')
+        .map(|p| {
+            let mut w = p.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (Some(k), Some(val), None) => Ok((k.to_string(), val.to_string())),
+                _ => malformed(format!("{key}: {p:?} is not 'name value'")),
+            }
+        })
+        .collect()
+}
+
+fn last_content<'a>(matches: &'a mut [Match], key: &str) -> Result<&'a mut Content, RuleError> {
+    match matches
+        .iter_mut()
+        .rev()
+        .find(|m| matches!(m, Match::Content(_) | Match::Pcre(_)))
+    {
+        Some(Match::Content(c)) => Ok(c),
+        _ => malformed(format!("{key} without a preceding content")),
+    }
+}
+
+/// Parses the option list (between the parentheses).
+pub fn parse(body: &str, header: &Header) -> Result<(Meta, Vec<Match>), RuleError> {
+    let mut meta = Meta {
+        gid: 1,
+        ..Meta::default()
+    };
+    let mut matches: Vec<Match> = Vec::new();
+    let mut buffer = Buffer::Packet;
+    let mut saw_sid = false;
+    for (key, val) in split_options(body)? {
+        let v = val.as_deref();
+        match key.as_str() {
+            "msg" => {
+                meta.msg = unquote(v.unwrap_or(""))?
+                    .replace("\\;", ";")
+                    .replace("\\\"", "\"")
+            }
+            "sid" => {
+                meta.sid = num("sid", v)?;
+                saw_sid = true;
+            }
+            "rev" => meta.rev = num("rev", v)?,
+            "gid" => meta.gid = num("gid", v)?,
+            "classtype" => meta.classtype = v.map(|s| s.trim().to_string()),
+            "priority" => meta.priority = Some(num("priority", v)?),
+            "reference" => meta.references.push(v.unwrap_or("").to_string()),
+            "target" => match v.map(str::trim) {
+                Some(t @ ("src_ip" | "dest_ip")) => meta.target = Some(t.to_string()),
+                t => return malformed(format!("target {t:?} is not src_ip or dest_ip")),
+            },
+            "metadata" => {
+                for item in v.unwrap_or("").split(',') {
+                    let mut w = item.trim().splitn(2, ' ');
+                    if let Some(k) = w.next().filter(|k| !k.is_empty()) {
+                        meta.metadata
+                            .push((k.to_string(), w.next().unwrap_or("").trim().to_string()));
+                    }
+                }
+            }
+            "noalert" => meta.noalert = true,
+            "content" => {
+                let raw = v.ok_or_else(|| RuleError::Malformed("content needs a value".into()))?;
+                let (negated, raw) = match raw.strip_prefix('!') {
+                    Some(r) => (true, r.trim()),
+                    None => (false, raw),
+                };
+                let pattern = parse_content_pattern(unquote(raw)?)?;
+                matches.push(Match::Content(Content {
+                    pattern,
+                    negated,
+                    buffer,
+                    ..Content::default()
+                }));
+            }
+            "nocase" => last_content(&mut matches, "nocase")?.nocase = true,
+            "depth" => last_content(&mut matches, "depth")?.depth = Some(value("depth", v)?),
+            "offset" => last_content(&mut matches, "offset")?.offset = Some(value("offset", v)?),
+            "distance" => {
+                last_content(&mut matches, "distance")?.distance = Some(value("distance", v)?)
+            }
+            "within" => last_content(&mut matches, "within")?.within = Some(value("within", v)?),
+            "startswith" => last_content(&mut matches, "startswith")?.startswith = true,
+            "endswith" => last_content(&mut matches, "endswith")?.endswith = true,
+            "fast_pattern" => {
+                if v.is_some_and(|x| x.contains(',')) {
+                    return unsupported("fast_pattern with an offset,length (chop)");
+                }
+                last_content(&mut matches, "fast_pattern")?.fast_pattern = true;
+            }
+            "rawbytes" => {
+                last_content(&mut matches, "rawbytes")?;
+            }
+            k if Buffer::modifier(k).is_some() => {
+                let b = Buffer::modifier(k).unwrap_or_default();
+                last_content(&mut matches, k)?.buffer = b;
+            }
+            k if Buffer::sticky(k).is_some() => {
+                buffer = Buffer::sticky(k).unwrap_or_default();
+                matches.push(Match::Buffer(buffer));
+            }
+            "dotprefix" | "to_lowercase" => {
+                if buffer == Buffer::Packet {
+                    return malformed(format!("{key} outside a sticky buffer"));
+                }
+                let t = if key == "dotprefix" {
+                    Transform::DotPrefix
+                } else {
+                    Transform::ToLowercase
+                };
+                matches.push(Match::Transform(buffer, t));
+            }
+            "pcre" => matches.push(Match::Pcre(pcre(v, buffer)?)),
+            "byte_test" | "byte_jump" | "byte_extract" => {
+                let args: Vec<String> = v
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .collect();
+                let min = if key == "byte_jump" { 2 } else { 3 };
+                if args.len() < min || args.iter().take(min).any(|a| a.is_empty()) {
+                    return malformed(format!("{key} needs at least {min} arguments"));
+                }
+                matches.push(match key.as_str() {
+                    "byte_test" => Match::ByteTest(args, buffer),
+                    "byte_jump" => Match::ByteJump(args, buffer),
+                    _ => Match::ByteExtract(args, buffer),
+                });
+            }
+            "isdataat" => {
+                let raw = v.ok_or_else(|| RuleError::Malformed("isdataat needs a value".into()))?;
+                let (negated, raw) = match raw.trim().strip_prefix('!') {
+                    Some(r) => (true, r),
+                    None => (false, raw.trim()),
+                };
+                let mut parts = raw.split(',').map(str::trim);
+                let offset = num("isdataat", parts.next())?;
+                let relative = parts.any(|p| p == "relative");
+                matches.push(Match::IsDataAt {
+                    offset,
+                    relative,
+                    negated,
+                    buffer,
+                });
+            }
+            "bsize" => matches.push(Match::Bsize(size_cmp("bsize", v)?, buffer)),
+            "dsize" => matches.push(Match::Dsize(size_cmp("dsize", v)?)),
+            "flow" => {
+                let mut opts = Vec::new();
+                for o in v.unwrap_or("").split(',').map(str::trim) {
+                    opts.push(match o {
+                        "established" => FlowOpt::Established,
+                        "not_established" => FlowOpt::NotEstablished,
+                        "stateless" => FlowOpt::Stateless,
+                        "to_server" | "from_client" => FlowOpt::ToServer,
+                        "to_client" | "from_server" => FlowOpt::ToClient,
+                        "only_stream" => FlowOpt::OnlyStream,
+                        "no_stream" => FlowOpt::NoStream,
+                        "only_frag" => FlowOpt::OnlyFrag,
+                        "no_frag" => FlowOpt::NoFrag,
+                        o => return malformed(format!("flow option {o:?}")),
+                    });
+                }
+                matches.push(Match::Flow(opts));
+            }
+            "flowbits" => {
+                let raw = v.ok_or_else(|| RuleError::Malformed("flowbits needs a value".into()))?;
+                let (cmd, names) = match raw.split_once(',') {
+                    Some((c, n)) => (c.trim(), n.trim()),
+                    None => (raw.trim(), ""),
+                };
+                let cmd = match cmd {
+                    "set" => FlowbitsCmd::Set,
+                    "unset" => FlowbitsCmd::Unset,
+                    "isset" => FlowbitsCmd::Isset,
+                    "isnotset" => FlowbitsCmd::Isnotset,
+                    "toggle" => FlowbitsCmd::Toggle,
+                    "noalert" => FlowbitsCmd::Noalert,
+                    c => return malformed(format!("flowbits command {c:?}")),
+                };
+                if cmd == FlowbitsCmd::Noalert {
+                    meta.noalert = true;
+                } else if names.is_empty() {
+                    return malformed("flowbits needs a name");
+                }
+                matches.push(Match::Flowbits(
+                    cmd,
+                    names
+                        .split(['|', '&'])
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                ));
+            }
+            "threshold" | "detection_filter" => {
+                let (mut kind, mut tr, mut count, mut seconds) = (None, None, None, None);
+                for (k, val) in kv_list(&key, v)? {
+                    match k.as_str() {
+                        "type" => {
+                            kind = Some(match val.as_str() {
+                                "limit" => ThresholdKind::Limit,
+                                "threshold" => ThresholdKind::Threshold,
+                                "both" => ThresholdKind::Both,
+                                t => return malformed(format!("threshold type {t:?}")),
+                            })
+                        }
+                        "track" => tr = Some(track(&val)?),
+                        "count" => count = Some(num("count", Some(&val))?),
+                        "seconds" => seconds = Some(num("seconds", Some(&val))?),
+                        other => return malformed(format!("{key}: unknown field {other:?}")),
+                    }
+                }
+                let (Some(track), Some(count), Some(seconds)) = (tr, count, seconds) else {
+                    return malformed(format!("{key} needs track, count and seconds"));
+                };
+                matches.push(if key == "threshold" {
+                    let Some(kind) = kind else {
+                        return malformed("threshold needs a type");
+                    };
+                    Match::Threshold {
+                        kind,
+                        track,
+                        count,
+                        seconds,
+                    }
+                } else {
+                    Match::DetectionFilter {
+                        track,
+                        count,
+                        seconds,
+                    }
+                });
+            }
+            other => return unsupported(format!("keyword {other}")),
+        }
+    }
+    if !saw_sid {
+        return malformed("no sid");
+    }
+    if matches!(header.proto, Proto::Icmp | Proto::Icmpv6)
+        && matches
+            .iter()
+            .any(|m| matches!(m, Match::Buffer(b) if *b != Buffer::Packet))
+    {
+        return malformed("an application buffer in an ICMP rule");
+    }
+    Ok((meta, matches))
+}
+
+fn pcre(v: Option<&str>, buffer: Buffer) -> Result<Pcre, RuleError> {
+    let raw = v
+        .ok_or_else(|| RuleError::Malformed("pcre needs a value".into()))?
+        .trim();
+    let (negated, raw) = match raw.strip_prefix('!') {
+        Some(r) => (true, r.trim()),
+        None => (false, raw),
+    };
+    let inner = unquote(raw)?;
+    let body = inner
+        .strip_prefix('/')
+        .ok_or_else(|| RuleError::Malformed(format!("pcre {inner:?} does not start with '/'")))?;
+    let end = body
+        .rfind('/')
+        .ok_or_else(|| RuleError::Malformed(format!("pcre {inner:?} has no closing '/'")))?;
+    let (pattern, flags) = (&body[..end], &body[end + 1..]);
+    let mut buf = buffer;
+    for f in flags.chars() {
+        let b = match f {
+            'i' | 's' | 'm' | 'x' | 'R' | 'O' | 'B' | 'A' | 'E' | 'G' => None,
+            'U' => Some(Buffer::HttpUri),
+            'I' => Some(Buffer::HttpUriRaw),
+            'P' => Some(Buffer::HttpRequestBody),
+            'Q' => Some(Buffer::HttpResponseBody),
+            'H' => Some(Buffer::HttpHeader),
+            'M' => Some(Buffer::HttpMethod),
+            'C' => Some(Buffer::HttpCookie),
+            'S' => Some(Buffer::HttpStatCode),
+            'V' => Some(Buffer::HttpUserAgent),
+            'W' => Some(Buffer::HttpHost),
+            'D' | 'Y' | 'Z' => {
+                return unsupported(format!("pcre flag {f} (raw header / stat msg / raw host)"));
+            }
+            f => return malformed(format!("pcre flag {f:?}")),
+        };
+        if let Some(b) = b {
+            buf = b;
+        }
+    }
+    Ok(Pcre {
+        pattern: pattern.to_string(),
+        negated,
+        flags: flags.to_string(),
+        relative: flags.contains('R'),
+        buffer: buf,
+    })
+}
