@@ -3,6 +3,7 @@
 //! byte buffers, so it is tested and benchmarked without root or hugepages.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod classify;
 pub mod error;
 pub mod event;
