@@ -5,4 +5,5 @@
 //! categories and malware definitions are still to come (issues #4 and #5).
 #![forbid(unsafe_code)]
 
+pub mod category;
 pub mod rule;
