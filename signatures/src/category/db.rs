@@ -58,8 +58,10 @@ pub enum DbError {
     Invalid(&'static str),
 }
 
+/// About 8 entries per bucket: the index (4 bytes a bucket) stays small enough to sit in
+/// cache, and a bucket's entries span one or two cache lines.
 fn bucket_bits(n: usize) -> u32 {
-    (usize::BITS - (n / 2).max(1).leading_zeros()).clamp(4, 28)
+    (usize::BITS - (n / 8).max(1).leading_zeros()).clamp(4, 28)
 }
 
 pub(crate) fn encode(
@@ -326,7 +328,10 @@ impl CategoryDb {
         out.clear();
         let host = host.trim_end_matches('.').as_bytes();
         let mut hashes = [0u64; MAX_LABELS];
+        // Entries have at least two labels, so the last label alone is never probed.
         let n = suffix_hashes(host, &mut hashes);
+        let hashes = &hashes[1.min(n)..n];
+        let n = hashes.len();
         let mut first = [0u64; MAX_LABELS];
         for (h, f) in hashes[..n].iter().zip(first.iter_mut()) {
             let start = self.bucket((h >> (64 - self.bits)) as usize);
