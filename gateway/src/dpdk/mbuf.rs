@@ -130,12 +130,6 @@ impl Mbuf {
         // SAFETY: plain field write of an mbuf we own.
         unsafe { (*self.0.as_ptr()).port = port }
     }
-
-    /// Hints the CPU to fetch the frame's first cache line.
-    pub fn prefetch(&self) {
-        // SAFETY: prefetch never faults, even on a bad address; the address is valid anyway.
-        unsafe { dpdk_sys::mimamori_prefetch0(dpdk_sys::mimamori_pktmbuf_mtod(self.0.as_ptr())) }
-    }
 }
 
 impl Drop for Mbuf {
