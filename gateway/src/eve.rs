@@ -42,6 +42,14 @@ impl EveWriter {
         Ok(())
     }
 
+    /// Writes a record built elsewhere (signature alerts from `ids`).
+    pub fn write_eve(&mut self, eve: &mimamori_pipelines::event::Eve) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.w, eve)?;
+        self.w.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.w.flush()
     }

@@ -8,4 +8,5 @@ pub mod dataplane;
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod eve;
+pub mod ids;
 pub mod replay;

@@ -39,6 +39,10 @@ enum Cmd {
         /// Also write the summary as JSON to this file.
         #[arg(long)]
         summary_json: Option<PathBuf>,
+        /// Inspect forwarded packets with these Suricata rules (a file or a folder of
+        /// *.rules); alerts go to --eve. IDS mode, per packet.
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
     /// Write synthetic office traffic to a pcap file.
     Synth {
@@ -172,6 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             output,
             eve,
             summary_json,
+            rules,
         } => {
             let policy = load_policy(policy.as_ref())?;
             let summary = Replay {
@@ -179,6 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 output: output.as_deref(),
                 eve: eve.as_deref(),
                 policy,
+                rules: rules.as_deref(),
             }
             .run()?;
             print!("{}", summary.text());

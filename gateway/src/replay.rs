@@ -3,6 +3,7 @@
 
 use crate::capture::{CaptureError, CaptureReader, LINKTYPE_ETHERNET, PcapWriter};
 use crate::eve::EveWriter;
+use crate::ids::{Ids, IdsStats};
 use anyhow::Context;
 use mimamori_pipelines::classify::Report;
 use mimamori_pipelines::policy::SideMap;
@@ -51,7 +52,8 @@ impl Burst {
         cls: &mut Classifier,
         sides: &SideMap,
         out: Option<&mut PcapWriter<BufWriter<File>>>,
-        eve: Option<&mut EveWriter>,
+        mut eve: Option<&mut EveWriter>,
+        ids: Option<&mut Ids>,
     ) -> anyhow::Result<u64> {
         if self.n == 0 {
             return Ok(0);
@@ -64,6 +66,22 @@ impl Burst {
             |_, m| sides.side_of(m),
             &mut self.verdicts[..self.n],
         );
+        if let Some(ids) = ids {
+            for i in 0..self.n {
+                if !self.verdicts[i].is_forward() {
+                    continue;
+                }
+                let Ok(m) = mimamori_pipelines::parse(&self.frames[i]) else {
+                    continue;
+                };
+                let side = sides.side_of(&m);
+                for alert in ids.inspect(&self.frames[i], &m, self.ts[i], side.name()) {
+                    if let Some(e) = eve.as_deref_mut() {
+                        e.write_eve(&alert)?;
+                    }
+                }
+            }
+        }
         let mut written = 0;
         if let Some(w) = out {
             for i in 0..self.n {
@@ -102,6 +120,8 @@ pub struct Summary {
     pub packets_per_sec: f64,
     pub gbits_per_sec: f64,
     pub classifier: Report,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ids: Option<IdsSummary>,
 }
 
 pub struct Replay<'a> {
@@ -109,6 +129,19 @@ pub struct Replay<'a> {
     pub output: Option<&'a Path>,
     pub eve: Option<&'a Path>,
     pub policy: Arc<Policy>,
+    /// Suricata rules to inspect forwarded packets with (IDS mode: alerts only).
+    pub rules: Option<&'a Path>,
+}
+
+/// What the signature inspection did.
+#[derive(Debug, Serialize)]
+pub struct IdsSummary {
+    pub rules_enabled: usize,
+    pub rules_parsed: usize,
+    pub rules_compiled: usize,
+    pub skipped_by_reason: std::collections::BTreeMap<String, usize>,
+    #[serde(flatten)]
+    pub stats: IdsStats,
 }
 
 impl Replay<'_> {
@@ -125,6 +158,12 @@ impl Replay<'_> {
                 EveWriter::create(p, self.policy.clone())
                     .with_context(|| format!("{}: cannot create", p.display()))?,
             ),
+            None => None,
+        };
+        let mut ids = match self.rules {
+            Some(p) => {
+                Some(Ids::load(p, &self.policy.sides.lan_subnets).map_err(anyhow::Error::msg)?)
+            }
             None => None,
         };
         let sides = self.policy.sides.clone();
@@ -150,10 +189,10 @@ impl Replay<'_> {
             }
             last_ts = last_ts.max(rec.ts_ns);
             if burst.push(rec.ts_ns, rec.data) {
-                written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut())?;
+                written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut(), ids.as_mut())?;
             }
         }
-        written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut())?;
+        written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut(), ids.as_mut())?;
         cls.finish(last_ts);
         if let Some(e) = eve.as_mut() {
             e.write_all(&mut cls.events)?;
@@ -178,6 +217,19 @@ impl Replay<'_> {
             packets_per_sec: report.packets as f64 / elapsed,
             gbits_per_sec: report.bytes as f64 * 8.0 / elapsed / 1e9,
             classifier: report,
+            ids: ids.map(|i| {
+                let mut skipped = i.load.skipped_by_reason.clone();
+                for (k, v) in &i.build.skipped_by_reason {
+                    *skipped.entry(k.clone()).or_default() += v;
+                }
+                IdsSummary {
+                    rules_enabled: i.load.enabled,
+                    rules_parsed: i.load.loaded,
+                    rules_compiled: i.build.compiled,
+                    skipped_by_reason: skipped,
+                    stats: i.stats,
+                }
+            }),
         })
     }
 }
@@ -257,6 +309,23 @@ impl Summary {
             "output           {} packets written, {} events written, {} events dropped",
             self.written, self.events_written, r.events_dropped
         );
+        if let Some(i) = &self.ids {
+            let _ = writeln!(
+                s,
+                "rules            {} enabled, {} parsed, {} compiled (`mimamori-sig rules-report` says why the rest were skipped)",
+                i.rules_enabled, i.rules_parsed, i.rules_compiled
+            );
+            let _ = writeln!(
+                s,
+                "signature alerts {} over {} inspected packets (HTTP requests {}, responses {}, TLS hellos {}, DNS {}; per packet, no reassembly)",
+                i.stats.alerts,
+                i.stats.inspected,
+                i.stats.http_requests,
+                i.stats.http_responses,
+                i.stats.tls_hellos,
+                i.stats.dns_messages
+            );
+        }
         let _ = writeln!(
             s,
             "throughput       {:.3} Mpps, {:.2} Gbit/s over {:.3} s (including file I/O)",

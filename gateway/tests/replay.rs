@@ -321,3 +321,89 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn replay_with_rules_alerts_on_http_tls_dns_and_payload() {
+    let input = tmp("ids.pcap");
+    assert!(
+        gw(&[
+            "synth",
+            input.to_str().unwrap(),
+            "--sessions",
+            "600",
+            "--seed",
+            "9"
+        ])
+        .status
+        .success()
+    );
+    let rules = tmp("t.rules");
+    std::fs::write(
+        &rules,
+        r#"alert http $HOME_NET any -> any any (msg:"host under .test"; flow:established,to_server; http.host; content:".test"; endswith; sid:9100001; rev:1;)
+alert tls any any -> any any (msg:"sni shop"; tls.sni; content:"shop"; sid:9100002; rev:1;)
+alert dns any any -> any any (msg:"dns news"; dns.query; content:"news"; sid:9100003; rev:1;)
+alert http any any -> any any (msg:"status 200 to client"; flow:to_client; http.stat_code; content:"200"; sid:9100004; rev:1;)
+alert tcp any any -> any 25 (msg:"smtp attachment"; flow:to_server; content:"Content-Disposition|3a| attachment"; sid:9100005; rev:1;)
+alert tcp any any -> any any (msg:"never"; content:"this string is not in the traffic"; sid:9100006; rev:1;)
+alert http any any -> any any (msg:"status 200 wrong direction"; flow:to_server; http.stat_code; content:"200"; sid:9100007; rev:1;)
+alert tcp any any -> any any (msg:"unsupported"; content:"x"; flowbits:isset,y; sid:9100008; rev:1;)
+"#,
+    )
+    .unwrap();
+    let (eve, summary) = (tmp("ids.eve"), tmp("ids.json"));
+    let out = gw(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+        "--eve",
+        eve.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["ids"]["rules_compiled"], 7);
+    assert_eq!(
+        s["ids"]["skipped_by_reason"]["unsupported by the engine: flowbits"],
+        1
+    );
+    let mut by_sid = std::collections::HashMap::new();
+    for line in std::fs::read_to_string(&eve).unwrap().lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        if e["event_type"] == "alert" && e["alert"]["gid"] == 1 {
+            *by_sid
+                .entry(e["alert"]["signature_id"].as_u64().unwrap())
+                .or_insert(0) += 1;
+        }
+    }
+    let http = s["ids"]["http_requests"].as_u64().unwrap();
+    assert!(http > 50);
+    assert_eq!(
+        by_sid.get(&9100001),
+        Some(&http),
+        "every HTTP request has a .test host"
+    );
+    assert_eq!(
+        by_sid.get(&9100004),
+        s["ids"]["http_responses"].as_u64().as_ref(),
+        "every response is a 200"
+    );
+    for sid in [9100002, 9100003, 9100005] {
+        assert!(
+            by_sid.get(&sid).is_some_and(|&n| n > 0),
+            "sid {sid} fired: {by_sid:?}"
+        );
+    }
+    assert_eq!(by_sid.get(&9100006), None);
+    assert_eq!(
+        by_sid.get(&9100007),
+        None,
+        "flow:to_server keeps it off responses"
+    );
+}

@@ -6,4 +6,5 @@
 #![forbid(unsafe_code)]
 
 pub mod category;
+pub mod engine;
 pub mod rule;

@@ -4,10 +4,10 @@
 //! malformed text is an error, a well-formed rule using something we do not support is
 //! `Unsupported` with the keyword. `load` reads rule files and reports both.
 
-mod content;
-mod header;
-mod load;
-mod options;
+pub mod content;
+pub mod header;
+pub mod load;
+pub mod options;
 
 pub use content::{Content, parse_content_pattern};
 pub use header::{AddrSpec, Header, PortSpec, Vars};

@@ -1,0 +1,200 @@
+//! The detection engine: content semantics, buffers, headers, what it refuses.
+
+use mimamori_signatures::engine::{Engine, Inspection, Scratch};
+use mimamori_signatures::rule::load::Loaded;
+use mimamori_signatures::rule::{Buffer, RuleSet, Vars, load_files, parse_rule};
+
+fn engine(rules: &[&str]) -> (Engine, mimamori_signatures::engine::EngineReport) {
+    let set = RuleSet {
+        rules: rules
+            .iter()
+            .map(|r| Loaded {
+                rule: parse_rule(r, &Vars::default()).unwrap(),
+                file: "t".into(),
+                line: 1,
+            })
+            .collect(),
+    };
+    Engine::build(&set)
+}
+
+const LAN: u128 = 0xffff_0000_0000 | 0xc0a8_0105; // 192.168.1.5 (in HOME_NET)
+const WAN: u128 = 0xffff_0000_0000 | 0xc613_0050; // 198.19.0.80
+
+fn sids(e: &Engine, bufs: &[(Buffer, &[u8])], to_server: bool) -> Vec<u32> {
+    let (src, dst, sp, dp) = if to_server {
+        (LAN, WAN, 40000, 80)
+    } else {
+        (WAN, LAN, 80, 40000)
+    };
+    let p = Inspection {
+        proto: 6,
+        src,
+        src_port: sp,
+        dst,
+        dst_port: dp,
+        to_server,
+        established: true,
+        payload_len: bufs.first().map_or(0, |b| b.1.len()),
+        buffers: bufs,
+    };
+    let mut out = Vec::new();
+    e.inspect(&p, &mut Scratch::default(), &mut out);
+    let mut s: Vec<u32> = out.iter().map(|&i| e.rules[i as usize].meta.sid).collect();
+    s.sort();
+    s
+}
+
+#[test]
+fn relative_matches_backtrack() {
+    let (e, _) = engine(&[
+        r#"alert tcp any any -> any any (content:"a"; content:"b"; distance:0; within:2; sid:1;)"#,
+    ]);
+    assert_eq!(
+        sids(&e, &[(Buffer::Packet, b"a....ab")], true),
+        [1],
+        "the second 'a' satisfies within"
+    );
+    assert!(sids(&e, &[(Buffer::Packet, b"a....a..b")], true).is_empty());
+    assert!(
+        sids(&e, &[(Buffer::Packet, b"ba")], true).is_empty(),
+        "order matters"
+    );
+}
+
+#[test]
+fn modifiers() {
+    let (e, _) = engine(&[
+        r#"alert tcp any any -> any any (content:"GET"; depth:3; content:"admin"; nocase; sid:1;)"#,
+        r#"alert tcp any any -> any any (content:"xyz"; offset:4; sid:2;)"#,
+        r#"alert tcp any any -> any any (content:"abc"; startswith; content:"end"; endswith; sid:3;)"#,
+        r#"alert tcp any any -> any any (content:"abc"; content:!"evil"; sid:4;)"#,
+        r#"alert tcp any any -> any any (content:"abc"; isdataat:2,relative; sid:5;)"#,
+        r#"alert tcp any any -> any any (content:"abc"; dsize:>10; sid:6;)"#,
+    ]);
+    assert_eq!(sids(&e, &[(Buffer::Packet, b"GET /ADMIN")], true), [1]);
+    assert!(
+        sids(&e, &[(Buffer::Packet, b" GET /admin")], true).is_empty(),
+        "depth 3"
+    );
+    assert_eq!(
+        sids(&e, &[(Buffer::Packet, b"...xyz")], true),
+        Vec::<u32>::new(),
+        "offset 4 starts after it"
+    );
+    assert_eq!(sids(&e, &[(Buffer::Packet, b"....xyz")], true), [2]);
+    assert_eq!(sids(&e, &[(Buffer::Packet, b"abc..end")], true), [3, 4, 5]);
+    assert_eq!(
+        sids(&e, &[(Buffer::Packet, b"abc evil end!")], true),
+        [5, 6]
+    );
+}
+
+#[test]
+fn buffers_headers_and_flow() {
+    let (e, _) = engine(&[
+        r#"alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"uri"; flow:established,to_server; http.uri; content:"/gate.php"; startswith; sid:10;)"#,
+        r#"alert tcp any any -> any any (msg:"legacy"; content:"gate"; http_uri; sid:11;)"#,
+        r#"alert tls any any -> any any (tls.sni; content:"evil.test"; endswith; sid:12;)"#,
+        r#"alert http $EXTERNAL_NET any -> $HOME_NET any (flow:to_client; http.stat_code; content:"200"; sid:13;)"#,
+        r#"alert tcp any any -> any any (http.host; dotprefix; content:".bad.test"; endswith; sid:14;)"#,
+    ]);
+    let req: &[(Buffer, &[u8])] = &[
+        (Buffer::Packet, b"GET /gate.php HTTP/1.1"),
+        (Buffer::HttpUri, b"/gate.php?id=1"),
+        (Buffer::HttpHost, b"bad.test"),
+    ];
+    assert_eq!(sids(&e, req, true), [10, 11, 14]);
+    assert!(
+        sids(&e, &[(Buffer::Packet, b"/gate.php")], true).is_empty(),
+        "no HTTP buffers, no match"
+    );
+    assert_eq!(sids(&e, &[(Buffer::TlsSni, b"www.evil.test")], true), [12]);
+    assert_eq!(sids(&e, &[(Buffer::HttpStatCode, b"200")], false), [13]);
+    assert!(
+        sids(&e, &[(Buffer::HttpStatCode, b"200")], true).is_empty(),
+        "direction and addresses"
+    );
+}
+
+#[test]
+fn pcre_relative_and_refusals() {
+    let (e, rep) = engine(&[
+        r#"alert tcp any any -> any any (content:"id="; pcre:"/^[0-9a-f]{8}/R"; sid:20;)"#,
+        r#"alert tcp any any -> any any (pcre:"/(?=x)y/"; sid:21;)"#,
+        r#"alert tcp any any -> any any (content:"a"; flowbits:isset,x; sid:22;)"#,
+        r#"alert tcp any any -> any any (content:"a"; byte_test:1,>,2,0; sid:23;)"#,
+    ]);
+    assert_eq!(sids(&e, &[(Buffer::Packet, b"x id=deadbeef")], true), [20]);
+    assert!(sids(&e, &[(Buffer::Packet, b"x id= deadbeef")], true).is_empty());
+    assert_eq!(rep.compiled, 1);
+    assert_eq!(
+        rep.skipped_by_reason
+            .get("unsupported by the engine: pcre the regex crate cannot compile (look-around)"),
+        Some(&1),
+        "{:?}",
+        rep.skipped_by_reason
+    );
+    assert_eq!(
+        rep.skipped_by_reason
+            .get("unsupported by the engine: flowbits"),
+        Some(&1)
+    );
+    assert_eq!(
+        rep.skipped_by_reason
+            .get("unsupported by the engine: byte_test"),
+        Some(&1)
+    );
+}
+
+#[test]
+fn backtracking_is_bounded() {
+    let (e, _) = engine(&[
+        r#"alert tcp any any -> any any (content:"a"; content:"a"; distance:0; content:"a"; distance:0; content:"b"; distance:0; sid:30;)"#,
+    ]);
+    let hostile = vec![b'a'; 4000];
+    assert!(sids(&e, &[(Buffer::Packet, &hostile)], true).is_empty());
+}
+
+#[test]
+fn et_open_compiles() {
+    let dir = std::env::var_os("MIMAMORI_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"))
+        })
+        .join("rules-et-open");
+    if !dir.is_dir() {
+        eprintln!("skipped: {} not found", dir.display());
+        return;
+    }
+    let (set, rep) = load_files(&[dir.as_path()], &Vars::default()).unwrap();
+    let t = std::time::Instant::now();
+    let (engine, er) = Engine::build(&set);
+    eprintln!(
+        "ET Open: {} parsed, {} compiled in {:.2} s; skipped {:?}",
+        rep.loaded,
+        er.compiled,
+        t.elapsed().as_secs_f64(),
+        er.skipped_by_reason
+    );
+    assert_eq!(engine.rules.len(), er.compiled);
+    assert!(er.compiled > rep.loaded / 2);
+}
+
+#[test]
+fn et_open_report_numbers() {
+    let dir = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/rules-et-open"
+    ));
+    if !dir.is_dir() {
+        return;
+    }
+    let (set, _) = load_files(&[dir.as_path()], &Vars::default()).unwrap();
+    let (_, er) = Engine::build(&set);
+    eprintln!(
+        "always {} prefilter patterns {}",
+        er.always_checked, er.prefilter_patterns
+    );
+}
