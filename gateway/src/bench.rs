@@ -41,64 +41,56 @@ pub struct BenchResult {
     pub forwarded_share: f64,
 }
 
-/// One TCP segment of flow `i`, 60 bytes on the wire (64 with the FCS).
-fn flow_frame(out: &mut [u8], i: usize, from_lan: bool, flags: u8) -> usize {
+/// Flow `i`'s frame in one direction: LAN client 198.18.x.y:cport ↔ WAN server 198.19.z.1,
+/// at least 60 bytes on the wire (64 with the FCS). `l4` gets (client port, from_lan) and
+/// returns the transport header to use.
+fn flow_frame_with(
+    out: &mut [u8],
+    i: usize,
+    from_lan: bool,
+    payload: &[u8],
+    l4: impl Fn(u16, bool) -> Transport<'static>,
+) -> usize {
     let client = v4_bits([198, 18, (i >> 8) as u8, i as u8]);
     let server = v4_bits([198, 19, (i >> 16) as u8 & 0x3f, 1]);
     let cport = 10_000 + (i >> 22) as u16;
     let (cmac, rmac) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0xff, 1]));
-    let (l2, ip, t) = if from_lan {
-        (
-            L2 {
-                src: cmac,
-                dst: rmac,
-                ..L2::default()
-            },
-            Ip {
-                src: client,
-                dst: server,
-                v4: true,
-                ttl: 64,
-                ident: 0,
-            },
-            Transport::Tcp {
-                src_port: cport,
-                dst_port: 443,
-                seq: 1,
-                ack: 1,
-                flags,
-                window: 1000,
-                options: &[],
-            },
-        )
+    let ((smac, dmac), (src, dst)) = if from_lan {
+        ((cmac, rmac), (client, server))
     } else {
-        (
-            L2 {
-                src: rmac,
-                dst: cmac,
-                ..L2::default()
-            },
-            Ip {
-                src: server,
-                dst: client,
-                v4: true,
-                ttl: 64,
-                ident: 0,
-            },
-            Transport::Tcp {
-                src_port: 443,
-                dst_port: cport,
-                seq: 1,
-                ack: 1,
-                flags,
-                window: 1000,
-                options: &[],
-            },
-        )
+        ((rmac, cmac), (server, client))
     };
-    let n = emit::build(out, &l2, &ip, &t, &[]).unwrap_or(0);
+    let l2 = L2 {
+        src: smac,
+        dst: dmac,
+        ..L2::default()
+    };
+    let ip = Ip {
+        src,
+        dst,
+        v4: true,
+        ttl: 64,
+        ident: 0,
+    };
+    let n = emit::build(out, &l2, &ip, &l4(cport, from_lan), payload).unwrap_or(0);
     out[n..60.max(n)].fill(0);
     60.max(n)
+}
+
+/// One TCP segment of flow `i` (server port 443).
+fn flow_frame(out: &mut [u8], i: usize, from_lan: bool, flags: u8) -> usize {
+    flow_frame_with(out, i, from_lan, &[], |cport, lan| {
+        let (src_port, dst_port) = if lan { (cport, 443) } else { (443, cport) };
+        Transport::Tcp {
+            src_port,
+            dst_port,
+            seq: 1,
+            ack: 1,
+            flags,
+            window: 1000,
+            options: &[],
+        }
+    })
 }
 
 fn bench_policy(capacity: usize) -> Arc<Policy> {
@@ -234,52 +226,12 @@ pub fn write_flow_pcaps(
     let mut lw = crate::capture::PcapWriter::create(lan)?;
     let mut ww = crate::capture::PcapWriter::create(wan)?;
     let mut buf = [0u8; STRIDE];
-    let (cmac, rmac) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0xff, 1]));
     for i in 0..flows {
-        let client = v4_bits([198, 18, (i >> 8) as u8, i as u8]);
-        let server = v4_bits([198, 19, (i >> 16) as u8 & 0x3f, 1]);
-        let cport = 10_000 + (i >> 22) as u16;
         for (w, from_lan) in [(&mut lw, true), (&mut ww, false)] {
-            let (l2, ip, t) = if from_lan {
-                (
-                    L2 {
-                        src: cmac,
-                        dst: rmac,
-                        ..L2::default()
-                    },
-                    Ip {
-                        src: client,
-                        dst: server,
-                        v4: true,
-                        ttl: 64,
-                        ident: 0,
-                    },
-                    Transport::Udp {
-                        src_port: cport,
-                        dst_port: 5001,
-                    },
-                )
-            } else {
-                (
-                    L2 {
-                        src: rmac,
-                        dst: cmac,
-                        ..L2::default()
-                    },
-                    Ip {
-                        src: server,
-                        dst: client,
-                        v4: true,
-                        ttl: 64,
-                        ident: 0,
-                    },
-                    Transport::Udp {
-                        src_port: 5001,
-                        dst_port: cport,
-                    },
-                )
-            };
-            let n = emit::build(&mut buf, &l2, &ip, &t, &[0u8; 18]).unwrap_or(0);
+            let n = flow_frame_with(&mut buf, i, from_lan, &[0u8; 18], |cport, lan| {
+                let (src_port, dst_port) = if lan { (cport, 5001) } else { (5001, cport) };
+                Transport::Udp { src_port, dst_port }
+            });
             w.write(i as u64 * 1000, &buf[..n])?;
         }
     }
