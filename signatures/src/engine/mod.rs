@@ -148,7 +148,7 @@ fn fast_pattern(groups: &[(Buffer, Vec<Step>)]) -> Option<(Buffer, Vec<u8>)> {
             .iter()
             .any(|s| matches!(s, Step::Transform(crate::rule::Transform::DotPrefix)));
         for s in steps {
-            if let Step::Content(c) = s
+            if let Step::Content(c, _) = s
                 && !c.negated
             {
                 positive.push((*b, dot, c));
@@ -188,7 +188,9 @@ fn compile_rule(l: &Loaded) -> Result<CompiledRule, String> {
                         ));
                     }
                 }
-                push(c.buffer, Step::Content(c.clone()));
+                let finder =
+                    (!c.nocase).then(|| memchr::memmem::Finder::new(&c.pattern).into_owned());
+                push(c.buffer, Step::Content(c.clone(), finder));
             }
             Match::Pcre(p) => push(p.buffer, verify::compile_pcre(p)?),
             Match::Transform(b, t) => push(*b, Step::Transform(*t)),

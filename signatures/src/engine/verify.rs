@@ -10,7 +10,8 @@ use crate::rule::{Buffer, Content, Pcre, Transform};
 const MAX_TRIES: u32 = 4096;
 
 pub enum Step {
-    Content(Content),
+    /// A content and, for exact-case patterns, its searcher built once at compile time.
+    Content(Content, Option<memchr::memmem::Finder<'static>>),
     Pcre {
         re: regex::bytes::Regex,
         negated: bool,
@@ -93,7 +94,7 @@ pub(crate) fn rule_matches(r: &CompiledRule, p: &Inspection<'_>) -> bool {
             Some((_, data)) => group_matches(steps, data, *b),
             None => steps
                 .iter()
-                .all(|s| matches!(s, Step::Content(c) if c.negated)),
+                .all(|s| matches!(s, Step::Content(c, _) if c.negated)),
         },
     )
 }
@@ -128,28 +129,30 @@ fn num(v: &Option<Value>) -> Option<i64> {
     }
 }
 
-/// Every start position of `needle` in `hay` (memchr's memmem for exact case; a scan on
-/// the first byte's two cases for nocase).
-fn find_all<'a>(
-    hay: &'a [u8],
-    needle: &'a [u8],
-    nocase: bool,
-) -> Box<dyn Iterator<Item = usize> + 'a> {
+/// Calls `f` with every start position of the content in `hay`, in order, until it returns
+/// true; returns whether it did. No allocation: exact case uses the prebuilt memmem
+/// finder, nocase scans on the first byte's two cases.
+fn each_match(
+    hay: &[u8],
+    c: &Content,
+    finder: Option<&memchr::memmem::Finder<'static>>,
+    mut f: impl FnMut(usize) -> bool,
+) -> bool {
+    let needle = &c.pattern[..];
     if needle.is_empty() || needle.len() > hay.len() {
-        return Box::new(std::iter::empty());
+        return false;
     }
-    if !nocase {
-        return Box::new(memchr::memmem::find_iter(hay, needle));
+    if let Some(fd) = finder {
+        return fd.find_iter(hay).any(&mut f);
     }
     let (lo, up) = (
         needle[0].to_ascii_lowercase(),
         needle[0].to_ascii_uppercase(),
     );
     let last = hay.len() - needle.len();
-    Box::new(
-        memchr::memchr2_iter(lo, up, &hay[..=last])
-            .filter(move |&i| hay[i..i + needle.len()].eq_ignore_ascii_case(needle)),
-    )
+    memchr::memchr2_iter(lo, up, &hay[..=last])
+        .filter(|&i| hay[i..i + needle.len()].eq_ignore_ascii_case(needle))
+        .any(f)
 }
 
 /// Tries steps[0..] with the previous match ending at `prev`; backtracks over content
@@ -163,7 +166,7 @@ fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32) -> boo
         return false;
     }
     match step {
-        Step::Content(c) => {
+        Step::Content(c, finder) => {
             let len = c.pattern.len();
             let relative = c.distance.is_some() || c.within.is_some();
             let (lo, hi) = if relative {
@@ -186,22 +189,16 @@ fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32) -> boo
             let lo = lo.clamp(0, buf.len() as i64) as usize;
             let hi = hi.clamp(0, buf.len() as i64) as usize;
             let region = if lo <= hi { &buf[lo..hi] } else { &buf[0..0] };
-            let found = find_all(region, &c.pattern, c.nocase)
-                .map(|i| lo + i)
-                .filter(|&at| !c.endswith || at + len == buf.len());
+            let fits_end = |at: usize| !c.endswith || at + len == buf.len();
             if c.negated {
-                let mut any = found;
-                return any.next().is_none() && matches_from(rest, buf, prev, tries);
+                let present = each_match(region, c, finder.as_ref(), |i| fits_end(lo + i));
+                return !present && matches_from(rest, buf, prev, tries);
             }
-            for at in found {
-                if matches_from(rest, buf, at + len, tries) {
-                    return true;
-                }
-                if *tries > MAX_TRIES {
-                    return false;
-                }
-            }
-            false
+            // Stop at the first placement that lets the rest match, or when the budget is spent.
+            each_match(region, c, finder.as_ref(), |i| {
+                let at = lo + i;
+                fits_end(at) && (matches_from(rest, buf, at + len, tries) || *tries > MAX_TRIES)
+            }) && *tries <= MAX_TRIES
         }
         Step::Pcre {
             re,
