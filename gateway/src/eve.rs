@@ -1,7 +1,8 @@
 //! Writing event records as EVE JSON lines.
 
 use mimamori_pipelines::Policy;
-use mimamori_pipelines::event::{EventQueue, EventRecord};
+use mimamori_pipelines::event::{EventQueue, EventRecord, WebNames};
+use mimamori_pipelines::web::WebRules;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 pub struct EveWriter {
     w: BufWriter<File>,
     policy: Arc<Policy>,
+    web: Option<Arc<WebRules>>,
     written: u64,
 }
 
@@ -18,8 +20,15 @@ impl EveWriter {
         Ok(Self {
             w: BufWriter::new(File::create(path)?),
             policy,
+            web: None,
             written: 0,
         })
+    }
+
+    /// Names categories, lists and host groups in web events.
+    pub fn with_web(mut self, web: Option<Arc<WebRules>>) -> Self {
+        self.web = web;
+        self
     }
 
     /// Drains the queue into the file.
@@ -35,6 +44,7 @@ impl EveWriter {
         let eve = rec.to_eve(
             |side| side.name().to_string(),
             |i| rules.get(i as usize).map(|r| r.name.clone()),
+            self.web.as_deref().map(|w| w as &dyn WebNames),
         );
         serde_json::to_writer(&mut self.w, &eve)?;
         self.w.write_all(b"\n")?;

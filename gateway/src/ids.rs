@@ -200,6 +200,8 @@ impl Ids {
             .map(|&i| {
                 let r = &self.engine.rules[i as usize];
                 Eve {
+                    web: None,
+                    host: None,
                     timestamp: eve_time(ts_ns),
                     flow_id: 0,
                     in_iface: iface.to_string(),

@@ -10,3 +10,5 @@ pub mod dpdk;
 pub mod eve;
 pub mod ids;
 pub mod replay;
+#[allow(unsafe_code)]
+pub mod webfilter;

@@ -6,6 +6,7 @@ use mimamori_gateway::bench::{self, BenchConfig};
 use mimamori_gateway::capture::PcapWriter;
 use mimamori_gateway::dataplane::{self, Layout, Overload, RunConfig, Tier};
 use mimamori_gateway::replay::Replay;
+use mimamori_gateway::webfilter::WebSetup;
 use mimamori_pipelines::{Policy, synth};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +44,10 @@ enum Cmd {
         /// *.rules); alerts go to --eve. IDS mode, per packet.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// URL category database (`mimamori-sig build-categories`): turns on the web filter
+        /// with the policy's `[web]` section.
+        #[arg(long)]
+        categories: Option<PathBuf>,
     },
     /// Write synthetic office traffic to a pcap file.
     Synth {
@@ -116,6 +121,9 @@ enum Cmd {
         /// Write events here as EVE JSON lines.
         #[arg(long)]
         eve: Option<PathBuf>,
+        /// URL category database: turns on the web filter with the policy's `[web]` section.
+        #[arg(long)]
+        categories: Option<PathBuf>,
         /// Serve statistics on this Unix socket (read them with `mimamori-gw stats`).
         #[arg(long, default_value = "/run/mimamori/gw.sock")]
         stats_socket: PathBuf,
@@ -168,6 +176,22 @@ fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Arc<Policy>> {
     }))
 }
 
+/// The policy and, with a category database, the web filter compiled from both.
+fn load_policy_web(
+    path: Option<&PathBuf>,
+    categories: Option<&PathBuf>,
+) -> anyhow::Result<(Arc<Policy>, Option<WebSetup>)> {
+    let policy = load_policy(path)?;
+    let name = path.map_or("<embedded default>".to_string(), |p| {
+        p.display().to_string()
+    });
+    let web = match categories {
+        Some(db) => Some(WebSetup::load(&policy, &name, db)?),
+        None => None,
+    };
+    Ok((policy, web))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Replay {
@@ -177,14 +201,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eve,
             summary_json,
             rules,
+            categories,
         } => {
-            let policy = load_policy(policy.as_ref())?;
+            let (policy, web) = load_policy_web(policy.as_ref(), categories.as_ref())?;
             let summary = Replay {
                 input: &input,
                 output: output.as_deref(),
                 eve: eve.as_deref(),
                 policy,
                 rules: rules.as_deref(),
+                web,
             }
             .run()?;
             print!("{}", summary.text());
@@ -315,6 +341,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             overload,
             policy,
             eve,
+            categories,
             stats_socket,
             lcores,
             no_huge,
@@ -324,13 +351,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => {
             let (tier_layout, tier_workers) = tier.layout();
+            let (policy, web) = load_policy_web(policy.as_ref(), categories.as_ref())?;
             let cfg = RunConfig {
                 lan,
                 wan,
                 layout: layout.unwrap_or(tier_layout),
                 workers: workers.unwrap_or(tier_workers),
                 overload,
-                policy: load_policy(policy.as_ref())?,
+                policy,
+                web,
                 eve,
                 stats_socket: Some(stats_socket),
                 lcores,

@@ -4,9 +4,11 @@
 use crate::capture::{CaptureError, CaptureReader, LINKTYPE_ETHERNET, PcapWriter};
 use crate::eve::EveWriter;
 use crate::ids::{Ids, IdsStats};
+use crate::webfilter::WebSetup;
 use anyhow::Context;
 use mimamori_pipelines::classify::Report;
 use mimamori_pipelines::policy::SideMap;
+use mimamori_pipelines::web::hosts::Host;
 use mimamori_pipelines::{Classifier, ForwardReason, Policy, Verdict};
 use serde::Serialize;
 use std::fs::File;
@@ -122,6 +124,9 @@ pub struct Summary {
     pub classifier: Report,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ids: Option<IdsSummary>,
+    /// LAN hosts the web filter learned (with the quarantined ones marked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<Host>>,
 }
 
 pub struct Replay<'a> {
@@ -131,6 +136,8 @@ pub struct Replay<'a> {
     pub policy: Arc<Policy>,
     /// Suricata rules to inspect forwarded packets with (IDS mode: alerts only).
     pub rules: Option<&'a Path>,
+    /// The web filter (category database and the policy's `[web]` section).
+    pub web: Option<WebSetup>,
 }
 
 /// What the signature inspection did.
@@ -156,7 +163,8 @@ impl Replay<'_> {
         let mut eve = match self.eve {
             Some(p) => Some(
                 EveWriter::create(p, self.policy.clone())
-                    .with_context(|| format!("{}: cannot create", p.display()))?,
+                    .with_context(|| format!("{}: cannot create", p.display()))?
+                    .with_web(self.web.as_ref().map(|w| w.rules.clone())),
             ),
             None => None,
         };
@@ -167,7 +175,8 @@ impl Replay<'_> {
             None => None,
         };
         let sides = self.policy.sides.clone();
-        let mut cls = Classifier::new(self.policy.clone());
+        let mut cls =
+            Classifier::with_web(self.policy.clone(), self.web.as_ref().map(|w| w.filter()));
         let mut burst = Burst::new();
         let (mut skipped, mut written, mut last_ts, mut damage) = (0u64, 0u64, 0u64, None);
         let started = Instant::now();
@@ -217,6 +226,7 @@ impl Replay<'_> {
             packets_per_sec: report.packets as f64 / elapsed,
             gbits_per_sec: report.bytes as f64 * 8.0 / elapsed / 1e9,
             classifier: report,
+            hosts: self.web.as_ref().map(|w| w.hosts.snapshot().0),
             ids: ids.map(|i| {
                 let mut skipped = i.load.skipped_by_reason.clone();
                 for (k, v) in &i.build.skipped_by_reason {
@@ -294,6 +304,37 @@ impl Summary {
             "injected         {} answers (RST / ICMP unreachable), {} not sent (queue full)",
             r.injected, r.inject_dropped
         );
+        if let Some(w) = &r.web {
+            let _ = writeln!(
+                s,
+                "web              {} DNS queries, {} SNI, {} QUIC SNI, {} HTTP hosts; {} blocked, {} sinkholed, {} monitored, {} exceptions, {} callbacks",
+                w.dns_queries,
+                w.tls_sni,
+                w.quic_sni,
+                w.http_hosts,
+                w.blocked,
+                w.sinkholed,
+                w.monitored,
+                w.exceptions,
+                w.callbacks
+            );
+        }
+        if let Some(h) = self
+            .hosts
+            .as_ref()
+            .filter(|h| h.iter().any(|h| h.quarantined))
+        {
+            for h in h.iter().filter(|h| h.quarantined) {
+                let _ = writeln!(
+                    s,
+                    "QUARANTINED      {} {} ({}), {} callbacks",
+                    h.mac,
+                    h.ipv4.map(|a| a.to_string()).unwrap_or_default(),
+                    h.hostname,
+                    h.callbacks_total
+                );
+            }
+        }
         let _ = writeln!(
             s,
             "rule hits        {}",

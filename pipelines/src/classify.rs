@@ -11,6 +11,7 @@ use crate::fragment::{FragmentStats, FragmentTracker, FragmentVerdict};
 use crate::packet::{self, PacketMeta, V4_MAPPED};
 use crate::policy::{FlowEvents, Policy, SideMap};
 use crate::reject::{self, InjectQueue};
+use crate::web::{self, FlowCtx, WebFilter, WebStats, WebVerdict};
 use crate::wire::tcp::flags::{ACK as TCP_ACK, SYN as TCP_SYN};
 use crate::wire::{icmp, ip_proto};
 use serde::Serialize;
@@ -47,6 +48,9 @@ reasons!(DropReason {
     FragmentNoHead => "fragment_no_head", "a later fragment before its first one";
     FragmentTooMany => "fragment_too_many", "a datagram in too many fragments";
     FragmentTableFull => "fragment_table_full", "no room to track another fragmented datagram";
+    WebBlock => "web_block", "the web filter blocked the flow's name (an answer was sent where due)";
+    WebSinkhole => "web_sinkhole", "a DNS query for a blocked name, answered by the sinkhole";
+    Quarantine => "quarantine", "a quarantined host's traffic other than DNS, DHCP and the allow-list";
 });
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +114,8 @@ pub struct Report {
     pub injected: u64,
     pub inject_dropped: u64,
     pub events_dropped: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebStats>,
 }
 
 /// Most frames handled as one burst (bigger bursts are split).
@@ -145,6 +151,7 @@ pub struct Classifier {
     pub events: EventQueue,
     pub injects: InjectQueue,
     injected: u64,
+    web: Option<WebFilter>,
 }
 
 /// Slots in the flow table visited for expiry on each `tick`.
@@ -152,7 +159,14 @@ const EXPIRY_BUDGET: usize = 16;
 
 impl Classifier {
     pub fn new(policy: Arc<Policy>) -> Self {
+        Self::with_web(policy, None)
+    }
+
+    /// A classifier that also filters the web (`web` is built from the same policy's
+    /// `[web]` section and a category database).
+    pub fn with_web(policy: Arc<Policy>, web: Option<WebFilter>) -> Self {
         Self {
+            web,
             flows: FlowTable::new(policy.flows.capacity, policy.flows.on_full),
             frags: FragmentTracker::new(policy.fragments.capacity, policy.fragments.timeout),
             stats: Stats::new(policy.firewall.rules.len()),
@@ -169,6 +183,9 @@ impl Classifier {
     }
     pub fn flows(&self) -> &FlowTable {
         &self.flows
+    }
+    pub fn web(&self) -> Option<&WebFilter> {
+        self.web.as_ref()
     }
 
     /// Classifies one frame that arrived on `side`.
@@ -304,6 +321,12 @@ impl Classifier {
 
     fn classify(&mut self, frame: &[u8], m: &PacketMeta, side: Side, now_ns: u64) -> Verdict {
         if !m.is_ip() {
+            if let Some(w) = self.web.as_mut()
+                && side == Side::Lan
+                && m.ethertype == crate::wire::EtherType::ARP
+            {
+                w.learn_arp(frame, m);
+            }
             return Verdict::Forward(ForwardReason::NonIp);
         }
         if m.proto == ip_proto::ICMPV6 && m.has_l4() && icmp::is_link_plumbing_v6(m.icmp_type) {
@@ -368,11 +391,18 @@ impl Classifier {
         }
         f.expires_ns = now_ns + timeouts.for_flow(f);
         let verdict = f.verdict;
+        let inspect = f.web & web::state::DONE == 0 && m.payload_len > 0;
         if invalid {
             self.stats.tcp_invalid += 1;
             if self.policy.flows.tcp_drop_invalid && verdict == FlowVerdict::Allow {
                 return Verdict::Drop(DropReason::TcpInvalid);
             }
+        }
+        if inspect
+            && verdict == FlowVerdict::Allow
+            && let Some(v) = self.web_step(idx, frame, m, side, src_is_lo, now_ns)
+        {
+            return v;
         }
         self.apply(verdict, frame, m, side)
     }
@@ -460,7 +490,20 @@ impl Classifier {
         f.pkts[0] = 1;
         f.bytes[0] = frame.len() as u64;
         f.expires_ns = now_ns + timeouts.for_flow(f);
+        if let (Some(w), FlowVerdict::Allow) = (self.web.as_ref(), d.verdict) {
+            let st = w.start_state(m, side);
+            f.web = st;
+            if st & web::state::QUARANTINE != 0 && !WebFilter::quarantine_admits(m) {
+                f.verdict = FlowVerdict::Deny;
+                f.web |= web::state::DONE;
+                if let Some(w) = self.web.as_mut() {
+                    w.stats.quarantine_refused += 1;
+                }
+                return Verdict::Drop(DropReason::Quarantine);
+            }
+        }
         if d.log {
+            let f = self.flows.get(idx);
             let rec = EventRecord::from_flow(
                 f,
                 EventKind::Firewall {
@@ -472,7 +515,63 @@ impl Classifier {
             );
             self.events.push(rec);
         }
+        if d.verdict == FlowVerdict::Allow
+            && m.payload_len > 0
+            && self.web.is_some()
+            && let Some(v) = self.web_step(idx, frame, m, side, src_is_lo, now_ns)
+        {
+            return v;
+        }
         self.apply(d.verdict, frame, m, side)
+    }
+
+    /// Runs the web filter on a packet of flow `idx`; `Some` when it decided the packet.
+    fn web_step(
+        &mut self,
+        idx: u32,
+        frame: &[u8],
+        m: &PacketMeta,
+        side: Side,
+        src_is_lo: bool,
+        now_ns: u64,
+    ) -> Option<Verdict> {
+        let w = self.web.as_mut()?;
+        let f = self.flows.get(idx);
+        let cx = FlowCtx {
+            flow_id: f.id,
+            side,
+            from_initiator: f.dir(src_is_lo) == 0,
+            initiator_side: f.initiator_side,
+        };
+        let mut st = f.web;
+        let before = self.injects.len();
+        let v = w.inspect(
+            frame,
+            m,
+            cx,
+            &mut st,
+            &mut self.injects,
+            &mut self.events,
+            now_ns,
+        );
+        self.injected += (self.injects.len() - before) as u64;
+        let f = self.flows.get_mut(idx);
+        f.web = st;
+        match v {
+            WebVerdict::Pass => None,
+            WebVerdict::DropPacket => Some(Verdict::Drop(DropReason::WebSinkhole)),
+            WebVerdict::BlockFlow => {
+                // Later packets of a blocked TCP flow get a RST (their peer gives up at
+                // once); other protocols are dropped.
+                f.verdict = if m.proto == ip_proto::TCP {
+                    FlowVerdict::Reject
+                } else {
+                    FlowVerdict::Deny
+                };
+                f.web |= web::state::DONE;
+                Some(Verdict::Drop(DropReason::WebBlock))
+            }
+        }
     }
 
     #[inline]
@@ -510,6 +609,9 @@ impl Classifier {
         flows.expire(now_ns, EXPIRY_BUDGET, |f, r| {
             push_flow_end(events, flow_events, f, r, now_ns)
         });
+        if let Some(w) = self.web.as_mut() {
+            w.tick(now_ns, &mut self.events);
+        }
     }
 
     /// Ends every flow (shutdown, or the end of a replay), writing their flow-end events.
@@ -567,6 +669,7 @@ impl Classifier {
             injected: self.injected,
             inject_dropped: self.injects.dropped,
             events_dropped: self.events.dropped,
+            web: self.web.as_ref().map(|w| w.stats.clone()),
         }
     }
 }

@@ -20,6 +20,10 @@ pub enum EventKind {
     Firewall { verdict: FlowVerdict, rule: u32 },
     /// The flow left the table.
     FlowEnd { reason: EndReason },
+    /// The web filter blocked, sinkholed or monitored a name.
+    Web(crate::web::WebHit),
+    /// A LAN host was quarantined.
+    Quarantine(crate::web::Quarantined),
 }
 
 /// Everything an event needs, copied out of the flow: no references, no allocation.
@@ -69,6 +73,81 @@ impl EventRecord {
             verdict: f.verdict,
             rule: f.rule,
         }
+    }
+}
+
+impl EventRecord {
+    /// An event about one packet (no flow counters).
+    pub fn from_packet(
+        m: &crate::PacketMeta,
+        side: Side,
+        flow_id: u64,
+        kind: EventKind,
+        ts_ns: u64,
+    ) -> Self {
+        EventRecord {
+            ts_ns,
+            kind,
+            flow_id,
+            side,
+            v4: m.is_v4(),
+            src: m.src,
+            src_port: m.src_port,
+            dst: m.dst,
+            dst_port: m.dst_port,
+            proto: m.proto,
+            vlan: m.vlan_key(),
+            pkts: [0; 2],
+            bytes: [0; 2],
+            start_ns: ts_ns,
+            end_ns: ts_ns,
+            tcp: TcpState::None,
+            verdict: FlowVerdict::Allow,
+            rule: 0,
+        }
+    }
+
+    pub fn quarantine(q: crate::web::Quarantined, ts_ns: u64) -> Self {
+        let v4 = q.ip >> 32 == crate::packet::V4_MAPPED >> 32;
+        EventRecord {
+            ts_ns,
+            kind: EventKind::Quarantine(q),
+            flow_id: 0,
+            side: Side::Lan,
+            v4,
+            src: q.ip,
+            src_port: 0,
+            dst: 0,
+            dst_port: 0,
+            proto: 0,
+            vlan: 0,
+            pkts: [0; 2],
+            bytes: [0; 2],
+            start_ns: ts_ns,
+            end_ns: ts_ns,
+            tcp: TcpState::None,
+            verdict: FlowVerdict::Deny,
+            rule: 0,
+        }
+    }
+}
+
+/// Names the web filter's numbers in events: category, source list, host group.
+pub trait WebNames {
+    fn category(&self, c: u16) -> String;
+    fn source(&self, s: u16) -> String;
+    fn group(&self, g: u16) -> String;
+}
+
+impl WebNames for crate::web::WebRules {
+    fn category(&self, c: u16) -> String {
+        self.category_name(c).to_string()
+    }
+    fn source(&self, s: u16) -> String {
+        self.source_name(s).to_string()
+    }
+    fn group(&self, g: u16) -> String {
+        self.group_name(g).to_string()
     }
 }
 
@@ -124,6 +203,39 @@ pub struct Eve {
     pub alert: Option<EveAlert>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<EveFlow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web: Option<EveWeb>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<EveHost>,
+}
+
+/// A web filter event (mimamori's own event type `web`).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct EveWeb {
+    /// blocked, sinkholed, monitored or quarantined.
+    pub action: &'static str,
+    /// Where the name was read: dns, tls-sni, quic-sni, http-host, dns-answer.
+    pub via: &'static str,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The list that put the name in its category.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+    pub exception: bool,
+    pub threat: bool,
+    pub group: String,
+    pub src_mac: String,
+}
+
+/// A host event (quarantine).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct EveHost {
+    pub state: &'static str,
+    pub mac: String,
+    pub hostname: String,
+    pub client_id: String,
+    pub callbacks: u32,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -177,6 +289,7 @@ impl EventRecord {
         &self,
         iface: impl Fn(Side) -> String,
         rule_name: impl Fn(u32) -> Option<String>,
+        web: Option<&dyn WebNames>,
     ) -> Eve {
         let vlan = match (self.vlan >> 12, self.vlan & 0xfff) {
             (0, 0) => None,
@@ -196,6 +309,8 @@ impl EventRecord {
             proto: proto_name(self.proto),
             alert: None,
             flow: None,
+            web: None,
+            host: None,
         };
         match self.kind {
             EventKind::Firewall { verdict, rule } => {
@@ -223,6 +338,31 @@ impl EventRecord {
                     signature,
                     category: "Firewall policy".into(),
                     severity: if verdict == FlowVerdict::Allow { 3 } else { 2 },
+                });
+            }
+            EventKind::Web(h) => {
+                e.event_type = "web";
+                let known = h.category != crate::web::NO_CATEGORY;
+                e.web = Some(EveWeb {
+                    action: h.outcome.name(),
+                    via: h.via.name(),
+                    name: h.name.as_str().to_string(),
+                    category: web.filter(|_| known).map(|w| w.category(h.category)),
+                    list: web.filter(|_| known).map(|w| w.source(h.source)),
+                    exception: h.exception,
+                    threat: h.threat,
+                    group: web.map_or_else(|| h.group.to_string(), |w| w.group(h.group)),
+                    src_mac: h.mac.to_string(),
+                });
+            }
+            EventKind::Quarantine(q) => {
+                e.event_type = "host";
+                e.host = Some(EveHost {
+                    state: "quarantined",
+                    mac: q.mac.to_string(),
+                    hostname: q.hostname.as_str().to_string(),
+                    client_id: q.client_id.as_str().to_string(),
+                    callbacks: q.callbacks,
                 });
             }
             EventKind::FlowEnd { reason } => {

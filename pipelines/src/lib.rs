@@ -14,6 +14,7 @@ pub mod packet;
 pub mod policy;
 pub mod reject;
 pub mod synth;
+pub mod web;
 pub mod wire;
 
 pub use classify::{Classifier, DropReason, ForwardReason, Verdict};

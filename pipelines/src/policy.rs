@@ -45,6 +45,8 @@ struct PolicyFile {
     fragments: FragmentConfig,
     #[serde(default)]
     events: EventConfig,
+    #[serde(default)]
+    web: crate::web::config::WebFile,
 }
 
 #[derive(Deserialize, Default)]
@@ -212,6 +214,7 @@ pub struct Policy {
     pub flows: FlowConfig,
     pub fragments: FragmentConfig,
     pub events: EventConfig,
+    pub web: crate::web::WebConfig,
 }
 
 impl Default for Policy {
@@ -221,19 +224,19 @@ impl Default for Policy {
     }
 }
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
 }
 
 impl Ctx<'_> {
-    fn line_of(&self, offset: usize) -> usize {
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
         self.text
             .get(..offset)
             .map_or(0, |t| t.matches('\n').count())
             + 1
     }
-    fn err<T>(
+    pub(crate) fn err<T>(
         &self,
         span: std::ops::Range<usize>,
         field: impl Into<String>,
@@ -246,7 +249,11 @@ impl Ctx<'_> {
             message: message.into(),
         })
     }
-    fn cidrs(&self, field: &str, items: &[Spanned<String>]) -> Result<CidrSet, PolicyError> {
+    pub(crate) fn cidrs(
+        &self,
+        field: &str,
+        items: &[Spanned<String>],
+    ) -> Result<CidrSet, PolicyError> {
         let mut out = Vec::with_capacity(items.len());
         for (i, s) in items.iter().enumerate() {
             match s.get_ref().parse::<Cidr>() {
@@ -430,6 +437,7 @@ impl Policy {
             flows: raw.flows,
             fragments: raw.fragments,
             events: raw.events,
+            web: raw.web.check(&cx)?,
         })
     }
 }

@@ -7,8 +7,8 @@ use crate::wire::emit::{self, Ip, L2, Transport};
 use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
 use crate::wire::{icmp, ip_proto};
 
-/// Largest injected frame: headers plus the quoted start of the offending packet.
-pub const INJECT_MAX: usize = 256;
+/// Largest injected frame: a full Ethernet frame (the block page fits in one).
+pub const INJECT_MAX: usize = 1536;
 /// Bytes of the offending IPv6 packet quoted in an ICMPv6 error.
 const V6_QUOTE: usize = 128;
 

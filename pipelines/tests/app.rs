@@ -81,7 +81,7 @@ fn tls_sni_and_alpn_from_the_synthesizer() {
         if to_server && app::recognise(&data, false) == AppProto::Tls {
             let hello = tls::parse_client_hello(&data).unwrap();
             assert!(hello.sni.unwrap().ends_with(".test"));
-            assert_eq!(hello.alpn, vec![&b"h2"[..], &b"http/1.1"[..]]);
+            assert_eq!(hello.alpn(), &[&b"h2"[..], &b"http/1.1"[..]]);
             assert!(hello.offers_tls13);
             seen += 1;
         }

@@ -533,6 +533,7 @@ fn logged_rules_write_alerts_with_the_rule() {
                 .get(i as usize)
                 .map(|r| r.name.clone())
         },
+        None,
     );
     let json = serde_json::to_value(&eve).unwrap();
     assert_eq!(json["event_type"], "alert");

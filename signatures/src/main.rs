@@ -172,7 +172,11 @@ fn main() -> anyhow::Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             let (bytes, report) = b.finish(now);
-            std::fs::write(&output, &bytes)
+            // A new file renamed over the old: a gateway mapping the old one keeps reading
+            // consistent bytes.
+            let tmp = output.with_extension("tmp");
+            std::fs::write(&tmp, &bytes)
+                .and_then(|()| std::fs::rename(&tmp, &output))
                 .with_context(|| format!("{}: cannot write", output.display()))?;
             let db = CategoryDb::from_bytes(bytes).map_err(anyhow::Error::msg)?;
             let names = report.domains + report.urls;

@@ -55,6 +55,8 @@ pub struct RunConfig {
     pub workers: usize,
     pub overload: Overload,
     pub policy: Arc<Policy>,
+    /// The web filter, when a category database was given.
+    pub web: Option<crate::webfilter::WebSetup>,
     pub eve: Option<PathBuf>,
     pub stats_socket: Option<PathBuf>,
     /// EAL core list (`-l`), e.g. `0-3`; `None` picks one lcore per stage plus the main one.

@@ -136,10 +136,12 @@ impl Watchdog {
 pub fn spawn_eve_exporter(
     path: &Path,
     policy: Arc<Policy>,
+    web: Option<Arc<mimamori_pipelines::web::WebRules>>,
     queue: usize,
 ) -> anyhow::Result<(SyncSender<EventRecord>, JoinHandle<u64>)> {
     let mut w = EveWriter::create(path, policy)
-        .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", path.display()))?
+        .with_web(web);
     let (tx, rx) = sync_channel::<EventRecord>(queue);
     let h = std::thread::spawn(move || {
         while let Ok(rec) = rx.recv() {

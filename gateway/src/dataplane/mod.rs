@@ -50,7 +50,12 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     }
     let (events_tx, exporter) = match &cfg.eve {
         Some(path) => {
-            let (tx, handle) = control::spawn_eve_exporter(path, cfg.policy.clone(), EVENT_QUEUE)?;
+            let (tx, handle) = control::spawn_eve_exporter(
+                path,
+                cfg.policy.clone(),
+                cfg.web.as_ref().map(|w| w.rules.clone()),
+                EVENT_QUEUE,
+            )?;
             (Some(tx), Some(handle))
         }
         None => (None, None),
@@ -70,7 +75,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             let l = lcores[0];
             let c = new_stage("rtc", l, &mut stages);
             let st = ClassifyStage::new(
-                Classifier::new(cfg.policy.clone()),
+                Classifier::with_web(cfg.policy.clone(), cfg.web.as_ref().map(|w| w.filter())),
                 pool.clone(),
                 ports.clone(),
                 events_tx.clone(),
@@ -104,7 +109,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
                 let l = lcores[2 + w];
                 let c = new_stage(&format!("classify{w}"), l, &mut stages);
                 let st = ClassifyStage::new(
-                    Classifier::new(cfg.policy.clone()),
+                    Classifier::with_web(cfg.policy.clone(), cfg.web.as_ref().map(|w| w.filter())),
                     pool.clone(),
                     ports.clone(),
                     events_tx.clone(),

@@ -10,7 +10,8 @@ pub struct ClientHello<'a> {
     /// `legacy_version` of the hello (0x0303 for TLS 1.2 and 1.3).
     pub version: u16,
     pub sni: Option<&'a str>,
-    pub alpn: Vec<&'a [u8]>,
+    alpn: [&'a [u8]; MAX_ALPN],
+    alpn_len: u8,
     /// The client offered TLS 1.3 in `supported_versions`.
     pub offers_tls13: bool,
 }
@@ -25,6 +26,13 @@ pub enum TlsError {
     Partial,
     #[error("malformed ClientHello: {0}")]
     Malformed(&'static str),
+}
+
+impl<'a> ClientHello<'a> {
+    /// The offered ALPN protocols (the first [`MAX_ALPN`]).
+    pub fn alpn(&self) -> &[&'a [u8]] {
+        &self.alpn[..usize::from(self.alpn_len)]
+    }
 }
 
 pub fn looks_like_tls(b: &[u8]) -> bool {
@@ -64,24 +72,65 @@ pub fn parse_client_hello(buf: &[u8]) -> Result<ClientHello<'_>, TlsError> {
     }
     let rec_len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
     let rec = buf.get(5..5 + rec_len).ok_or(TlsError::Partial)?;
-    if rec.len() < 4 {
+    parse_handshake(rec)
+}
+
+/// Parses a ClientHello handshake message (type, 24-bit length, body) without the record
+/// layer, as QUIC carries it in CRYPTO frames.
+pub fn parse_handshake(msg: &[u8]) -> Result<ClientHello<'_>, TlsError> {
+    if msg.len() < 4 {
         return Err(TlsError::Malformed("handshake header cut"));
     }
-    if rec[0] != 1 {
+    if msg[0] != 1 {
         return Err(TlsError::NotClientHello);
     }
-    let hs_len = (usize::from(rec[1]) << 16) | (usize::from(rec[2]) << 8) | usize::from(rec[3]);
-    let body = rec.get(4..4 + hs_len).ok_or(if hs_len > rec.len() {
+    let hs_len = (usize::from(msg[1]) << 16) | (usize::from(msg[2]) << 8) | usize::from(msg[3]);
+    let body = msg.get(4..4 + hs_len).ok_or(if hs_len > msg.len() {
         TlsError::Partial
     } else {
         TlsError::Malformed("handshake length")
     })?;
+    parse_body(body)
+}
+
+/// Like [`parse_handshake`], but a message cut short (the rest in a later segment or
+/// packet) still yields the SNI when the part at hand contains it.
+pub fn parse_handshake_prefix(msg: &[u8]) -> Result<ClientHello<'_>, TlsError> {
+    match parse_handshake(msg) {
+        Err(TlsError::Partial) => {
+            let body = msg.get(4..).ok_or(TlsError::Partial)?;
+            let mut hello = ClientHello::default();
+            match walk_body(body, true, &mut hello) {
+                _ if hello.sni.is_some() => Ok(hello),
+                _ => Err(TlsError::Partial),
+            }
+        }
+        r => r,
+    }
+}
+
+/// [`parse_client_hello`] for a first segment that may hold only part of the hello.
+pub fn parse_client_hello_prefix(buf: &[u8]) -> Result<ClientHello<'_>, TlsError> {
+    if buf.len() < 5 {
+        return Err(TlsError::Partial);
+    }
+    if !looks_like_tls(buf) {
+        return Err(TlsError::NotHandshake);
+    }
+    let rec_len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+    parse_handshake_prefix(&buf[5..buf.len().min(5 + rec_len)])
+}
+
+fn parse_body(body: &[u8]) -> Result<ClientHello<'_>, TlsError> {
+    let mut hello = ClientHello::default();
+    walk_body(body, false, &mut hello)?;
+    Ok(hello)
+}
+
+fn walk_body<'a>(body: &'a [u8], cut: bool, hello: &mut ClientHello<'a>) -> Result<(), TlsError> {
     let mut r = Reader { b: body };
     let v = r.take(2)?;
-    let mut hello = ClientHello {
-        version: u16::from_be_bytes([v[0], v[1]]),
-        ..ClientHello::default()
-    };
+    hello.version = u16::from_be_bytes([v[0], v[1]]);
     r.take(32)?; // random
     let sid = r.u8()?;
     r.take(sid)?;
@@ -90,9 +139,11 @@ pub fn parse_client_hello(buf: &[u8]) -> Result<ClientHello<'_>, TlsError> {
     let comp = r.u8()?;
     r.take(comp)?;
     if r.b.is_empty() {
-        return Ok(hello); // no extensions
+        return Ok(()); // no extensions
     }
     let ext_len = r.u16()?;
+    // A cut hello's extensions end where the bytes at hand do.
+    let ext_len = if cut { ext_len.min(r.b.len()) } else { ext_len };
     let mut exts = Reader {
         b: r.take(ext_len)?,
     };
@@ -125,8 +176,9 @@ pub fn parse_client_hello(buf: &[u8]) -> Result<ClientHello<'_>, TlsError> {
                 while !l.b.is_empty() {
                     let n = l.u8()?;
                     let p = l.take(n)?;
-                    if hello.alpn.len() < MAX_ALPN {
-                        hello.alpn.push(p);
+                    if usize::from(hello.alpn_len) < MAX_ALPN {
+                        hello.alpn[usize::from(hello.alpn_len)] = p;
+                        hello.alpn_len += 1;
                     }
                 }
             }
@@ -138,5 +190,5 @@ pub fn parse_client_hello(buf: &[u8]) -> Result<ClientHello<'_>, TlsError> {
             _ => {}
         }
     }
-    Ok(hello)
+    Ok(())
 }

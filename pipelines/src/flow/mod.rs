@@ -155,6 +155,8 @@ pub struct Flow {
     pub initiator_side: Side,
     /// Set when the decision was logged, so the flow's end is logged too.
     pub logged: bool,
+    /// Web filter inspection state (`web::state`).
+    pub web: u8,
     live: bool,
 }
 

@@ -9,6 +9,7 @@ mod proto;
 mod rng;
 mod tcp;
 
+pub use proto::client_hello;
 pub use rng::Rng;
 pub use tcp::Endpoint;
 

@@ -114,8 +114,12 @@ pub(crate) fn encode(
 }
 
 /// An opened, verified database. Lookups read the bytes in place.
+/// Where a database image lives: a `Vec` read from the file, or a memory map (the gateway
+/// maps the file so that workers and a reload share the page cache).
+pub type Storage = Box<dyn AsRef<[u8]> + Send + Sync>;
+
 pub struct CategoryDb {
-    bytes: Vec<u8>,
+    store: Storage,
     pub sources: Vec<(String, String)>,
     pub categories: Vec<String>,
     pub build_time: u64,
@@ -152,6 +156,12 @@ impl CategoryDb {
     /// Verifies and opens a database image: magic, version, section sizes, checksum,
     /// index order and every entry's category and source.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<CategoryDb, DbError> {
+        Self::from_storage(Box::new(bytes))
+    }
+
+    /// [`Self::from_bytes`] for any storage, e.g. a memory-mapped file.
+    pub fn from_storage(store: Storage) -> Result<CategoryDb, DbError> {
+        let bytes: &[u8] = (*store).as_ref();
         if bytes.len() < 40 + 12 || &bytes[..8] != MAGIC {
             return Err(if bytes.len() >= 8 && &bytes[..7] == b"MMCATDB" {
                 DbError::Version(u32::from(bytes[7]))
@@ -159,7 +169,7 @@ impl CategoryDb {
                 DbError::BadMagic
             });
         }
-        let version = u32_at(&bytes, 8)?;
+        let version = u32_at(bytes, 8)?;
         if version != VERSION {
             return Err(DbError::Version(version));
         }
@@ -167,19 +177,18 @@ impl CategoryDb {
         if &bytes[body_len + 4..] != TRAILER {
             return Err(DbError::Truncated("no trailer"));
         }
-        let stored = u32_at(&bytes, body_len)?;
+        let stored = u32_at(bytes, body_len)?;
         let computed = crc32fast::hash(&bytes[..body_len]);
         if stored != computed {
             return Err(DbError::Checksum { stored, computed });
         }
         let (ns, nc, bits) = (
-            u32_at(&bytes, 12)? as usize,
-            u32_at(&bytes, 16)? as usize,
-            u32_at(&bytes, 20)?,
+            u32_at(bytes, 12)? as usize,
+            u32_at(bytes, 16)? as usize,
+            u32_at(bytes, 20)?,
         );
-        let n =
-            usize::try_from(u64_at(&bytes, 24)?).map_err(|_| DbError::Invalid("entry count"))?;
-        let build_time = u64_at(&bytes, 32)?;
+        let n = usize::try_from(u64_at(bytes, 24)?).map_err(|_| DbError::Invalid("entry count"))?;
+        let build_time = u64_at(bytes, 32)?;
         if !(4..=28).contains(&bits) || ns > u16::MAX as usize || nc > u16::MAX as usize {
             return Err(DbError::Invalid("header counts"));
         }
@@ -220,7 +229,7 @@ impl CategoryDb {
             return Err(DbError::Truncated("entries"));
         }
         let db = CategoryDb {
-            bytes,
+            store,
             sources,
             categories,
             build_time,
@@ -231,7 +240,7 @@ impl CategoryDb {
         };
         let mut prev = 0u32;
         for b in 0..=buckets {
-            let v = u32_at(&db.bytes, index_at + b * 4)?;
+            let v = u32_at(db.bytes(), index_at + b * 4)?;
             if v < prev || v as usize > n {
                 return Err(DbError::Invalid("bucket index out of order"));
             }
@@ -262,18 +271,22 @@ impl CategoryDb {
     pub fn len(&self) -> usize {
         self.entries
     }
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        (*self.store).as_ref()
+    }
     pub fn is_empty(&self) -> bool {
         self.entries == 0
     }
     /// Bytes held in memory (the image itself; lookups allocate nothing).
     pub fn memory_bytes(&self) -> usize {
-        self.bytes.len()
+        self.bytes().len()
     }
 
     #[inline]
     fn entry(&self, i: usize) -> (u64, Match) {
         let at = self.entries_at + i * ENTRY;
-        let e = &self.bytes[at..at + ENTRY];
+        let e = &self.bytes()[at..at + ENTRY];
         let hash = u64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
         let kind = if e[12] == 1 {
             MatchKind::Url
@@ -293,7 +306,7 @@ impl CategoryDb {
     #[inline]
     fn bucket(&self, b: usize) -> usize {
         let at = self.index_at + b * 4;
-        let s = &self.bytes[at..at + 4];
+        let s = &self.bytes()[at..at + 4];
         u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize
     }
 

@@ -1,0 +1,991 @@
+//! Web filtering on the data path: the name a flow is about (DNS question, TLS SNI, QUIC
+//! Initial SNI, HTTP Host and path, or a remembered DNS answer) is looked up in the URL
+//! category database and judged by the policy's `[web]` section: allow, monitor or block,
+//! with site exceptions and host groups. Blocks answer the client (block page, RST, DNS
+//! sinkhole); callbacks to C&C and malware names are counted per LAN host and quarantine it.
+//!
+//! Only the first payload packets of a flow are looked at; the verdict is then kept in the
+//! flow like the firewall's. DNS flows are looked at on every query.
+
+pub mod answer;
+pub mod config;
+pub mod hosts;
+pub mod names;
+pub mod quic;
+
+pub use config::{WebAction, WebConfig};
+pub use hosts::{HostAgent, Hosts, Observation, Quarantined};
+pub use names::ShortName;
+
+use crate::app::tls;
+use crate::event::{EventKind, EventQueue, EventRecord};
+use crate::flow::Side;
+use crate::packet::PacketMeta;
+use crate::policy::PolicyError;
+use crate::reject::{self, InjectQueue};
+use crate::wire::{MacAddr, ip_proto};
+use mimamori_signatures::category::{Builder, CategoryDb, Match};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Where the name came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Dns,
+    Sni,
+    Quic,
+    Http,
+    /// A connection to an address a DNS answer gave for the name.
+    DnsAnswer,
+}
+
+impl Via {
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Dns => "dns",
+            Via::Sni => "tls-sni",
+            Via::Quic => "quic-sni",
+            Via::Http => "http-host",
+            Via::DnsAnswer => "dns-answer",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Blocked,
+    Sinkholed,
+    Monitored,
+    /// A quarantined host's request, refused.
+    Quarantine,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Blocked => "blocked",
+            Outcome::Sinkholed => "sinkholed",
+            Outcome::Monitored => "monitored",
+            Outcome::Quarantine => "quarantined",
+        }
+    }
+}
+
+/// No category matched (an exception, or a quarantine refusal).
+pub const NO_CATEGORY: u16 = u16::MAX;
+
+/// One web event, fixed-size for the event queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebHit {
+    pub outcome: Outcome,
+    pub via: Via,
+    pub name: ShortName,
+    pub category: u16,
+    pub source: u16,
+    pub exception: bool,
+    pub threat: bool,
+    pub group: u16,
+    pub mac: MacAddr,
+}
+
+/// The policy's judgement of one name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub action: WebAction,
+    /// The category match behind the action, if any.
+    pub hit: Option<Match>,
+    /// A site exception decided.
+    pub exception: bool,
+    pub threat: bool,
+    /// The name is in a callback category (C&C, malware): counts towards quarantine.
+    pub callback: bool,
+}
+
+struct Group {
+    subnets: crate::firewall::CidrSet,
+    macs: Vec<MacAddr>,
+    /// Per database category.
+    actions: Vec<WebAction>,
+    exceptions: Option<CategoryDb>,
+}
+
+/// The `[web]` policy compiled against a category database.
+pub struct WebRules {
+    db: Arc<CategoryDb>,
+    pub config: WebConfig,
+    groups: Vec<Group>,
+    threat: Vec<bool>,
+    callback: Vec<bool>,
+    quarantine_allow: Option<CategoryDb>,
+}
+
+impl std::fmt::Debug for WebRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebRules({:?}, {} groups)", self.db, self.groups.len())
+    }
+}
+
+const EXC_ALLOW: u16 = 0;
+
+/// Site lists (exceptions, the quarantine allow-list) as small databases, so they match
+/// exactly like the category lists.
+fn site_list<'a>(
+    entries: impl Iterator<Item = (&'a str, bool)>,
+) -> Result<Option<CategoryDb>, String> {
+    let mut b = Builder::default();
+    let src = b.source("policy", "");
+    let (allow, block) = (b.category("allow"), b.category("block"));
+    debug_assert_eq!(allow, EXC_ALLOW);
+    let mut any = false;
+    for (entry, is_allow) in entries {
+        let cat = if is_allow { allow } else { block };
+        let ok = if entry.contains('/') {
+            b.add_url(entry, cat, src)
+        } else {
+            b.add_domain(entry, cat, src)
+        };
+        if !ok {
+            return Err(format!("{entry:?} is not a domain or URL prefix"));
+        }
+        any = true;
+    }
+    if !any {
+        return Ok(None);
+    }
+    let (bytes, _) = b.finish(0);
+    CategoryDb::from_bytes(bytes)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+impl WebRules {
+    /// Compiles `config` against `db`. A category the policy names must exist in the
+    /// database (a typo must not silently allow what it meant to block); `file` names the
+    /// policy in the error.
+    pub fn new(
+        config: &WebConfig,
+        db: Arc<CategoryDb>,
+        file: &str,
+    ) -> Result<WebRules, PolicyError> {
+        let n = db.categories.len();
+        let index = |name: &str| db.categories.iter().position(|c| c == name);
+        let mut groups = Vec::with_capacity(config.groups.len());
+        let mut defaults = vec![WebAction::Allow; n];
+        for (gi, g) in config.groups.iter().enumerate() {
+            let mut actions = if gi == 0 {
+                vec![WebAction::Allow; n]
+            } else {
+                defaults.clone()
+            };
+            for a in &g.categories {
+                match index(&a.category) {
+                    Some(c) => actions[c] = a.action,
+                    None => {
+                        return Err(PolicyError {
+                            file: file.to_string(),
+                            line: a.line,
+                            field: a.field.clone(),
+                            message: format!(
+                                "no category {:?} in the category database ({} categories: {})",
+                                a.category,
+                                n,
+                                db.categories
+                                    .iter()
+                                    .take(12)
+                                    .cloned()
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        });
+                    }
+                }
+            }
+            if gi == 0 {
+                defaults = actions.clone();
+            }
+            let exceptions = site_list(
+                g.exceptions
+                    .iter()
+                    .map(|e| (e.entry.as_str(), e.action != WebAction::Block)),
+            )
+            .map_err(|message| PolicyError {
+                file: file.to_string(),
+                line: 0,
+                field: format!("web.group[{gi}].exception"),
+                message,
+            })?;
+            groups.push(Group {
+                subnets: g.subnets.clone(),
+                macs: g.macs.clone(),
+                actions,
+                exceptions,
+            });
+        }
+        let flags = |list: &[String]| -> Vec<bool> {
+            db.categories
+                .iter()
+                .map(|c| list.iter().any(|l| l == c))
+                .collect()
+        };
+        let quarantine_allow = site_list(
+            config.quarantine.allow.iter().map(|n| (n.as_str(), true)),
+        )
+        .map_err(|message| PolicyError {
+            file: file.to_string(),
+            line: 0,
+            field: "web.quarantine.allow".into(),
+            message,
+        })?;
+        Ok(WebRules {
+            threat: flags(&config.threat_categories),
+            callback: flags(&config.callback_categories),
+            db,
+            config: config.clone(),
+            groups,
+            quarantine_allow,
+        })
+    }
+
+    pub fn db(&self) -> &Arc<CategoryDb> {
+        &self.db
+    }
+
+    pub fn category_name(&self, c: u16) -> &str {
+        self.db
+            .categories
+            .get(usize::from(c))
+            .map_or("-", |s| s.as_str())
+    }
+    pub fn source_name(&self, s: u16) -> &str {
+        self.db
+            .sources
+            .get(usize::from(s))
+            .map_or("-", |s| s.0.as_str())
+    }
+    pub fn group_name(&self, g: u16) -> &str {
+        self.config
+            .groups
+            .get(usize::from(g))
+            .map_or("-", |g| g.name.as_str())
+    }
+
+    /// The host group of a LAN sender: the first listed group naming its MAC or subnet.
+    pub fn group_of(&self, mac: MacAddr, src: u128) -> usize {
+        self.groups
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(_, g)| {
+                g.macs.contains(&mac) || (!g.subnets.0.is_empty() && g.subnets.matches(src))
+            })
+            .map_or(0, |(i, _)| i)
+    }
+
+    /// Judges a name (and a path, for HTTP). Exceptions beat categories; among categories
+    /// the strictest action wins; a threat category is never less than monitored.
+    pub fn decide(
+        &self,
+        group: usize,
+        host: &str,
+        path: Option<&str>,
+        buf: &mut Vec<Match>,
+    ) -> Decision {
+        let lookup = |db: &CategoryDb, buf: &mut Vec<Match>| match path {
+            Some(p) => db.lookup_url(host, p, buf),
+            None => db.lookup_host(host, buf),
+        };
+        let mut d = Decision {
+            action: WebAction::Allow,
+            hit: None,
+            exception: false,
+            threat: false,
+            callback: false,
+        };
+        if lookup(&self.db, buf) {
+            let actions = &self.groups[group].actions;
+            for m in buf.iter() {
+                let c = usize::from(m.category);
+                let a = actions[c];
+                d.threat |= self.threat[c];
+                d.callback |= self.callback[c];
+                if d.hit.is_none() || a > d.action {
+                    d.action = a;
+                    d.hit = Some(*m);
+                }
+            }
+            if d.threat && d.action == WebAction::Allow {
+                d.action = WebAction::Monitor;
+            }
+        }
+        let exc = [group, 0];
+        for g in exc.iter().take(if group == 0 { 1 } else { 2 }) {
+            if let Some(x) = &self.groups[*g].exceptions
+                && lookup(x, buf)
+            {
+                let block = buf.iter().any(|m| m.category != EXC_ALLOW);
+                d.action = if block {
+                    WebAction::Block
+                } else {
+                    WebAction::Allow
+                };
+                d.exception = true;
+                break;
+            }
+        }
+        d
+    }
+
+    pub fn quarantine_allows(&self, host: &str, buf: &mut Vec<Match>) -> bool {
+        self.quarantine_allow
+            .as_ref()
+            .is_some_and(|x| x.lookup_host(host, buf))
+    }
+}
+
+/// Counters of the web filter.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WebStats {
+    pub dns_queries: u64,
+    pub dns_answers_recorded: u64,
+    pub dns_answers_replaced: u64,
+    pub tls_sni: u64,
+    pub quic_sni: u64,
+    /// QUIC Initials that did not decrypt or held no SNI in their first packet.
+    pub quic_unreadable: u64,
+    pub http_hosts: u64,
+    /// Flows given up on: no name in their first payload packets.
+    pub no_name: u64,
+    pub named_by_answer: u64,
+    pub categorised: u64,
+    pub blocked: u64,
+    pub sinkholed: u64,
+    pub monitored: u64,
+    pub exceptions: u64,
+    pub quarantine_refused: u64,
+    pub callbacks: u64,
+    pub dhcp: u64,
+    pub arp: u64,
+    pub host_observations_dropped: u64,
+}
+
+/// What the classifier does with the packet and its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebVerdict {
+    Pass,
+    /// Drop this packet only (a sinkholed DNS query: the flow may ask for other names).
+    DropPacket,
+    /// Drop this packet and block the rest of the flow (an answer was sent where due).
+    BlockFlow,
+}
+
+/// Per-flow inspection state, kept in the flow entry.
+pub mod state {
+    /// Nothing more to look at.
+    pub const DONE: u8 = 0x80;
+    /// The flow is from a quarantined host: only the allow-list passes.
+    pub const QUARANTINE: u8 = 0x40;
+    /// Payload packets looked at so far.
+    pub const TRIES: u8 = 0x0f;
+}
+#[inline]
+fn answer_slot(addr: u128) -> usize {
+    let x = (addr as u64) ^ ((addr >> 64) as u64).rotate_left(29);
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize
+}
+
+/// Payload packets looked at before a flow is given up on.
+const MAX_TRIES: u8 = 3;
+
+#[derive(Clone, Copy, Default)]
+struct AnswerSlot {
+    addr: u128,
+    expires_ns: u64,
+    name: ShortName,
+}
+
+/// One worker's web filter.
+pub struct WebFilter {
+    rules: Arc<WebRules>,
+    pub hosts: HostAgent,
+    matches: Vec<Match>,
+    name: [u8; names::NAME_MAX],
+    answers: Box<[AnswerSlot]>,
+    scratch: Box<[u8]>,
+    crypto: Box<[u8]>,
+    page: Box<[u8]>,
+    pub stats: WebStats,
+}
+
+/// The packet and the flow it belongs to, as the classifier knows them.
+#[derive(Clone, Copy)]
+pub struct FlowCtx {
+    pub flow_id: u64,
+    /// The port this packet arrived on.
+    pub side: Side,
+    /// The packet was sent by the flow's initiator.
+    pub from_initiator: bool,
+    pub initiator_side: Side,
+}
+
+impl WebFilter {
+    pub fn new(rules: Arc<WebRules>, hosts: Arc<Hosts>) -> Self {
+        let slots = rules.config.dns_answers.next_power_of_two();
+        Self {
+            hosts: HostAgent::new(hosts),
+            matches: Vec::with_capacity(16),
+            name: [0; names::NAME_MAX],
+            answers: vec![AnswerSlot::default(); slots].into_boxed_slice(),
+            scratch: vec![0; 2048].into_boxed_slice(),
+            crypto: vec![0; 4096].into_boxed_slice(),
+            page: vec![0; answer::PAGE_MAX + 256].into_boxed_slice(),
+            stats: WebStats::default(),
+            rules,
+        }
+    }
+
+    pub fn rules(&self) -> &Arc<WebRules> {
+        &self.rules
+    }
+
+    /// The state a new flow starts in; a quarantined LAN host's flows carry the mark.
+    #[inline]
+    pub fn start_state(&self, m: &PacketMeta, side: Side) -> u8 {
+        if side == Side::Lan && self.hosts.is_quarantined(m.src_mac) {
+            state::QUARANTINE
+        } else {
+            0
+        }
+    }
+
+    /// Whether a quarantined host may open this flow at all: DNS and DHCP, and TCP (its
+    /// first payload then decides: allow-listed names pass, web requests get the page).
+    pub fn quarantine_admits(m: &PacketMeta) -> bool {
+        match m.proto {
+            ip_proto::UDP => matches!(m.dst_port, 53 | 67 | 68 | 547),
+            ip_proto::TCP => true,
+            ip_proto::ICMPV6 => true, // neighbour discovery is needed to reach anything
+            _ => false,
+        }
+    }
+
+    /// A LAN ARP frame: learn which MAC holds which IPv4 address.
+    pub fn learn_arp(&mut self, frame: &[u8], m: &PacketMeta) {
+        let a = usize::from(m.l3_offset);
+        let Some(arp) = frame.get(a..a + 28) else {
+            return;
+        };
+        if arp[0..2] != [0, 1] || arp[2..4] != [8, 0] || arp[4] != 6 || arp[5] != 4 {
+            return;
+        }
+        let mac = MacAddr([arp[8], arp[9], arp[10], arp[11], arp[12], arp[13]]);
+        let ip = [arp[14], arp[15], arp[16], arp[17]];
+        if ip != [0; 4] {
+            self.stats.arp += 1;
+            self.hosts.observe(Observation::Arp {
+                mac,
+                ip: crate::packet::v4_bits(ip),
+            });
+        }
+    }
+
+    /// Between bursts: hands host observations over and writes quarantine events.
+    pub fn tick(&mut self, now_ns: u64, events: &mut EventQueue) {
+        for q in self.hosts.sync(now_ns) {
+            events.push(EventRecord::quarantine(*q, now_ns));
+        }
+        self.stats.host_observations_dropped = self.hosts.dropped;
+    }
+
+    /// Looks at one packet of a flow still being inspected (`st` is the flow's state).
+    #[allow(clippy::too_many_arguments)]
+    pub fn inspect(
+        &mut self,
+        frame: &[u8],
+        m: &PacketMeta,
+        cx: FlowCtx,
+        st: &mut u8,
+        injects: &mut InjectQueue,
+        events: &mut EventQueue,
+        now_ns: u64,
+    ) -> WebVerdict {
+        let start = usize::from(m.payload_offset);
+        let Some(payload) = frame.get(start..start + usize::from(m.payload_len)) else {
+            return WebVerdict::Pass;
+        };
+        let lan_client = cx.initiator_side == Side::Lan;
+        match m.proto {
+            ip_proto::UDP => {
+                if m.dst_port == 67 || m.src_port == 67 {
+                    if let Some(d) = names::dhcp(payload) {
+                        self.stats.dhcp += 1;
+                        self.hosts.observe(Observation::Dhcp(d));
+                    }
+                    return WebVerdict::Pass;
+                }
+                if m.dst_port == 53 || m.src_port == 53 {
+                    return self.dns(frame, payload, m, cx, injects, events, now_ns);
+                }
+                *st |= state::DONE;
+                if !(lan_client && cx.from_initiator) {
+                    return WebVerdict::Pass;
+                }
+                if quic::looks_like_initial(payload)
+                    && let Some(v) = self.quic(m, payload, cx, events, now_ns)
+                {
+                    return v;
+                }
+                self.by_answer(frame, m, cx, injects, events, now_ns)
+            }
+            ip_proto::TCP => {
+                if !(lan_client && cx.from_initiator) {
+                    return WebVerdict::Pass;
+                }
+                self.tcp(frame, payload, m, cx, st, injects, events, now_ns)
+            }
+            _ => {
+                *st |= state::DONE;
+                WebVerdict::Pass
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dns(
+        &mut self,
+        frame: &[u8],
+        payload: &[u8],
+        m: &PacketMeta,
+        cx: FlowCtx,
+        injects: &mut InjectQueue,
+        events: &mut EventQueue,
+        now_ns: u64,
+    ) -> WebVerdict {
+        let Some(q) = names::dns_question(payload, &mut self.name) else {
+            return WebVerdict::Pass;
+        };
+        let name = self.name;
+        let Ok(host) = std::str::from_utf8(&name[..q.len]) else {
+            return WebVerdict::Pass;
+        };
+        if q.response {
+            if cx.side == Side::Wan {
+                let short = ShortName::new(host.as_bytes());
+                let mask = self.answers.len() - 1;
+                let (answers, stats) = (&mut self.answers, &mut self.stats);
+                names::dns_answers(payload, &q, 16, |addr, ttl| {
+                    let slot = &mut answers[(answer_slot(addr)) & mask];
+                    if slot.addr != addr && slot.expires_ns > now_ns {
+                        stats.dns_answers_replaced += 1;
+                    }
+                    *slot = AnswerSlot {
+                        addr,
+                        expires_ns: now_ns + u64::from(ttl.clamp(60, 3600)) * 1_000_000_000,
+                        name: short,
+                    };
+                    stats.dns_answers_recorded += 1;
+                });
+            }
+            return WebVerdict::Pass;
+        }
+        if cx.side != Side::Lan {
+            return WebVerdict::Pass;
+        }
+        self.stats.dns_queries += 1;
+        let group = self.rules.group_of(m.src_mac, m.src);
+        let d = self.rules.decide(group, host, None, &mut self.matches);
+        self.count(&d, m, now_ns);
+        match d.action {
+            WebAction::Allow => WebVerdict::Pass,
+            WebAction::Monitor => {
+                self.event(
+                    m,
+                    cx,
+                    Outcome::Monitored,
+                    Via::Dns,
+                    host,
+                    &d,
+                    group,
+                    events,
+                    now_ns,
+                );
+                WebVerdict::Pass
+            }
+            WebAction::Block => {
+                let c = &self.rules.config;
+                let (v4, v6) = (c.sinkhole_v4, c.sinkhole_v6);
+                injects.push_with(cx.side, |out| {
+                    answer::dns_sinkhole(m, payload, &q, v4, v6, out)
+                });
+                let _ = frame;
+                self.stats.sinkholed += 1;
+                self.event(
+                    m,
+                    cx,
+                    Outcome::Sinkholed,
+                    Via::Dns,
+                    host,
+                    &d,
+                    group,
+                    events,
+                    now_ns,
+                );
+                WebVerdict::DropPacket
+            }
+        }
+    }
+
+    fn quic(
+        &mut self,
+        m: &PacketMeta,
+        payload: &[u8],
+        cx: FlowCtx,
+        events: &mut EventQueue,
+        now_ns: u64,
+    ) -> Option<WebVerdict> {
+        let n = match quic::initial_crypto(payload, &mut self.scratch, &mut self.crypto) {
+            Ok(n) => n,
+            Err(_) => {
+                self.stats.quic_unreadable += 1;
+                return None;
+            }
+        };
+        let crypto = std::mem::take(&mut self.crypto);
+        let sni = match tls::parse_handshake_prefix(&crypto[..n]) {
+            Ok(h) => h.sni.map(|s| ShortName::new(s.as_bytes())),
+            Err(_) => None,
+        };
+        self.crypto = crypto;
+        let Some(sni) = sni else {
+            self.stats.quic_unreadable += 1;
+            return None;
+        };
+        self.stats.quic_sni += 1;
+        let group = self.rules.group_of(m.src_mac, m.src);
+        let d = self
+            .rules
+            .decide(group, sni.as_str(), None, &mut self.matches);
+        self.count(&d, m, now_ns);
+        Some(match d.action {
+            WebAction::Allow => WebVerdict::Pass,
+            WebAction::Monitor => {
+                self.event(
+                    m,
+                    cx,
+                    Outcome::Monitored,
+                    Via::Quic,
+                    sni.as_str(),
+                    &d,
+                    group,
+                    events,
+                    now_ns,
+                );
+                WebVerdict::Pass
+            }
+            WebAction::Block => {
+                self.stats.blocked += 1;
+                self.event(
+                    m,
+                    cx,
+                    Outcome::Blocked,
+                    Via::Quic,
+                    sni.as_str(),
+                    &d,
+                    group,
+                    events,
+                    now_ns,
+                );
+                WebVerdict::BlockFlow
+            }
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        &mut self,
+        frame: &[u8],
+        payload: &[u8],
+        m: &PacketMeta,
+        cx: FlowCtx,
+        st: &mut u8,
+        injects: &mut InjectQueue,
+        events: &mut EventQueue,
+        now_ns: u64,
+    ) -> WebVerdict {
+        let mut path_buf = [0u8; 512];
+        let (host, path, via) = if tls::looks_like_tls(payload) {
+            match tls::parse_client_hello_prefix(payload) {
+                Ok(h) if h.sni.is_some() => {
+                    self.stats.tls_sni += 1;
+                    (
+                        ShortName::new(h.sni.unwrap_or("").as_bytes()),
+                        None,
+                        Via::Sni,
+                    )
+                }
+                _ => return self.give_up_or_wait(frame, m, cx, st, injects, events, now_ns),
+            }
+        } else if let Some((h, p)) = names::http_target(payload) {
+            self.stats.http_hosts += 1;
+            let p = &p.as_bytes()[..p.len().min(path_buf.len())];
+            path_buf[..p.len()].copy_from_slice(p);
+            (ShortName::new(h.as_bytes()), Some(p.len()), Via::Http)
+        } else {
+            return self.give_up_or_wait(frame, m, cx, st, injects, events, now_ns);
+        };
+        *st |= state::DONE;
+        let path = path.and_then(|n| std::str::from_utf8(&path_buf[..n]).ok());
+        let group = self.rules.group_of(m.src_mac, m.src);
+        if *st & state::QUARANTINE != 0 {
+            if self
+                .rules
+                .quarantine_allows(host.as_str(), &mut self.matches)
+            {
+                return WebVerdict::Pass;
+            }
+            self.stats.quarantine_refused += 1;
+            let d = Decision {
+                action: WebAction::Block,
+                hit: None,
+                exception: false,
+                threat: true,
+                callback: false,
+            };
+            self.refuse(
+                frame,
+                m,
+                via,
+                answer::PageKind::Quarantine,
+                "quarantine",
+                injects,
+            );
+            self.event(
+                m,
+                cx,
+                Outcome::Quarantine,
+                via,
+                host.as_str(),
+                &d,
+                group,
+                events,
+                now_ns,
+            );
+            return WebVerdict::BlockFlow;
+        }
+        let d = self
+            .rules
+            .decide(group, host.as_str(), path, &mut self.matches);
+        self.count(&d, m, now_ns);
+        match d.action {
+            WebAction::Allow => WebVerdict::Pass,
+            WebAction::Monitor => {
+                self.event(
+                    m,
+                    cx,
+                    Outcome::Monitored,
+                    via,
+                    host.as_str(),
+                    &d,
+                    group,
+                    events,
+                    now_ns,
+                );
+                WebVerdict::Pass
+            }
+            WebAction::Block => {
+                self.stats.blocked += 1;
+                let cat = d.hit.map_or(NO_CATEGORY, |h| h.category);
+                let cat_name = if d.exception && d.hit.is_none() {
+                    "site exception".to_string()
+                } else {
+                    self.rules.category_name(cat).to_string()
+                };
+                self.refuse(frame, m, via, answer::PageKind::Blocked, &cat_name, injects);
+                self.event(
+                    m,
+                    cx,
+                    Outcome::Blocked,
+                    via,
+                    host.as_str(),
+                    &d,
+                    group,
+                    events,
+                    now_ns,
+                );
+                WebVerdict::BlockFlow
+            }
+        }
+    }
+
+    /// Answers a refused TCP request: the page over HTTP, a RST to the client otherwise;
+    /// a RST to the server either way.
+    fn refuse(
+        &mut self,
+        frame: &[u8],
+        m: &PacketMeta,
+        via: Via,
+        kind: answer::PageKind,
+        category: &str,
+        injects: &mut InjectQueue,
+    ) {
+        let server_side = Side::Wan;
+        let client_side = Side::Lan;
+        if via == Via::Http {
+            let host = names::http_target(
+                frame
+                    .get(usize::from(m.payload_offset)..)
+                    .unwrap_or_default(),
+            )
+            .map_or("", |(h, _)| h);
+            let n = answer::page(
+                kind,
+                host,
+                category,
+                &self.rules.config.desk_contact,
+                &mut self.page,
+            );
+            let page = &self.page[..n];
+            injects.push_with(client_side, |out| answer::page_to_client(m, page, out));
+        } else {
+            injects.push_with(client_side, |out| reject::build(frame, m, out));
+        }
+        injects.push_with(server_side, |out| answer::rst_to_server(m, out));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn give_up_or_wait(
+        &mut self,
+        frame: &[u8],
+        m: &PacketMeta,
+        cx: FlowCtx,
+        st: &mut u8,
+        injects: &mut InjectQueue,
+        events: &mut EventQueue,
+        now_ns: u64,
+    ) -> WebVerdict {
+        let tries = (*st & state::TRIES) + 1;
+        *st = (*st & !state::TRIES) | tries;
+        if tries < MAX_TRIES {
+            return WebVerdict::Pass;
+        }
+        *st |= state::DONE;
+        self.stats.no_name += 1;
+        if *st & state::QUARANTINE != 0 {
+            self.stats.quarantine_refused += 1;
+            injects.push_with(Side::Lan, |out| reject::build(frame, m, out));
+            injects.push_with(Side::Wan, |out| answer::rst_to_server(m, out));
+            return WebVerdict::BlockFlow;
+        }
+        self.by_answer(frame, m, cx, injects, events, now_ns)
+    }
+
+    /// Judges a flow with no name of its own by the name a DNS answer gave its address.
+    fn by_answer(
+        &mut self,
+        frame: &[u8],
+        m: &PacketMeta,
+        cx: FlowCtx,
+        injects: &mut InjectQueue,
+        events: &mut EventQueue,
+        now_ns: u64,
+    ) -> WebVerdict {
+        let slot = self.answers[answer_slot(m.dst) & (self.answers.len() - 1)];
+        if slot.addr != m.dst || slot.expires_ns <= now_ns || slot.name.is_empty() {
+            return WebVerdict::Pass;
+        }
+        self.stats.named_by_answer += 1;
+        let group = self.rules.group_of(m.src_mac, m.src);
+        let d = self
+            .rules
+            .decide(group, slot.name.as_str(), None, &mut self.matches);
+        self.count(&d, m, now_ns);
+        match d.action {
+            WebAction::Allow => WebVerdict::Pass,
+            WebAction::Monitor => {
+                self.event(
+                    m,
+                    cx,
+                    Outcome::Monitored,
+                    Via::DnsAnswer,
+                    slot.name.as_str(),
+                    &d,
+                    group,
+                    events,
+                    now_ns,
+                );
+                WebVerdict::Pass
+            }
+            WebAction::Block => {
+                self.stats.blocked += 1;
+                if m.proto == ip_proto::TCP {
+                    injects.push_with(Side::Lan, |out| reject::build(frame, m, out));
+                    injects.push_with(Side::Wan, |out| answer::rst_to_server(m, out));
+                }
+                self.event(
+                    m,
+                    cx,
+                    Outcome::Blocked,
+                    Via::DnsAnswer,
+                    slot.name.as_str(),
+                    &d,
+                    group,
+                    events,
+                    now_ns,
+                );
+                WebVerdict::BlockFlow
+            }
+        }
+    }
+
+    fn count(&mut self, d: &Decision, m: &PacketMeta, now_ns: u64) {
+        if d.hit.is_some() {
+            self.stats.categorised += 1;
+        }
+        if d.exception {
+            self.stats.exceptions += 1;
+        }
+        if d.action == WebAction::Monitor {
+            self.stats.monitored += 1;
+        }
+        if d.callback {
+            self.stats.callbacks += 1;
+            self.hosts.observe(Observation::Callback {
+                mac: m.src_mac,
+                ip: m.src,
+                ts_ns: now_ns,
+            });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        m: &PacketMeta,
+        cx: FlowCtx,
+        outcome: Outcome,
+        via: Via,
+        name: &str,
+        d: &Decision,
+        group: usize,
+        events: &mut EventQueue,
+        now_ns: u64,
+    ) {
+        let hit = WebHit {
+            outcome,
+            via,
+            name: ShortName::new(name.as_bytes()),
+            category: d.hit.map_or(NO_CATEGORY, |h| h.category),
+            source: d.hit.map_or(NO_CATEGORY, |h| h.source),
+            exception: d.exception,
+            threat: d.threat,
+            group: group as u16,
+            mac: m.src_mac,
+        };
+        events.push(EventRecord::from_packet(
+            m,
+            cx.side,
+            cx.flow_id,
+            EventKind::Web(hit),
+            now_ns,
+        ));
+    }
+}
