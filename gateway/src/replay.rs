@@ -301,7 +301,7 @@ impl Summary {
         }
         let _ = writeln!(
             s,
-            "injected         {} answers (RST / ICMP unreachable), {} not sent (queue full)",
+            "injected         {} answers (RST, ICMP unreachable, block pages, DNS sinkhole), {} not sent (queue full)",
             r.injected, r.inject_dropped
         );
         if let Some(w) = &r.web {

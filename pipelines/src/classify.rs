@@ -391,7 +391,8 @@ impl Classifier {
         }
         f.expires_ns = now_ns + timeouts.for_flow(f);
         let verdict = f.verdict;
-        let inspect = f.web & web::state::DONE == 0 && m.payload_len > 0;
+        let web_state = f.web;
+        let inspect = web_state & web::state::DONE == 0 && m.payload_len > 0;
         if invalid {
             self.stats.tcp_invalid += 1;
             if self.policy.flows.tcp_drop_invalid && verdict == FlowVerdict::Allow {
@@ -404,7 +405,15 @@ impl Classifier {
         {
             return v;
         }
-        self.apply(verdict, frame, m, side)
+        match self.apply(verdict, frame, m, side) {
+            Verdict::Drop(_) if web_state & web::state::BLOCKED != 0 => {
+                Verdict::Drop(DropReason::WebBlock)
+            }
+            Verdict::Drop(_) if web_state & web::state::QUARANTINE != 0 => {
+                Verdict::Drop(DropReason::Quarantine)
+            }
+            v => v,
+        }
     }
 
     /// An ICMP error quoting a packet of an existing flow follows that flow's verdict.
@@ -568,7 +577,7 @@ impl Classifier {
                 } else {
                     FlowVerdict::Deny
                 };
-                f.web |= web::state::DONE;
+                f.web |= web::state::DONE | web::state::BLOCKED;
                 Some(Verdict::Drop(DropReason::WebBlock))
             }
         }

@@ -185,7 +185,8 @@ fn http_block_gets_the_page_and_the_server_a_reset() {
     // The rest of the flow is refused with a reset.
     cls.injects.clear();
     let v = cls.process(&tcp(&c, &s, ACK, 1001, 5002, &[]), Side::Lan, 2);
-    assert!(!v.is_forward());
+    assert_eq!(v, Verdict::Drop(DropReason::WebBlock));
+    assert_eq!(injected(&cls).len(), 1, "a RST for the late packet");
     let h = web_events(&mut cls);
     assert_eq!(h.len(), 1);
     assert_eq!(

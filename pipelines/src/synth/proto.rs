@@ -11,6 +11,16 @@ use std::io::Write;
 const SITES: &[&str] = &[
     "intranet", "shop", "news", "mail", "files", "cloud", "video", "bank", "maps", "docs",
 ];
+/// Names from the project's sample category lists (`samples/categories`), visited now and
+/// then, so replays and the demo show the web filter at work.
+const LISTED: &[&str] = &[
+    "www.casino.test",
+    "chatter.test",
+    "c2-callback.test",
+    "adult-site.test",
+    "phish-bank.test",
+    "bet-now.test",
+];
 const DNS_SERVER: u16 = 53; // 198.19.0.53
 
 pub struct Gen<'a> {
@@ -22,6 +32,9 @@ pub struct Gen<'a> {
 
 impl Gen<'_> {
     fn name(&mut self) -> String {
+        if self.rng.below(100) < 3 {
+            return LISTED[self.rng.below(LISTED.len() as u64) as usize].to_string();
+        }
         let site = SITES[self.rng.below(SITES.len() as u64) as usize];
         format!("www.{site}{}.test", self.rng.below(50))
     }
@@ -181,15 +194,13 @@ impl Gen<'_> {
         let server = self.server(&client, 443);
         let dcid = self.rng.bytes(8);
         let scid = self.rng.bytes(8);
-        // Long-header Initial (RFC 9000 17.2.2), padded to 1200 bytes as clients must.
-        let mut initial = vec![0xc3, 0, 0, 0, 1, 8];
-        initial.extend_from_slice(&dcid);
-        initial.push(8);
-        initial.extend_from_slice(&scid);
-        initial.push(0); // token length
-        let rest = 1200 - initial.len() - 2;
-        initial.extend_from_slice(&(0x4000u16 | rest as u16).to_be_bytes());
-        initial.extend(self.rng.bytes(rest));
+        // A real v1 client Initial (RFC 9000 17.2.2, protected per RFC 9001) around a
+        // ClientHello, padded to 1200 bytes as clients must.
+        let name = self.name();
+        let hello = client_hello(&mut self.rng, &name);
+        let mut buf = [0u8; 1500];
+        let n = crate::web::quic::seal_initial(&dcid, &hello[5..], &mut buf).unwrap_or(0);
+        let initial = buf[..n].to_vec();
         let mut t = self.t;
         self.udp(&client, &server, &initial, t);
         let rtt = self.rng.range(2_000_000, 30_000_000);

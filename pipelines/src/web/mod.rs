@@ -384,6 +384,8 @@ pub mod state {
     pub const DONE: u8 = 0x80;
     /// The flow is from a quarantined host: only the allow-list passes.
     pub const QUARANTINE: u8 = 0x40;
+    /// The web filter blocked the flow (its later drops are counted as the filter's).
+    pub const BLOCKED: u8 = 0x20;
     /// Payload packets looked at so far.
     pub const TRIES: u8 = 0x0f;
 }
