@@ -407,3 +407,81 @@ alert tcp any any -> any any (msg:"unsupported"; content:"x"; flowbits:isset,y; 
         "flow:to_server keeps it off responses"
     );
 }
+
+/// The web filter through the CLI: sample lists, a policy that blocks C&C, 50 lookups of a
+/// C&C name from one host; the replay's EVE names the quarantined host.
+#[test]
+fn replay_with_categories_quarantines_a_calling_host() {
+    use mimamori_pipelines::synth::{self, Endpoint};
+    use mimamori_pipelines::wire::emit::Transport;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let db = tmp("sample.mmcat");
+    let mut b = mimamori_signatures::category::Builder::default();
+    b.add_squidguard_dir(&root.join("samples/categories"), "samples", "-")
+        .unwrap();
+    std::fs::write(&db, b.finish(0).0).unwrap();
+    let policy = tmp("web.toml");
+    std::fs::write(
+        &policy,
+        "[sides]\nlan_subnets = [\"198.18.0.0/16\"]\n[web.categories]\nc2 = \"block\"\n[web.quarantine]\ncallbacks = 50\n",
+    )
+    .unwrap();
+    let pcap = tmp("callbacks.pcap");
+    let mut w = PcapWriter::create(&pcap).unwrap();
+    let r = Endpoint::server(53, false, 53);
+    for i in 0..60u16 {
+        let c = Endpoint::client(10, false, 10000 + i);
+        let mut q = vec![0, i as u8, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in ["x", "c2-callback", "test"] {
+            q.push(l.len() as u8);
+            q.extend_from_slice(l.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let f = synth::frame(
+            &c,
+            &r,
+            0,
+            &Transport::Udp {
+                src_port: c.port,
+                dst_port: 53,
+            },
+            &q,
+        );
+        w.write(1_000_000_000 + u64::from(i) * 10_000_000, &f)
+            .unwrap();
+    }
+    w.finish().unwrap();
+    let eve = tmp("web-eve.json");
+    let out = gw(&[
+        "replay",
+        pcap.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--categories",
+        db.to_str().unwrap(),
+        "--eve",
+        eve.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("web_sinkhole=60"), "{text}");
+    assert!(
+        text.contains("QUARANTINED      02:00:00:00:00:0a 198.18.0.10"),
+        "{text}"
+    );
+    let events = std::fs::read_to_string(&eve).unwrap();
+    let host: Vec<_> = events
+        .lines()
+        .filter(|l| l.contains("\"event_type\":\"host\""))
+        .collect();
+    assert_eq!(host.len(), 1, "{events}");
+    assert!(
+        host[0].contains("\"mac\":\"02:00:00:00:00:0a\"") && host[0].contains("\"callbacks\":50"),
+        "{}",
+        host[0]
+    );
+}

@@ -144,13 +144,16 @@ pub fn spawn_eve_exporter(
         .with_web(web);
     let (tx, rx) = sync_channel::<EventRecord>(queue);
     let h = std::thread::spawn(move || {
-        while let Ok(rec) = rx.recv() {
-            if w.write_one(&rec).is_err() {
-                break;
+        // Write everything queued, then flush once the queue is empty.
+        'outer: while let Ok(first) = rx.recv() {
+            let mut next = Some(first);
+            while let Some(rec) = next {
+                if w.write_one(&rec).is_err() {
+                    break 'outer;
+                }
+                next = rx.try_recv().ok();
             }
-            if rx.try_recv().is_err() {
-                let _ = w.flush();
-            }
+            let _ = w.flush();
         }
         w.finish().unwrap_or(0)
     });
