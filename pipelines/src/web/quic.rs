@@ -160,11 +160,17 @@ fn crypto_frames(plain: &[u8], crypto: &mut [u8]) -> Result<usize, QuicError> {
     let mut filled = 0usize;
     for _ in 0..16 {
         let before = filled;
+        // A frame starting past the filled prefix: another pass may use it.
+        let mut gap = false;
         let mut at = 0;
         while at < plain.len() {
             let t = varint(plain, &mut at).ok_or(QuicError::Frames)?;
             match t {
-                0x00 | 0x01 => {} // PADDING, PING
+                0x00 => {
+                    // PADDING comes in long runs: skip the run at once.
+                    at += plain[at..].iter().position(|&b| b != 0).unwrap_or(plain.len() - at);
+                }
+                0x01 => {} // PING
                 0x02 | 0x03 => {
                     // ACK: largest, delay, range count, first range, ranges, (ECN)
                     for _ in 0..2 {
@@ -190,6 +196,8 @@ fn crypto_frames(plain: &[u8], crypto: &mut [u8]) -> Result<usize, QuicError> {
                     if off <= filled && end > filled {
                         crypto[filled..end].copy_from_slice(&data[filled - off..end - off]);
                         filled = end;
+                    } else if off > filled {
+                        gap = true;
                     }
                 }
                 0x1c => {
@@ -203,7 +211,7 @@ fn crypto_frames(plain: &[u8], crypto: &mut [u8]) -> Result<usize, QuicError> {
                 _ => break, // not allowed in an Initial; what we have is what we use
             }
         }
-        if filled == before {
+        if filled == before || !gap {
             break;
         }
     }
@@ -287,6 +295,17 @@ mod tests {
         assert_eq!(k.key.to_vec(), hex("1f369613dd76d5467730efcbe3b1a22d"));
         assert_eq!(k.iv.to_vec(), hex("fa044b2f42a3fd3b46fb255c"));
         assert_eq!(k.hp.to_vec(), hex("9f50449e04a0e810283a1e9933adedd2"));
+    }
+
+    #[test]
+    fn crypto_frames_out_of_order_are_joined() {
+        // CRYPTO [5..9] before CRYPTO [0..5], padding between and after.
+        let mut p = vec![0x06, 5, 4, b'f', b'g', b'h', b'i', 0, 0, 0, 0x01];
+        p.extend_from_slice(&[0x06, 0, 5, b'a', b'b', b'c', b'd', b'e', 0, 0]);
+        let mut out = [0u8; 32];
+        let n = crypto_frames(&p, &mut out).unwrap();
+        assert_eq!(&out[..n], b"abcdefghi");
+        assert!(crypto_frames(&[0x06, 0, 9, 1], &mut out).is_err(), "a frame running past the end");
     }
 
     #[test]
