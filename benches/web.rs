@@ -25,17 +25,23 @@ fn web(c: &mut Criterion) {
     policy.flows.capacity = 8192;
     let policy = Arc::new(policy);
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/categories");
-    let mut dbs = vec![("sample lists", db_from(|b| b.add_squidguard_dir(&samples, "samples", "-").unwrap()))];
+    let mut dbs = vec![(
+        "sample lists",
+        db_from(|b| b.add_squidguard_dir(&samples, "samples", "-").unwrap()),
+    )];
     let data = std::env::var_os("MIMAMORI_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
     let ut1 = data.join("categories/ut1");
     if ut1.is_dir() {
         // The real lists with the sample ones: the mix's listed names still match.
-        dbs.push(("ut1 + samples", db_from(|b| {
-            b.add_squidguard_dir(&ut1, "ut1", "-").unwrap();
-            b.add_squidguard_dir(&samples, "samples", "-").unwrap();
-        })));
+        dbs.push((
+            "ut1 + samples",
+            db_from(|b| {
+                b.add_squidguard_dir(&ut1, "ut1", "-").unwrap();
+                b.add_squidguard_dir(&samples, "samples", "-").unwrap();
+            }),
+        ));
     } else {
         eprintln!("web bench: {} not found, real lists skipped", ut1.display());
     }
@@ -55,7 +61,11 @@ fn web(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes));
     g.sample_size(20);
     g.bench_function("classify", |b| {
-        b.iter_batched_ref(|| Classifier::new(policy.clone()), run, BatchSize::LargeInput)
+        b.iter_batched_ref(
+            || Classifier::new(policy.clone()),
+            run,
+            BatchSize::LargeInput,
+        )
     });
     for (name, db) in dbs {
         let rules = Arc::new(WebRules::new(&policy.web, db, "<embedded default>").expect("rules"));

@@ -77,3 +77,56 @@ proptest! {
         }
     }
 }
+
+/// A classifier with the web filter on the project's sample lists, blocking a few.
+fn web_classifier() -> Classifier {
+    use mimamori_pipelines::web::{Hosts, WebFilter, WebRules};
+    use mimamori_signatures::category::{Builder, CategoryDb};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/categories");
+    let mut b = Builder::default();
+    b.add_squidguard_dir(&dir, "samples", "-").unwrap();
+    let db = Arc::new(CategoryDb::from_bytes(b.finish(0).0).unwrap());
+    let mut policy = Policy::from_toml(
+        "fuzz.toml",
+        "[sides]\nlan_subnets = [\"198.18.0.0/16\", \"2001:db8:1::/48\"]\n\
+         [web.categories]\nc2 = \"block\"\nadult = \"block\"\nsocial_networks = \"monitor\"\n",
+    )
+    .unwrap();
+    policy.flows.capacity = 4096;
+    policy.web.quarantine.callbacks = 3;
+    let rules = Arc::new(WebRules::new(&policy.web, db, "fuzz.toml").unwrap());
+    let hosts = Hosts::new(&rules.config);
+    Classifier::with_web(Arc::new(policy), Some(WebFilter::new(rules, hosts)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn web_filter_never_panics_on_mutated_frames(frames in prop::collection::vec(mutated(), 1..40)) {
+        let mut cls = web_classifier();
+        for (i, f) in frames.iter().enumerate() {
+            let side = if i % 3 == 0 { Side::Wan } else { Side::Lan };
+            cls.process(f, side, i as u64);
+            cls.injects.clear();
+            cls.tick(i as u64);
+        }
+        cls.events.drain().for_each(drop);
+    }
+
+    #[test]
+    fn web_name_readers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        use mimamori_pipelines::web::{names, quic};
+        let mut name = [0u8; names::NAME_MAX];
+        if let Some(q) = names::dns_question(&bytes, &mut name) {
+            prop_assert!(q.len <= names::NAME_MAX && q.end <= bytes.len());
+            names::dns_answers(&bytes, &q, 16, |_, _| {});
+        }
+        let _ = names::http_target(&bytes);
+        let _ = names::dhcp(&bytes);
+        let (mut scratch, mut crypto) = ([0u8; 2048], [0u8; 4096]);
+        let _ = quic::initial_crypto(&bytes, &mut scratch, &mut crypto);
+        let _ = mimamori_pipelines::app::tls::parse_client_hello_prefix(&bytes);
+        let _ = mimamori_pipelines::app::tls::parse_handshake_prefix(&bytes);
+    }
+}

@@ -168,7 +168,10 @@ fn crypto_frames(plain: &[u8], crypto: &mut [u8]) -> Result<usize, QuicError> {
             match t {
                 0x00 => {
                     // PADDING comes in long runs: skip the run at once.
-                    at += plain[at..].iter().position(|&b| b != 0).unwrap_or(plain.len() - at);
+                    at += plain[at..]
+                        .iter()
+                        .position(|&b| b != 0)
+                        .unwrap_or(plain.len() - at);
                 }
                 0x01 => {} // PING
                 0x02 | 0x03 => {
@@ -305,7 +308,10 @@ mod tests {
         let mut out = [0u8; 32];
         let n = crypto_frames(&p, &mut out).unwrap();
         assert_eq!(&out[..n], b"abcdefghi");
-        assert!(crypto_frames(&[0x06, 0, 9, 1], &mut out).is_err(), "a frame running past the end");
+        assert!(
+            crypto_frames(&[0x06, 0, 9, 1], &mut out).is_err(),
+            "a frame running past the end"
+        );
     }
 
     #[test]
