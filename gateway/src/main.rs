@@ -124,6 +124,11 @@ enum Cmd {
         /// URL category database: turns on the web filter with the policy's `[web]` section.
         #[arg(long)]
         categories: Option<PathBuf>,
+        /// The control plane's gateway socket (`mimamori-cp serve --gateway-socket`): the
+        /// current policy is asked for there at start (the --policy file is the fallback
+        /// when it does not answer), and events are streamed to it.
+        #[arg(long)]
+        control_plane: Option<PathBuf>,
         /// Serve statistics on this Unix socket (read them with `mimamori-gw stats`).
         #[arg(long, default_value = "/run/mimamori/gw.sock")]
         stats_socket: PathBuf,
@@ -154,6 +159,15 @@ enum Cmd {
         lan: PathBuf,
         #[arg(long)]
         wan: PathBuf,
+    },
+    /// Hand a policy to a running gateway (hot apply; the control plane does this).
+    Apply {
+        policy: PathBuf,
+        /// Must be newer than the running version.
+        #[arg(long)]
+        version: u64,
+        #[arg(long, default_value = "/run/mimamori/gw.sock")]
+        socket: PathBuf,
     },
     /// Print the statistics of a running gateway.
     Stats {
@@ -342,6 +356,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             policy,
             eve,
             categories,
+            control_plane,
             stats_socket,
             lcores,
             no_huge,
@@ -351,7 +366,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => {
             let (tier_layout, tier_workers) = tier.layout();
-            let (policy, web) = load_policy_web(policy.as_ref(), categories.as_ref())?;
+            let (mut policy_version, mut from_cp) = (0, None);
+            if let Some(cp) = &control_plane {
+                match mimamori_gateway::dataplane::current_policy(cp) {
+                    Ok(Some((v, p))) => {
+                        eprintln!("mimamori-gw: policy version {v} from the control plane");
+                        (policy_version, from_cp) = (v, Some(p));
+                    }
+                    Ok(None) => eprintln!(
+                        "mimamori-gw: the control plane has no policy yet; using the local one"
+                    ),
+                    Err(e) => eprintln!(
+                        "mimamori-gw: control plane not reachable ({e:#}); using the local policy"
+                    ),
+                }
+            }
+            let (policy, web) = match from_cp {
+                Some(p) => {
+                    let p = Arc::new(p);
+                    let web = match &categories {
+                        Some(db) => Some(WebSetup::load(
+                            &p,
+                            &format!("policy version {policy_version}"),
+                            db,
+                        )?),
+                        None => None,
+                    };
+                    (p, web)
+                }
+                None => load_policy_web(policy.as_ref(), categories.as_ref())?,
+            };
             let cfg = RunConfig {
                 lan,
                 wan,
@@ -359,7 +403,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 workers: workers.unwrap_or(tier_workers),
                 overload,
                 policy,
+                policy_version,
                 web,
+                control_plane,
                 eve,
                 stats_socket: Some(stats_socket),
                 lcores,
@@ -390,6 +436,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 lan.display(),
                 wan.display()
             );
+        }
+        Cmd::Apply {
+            policy,
+            version,
+            socket,
+        } => {
+            let text = std::fs::read(&policy)
+                .with_context(|| format!("{}: cannot read", policy.display()))?;
+            let answer =
+                dataplane::command(&socket, &format!("apply {version} {}", text.len()), &text)?;
+            print!("{answer}");
+            if !answer.starts_with("ok") {
+                std::process::exit(1);
+            }
         }
         Cmd::Stats { socket } => {
             println!(

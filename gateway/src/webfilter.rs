@@ -48,6 +48,18 @@ impl WebSetup {
         })
     }
 
+    /// The same database and host table under a new policy's `[web]` section; the host
+    /// table keeps its hosts (a quarantine survives a policy change) and takes the new
+    /// thresholds.
+    pub fn recompile(&self, policy: &Policy, policy_file: &str) -> anyhow::Result<WebSetup> {
+        let rules = WebRules::new(&policy.web, self.rules.db().clone(), policy_file)?;
+        self.hosts.reconfigure(&rules.config);
+        Ok(WebSetup {
+            rules: Arc::new(rules),
+            hosts: self.hosts.clone(),
+        })
+    }
+
     pub fn filter(&self) -> WebFilter {
         WebFilter::new(self.rules.clone(), self.hosts.clone())
     }

@@ -152,6 +152,8 @@ pub struct Classifier {
     pub injects: InjectQueue,
     injected: u64,
     web: Option<WebFilter>,
+    /// Moves with every policy swap; flows decided under an older one are re-decided.
+    generation: u8,
 }
 
 /// Slots in the flow table visited for expiry on each `tick`.
@@ -167,6 +169,7 @@ impl Classifier {
     pub fn with_web(policy: Arc<Policy>, web: Option<WebFilter>) -> Self {
         Self {
             web,
+            generation: 0,
             flows: FlowTable::new(policy.flows.capacity, policy.flows.on_full),
             frags: FragmentTracker::new(policy.fragments.capacity, policy.fragments.timeout),
             stats: Stats::new(policy.firewall.rules.len()),
@@ -186,6 +189,47 @@ impl Classifier {
     }
     pub fn web(&self) -> Option<&WebFilter> {
         self.web.as_ref()
+    }
+
+    /// Swaps in a new policy between bursts. Flows stay; each is re-decided by the new
+    /// firewall rules at its next packet (web verdicts already taken stand). Table sizes
+    /// are fixed at start: the caller refuses policies that change them.
+    pub fn set_policy(&mut self, policy: Arc<Policy>, web: Option<WebFilter>) {
+        self.stats.rule_hits = vec![0; policy.firewall.rules.len() + 2];
+        self.policy = policy;
+        self.web = web;
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Re-decides a flow's firewall verdict under the current policy, as if its first
+    /// packet arrived now.
+    fn redecide(&mut self, idx: u32) {
+        let f = self.flows.get(idx);
+        let ((src, src_port), (dst, dst_port)) = f.endpoints();
+        let v4 = src >> 32 == V4_MAPPED >> 32;
+        let m = PacketMeta {
+            l3: if v4 {
+                packet::L3::Ipv4
+            } else {
+                packet::L3::Ipv6
+            },
+            src,
+            dst,
+            src_port,
+            dst_port,
+            proto: f.key.proto,
+            l4_offset: 1,
+            ..PacketMeta::default()
+        };
+        let keep = matches!(f.key.proto, ip_proto::ICMP | ip_proto::ICMPV6)
+            || f.web & (web::state::BLOCKED | web::state::QUARANTINE) != 0;
+        let d = self.policy.firewall.decide(f.initiator_side, &m);
+        let f = self.flows.get_mut(idx);
+        f.generation = self.generation;
+        if !keep {
+            f.verdict = d.verdict;
+            f.rule = d.rule;
+        }
     }
 
     /// Classifies one frame that arrived on `side`.
@@ -369,6 +413,9 @@ impl Classifier {
         let Some(idx) = found else {
             return self.open(frame, m, key, hash, src_is_lo, side, now_ns);
         };
+        if self.flows.get(idx).generation != self.generation {
+            self.redecide(idx);
+        }
         let timeouts = &self.policy.flows.timeouts;
         let f = self.flows.get_mut(idx);
         let opens = m.proto != ip_proto::TCP || m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
@@ -492,6 +539,7 @@ impl Classifier {
         let f = self.flows.get_mut(idx);
         f.initiator_is_lo = src_is_lo;
         f.initiator_side = side;
+        f.generation = self.generation;
         f.verdict = d.verdict;
         f.rule = d.rule;
         f.tcp = state;

@@ -47,6 +47,8 @@ struct PolicyFile {
     events: EventConfig,
     #[serde(default)]
     web: crate::web::config::WebFile,
+    #[serde(default)]
+    ips: IpsConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -215,6 +217,39 @@ pub struct Policy {
     pub fragments: FragmentConfig,
     pub events: EventConfig,
     pub web: crate::web::WebConfig,
+    pub ips: IpsConfig,
+}
+
+/// IPS settings. Kept and checked with the policy; the signature engine runs in
+/// `replay --rules` only so far, so the live path does not use them yet.
+#[derive(Deserialize, serde::Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpsConfig {
+    pub mode: IpsMode,
+    /// Rules switched off by signature ID.
+    pub disabled_sids: Vec<u32>,
+    /// Rules switched off by classtype.
+    pub disabled_classtypes: Vec<String>,
+    /// Alert at most `count` times per `seconds` for a rule (per source).
+    pub thresholds: Vec<IpsThreshold>,
+}
+
+#[derive(Deserialize, serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IpsMode {
+    /// Alert only.
+    #[default]
+    Ids,
+    /// Drop and reject as the rules say.
+    Ips,
+}
+
+#[derive(Deserialize, serde::Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IpsThreshold {
+    pub sid: u32,
+    pub count: u32,
+    pub seconds: u32,
 }
 
 impl Default for Policy {
@@ -438,6 +473,21 @@ impl Policy {
             fragments: raw.fragments,
             events: raw.events,
             web: raw.web.check(&cx)?,
+            ips: {
+                if let Some(t) = raw
+                    .ips
+                    .thresholds
+                    .iter()
+                    .position(|t| t.count == 0 || t.seconds == 0)
+                {
+                    return cx.err(
+                        0..0,
+                        format!("ips.thresholds[{t}]"),
+                        "count and seconds must be at least 1",
+                    );
+                }
+                raw.ips
+            },
         })
     }
 }

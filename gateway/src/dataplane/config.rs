@@ -55,8 +55,12 @@ pub struct RunConfig {
     pub workers: usize,
     pub overload: Overload,
     pub policy: Arc<Policy>,
+    /// The policy's version (0: from a file; else as the control plane numbered it).
+    pub policy_version: u64,
     /// The web filter, when a category database was given.
     pub web: Option<crate::webfilter::WebSetup>,
+    /// The control plane's gateway socket: events go there (EVE lines).
+    pub control_plane: Option<PathBuf>,
     pub eve: Option<PathBuf>,
     pub stats_socket: Option<PathBuf>,
     /// EAL core list (`-l`), e.g. `0-3`; `None` picks one lcore per stage plus the main one.

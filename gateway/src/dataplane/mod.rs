@@ -1,12 +1,31 @@
 //! `mimamori-gw run`: the live bridge between a LAN port and a WAN port on DPDK.
 
+pub mod apply;
 pub mod config;
 mod control;
 mod stage;
 pub mod stats;
 
 pub use config::{Layout, Overload, RunConfig, Tier};
-pub use control::query_stats;
+pub use control::{command, query_stats};
+
+/// Asks the control plane's gateway socket for the current policy: `Some((version,
+/// policy))`, or `None` when it has none yet.
+pub fn current_policy(
+    path: &std::path::Path,
+) -> anyhow::Result<Option<(u64, mimamori_pipelines::Policy)>> {
+    let answer = control::command(path, "current", b"")?;
+    let (head, text) = answer.split_once('\n').unwrap_or((answer.as_str(), ""));
+    let mut w = head.split_whitespace();
+    match (w.next(), w.next().and_then(|v| v.parse::<u64>().ok())) {
+        (Some("none"), _) => Ok(None),
+        (Some("policy"), Some(v)) => {
+            let p = mimamori_pipelines::Policy::from_toml(&format!("policy version {v}"), text)?;
+            Ok(Some((v, p)))
+        }
+        _ => anyhow::bail!("unexpected answer from {}: {head:?}", path.display()),
+    }
+}
 
 use crate::dpdk::{self, Eal, Mempool, Port, Ring};
 use anyhow::Context;
@@ -48,18 +67,31 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    let (events_tx, exporter) = match &cfg.eve {
-        Some(path) => {
-            let (tx, handle) = control::spawn_eve_exporter(
-                path,
-                cfg.policy.clone(),
-                cfg.web.as_ref().map(|w| w.rules.clone()),
-                EVENT_QUEUE,
-            )?;
-            (Some(tx), Some(handle))
-        }
-        None => (None, None),
+    let unsent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (events_tx, exporter) = if cfg.eve.is_some() || cfg.control_plane.is_some() {
+        let (tx, handle) = control::spawn_eve_exporter(
+            cfg.eve.as_deref(),
+            cfg.control_plane.clone(),
+            unsent.clone(),
+            cfg.policy.clone(),
+            cfg.web.as_ref().map(|w| w.rules.clone()),
+            EVENT_QUEUE,
+        )?;
+        (Some(tx), Some(handle))
+    } else {
+        (None, None)
     };
+    let classify_stages = match cfg.layout {
+        Layout::Rtc => 1,
+        Layout::Pipeline => cfg.workers,
+    };
+    let initial = Arc::new(apply::PolicyUpdate::new(
+        cfg.policy_version,
+        cfg.policy.clone(),
+        cfg.web.clone(),
+        classify_stages,
+    ));
+    let slot = apply::PolicySlot::new(initial.clone(), classify_stages);
     let clock = Clock::new();
     let mut stages: Vec<Arc<StageCounters>> = Vec::new();
     let mut rings: Vec<(String, Arc<Ring>)> = Vec::new();
@@ -75,12 +107,13 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             let l = lcores[0];
             let c = new_stage("rtc", l, &mut stages);
             let st = ClassifyStage::new(
-                Classifier::with_web(cfg.policy.clone(), cfg.web.as_ref().map(|w| w.filter())),
+                Classifier::with_web(initial.policy.clone(), initial.take_filter(0)),
                 pool.clone(),
                 ports.clone(),
                 events_tx.clone(),
                 c,
-            );
+            )
+            .follow(slot.clone(), 0, initial.version);
             let stop = stop.clone();
             dpdk::launch(&eal, l, move || stage::run_to_completion(st, stop, clock))?;
             launched.push(l);
@@ -109,12 +142,13 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
                 let l = lcores[2 + w];
                 let c = new_stage(&format!("classify{w}"), l, &mut stages);
                 let st = ClassifyStage::new(
-                    Classifier::with_web(cfg.policy.clone(), cfg.web.as_ref().map(|w| w.filter())),
+                    Classifier::with_web(initial.policy.clone(), initial.take_filter(w)),
                     pool.clone(),
                     ports.clone(),
                     events_tx.clone(),
                     c,
-                );
+                )
+                .follow(slot.clone(), w, initial.version);
                 let (r, t, s) = (ring.clone(), tx_ring.clone(), stop.clone());
                 dpdk::launch(&eal, l, move || stage::worker_stage(st, r, t, s, clock))?;
                 launched.push(l);
@@ -126,24 +160,34 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         }
     }
     drop(events_tx);
+    drop(initial);
 
     let started = Instant::now();
     let layout = format!("{:?}", cfg.layout).to_lowercase();
     let snapshot = {
-        let (ports, pool, stages, rings, layout) = (
+        let (ports, pool, stages, rings, layout, slot, unsent) = (
             ports.clone(),
             pool.clone(),
             stages.clone(),
             rings.clone(),
             layout.clone(),
+            slot.clone(),
+            unsent.clone(),
         );
-        move || control::snapshot(&layout, started, &ports, &pool, &stages, &rings)
+        move || {
+            let mut s = control::snapshot(&layout, started, &ports, &pool, &stages, &rings);
+            s.policy_version = slot.current().version;
+            s.events_unsent = unsent.load(Ordering::Relaxed);
+            s
+        }
     };
     let server = match &cfg.stats_socket {
-        Some(path) => Some(control::spawn_stats_server(
+        Some(path) => Some(control::spawn_control_server(
             path,
             stop.clone(),
             snapshot.clone(),
+            slot.clone(),
+            cfg.web.as_ref().map(|w| w.hosts.clone()),
         )?),
         None => None,
     };

@@ -2,6 +2,7 @@
 //! either handed on, sent, or dropped (which frees it) — ownership makes "exactly once"
 //! a compile-time property.
 
+use super::apply::PolicySlot;
 use super::config::Overload;
 use super::stats::StageCounters;
 use crate::dpdk::{self, BURST, Burst, Mbuf, Mempool, Port, Ring};
@@ -77,6 +78,9 @@ pub struct ClassifyStage {
     pub counters: Arc<StageCounters>,
     verdicts: [Verdict; BURST],
     next_publish_ns: u64,
+    /// Where new policies come from, this stage's index there, and the version it runs.
+    policy: Option<(Arc<PolicySlot>, usize)>,
+    version: u64,
 }
 
 impl ClassifyStage {
@@ -95,7 +99,16 @@ impl ClassifyStage {
             counters,
             verdicts: [Verdict::Forward(ForwardReason::NonIp); BURST],
             next_publish_ns: 0,
+            policy: None,
+            version: 0,
         }
+    }
+
+    /// Follows `slot` for new policies as stage `index`, starting from `version`.
+    pub fn follow(mut self, slot: Arc<PolicySlot>, index: usize, version: u64) -> Self {
+        self.policy = Some((slot, index));
+        self.version = version;
+        self
     }
 
     /// Classifies `input` (each mbuf's port is where it arrived). Forwarded mbufs and the
@@ -145,6 +158,15 @@ impl ClassifyStage {
     }
 
     fn housekeeping(&mut self, now_ns: u64) {
+        if let Some((slot, i)) = &self.policy
+            && slot.published() != self.version
+        {
+            // Between two bursts: the tables were built by the control thread.
+            let u = slot.current();
+            self.cls.set_policy(u.policy.clone(), u.take_filter(*i));
+            self.version = u.version;
+            slot.mark_applied(*i, u.version);
+        }
         self.cls.tick(now_ns);
         match &self.events {
             Some(tx) => {

@@ -100,6 +100,10 @@ pub struct Snapshot {
     pub mempool_available: u32,
     pub ring_depth: Vec<(String, u32)>,
     pub events_written: u64,
+    /// The policy version every classify stage runs.
+    pub policy_version: u64,
+    /// EVE records the control plane did not get (its socket down or slow).
+    pub events_unsent: u64,
 }
 
 impl Snapshot {
@@ -108,12 +112,13 @@ impl Snapshot {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "layout {}  uptime {:.1} s  mbufs in use {} (free {})  events written {}",
+            "layout {}  uptime {:.1} s  mbufs in use {} (free {})  events written {}  policy version {}",
             self.layout,
             self.uptime_secs,
             self.mempool_in_use,
             self.mempool_available,
-            self.events_written
+            self.events_written,
+            self.policy_version
         );
         for p in &self.ports {
             let t = &p.stats;

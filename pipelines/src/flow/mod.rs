@@ -157,6 +157,8 @@ pub struct Flow {
     pub logged: bool,
     /// Web filter inspection state (`web::state`).
     pub web: u8,
+    /// The policy generation the verdict was taken under (re-decided when it moves).
+    pub generation: u8,
     live: bool,
 }
 

@@ -95,6 +95,14 @@ impl Hosts {
         })
     }
 
+    /// Takes a new policy's thresholds and release list; hosts and their state stay.
+    pub fn reconfigure(&self, cfg: &super::WebConfig) {
+        let mut t = self.lock();
+        t.callbacks = cfg.quarantine.callbacks;
+        t.window_ns = u64::from(cfg.quarantine.window_secs) * 1_000_000_000;
+        t.released = cfg.quarantine.released.clone();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         // A worker that panicked mid-update leaves counters at worst; keep serving.
         self.table.lock().unwrap_or_else(|e| e.into_inner())
