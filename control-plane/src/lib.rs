@@ -1,5 +1,13 @@
-//! The control plane (`mimamori-cp`): REST API, policy compile and push, event store.
-//!
-//! Not built yet (issue #6). Until then the gateway reads its policy straight from a TOML
-//! file (`mimamori-gw replay --policy …`), and nothing here pretends otherwise.
+//! The control plane (`mimamori-cp`): a REST API over the box's policy, compiled into
+//! versioned snapshots that are hot-applied to the running gateway; the event store the
+//! gateway streams into; Prometheus metrics; and a CLI over the API.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod db;
+pub mod events;
+pub mod gwlink;
+pub mod metrics;
+pub mod model;
+pub mod openapi;
+pub mod server;

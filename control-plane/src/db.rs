@@ -1,0 +1,308 @@
+//! SQLite storage (WAL): policy versions, API tokens, the audit log and events. Schema
+//! changes are numbered migrations run at open, each in its own transaction.
+
+use crate::model::PolicyDoc;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE policy (
+        version INTEGER PRIMARY KEY,
+        created INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        applied INTEGER NOT NULL,
+        note TEXT NOT NULL DEFAULT ''
+     );
+     CREATE TABLE token (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created INTEGER NOT NULL
+     );
+     CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        before TEXT,
+        after TEXT
+     );
+     CREATE TABLE event (
+        id INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        src_ip TEXT,
+        dest_ip TEXT,
+        src_port INTEGER,
+        dest_port INTEGER,
+        proto TEXT,
+        action TEXT,
+        category TEXT,
+        sid INTEGER,
+        name TEXT,
+        raw TEXT NOT NULL
+     );
+     CREATE INDEX event_ts ON event(ts);
+     CREATE INDEX event_src ON event(src_ip, ts);
+     CREATE INDEX event_type_ts ON event(event_type, ts);",
+];
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Opens (creating if needed) and migrates the database.
+pub fn open(path: &Path) -> anyhow::Result<Connection> {
+    let mut c = Connection::open(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot open the database: {e}", path.display()))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    let have: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let have = usize::try_from(have).unwrap_or(0);
+    if have > MIGRATIONS.len() {
+        anyhow::bail!(
+            "{}: schema version {have} is newer than this mimamori-cp knows ({}); refusing to touch it",
+            path.display(),
+            MIGRATIONS.len()
+        );
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(have) {
+        let tx = c.transaction()?;
+        tx.execute_batch(m)
+            .map_err(|e| anyhow::anyhow!("{}: migration {}: {e}", path.display(), i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(c)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    CustomerAdmin,
+    DeskOperator,
+    ReadOnly,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::CustomerAdmin => "customer-admin",
+            Role::DeskOperator => "desk-operator",
+            Role::ReadOnly => "read-only",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "customer-admin" => Role::CustomerAdmin,
+            "desk-operator" => Role::DeskOperator,
+            "read-only" => Role::ReadOnly,
+            _ => return None,
+        })
+    }
+}
+
+fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Creates a token; the secret is returned once and only its SHA-256 is stored (tokens
+/// are 256 random bits, so a fast hash is enough).
+pub fn create_token(c: &Connection, name: &str, role: Role) -> anyhow::Result<String> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let token: String = format!(
+        "mmt_{}",
+        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    c.execute(
+        "INSERT INTO token (name, role, hash, created) VALUES (?1, ?2, ?3, ?4)",
+        params![name, role.name(), hash_token(&token), now()],
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            anyhow::anyhow!("a token named {name:?} exists already")
+        }
+        e => e.into(),
+    })?;
+    Ok(token)
+}
+
+/// The name and role behind a presented token.
+pub fn check_token(c: &Connection, token: &str) -> rusqlite::Result<Option<(String, Role)>> {
+    c.query_row(
+        "SELECT name, role FROM token WHERE hash = ?1",
+        params![hash_token(token)],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+    )
+    .optional()
+    .map(|o| o.and_then(|(n, r)| Role::parse(&r).map(|r| (n, r))))
+}
+
+#[derive(Serialize)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: String,
+    pub created: i64,
+}
+
+pub fn list_tokens(c: &Connection) -> rusqlite::Result<Vec<TokenInfo>> {
+    let mut s = c.prepare("SELECT name, role, created FROM token ORDER BY id")?;
+    s.query_map([], |r| {
+        Ok(TokenInfo {
+            name: r.get(0)?,
+            role: r.get(1)?,
+            created: r.get(2)?,
+        })
+    })?
+    .collect()
+}
+
+pub fn token_count(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT count(*) FROM token", [], |r| r.get(0))
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PolicyVersion {
+    pub version: u64,
+    pub created: i64,
+    pub actor: String,
+    pub applied: bool,
+    pub note: String,
+    #[serde(skip)]
+    pub doc: PolicyDoc,
+}
+
+/// The newest stored policy, or the sample policy as version 0 when none is stored.
+pub fn current_policy(c: &Connection) -> anyhow::Result<PolicyVersion> {
+    let row = c
+        .query_row(
+            "SELECT version, created, actor, doc, applied, note FROM policy ORDER BY version DESC LIMIT 1",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    Ok(match row {
+        Some((v, created, actor, doc, applied, note)) => PolicyVersion {
+            version: v as u64,
+            created,
+            actor,
+            doc: serde_json::from_str(&doc).map_err(|e| {
+                anyhow::anyhow!("stored policy version {v} does not read back: {e}")
+            })?,
+            applied,
+            note,
+        },
+        None => PolicyVersion {
+            version: 0,
+            created: 0,
+            actor: "sample".into(),
+            doc: PolicyDoc::default(),
+            applied: false,
+            note: "the sample policy (nothing stored yet)".into(),
+        },
+    })
+}
+
+/// Stores a new policy version and its audit record in one transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn store_policy(
+    c: &mut Connection,
+    version: u64,
+    actor: &str,
+    doc: &PolicyDoc,
+    applied: bool,
+    note: &str,
+    action: &str,
+    target: &str,
+    before: &serde_json::Value,
+    after: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let tx = c.transaction()?;
+    tx.execute(
+        "INSERT INTO policy (version, created, actor, doc, applied, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![version as i64, now(), actor, serde_json::to_string(doc)?, applied, note],
+    )?;
+    tx.execute(
+        "INSERT INTO audit (ts, actor, action, target, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now(), actor, action, target, before.to_string(), after.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn audit(
+    c: &Connection,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: &str,
+    after: &str,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO audit (ts, actor, action, target, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now(), actor, action, target, before, after],
+    )
+    .map(|_| ())
+}
+
+#[derive(Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub ts: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+pub fn audit_log(c: &Connection, limit: i64) -> rusqlite::Result<Vec<AuditEntry>> {
+    let mut s = c.prepare(
+        "SELECT id, ts, actor, action, target, before, after FROM audit ORDER BY id DESC LIMIT ?1",
+    )?;
+    let json = |s: Option<String>| {
+        s.and_then(|s| {
+            serde_json::from_str(&s)
+                .ok()
+                .or(Some(serde_json::Value::String(s)))
+        })
+        .unwrap_or(serde_json::Value::Null)
+    };
+    s.query_map(params![limit], |r| {
+        Ok(AuditEntry {
+            id: r.get(0)?,
+            ts: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            target: r.get(4)?,
+            before: json(r.get(5)?),
+            after: json(r.get(6)?),
+        })
+    })?
+    .collect()
+}

@@ -1,0 +1,355 @@
+//! The event store: EVE lines from the gateway, written in batches by one thread (one
+//! transaction per batch keeps SQLite far above the intake target), queried by the API,
+//! aggregated per hour, and pruned by age.
+
+use rusqlite::{Connection, ToSql, params_from_iter};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct IntakeCounters {
+    /// Lines received from the gateway.
+    pub received: AtomicU64,
+    pub stored: AtomicU64,
+    /// Lines that were not EVE JSON (counted, not stored).
+    pub malformed: AtomicU64,
+    /// Lines dropped because the writer was behind and its queue full.
+    pub dropped: AtomicU64,
+    pub pruned: AtomicU64,
+}
+
+/// One event, as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub ts: i64,
+    pub event_type: String,
+    pub src_ip: Option<String>,
+    pub dest_ip: Option<String>,
+    pub src_port: Option<i64>,
+    pub dest_port: Option<i64>,
+    pub proto: Option<String>,
+    pub action: Option<String>,
+    pub category: Option<String>,
+    pub sid: Option<i64>,
+    pub name: Option<String>,
+    #[serde(skip)]
+    pub raw: String,
+}
+
+/// Reads the fields we index out of an EVE line. `None` when it is not EVE JSON.
+pub fn row_of(line: &str) -> Option<Row> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string);
+    let n = |p: &str| v.pointer(p).and_then(|x| x.as_i64());
+    let event_type = s("/event_type")?;
+    let ts = eve_epoch(v.get("timestamp")?.as_str()?)?;
+    Some(Row {
+        ts,
+        src_ip: s("/src_ip"),
+        dest_ip: s("/dest_ip"),
+        src_port: n("/src_port"),
+        dest_port: n("/dest_port"),
+        proto: s("/proto"),
+        action: s("/alert/action")
+            .or(s("/web/action"))
+            .or(s("/flow/action"))
+            .or(s("/host/state")),
+        category: s("/web/category").or(s("/alert/category")),
+        sid: n("/alert/signature_id"),
+        name: s("/web/name").or(s("/host/hostname")),
+        event_type,
+        raw: line.to_string(),
+    })
+}
+
+/// `2026-11-26T16:00:00.336353+0000` → Unix seconds (the offset applied).
+pub fn eve_epoch(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { t.get(r)?.parse().ok() };
+    if b.len() < 19 || b[4] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let off = match t.rfind(['+', '-']).filter(|&i| i > 18) {
+        Some(i) => {
+            let sign = if b[i] == b'-' { -1 } else { 1 };
+            let hh = num(i + 1..i + 3)?;
+            let mm = num(i + 3..i + 5).unwrap_or(0);
+            sign * (hh * 3600 + mm * 60)
+        }
+        None => 0,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se - off)
+}
+
+/// The writer: a bounded queue in front of one SQLite connection.
+pub struct EventStore {
+    tx: SyncSender<Row>,
+    pub counters: Arc<IntakeCounters>,
+    path: PathBuf,
+}
+
+const BATCH: usize = 2048;
+
+impl EventStore {
+    pub fn start(
+        path: &Path,
+        queue: usize,
+    ) -> anyhow::Result<(EventStore, std::thread::JoinHandle<()>)> {
+        let conn = crate::db::open(path)?;
+        // The writer's indexes stay in memory: the default 2 MB cache made intake slow
+        // down as the table grew (35 k/s at 500 k events, 56 k/s at 200 k).
+        conn.pragma_update(None, "cache_size", -131_072)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        let counters = Arc::new(IntakeCounters::default());
+        let (tx, rx) = sync_channel(queue);
+        let c = counters.clone();
+        let h = std::thread::Builder::new()
+            .name("event-writer".into())
+            .spawn(move || writer(conn, rx, c))?;
+        Ok((
+            EventStore {
+                tx,
+                counters,
+                path: path.to_path_buf(),
+            },
+            h,
+        ))
+    }
+
+    /// Queues one EVE line; never blocks (a full queue drops and counts).
+    pub fn offer(&self, line: &str) {
+        self.counters.received.fetch_add(1, Relaxed);
+        match row_of(line) {
+            None => {
+                self.counters.malformed.fetch_add(1, Relaxed);
+            }
+            Some(row) => {
+                if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                    self.tx.try_send(row)
+                {
+                    self.counters.dropped.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Queues one EVE line, waiting while the writer is behind (the gateway's socket
+    /// then pushes back, and its own bounded queue counts what it cannot hold).
+    pub fn put(&self, line: &str) -> bool {
+        self.counters.received.fetch_add(1, Relaxed);
+        match row_of(line) {
+            None => {
+                self.counters.malformed.fetch_add(1, Relaxed);
+                true
+            }
+            Some(row) => self.tx.send(row).is_ok(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn writer(mut conn: Connection, rx: Receiver<Row>, c: Arc<IntakeCounters>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        let ok = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            {
+                let mut s = tx.prepare_cached(
+                    "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, raw)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?;
+                for r in &batch {
+                    s.execute(rusqlite::params![
+                        r.ts,
+                        r.event_type,
+                        r.src_ip,
+                        r.dest_ip,
+                        r.src_port,
+                        r.dest_port,
+                        r.proto,
+                        r.action,
+                        r.category,
+                        r.sid,
+                        r.name,
+                        r.raw
+                    ])?;
+                }
+            }
+            tx.commit()
+        })();
+        match ok {
+            Ok(()) => {
+                c.stored.fetch_add(n, Relaxed);
+            }
+            Err(e) => {
+                eprintln!("mimamori-cp: storing {n} events failed: {e}");
+                c.dropped.fetch_add(n, Relaxed);
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Filters of the events query; every one optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    /// Unix seconds, inclusive.
+    pub from: Option<i64>,
+    /// Unix seconds, exclusive.
+    pub to: Option<i64>,
+    /// An address (source or destination).
+    pub host: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub category: Option<String>,
+    pub sid: Option<i64>,
+    pub action: Option<String>,
+    pub limit: Option<i64>,
+}
+
+impl Query {
+    fn clause(&self) -> (String, Vec<Box<dyn ToSql>>) {
+        let mut w = vec!["1=1".to_string()];
+        let mut p: Vec<Box<dyn ToSql>> = Vec::new();
+        let mut add = |sql: &str, v: Box<dyn ToSql>| {
+            p.push(v);
+            w.push(sql.replace('?', &format!("?{}", p.len())));
+        };
+        if let Some(v) = self.from {
+            add("ts >= ?", Box::new(v));
+        }
+        if let Some(v) = self.to {
+            add("ts < ?", Box::new(v));
+        }
+        if let Some(v) = &self.host {
+            add("(src_ip = ? OR dest_ip = ?)", Box::new(v.clone()));
+        }
+        if let Some(v) = &self.event_type {
+            add("event_type = ?", Box::new(v.clone()));
+        }
+        if let Some(v) = &self.category {
+            add("category = ?", Box::new(v.clone()));
+        }
+        if let Some(v) = self.sid {
+            add("sid = ?", Box::new(v));
+        }
+        if let Some(v) = &self.action {
+            add("action = ?", Box::new(v.clone()));
+        }
+        (w.join(" AND "), p)
+    }
+}
+
+pub fn query(c: &Connection, q: &Query) -> rusqlite::Result<Vec<serde_json::Value>> {
+    let (wh, p) = q.clause();
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let sql = format!("SELECT raw FROM event WHERE {wh} ORDER BY ts DESC, id DESC LIMIT {limit}");
+    let mut s = c.prepare(&sql)?;
+    let rows = s.query_map(params_from_iter(p.iter().map(|b| b.as_ref())), |r| {
+        r.get::<_, String>(0)
+    })?;
+    rows.map(|r| r.map(|raw| serde_json::from_str(&raw).unwrap_or(serde_json::Value::String(raw))))
+        .collect()
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+pub struct Hourly {
+    /// Start of the hour, Unix seconds.
+    pub hour: i64,
+    pub event_type: String,
+    pub action: Option<String>,
+    pub count: i64,
+}
+
+pub fn hourly(c: &Connection, q: &Query) -> rusqlite::Result<Vec<Hourly>> {
+    let (wh, p) = q.clause();
+    let sql = format!(
+        "SELECT (ts / 3600) * 3600 AS hour, event_type, action, count(*) FROM event WHERE {wh}
+         GROUP BY hour, event_type, action ORDER BY hour, event_type, action"
+    );
+    let mut s = c.prepare(&sql)?;
+    let rows = s.query_map(params_from_iter(p.iter().map(|b| b.as_ref())), |r| {
+        Ok(Hourly {
+            hour: r.get(0)?,
+            event_type: r.get(1)?,
+            action: r.get(2)?,
+            count: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Deletes events older than `days`; returns how many.
+pub fn prune(c: &Connection, days: u32, now: i64) -> rusqlite::Result<usize> {
+    c.execute(
+        "DELETE FROM event WHERE ts < ?1",
+        [now - i64::from(days) * 86_400],
+    )
+}
+
+/// Runs `prune` every `every` until the process ends.
+pub fn spawn_retention(path: PathBuf, days: u32, every: Duration, c: Arc<IntakeCounters>) {
+    std::thread::spawn(move || {
+        let Ok(conn) = crate::db::open(&path) else {
+            return;
+        };
+        loop {
+            if let Ok(n) = prune(&conn, days, crate::db::now()) {
+                c.pruned.fetch_add(n as u64, Relaxed);
+            }
+            std::thread::sleep(every);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eve_times() {
+        assert_eq!(eve_epoch("1970-01-01T00:00:00.000000+0000"), Some(0));
+        assert_eq!(
+            eve_epoch("2026-11-26T16:00:00.336353+0000"),
+            Some(1_795_708_800)
+        );
+        assert_eq!(
+            eve_epoch("2026-11-27T01:00:00.000000+0900"),
+            Some(1_795_708_800)
+        );
+        assert_eq!(eve_epoch("2026-13-01T00:00:00"), None);
+        assert_eq!(eve_epoch("nonsense"), None);
+    }
+}

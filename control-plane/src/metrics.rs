@@ -1,0 +1,206 @@
+//! `/metrics` in the Prometheus text format: the control plane's own counters and the
+//! gateway's port, stage and classifier counters (read from its control socket).
+
+use crate::api::App;
+use serde_json::Value;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', " ")
+}
+
+pub fn render(app: &App, stored_version: u64, gw: Option<&Value>) -> String {
+    let mut s = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(s, "{name}{labels} {v}");
+        }
+    };
+    let one = |v: u64| vec![(String::new(), v as f64)];
+    let c = &app.counters;
+    let i = &app.intake;
+    metric(
+        "mimamori_cp_api_requests_total",
+        "counter",
+        "API requests with a token presented",
+        &one(c.requests.load(Relaxed)),
+    );
+    metric(
+        "mimamori_cp_api_denied_total",
+        "counter",
+        "API requests refused for a missing or unknown token",
+        &one(c.denied.load(Relaxed)),
+    );
+    metric(
+        "mimamori_cp_api_invalid_total",
+        "counter",
+        "Policy changes refused by validation",
+        &one(c.invalid.load(Relaxed)),
+    );
+    metric(
+        "mimamori_cp_policy_pushes_total",
+        "counter",
+        "Policy snapshots pushed to the gateway, by result",
+        &[
+            (
+                "{result=\"applied\"}".into(),
+                c.applied.load(Relaxed) as f64,
+            ),
+            (
+                "{result=\"refused\"}".into(),
+                c.refused.load(Relaxed) as f64,
+            ),
+            (
+                "{result=\"unreachable\"}".into(),
+                c.unreachable.load(Relaxed) as f64,
+            ),
+        ],
+    );
+    metric(
+        "mimamori_cp_policy_last_apply_seconds",
+        "gauge",
+        "Time the gateway took to swap in the last snapshot",
+        &[(String::new(), c.last_apply_us.load(Relaxed) as f64 / 1e6)],
+    );
+    metric(
+        "mimamori_cp_policy_version",
+        "gauge",
+        "Newest stored policy version",
+        &one(stored_version),
+    );
+    metric(
+        "mimamori_cp_events_total",
+        "counter",
+        "Gateway events by what became of them",
+        &[
+            (
+                "{state=\"received\"}".into(),
+                i.received.load(Relaxed) as f64,
+            ),
+            ("{state=\"stored\"}".into(), i.stored.load(Relaxed) as f64),
+            (
+                "{state=\"malformed\"}".into(),
+                i.malformed.load(Relaxed) as f64,
+            ),
+            ("{state=\"dropped\"}".into(), i.dropped.load(Relaxed) as f64),
+            ("{state=\"pruned\"}".into(), i.pruned.load(Relaxed) as f64),
+        ],
+    );
+    metric(
+        "mimamori_gateway_up",
+        "gauge",
+        "1 when the gateway's control socket answers",
+        &one(u64::from(gw.is_some())),
+    );
+    let Some(g) = gw else { return s };
+    let num = |v: &Value| v.as_f64().unwrap_or(0.0);
+    metric(
+        "mimamori_gateway_policy_version",
+        "gauge",
+        "Policy version every classify stage runs",
+        &[(String::new(), num(&g["policy_version"]))],
+    );
+    metric(
+        "mimamori_gateway_uptime_seconds",
+        "gauge",
+        "Gateway uptime",
+        &[(String::new(), num(&g["uptime_secs"]))],
+    );
+    metric(
+        "mimamori_gateway_mbufs_in_use",
+        "gauge",
+        "Packet buffers out of the pool",
+        &[(String::new(), num(&g["mempool_in_use"]))],
+    );
+    metric(
+        "mimamori_gateway_events_unsent_total",
+        "counter",
+        "Events the control plane did not get",
+        &[(String::new(), num(&g["events_unsent"]))],
+    );
+    let ports = g["ports"].as_array().cloned().unwrap_or_default();
+    for field in [
+        "rx_packets",
+        "tx_packets",
+        "rx_bytes",
+        "tx_bytes",
+        "rx_missed",
+        "rx_errors",
+        "tx_errors",
+        "rx_nombuf",
+    ] {
+        let samples: Vec<_> = ports
+            .iter()
+            .map(|p| {
+                (
+                    format!("{{port=\"{}\"}}", label(p["side"].as_str().unwrap_or("?"))),
+                    num(&p[field]),
+                )
+            })
+            .collect();
+        metric(
+            &format!("mimamori_port_{field}_total"),
+            "counter",
+            &format!("Port counter {field}"),
+            &samples,
+        );
+    }
+    let stages = g["stages"].as_array().cloned().unwrap_or_default();
+    for field in [
+        "rx",
+        "tx",
+        "dropped",
+        "ring_full",
+        "tx_full",
+        "fail_open",
+        "fail_closed",
+        "events_dropped",
+    ] {
+        let samples: Vec<_> = stages
+            .iter()
+            .map(|st| {
+                (
+                    format!(
+                        "{{stage=\"{}\"}}",
+                        label(st["name"].as_str().unwrap_or("?"))
+                    ),
+                    num(&st[field]),
+                )
+            })
+            .collect();
+        metric(
+            &format!("mimamori_stage_{field}_total"),
+            "counter",
+            &format!("Stage counter {field}"),
+            &samples,
+        );
+    }
+    for (kind, key) in [("forwarded", "forwarded"), ("dropped", "dropped")] {
+        let mut samples = Vec::new();
+        for st in &stages {
+            if let Some(m) = st["classifier"][key].as_object() {
+                for (reason, v) in m {
+                    samples.push((
+                        format!(
+                            "{{stage=\"{}\",reason=\"{}\"}}",
+                            label(st["name"].as_str().unwrap_or("?")),
+                            label(reason)
+                        ),
+                        num(v),
+                    ));
+                }
+            }
+        }
+        metric(
+            &format!("mimamori_classifier_{kind}_total"),
+            "counter",
+            &format!("Packets {kind} by the classify stage, by reason"),
+            &samples,
+        );
+    }
+    s
+}

@@ -1,0 +1,119 @@
+//! `mimamori-cp serve`: wires the database, the event store, the gateway sockets and the
+//! API together.
+
+use crate::api::{self, ApiCounters, App};
+use crate::db;
+use crate::events::{self, EventStore};
+use crate::gwlink::{self, GatewayLink};
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub db: PathBuf,
+    pub listen: SocketAddr,
+    /// The gateway's control socket (`mimamori-gw run --stats-socket`).
+    pub gateway_socket: PathBuf,
+    /// Ours, for the gateway (`mimamori-gw run --control-plane`).
+    pub cp_socket: PathBuf,
+    pub retention_days: u32,
+    /// Events held between the gateway socket and the database writer.
+    pub event_queue: usize,
+    /// Write a customer-admin token here when the database has no token yet.
+    pub bootstrap_token_file: Option<PathBuf>,
+}
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    pub store: Arc<EventStore>,
+}
+
+/// Opens everything and starts serving; returns once the API listens.
+pub async fn start(
+    o: &Options,
+) -> anyhow::Result<(
+    Running,
+    impl std::future::Future<Output = std::io::Result<()>>,
+)> {
+    let mut conn = db::open(&o.db)?;
+    let cur = db::current_policy(&conn)?;
+    if cur.version == 0 {
+        // A new box: the sample policy becomes version 1, for the gateway to ask for.
+        let doc = cur.doc.clone();
+        doc.validate()
+            .map_err(|i| anyhow::anyhow!("sample policy: {}: {}", i.field, i.reason))?;
+        db::store_policy(
+            &mut conn,
+            1,
+            "mimamori-cp",
+            &doc,
+            false,
+            "the sample policy",
+            "initial policy",
+            "all",
+            &serde_json::Value::Null,
+            &serde_json::to_value(&doc)?,
+        )?;
+    }
+    if let Some(f) = &o.bootstrap_token_file
+        && db::token_count(&conn)? == 0
+    {
+        let t = db::create_token(&conn, "bootstrap-admin", db::Role::CustomerAdmin)?;
+        write_secret(f, &t)?;
+        eprintln!(
+            "mimamori-cp: created token \"bootstrap-admin\" (customer-admin), written to {}",
+            f.display()
+        );
+    }
+    let cur = db::current_policy(&conn)?;
+    let current = Arc::new(Mutex::new(Some((cur.version, cur.doc.to_toml()))));
+    let (store, _writer) = EventStore::start(&o.db, o.event_queue)?;
+    let store = Arc::new(store);
+    events::spawn_retention(
+        o.db.clone(),
+        o.retention_days,
+        Duration::from_secs(600),
+        store.counters.clone(),
+    );
+    gwlink::spawn_gateway_socket(&o.cp_socket, current.clone(), store.clone())?;
+    let app = Arc::new(App {
+        db: Mutex::new(conn),
+        gateway: GatewayLink {
+            socket: o.gateway_socket.clone(),
+        },
+        current,
+        intake: store.counters.clone(),
+        changes: tokio::sync::Mutex::new(()),
+        counters: ApiCounters::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(o.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: cannot listen: {e}", o.listen))?;
+    let addr = listener.local_addr()?;
+    let serve = axum::serve(listener, api::router(app.clone())).with_graceful_shutdown(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    });
+    Ok((Running { addr, app, store }, serve.into_future()))
+}
+
+fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    writeln!(f, "{secret}")?;
+    Ok(())
+}
