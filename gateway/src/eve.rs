@@ -3,32 +3,73 @@
 use mimamori_pipelines::Policy;
 use mimamori_pipelines::event::{EventQueue, EventRecord, WebNames};
 use mimamori_pipelines::web::WebRules;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// The recent policy versions, so an event is named by the policy it was taken under
+/// (after a hot apply, rule 3 may be another rule). Bounded: older versions fall off and
+/// their events are named by the oldest kept.
+pub struct PolicyHistory {
+    versions: Mutex<VecDeque<(u64, Arc<Policy>, Option<Arc<WebRules>>)>>,
+}
+
+const HISTORY: usize = 16;
+
+impl PolicyHistory {
+    pub fn new(version: u64, policy: Arc<Policy>, web: Option<Arc<WebRules>>) -> Arc<Self> {
+        Arc::new(Self {
+            versions: Mutex::new(VecDeque::from([(version, policy, web)])),
+        })
+    }
+
+    pub fn record(&self, version: u64, policy: Arc<Policy>, web: Option<Arc<WebRules>>) {
+        let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() == HISTORY {
+            v.pop_front();
+        }
+        v.push_back((version, policy, web));
+    }
+
+    /// The policy of `version`, else the nearest older one kept, else the oldest.
+    pub fn get(&self, version: u64) -> (Arc<Policy>, Option<Arc<WebRules>>) {
+        let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = v
+            .iter()
+            .rev()
+            .find(|(n, _, _)| *n <= version)
+            .or(v.front())
+            .map(|(_, p, w)| (p.clone(), w.clone()));
+        hit.unwrap_or_else(|| (Arc::new(Policy::default()), None))
+    }
+}
+
+/// Turns an event record into EVE with the names of the policy it was taken under.
+pub fn to_eve(rec: &EventRecord, history: &PolicyHistory) -> mimamori_pipelines::event::Eve {
+    let (policy, web) = history.get(rec.policy_version);
+    let rules = &policy.firewall.rules;
+    rec.to_eve(
+        |side| side.name().to_string(),
+        |i| rules.get(i as usize).map(|r| r.name.clone()),
+        web.as_deref().map(|w| w as &dyn WebNames),
+    )
+}
 
 pub struct EveWriter {
     w: BufWriter<File>,
-    policy: Arc<Policy>,
-    web: Option<Arc<WebRules>>,
+    history: Arc<PolicyHistory>,
     written: u64,
 }
 
 impl EveWriter {
-    pub fn create(path: &Path, policy: Arc<Policy>) -> std::io::Result<Self> {
+    pub fn create(path: &Path, history: Arc<PolicyHistory>) -> std::io::Result<Self> {
         Ok(Self {
             w: BufWriter::new(File::create(path)?),
-            policy,
-            web: None,
+            history,
             written: 0,
         })
-    }
-
-    /// Names categories, lists and host groups in web events.
-    pub fn with_web(mut self, web: Option<Arc<WebRules>>) -> Self {
-        self.web = web;
-        self
     }
 
     /// Drains the queue into the file.
@@ -40,12 +81,7 @@ impl EveWriter {
     }
 
     pub fn write_one(&mut self, rec: &EventRecord) -> std::io::Result<()> {
-        let rules = &self.policy.firewall.rules;
-        let eve = rec.to_eve(
-            |side| side.name().to_string(),
-            |i| rules.get(i as usize).map(|r| r.name.clone()),
-            self.web.as_deref().map(|w| w as &dyn WebNames),
-        );
+        let eve = to_eve(rec, &self.history);
         serde_json::to_writer(&mut self.w, &eve)?;
         self.w.write_all(b"\n")?;
         self.written += 1;
@@ -68,5 +104,30 @@ impl EveWriter {
     pub fn finish(mut self) -> std::io::Result<u64> {
         self.w.flush()?;
         Ok(self.written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_named_by_the_policy_they_were_taken_under() {
+        let with_rule = |name: &str| {
+            let text = format!(
+                "[[firewall.rule]]\nname = \"{name}\"\nproto = \"tcp\"\ndst_ports = [80]\naction = \"deny\"\n"
+            );
+            Arc::new(Policy::from_toml("t", &text).unwrap())
+        };
+        let h = PolicyHistory::new(1, with_rule("first"), None);
+        h.record(2, with_rule("second"), None);
+        assert_eq!(h.get(1).0.firewall.rules[0].name, "first");
+        assert_eq!(h.get(2).0.firewall.rules[0].name, "second");
+        assert_eq!(h.get(9).0.firewall.rules[0].name, "second");
+        for v in 3..40 {
+            h.record(v, with_rule(&format!("v{v}")), None);
+        }
+        // Version 1 fell off: the oldest kept stands in.
+        assert_eq!(h.get(1).0.firewall.rules[0].name, "v24");
     }
 }

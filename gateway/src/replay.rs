@@ -2,7 +2,7 @@
 //! forwarded packets (and the gateway's own answers) to a pcap, events to EVE JSON.
 
 use crate::capture::{CaptureError, CaptureReader, LINKTYPE_ETHERNET, PcapWriter};
-use crate::eve::EveWriter;
+use crate::eve::{EveWriter, PolicyHistory};
 use crate::ids::{Ids, IdsStats};
 use crate::webfilter::WebSetup;
 use anyhow::Context;
@@ -162,9 +162,15 @@ impl Replay<'_> {
         };
         let mut eve = match self.eve {
             Some(p) => Some(
-                EveWriter::create(p, self.policy.clone())
-                    .with_context(|| format!("{}: cannot create", p.display()))?
-                    .with_web(self.web.as_ref().map(|w| w.rules.clone())),
+                EveWriter::create(
+                    p,
+                    PolicyHistory::new(
+                        0,
+                        self.policy.clone(),
+                        self.web.as_ref().map(|w| w.rules.clone()),
+                    ),
+                )
+                .with_context(|| format!("{}: cannot create", p.display()))?,
             ),
             None => None,
         };

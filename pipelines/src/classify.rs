@@ -191,10 +191,11 @@ impl Classifier {
         self.web.as_ref()
     }
 
-    /// Swaps in a new policy between bursts. Flows stay; each is re-decided by the new
+    /// Swaps in policy `version` between bursts. Flows stay; each is re-decided by the new
     /// firewall rules at its next packet (web verdicts already taken stand). Table sizes
     /// are fixed at start: the caller refuses policies that change them.
-    pub fn set_policy(&mut self, policy: Arc<Policy>, web: Option<WebFilter>) {
+    pub fn set_policy(&mut self, policy: Arc<Policy>, web: Option<WebFilter>, version: u64) {
+        self.events.policy_version = version;
         self.stats.rule_hits = vec![0; policy.firewall.rules.len() + 2];
         self.policy = policy;
         self.web = web;

@@ -48,6 +48,8 @@ pub struct EventRecord {
     pub tcp: TcpState,
     pub verdict: FlowVerdict,
     pub rule: u32,
+    /// The policy version the event was taken under (names its rule); set by the queue.
+    pub policy_version: u64,
 }
 
 impl EventRecord {
@@ -72,6 +74,7 @@ impl EventRecord {
             tcp: f.tcp,
             verdict: f.verdict,
             rule: f.rule,
+            policy_version: 0,
         }
     }
 }
@@ -104,6 +107,7 @@ impl EventRecord {
             tcp: TcpState::None,
             verdict: FlowVerdict::Allow,
             rule: 0,
+            policy_version: 0,
         }
     }
 
@@ -128,6 +132,7 @@ impl EventRecord {
             tcp: TcpState::None,
             verdict: FlowVerdict::Deny,
             rule: 0,
+            policy_version: 0,
         }
     }
 }
@@ -156,6 +161,8 @@ pub struct EventQueue {
     buf: VecDeque<EventRecord>,
     cap: usize,
     pub dropped: u64,
+    /// Written into every record pushed: the running policy version.
+    pub policy_version: u64,
 }
 
 impl EventQueue {
@@ -164,13 +171,15 @@ impl EventQueue {
             buf: VecDeque::with_capacity(cap),
             cap,
             dropped: 0,
+            policy_version: 0,
         }
     }
     #[inline]
-    pub fn push(&mut self, r: EventRecord) {
+    pub fn push(&mut self, mut r: EventRecord) {
         if self.buf.len() >= self.cap {
             self.dropped += 1;
         } else {
+            r.policy_version = self.policy_version;
             self.buf.push_back(r);
         }
     }

@@ -4,6 +4,7 @@
 //! says so. The snapshot is acknowledged once every stage runs it; a snapshot that does
 //! not compile is refused with the reason and the running one stays.
 
+use crate::eve::PolicyHistory;
 use crate::webfilter::WebSetup;
 use mimamori_pipelines::Policy;
 use mimamori_pipelines::web::WebFilter;
@@ -41,6 +42,8 @@ impl PolicyUpdate {
 }
 
 pub struct PolicySlot {
+    /// Every version handed out, for naming events by the policy they were taken under.
+    pub history: Arc<PolicyHistory>,
     published: AtomicU64,
     current: Mutex<Arc<PolicyUpdate>>,
     applied: Vec<AtomicU64>,
@@ -49,6 +52,11 @@ pub struct PolicySlot {
 impl PolicySlot {
     pub fn new(initial: Arc<PolicyUpdate>, stages: usize) -> Arc<Self> {
         Arc::new(Self {
+            history: PolicyHistory::new(
+                initial.version,
+                initial.policy.clone(),
+                initial.web.as_ref().map(|w| w.rules.clone()),
+            ),
             published: AtomicU64::new(initial.version),
             applied: (0..stages)
                 .map(|_| AtomicU64::new(initial.version))
@@ -114,6 +122,11 @@ impl PolicySlot {
             web,
             self.applied.len(),
         ));
+        self.history.record(
+            version,
+            update.policy.clone(),
+            update.web.as_ref().map(|w| w.rules.clone()),
+        );
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = update;
         self.published.store(version, Ordering::Release);
         let deadline = started + Duration::from_secs(2);

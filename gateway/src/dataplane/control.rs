@@ -5,8 +5,7 @@ use super::apply::PolicySlot;
 use super::stage::Ports;
 use super::stats::{PortSnapshot, Snapshot, StageCounters};
 use crate::dpdk::{Mempool, Ring};
-use crate::eve::EveWriter;
-use mimamori_pipelines::Policy;
+use crate::eve::{EveWriter, PolicyHistory};
 use mimamori_pipelines::event::EventRecord;
 use mimamori_pipelines::web::Hosts;
 use mimamori_pipelines::wire::MacAddr;
@@ -226,19 +225,17 @@ pub fn spawn_eve_exporter(
     path: Option<&Path>,
     control_plane: Option<PathBuf>,
     unsent: Arc<AtomicU64>,
-    policy: Arc<Policy>,
-    web: Option<Arc<mimamori_pipelines::web::WebRules>>,
+    history: Arc<PolicyHistory>,
     queue: usize,
 ) -> anyhow::Result<(SyncSender<EventRecord>, JoinHandle<u64>)> {
     let mut w = match path {
         Some(path) => Some(
-            EveWriter::create(path, policy.clone())
-                .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", path.display()))?
-                .with_web(web.clone()),
+            EveWriter::create(path, history.clone())
+                .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", path.display()))?,
         ),
         None => None,
     };
-    let mut cp = control_plane.map(|p| CpSink::new(p, policy, web));
+    let mut cp = control_plane.map(|p| CpSink::new(p, history));
     let (tx, rx) = sync_channel::<EventRecord>(queue);
     let h = std::thread::spawn(move || {
         // Write everything queued, then flush once the queue is empty.
@@ -274,23 +271,17 @@ struct CpSink {
     path: PathBuf,
     conn: Option<std::io::BufWriter<UnixStream>>,
     last_try: Option<Instant>,
-    policy: Arc<Policy>,
-    web: Option<Arc<mimamori_pipelines::web::WebRules>>,
+    history: Arc<PolicyHistory>,
     line: Vec<u8>,
 }
 
 impl CpSink {
-    fn new(
-        path: PathBuf,
-        policy: Arc<Policy>,
-        web: Option<Arc<mimamori_pipelines::web::WebRules>>,
-    ) -> Self {
+    fn new(path: PathBuf, history: Arc<PolicyHistory>) -> Self {
         Self {
             path,
             conn: None,
             last_try: None,
-            policy,
-            web,
+            history,
             line: Vec::with_capacity(512),
         }
     }
@@ -312,14 +303,7 @@ impl CpSink {
         let Some(c) = self.conn.as_mut() else {
             return false;
         };
-        let rules = &self.policy.firewall.rules;
-        let eve = rec.to_eve(
-            |side| side.name().to_string(),
-            |i| rules.get(i as usize).map(|r| r.name.clone()),
-            self.web
-                .as_deref()
-                .map(|w| w as &dyn mimamori_pipelines::event::WebNames),
-        );
+        let eve = crate::eve::to_eve(rec, &self.history);
         self.line.clear();
         if serde_json::to_writer(&mut self.line, &eve).is_err() {
             return false;

@@ -67,20 +67,6 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    let unsent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (events_tx, exporter) = if cfg.eve.is_some() || cfg.control_plane.is_some() {
-        let (tx, handle) = control::spawn_eve_exporter(
-            cfg.eve.as_deref(),
-            cfg.control_plane.clone(),
-            unsent.clone(),
-            cfg.policy.clone(),
-            cfg.web.as_ref().map(|w| w.rules.clone()),
-            EVENT_QUEUE,
-        )?;
-        (Some(tx), Some(handle))
-    } else {
-        (None, None)
-    };
     let classify_stages = match cfg.layout {
         Layout::Rtc => 1,
         Layout::Pipeline => cfg.workers,
@@ -92,6 +78,20 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         classify_stages,
     ));
     let slot = apply::PolicySlot::new(initial.clone(), classify_stages);
+    let unsent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (events_tx, exporter) = if cfg.eve.is_some() || cfg.control_plane.is_some() {
+        let (tx, handle) = control::spawn_eve_exporter(
+            cfg.eve.as_deref(),
+            cfg.control_plane.clone(),
+            unsent.clone(),
+            slot.history.clone(),
+            EVENT_QUEUE,
+        )?;
+        (Some(tx), Some(handle))
+    } else {
+        (None, None)
+    };
+
     let clock = Clock::new();
     let mut stages: Vec<Arc<StageCounters>> = Vec::new();
     let mut rings: Vec<(String, Arc<Ring>)> = Vec::new();
@@ -106,14 +106,10 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         Layout::Rtc => {
             let l = lcores[0];
             let c = new_stage("rtc", l, &mut stages);
-            let st = ClassifyStage::new(
-                Classifier::with_web(initial.policy.clone(), initial.take_filter(0)),
-                pool.clone(),
-                ports.clone(),
-                events_tx.clone(),
-                c,
-            )
-            .follow(slot.clone(), 0, initial.version);
+            let mut cls = Classifier::with_web(initial.policy.clone(), initial.take_filter(0));
+            cls.events.policy_version = initial.version;
+            let st = ClassifyStage::new(cls, pool.clone(), ports.clone(), events_tx.clone(), c)
+                .follow(slot.clone(), 0, initial.version);
             let stop = stop.clone();
             dpdk::launch(&eal, l, move || stage::run_to_completion(st, stop, clock))?;
             launched.push(l);
@@ -141,14 +137,10 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             for (w, ring) in worker_rings.iter().enumerate() {
                 let l = lcores[2 + w];
                 let c = new_stage(&format!("classify{w}"), l, &mut stages);
-                let st = ClassifyStage::new(
-                    Classifier::with_web(initial.policy.clone(), initial.take_filter(w)),
-                    pool.clone(),
-                    ports.clone(),
-                    events_tx.clone(),
-                    c,
-                )
-                .follow(slot.clone(), w, initial.version);
+                let mut cls = Classifier::with_web(initial.policy.clone(), initial.take_filter(w));
+                cls.events.policy_version = initial.version;
+                let st = ClassifyStage::new(cls, pool.clone(), ports.clone(), events_tx.clone(), c)
+                    .follow(slot.clone(), w, initial.version);
                 let (r, t, s) = (ring.clone(), tx_ring.clone(), stop.clone());
                 dpdk::launch(&eal, l, move || stage::worker_stage(st, r, t, s, clock))?;
                 launched.push(l);

@@ -163,7 +163,8 @@ impl ClassifyStage {
         {
             // Between two bursts: the tables were built by the control thread.
             let u = slot.current();
-            self.cls.set_policy(u.policy.clone(), u.take_filter(*i));
+            self.cls
+                .set_policy(u.policy.clone(), u.take_filter(*i), u.version);
             self.version = u.version;
             slot.mark_applied(*i, u.version);
         }
