@@ -8,6 +8,39 @@ use std::path::Path;
 
 /// Ethernet, the only link type the gateway's data path carries.
 pub const LINKTYPE_ETHERNET: u32 = 1;
+/// Raw IPv4/IPv6 (also written as 12 or 14 by some tools).
+pub const LINKTYPE_RAW: u32 = 101;
+pub const LINKTYPE_LINUX_SLL: u32 = 113;
+pub const LINKTYPE_LINUX_SLL2: u32 = 276;
+
+/// Writes `data`, captured with `linktype`, into `out` as an Ethernet frame (zero MACs,
+/// the EtherType the capture gives). False for link types we do not read; those records
+/// are skipped and counted.
+pub fn to_ethernet(linktype: u32, data: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let (ethertype, payload) = match linktype {
+        LINKTYPE_ETHERNET => {
+            out.extend_from_slice(data);
+            return true;
+        }
+        LINKTYPE_RAW | 12 | 14 => match data.first().map(|b| b >> 4) {
+            Some(4) => (0x0800u16, data),
+            Some(6) => (0x86dd, data),
+            _ => return false,
+        },
+        LINKTYPE_LINUX_SLL if data.len() >= 16 => {
+            (u16::from_be_bytes([data[14], data[15]]), &data[16..])
+        }
+        LINKTYPE_LINUX_SLL2 if data.len() >= 20 => {
+            (u16::from_be_bytes([data[0], data[1]]), &data[20..])
+        }
+        _ => return false,
+    };
+    out.extend_from_slice(&[0; 12]);
+    out.extend_from_slice(&ethertype.to_be_bytes());
+    out.extend_from_slice(payload);
+    true
+}
 /// A record or block larger than this is damage, not data.
 const MAX_RECORD: usize = 16 << 20;
 

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod capture;
+pub mod conformance;
 pub mod dataplane;
 #[allow(unsafe_code)]
 pub mod dpdk;

@@ -160,6 +160,18 @@ enum Cmd {
         #[arg(long)]
         wan: PathBuf,
     },
+    /// Run Suricata's regression tests (suricata-verify layout) through `replay --rules`
+    /// and report pass / fail / skipped with reasons.
+    Conformance {
+        /// The suite's folder (its `tests/`, or one test).
+        dir: PathBuf,
+        /// Only tests whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Write the Markdown report here (else a summary is printed).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Hand a policy to a running gateway (hot apply; the control plane does this).
     Apply {
         policy: PathBuf,
@@ -436,6 +448,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 lan.display(),
                 wan.display()
             );
+        }
+        Cmd::Conformance { dir, filter, out } => {
+            let work =
+                std::env::temp_dir().join(format!("mimamori-conformance-{}", std::process::id()));
+            let results = mimamori_gateway::conformance::run_all(&dir, filter.as_deref(), &work)?;
+            let _ = std::fs::remove_dir_all(&work);
+            let md = mimamori_gateway::conformance::markdown(&results, &dir.display().to_string());
+            let n = |o| results.iter().filter(|r| r.outcome == o).count();
+            use mimamori_gateway::conformance::Outcome;
+            println!(
+                "{} tests: {} pass, {} fail, {} skipped",
+                results.len(),
+                n(Outcome::Pass),
+                n(Outcome::Fail),
+                n(Outcome::Skipped)
+            );
+            match out {
+                Some(p) => std::fs::write(&p, md)
+                    .with_context(|| format!("{}: cannot write", p.display()))?,
+                None => {
+                    for r in results.iter().filter(|r| r.outcome != Outcome::Pass) {
+                        println!("{:<50} {:?} {}", r.name, r.outcome, r.detail);
+                    }
+                }
+            }
         }
         Cmd::Apply {
             policy,

@@ -1,7 +1,7 @@
 //! `mimamori-gw replay`: a capture through the same classify stage the live path runs,
 //! forwarded packets (and the gateway's own answers) to a pcap, events to EVE JSON.
 
-use crate::capture::{CaptureError, CaptureReader, LINKTYPE_ETHERNET, PcapWriter};
+use crate::capture::{CaptureError, CaptureReader, PcapWriter, to_ethernet};
 use crate::eve::{EveWriter, PolicyHistory};
 use crate::ids::{Ids, IdsStats};
 use crate::webfilter::WebSetup;
@@ -112,7 +112,8 @@ impl Burst {
 pub struct Summary {
     pub input: String,
     pub records: u64,
-    /// Records whose link type is not Ethernet, skipped and counted.
+    /// Records whose link type is not read (Ethernet, raw IP and Linux cooked are),
+    /// skipped and counted.
     pub skipped_link_type: u64,
     /// Where the capture was damaged, if it was; everything before it was processed.
     pub damage: Option<String>,
@@ -184,6 +185,7 @@ impl Replay<'_> {
         let mut cls =
             Classifier::with_web(self.policy.clone(), self.web.as_ref().map(|w| w.filter()));
         let mut burst = Burst::new();
+        let mut frame = Vec::with_capacity(2048);
         let (mut skipped, mut written, mut last_ts, mut damage) = (0u64, 0u64, 0u64, None);
         let started = Instant::now();
         loop {
@@ -198,12 +200,12 @@ impl Replay<'_> {
                     return Err(anyhow::Error::new(e).context(self.input.display().to_string()));
                 }
             };
-            if rec.linktype != LINKTYPE_ETHERNET {
+            if !to_ethernet(rec.linktype, rec.data, &mut frame) {
                 skipped += 1;
                 continue;
             }
             last_ts = last_ts.max(rec.ts_ns);
-            if burst.push(rec.ts_ns, rec.data) {
+            if burst.push(rec.ts_ns, &frame) {
                 written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut(), ids.as_mut())?;
             }
         }
@@ -267,7 +269,7 @@ impl Summary {
         if self.skipped_link_type > 0 {
             let _ = writeln!(
                 s,
-                "skipped          {} records with a non-Ethernet link type",
+                "skipped          {} records with a link type not read (Ethernet, raw IP, Linux cooked are)",
                 self.skipped_link_type
             );
         }

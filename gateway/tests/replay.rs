@@ -485,3 +485,79 @@ fn replay_with_categories_quarantines_a_calling_host() {
         host[0]
     );
 }
+
+/// The conformance runner on a made-up suite: a test that passes, one that fails, one
+/// skipped for an unsupported keyword, one with no alert checks.
+#[test]
+fn conformance_runner_passes_fails_and_skips() {
+    use mimamori_gateway::conformance::{Outcome, run_all};
+    use mimamori_pipelines::synth::{self, Endpoint};
+    use mimamori_pipelines::wire::emit::Transport;
+    use mimamori_pipelines::wire::tcp::flags::{ACK, PSH};
+    let root = tmp("suite");
+    let _ = std::fs::remove_dir_all(&root);
+    let c = Endpoint::client(10, false, 40000);
+    let s = Endpoint::server(80, false, 80);
+    let f = synth::frame(
+        &c,
+        &s,
+        0,
+        &Transport::Tcp {
+            src_port: 40000,
+            dst_port: 80,
+            seq: 1,
+            ack: 1,
+            flags: ACK | PSH,
+            window: 100,
+            options: &[],
+        },
+        b"GET /secret HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    );
+    let mk = |name: &str, rules: &str, yaml: &str| {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("test.rules"), rules).unwrap();
+        std::fs::write(d.join("test.yaml"), yaml).unwrap();
+        let mut w = PcapWriter::create(&d.join("input.pcap")).unwrap();
+        w.write(1_000_000_000, &f).unwrap();
+        w.finish().unwrap();
+    };
+    let rule = "alert tcp any any -> any any (msg:\"secret\"; content:\"/secret\"; sid:1;)\n";
+    let check = |n: u32| {
+        format!(
+            "checks:\n  - filter:\n      count: {n}\n      match:\n        event_type: alert\n        alert.signature_id: 1\n        src_ip: 198.18.0.10\n"
+        )
+    };
+    mk("a-pass", rule, &check(1));
+    mk("b-fail", rule, &check(2));
+    mk(
+        "c-skip",
+        "alert tcp any any -> any any (msg:\"x\"; xor:\"0d\"; sid:1;)\n",
+        &check(1),
+    );
+    mk(
+        "d-noalert",
+        rule,
+        "checks:\n  - filter:\n      count: 1\n      match:\n        event_type: flow\n",
+    );
+    let r = run_all(&root, None, &tmp("suite-work")).unwrap();
+    let got: Vec<_> = r
+        .iter()
+        .map(|t| (t.name.as_str(), t.outcome.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a-pass", Outcome::Pass),
+            ("b-fail", Outcome::Fail),
+            ("c-skip", Outcome::Skipped),
+            ("d-noalert", Outcome::Skipped)
+        ]
+    );
+    assert!(r[1].detail.contains("want 2, got 1"), "{}", r[1].detail);
+    assert!(
+        r[2].detail.contains("sid 1") && r[2].detail.contains("xor"),
+        "{}",
+        r[2].detail
+    );
+}

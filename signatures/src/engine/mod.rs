@@ -104,6 +104,8 @@ pub struct Inspection<'a> {
 pub struct EngineReport {
     pub compiled: usize,
     pub skipped_by_reason: BTreeMap<String, usize>,
+    /// Each refused rule: sid and reason.
+    pub refused: Vec<(u32, String)>,
     pub prefilter_patterns: usize,
     pub always_checked: usize,
 }
@@ -287,10 +289,9 @@ impl Engine {
                     rules.push(c);
                 }
                 Err(reason) => {
-                    *report
-                        .skipped_by_reason
-                        .entry(format!("unsupported by the engine: {reason}"))
-                        .or_default() += 1
+                    let reason = format!("unsupported by the engine: {reason}");
+                    report.refused.push((l.rule.meta.sid, reason.clone()));
+                    *report.skipped_by_reason.entry(reason).or_default() += 1
                 }
             }
         }
