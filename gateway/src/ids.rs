@@ -10,7 +10,7 @@ use mimamori_pipelines::flow::FlowKey;
 use mimamori_pipelines::packet::V4_MAPPED;
 use mimamori_pipelines::packet::{PacketMeta, to_ip};
 use mimamori_pipelines::wire::{ip_proto, tcp::flags};
-use mimamori_signatures::engine::{Engine, EngineReport, Inspection, Scratch};
+use mimamori_signatures::engine::{Engine, EngineReport, FlowBits, Inspection, RateTable, Scratch};
 use mimamori_signatures::rule::{Buffer, LoadReport, Vars, load_files};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -21,10 +21,11 @@ const MAX_FLOWS: usize = 1 << 16;
 /// Decoded response bodies are inspected up to this size.
 const BODY_LIMIT: usize = 64 * 1024;
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Dir {
     initiator_is_lo: bool,
     replied: bool,
+    bits: FlowBits,
 }
 
 #[derive(Default, Debug, Serialize)]
@@ -48,6 +49,7 @@ pub struct Ids {
     engine: Engine,
     scratch: Scratch,
     dirs: HashMap<FlowKey, Dir>,
+    rates: RateTable,
     hits: Vec<u32>,
     pub load: LoadReport,
     pub build: EngineReport,
@@ -69,6 +71,7 @@ impl Ids {
             engine,
             scratch: Scratch::default(),
             dirs: HashMap::new(),
+            rates: RateTable::new(1 << 16),
             hits: Vec::new(),
             load,
             build,
@@ -91,6 +94,7 @@ impl Ids {
         let dir = self.dirs.entry(key).or_insert(Dir {
             initiator_is_lo: src_is_lo != syn_ack,
             replied: false,
+            bits: FlowBits::default(),
         });
         let to_server = dir.initiator_is_lo == src_is_lo;
         if !to_server {
@@ -193,7 +197,17 @@ impl Ids {
             buffers: &bufs,
         };
         self.hits.clear();
-        self.engine.inspect(&p, &mut self.scratch, &mut self.hits);
+        let Some(dir) = self.dirs.get_mut(&key) else {
+            return Vec::new(); // inserted above; unreachable
+        };
+        self.engine.inspect_stateful(
+            &p,
+            &mut self.scratch,
+            &mut dir.bits,
+            &mut self.rates,
+            ts_ns,
+            &mut self.hits,
+        );
         self.stats.alerts += self.hits.len() as u64;
         self.hits
             .iter()

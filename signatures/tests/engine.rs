@@ -127,18 +127,13 @@ fn pcre_relative_and_refusals() {
     ]);
     assert_eq!(sids(&e, &[(Buffer::Packet, b"x id=deadbeef")], true), [20]);
     assert!(sids(&e, &[(Buffer::Packet, b"x id= deadbeef")], true).is_empty());
-    assert_eq!(rep.compiled, 1);
+    assert_eq!(rep.compiled, 2, "flowbits compile; byte_test and look-around do not yet");
     assert_eq!(
         rep.skipped_by_reason
             .get("unsupported by the engine: pcre the regex crate cannot compile (look-around)"),
         Some(&1),
         "{:?}",
         rep.skipped_by_reason
-    );
-    assert_eq!(
-        rep.skipped_by_reason
-            .get("unsupported by the engine: flowbits"),
-        Some(&1)
     );
     assert_eq!(
         rep.skipped_by_reason
@@ -197,4 +192,77 @@ fn et_open_report_numbers() {
         "always {} prefilter patterns {}",
         er.always_checked, er.prefilter_patterns
     );
+}
+
+fn stateful(
+    e: &Engine,
+    payload: &[u8],
+    src: u128,
+    bits: &mut mimamori_signatures::engine::FlowBits,
+    rates: &mut mimamori_signatures::engine::RateTable,
+    now_s: u64,
+) -> Vec<u32> {
+    let bufs = [(Buffer::Packet, payload)];
+    let p = Inspection {
+        proto: 6,
+        src,
+        src_port: 40000,
+        dst: WAN,
+        dst_port: 80,
+        to_server: true,
+        established: true,
+        payload_len: payload.len(),
+        buffers: &bufs,
+    };
+    let mut out = Vec::new();
+    e.inspect_stateful(&p, &mut Scratch::default(), bits, rates, now_s * 1_000_000_000, &mut out);
+    out.iter().map(|&i| e.rules[i as usize].meta.sid).collect()
+}
+
+#[test]
+fn flowbits_set_test_and_noalert() {
+    use mimamori_signatures::engine::{FlowBits, RateTable};
+    let (e, report) = engine(&[
+        r#"alert tcp any any -> any any (msg:"login"; content:"USER "; flowbits:set,logged_in; flowbits:noalert; sid:1;)"#,
+        r#"alert tcp any any -> any any (msg:"cmd after login"; content:"RETR "; flowbits:isset,logged_in; sid:2;)"#,
+        r#"alert tcp any any -> any any (msg:"cmd without login"; content:"RETR "; flowbits:isnotset,logged_in; sid:3;)"#,
+        r#"alert tcp any any -> any any (msg:"logout"; content:"QUIT"; flowbits:unset,logged_in; sid:4;)"#,
+        r#"alert tcp any any -> any any (msg:"either"; content:"LIST"; flowbits:isset,a|logged_in; sid:5;)"#,
+        r#"alert tcp any any -> any any (msg:"both"; content:"LIST"; flowbits:isset,a&logged_in; sid:6;)"#,
+    ]);
+    assert_eq!(report.compiled, 6, "{:?}", report.skipped_by_reason);
+    let (mut bits, mut rates) = (FlowBits::default(), RateTable::new(100));
+    let mut run = |p: &[u8]| stateful(&e, p, LAN, &mut bits, &mut rates, 1);
+    assert_eq!(run(b"RETR x"), [3], "not logged in yet");
+    assert_eq!(run(b"USER bob"), Vec::<u32>::new(), "noalert sets the bit silently");
+    assert_eq!(run(b"RETR x"), [2]);
+    assert_eq!(run(b"LIST"), [5], "OR of names; the AND needs bit a too");
+    assert_eq!(run(b"QUIT"), [4]);
+    assert_eq!(run(b"RETR x"), [3]);
+    // Setter and tester in one packet: the setter runs first.
+    let mut fresh = FlowBits::default();
+    assert_eq!(stateful(&e, b"USER a RETR b", LAN, &mut fresh, &mut rates, 1), [2]);
+}
+
+#[test]
+fn thresholds_and_detection_filter_count_per_window() {
+    use mimamori_signatures::engine::{FlowBits, RateTable};
+    let (e, report) = engine(&[
+        r#"alert tcp any any -> any any (msg:"limit"; content:"AAA"; threshold:type limit, track by_src, count 2, seconds 60; sid:1;)"#,
+        r#"alert tcp any any -> any any (msg:"every 3rd"; content:"BBB"; threshold:type threshold, track by_src, count 3, seconds 60; sid:2;)"#,
+        r#"alert tcp any any -> any any (msg:"both"; content:"CCC"; threshold:type both, track by_dst, count 2, seconds 60; sid:3;)"#,
+        r#"alert tcp any any -> any any (msg:"after 2"; content:"DDD"; detection_filter:track by_src, count 2, seconds 60; sid:4;)"#,
+    ]);
+    assert_eq!(report.compiled, 4, "{:?}", report.skipped_by_reason);
+    let mut rates = RateTable::new(100);
+    let mut bits = FlowBits::default();
+    let mut count = |p: &[u8], src: u128, t: u64, n: usize| -> usize {
+        (0..n).filter(|_| !stateful(&e, p, src, &mut bits, &mut rates, t).is_empty()).count()
+    };
+    assert_eq!(count(b"AAA", LAN, 1, 5), 2, "limit: the first 2 in the window");
+    assert_eq!(count(b"AAA", LAN + 1, 1, 5), 2, "tracked per source");
+    assert_eq!(count(b"AAA", LAN, 100, 5), 2, "a new window");
+    assert_eq!(count(b"BBB", LAN, 1, 9), 3, "threshold: every 3rd");
+    assert_eq!(count(b"CCC", LAN, 1, 6), 1, "both: once when 2 is reached");
+    assert_eq!(count(b"DDD", LAN, 1, 5), 3, "detection_filter: after the first 2");
 }

@@ -13,6 +13,7 @@ mod verify;
 use crate::rule::content::Value;
 use crate::rule::header::Proto;
 use crate::rule::load::Loaded;
+use crate::rule::options::{FlowbitsCmd, ThresholdKind, Track};
 use crate::rule::{Action, Buffer, Content, FlowOpt, Header, Match, Meta, RuleSet};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::collections::{BTreeMap, HashMap};
@@ -71,6 +72,12 @@ impl AddrSet {
 
 /// One compiled rule.
 pub struct CompiledRule {
+    /// Flowbit conditions: (isset, all names needed, bit ids); all must hold.
+    pub bit_conditions: Vec<(bool, bool, Vec<u16>)>,
+    /// Flowbit changes when the rule matches.
+    pub bit_actions: Vec<(FlowbitsCmd, Vec<u16>)>,
+    /// threshold / detection_filter.
+    pub rate: Option<Rate>,
     pub meta: Meta,
     pub action: Action,
     pub header: Header,
@@ -138,6 +145,7 @@ pub struct Scratch {
     stamp: Vec<u32>,
     generation: u32,
     candidates: Vec<u32>,
+    hits: Vec<u32>,
 }
 
 /// The content the prefilter looks for, in the raw (untransformed) buffer. The prefilter
@@ -168,8 +176,39 @@ fn fast_pattern(groups: &[(Buffer, Vec<Step>)]) -> Option<(Buffer, Vec<u8>)> {
     (!pat.is_empty()).then_some((chosen.0, pat))
 }
 
-fn compile_rule(l: &Loaded) -> Result<CompiledRule, String> {
+/// A rule's alert rate control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// `None` for detection_filter.
+    pub kind: Option<ThresholdKind>,
+    pub track: Track,
+    pub count: u32,
+    pub seconds: u32,
+}
+
+/// Flowbit names, numbered as rules are compiled.
+#[derive(Default)]
+struct BitNames(HashMap<String, u16>);
+
+impl BitNames {
+    fn ids(&mut self, names: &[String]) -> Result<Vec<u16>, String> {
+        names
+            .iter()
+            .map(|n| {
+                let next = self.0.len();
+                let id = *self.0.entry(n.clone()).or_insert(next as u16);
+                if next > u16::MAX as usize {
+                    return Err("more than 65,536 flowbit names".to_string());
+                }
+                Ok(id)
+            })
+            .collect()
+    }
+}
+
+fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String> {
     let r = &l.rule;
+    let (mut bit_conditions, mut bit_actions, mut rate) = (Vec::new(), Vec::new(), None);
     let mut groups: Vec<(Buffer, Vec<Step>)> = Vec::new();
     let (mut direction, mut established, mut dsize) = (None, None, None);
     let mut push = |b: Buffer, s: Step| match groups.iter_mut().find(|(gb, _)| *gb == b) {
@@ -229,9 +268,38 @@ fn compile_rule(l: &Loaded) -> Result<CompiledRule, String> {
             Match::ByteTest(..) => return Err("byte_test".into()),
             Match::ByteJump(..) => return Err("byte_jump".into()),
             Match::ByteExtract(..) => return Err("byte_extract".into()),
-            Match::Flowbits(..) => return Err("flowbits".into()),
-            Match::Threshold { .. } => return Err("threshold".into()),
-            Match::DetectionFilter { .. } => return Err("detection_filter".into()),
+            Match::Flowbits(cmd, names, all) => match cmd {
+                FlowbitsCmd::Noalert => {}
+                FlowbitsCmd::Isset | FlowbitsCmd::Isnotset => {
+                    bit_conditions.push((*cmd == FlowbitsCmd::Isset, *all, bits.ids(names)?))
+                }
+                _ => bit_actions.push((*cmd, bits.ids(names)?)),
+            },
+            Match::Threshold {
+                kind,
+                track,
+                count,
+                seconds,
+            } => {
+                rate = Some(Rate {
+                    kind: Some(*kind),
+                    track: *track,
+                    count: *count,
+                    seconds: *seconds,
+                })
+            }
+            Match::DetectionFilter {
+                track,
+                count,
+                seconds,
+            } => {
+                rate = Some(Rate {
+                    kind: None,
+                    track: *track,
+                    count: *count,
+                    seconds: *seconds,
+                })
+            }
         }
     }
     // Transforms must come before the matches of their buffer.
@@ -245,6 +313,9 @@ fn compile_rule(l: &Loaded) -> Result<CompiledRule, String> {
         }
     }
     Ok(CompiledRule {
+        bit_conditions,
+        bit_actions,
+        rate,
         meta: r.meta.clone(),
         action: r.action,
         src: AddrSet::new(&r.header.src),
@@ -265,8 +336,9 @@ impl Engine {
         let mut patterns: HashMap<Buffer, (Vec<Vec<u8>>, Vec<u32>)> = HashMap::new();
         let mut always = Vec::new();
         let mut by_host: HashMap<u128, Vec<u32>> = HashMap::new();
+        let mut bits = BitNames::default();
         for l in &set.rules {
-            match compile_rule(l) {
+            match compile_rule(l, &mut bits) {
                 Ok(c) => {
                     let id = rules.len() as u32;
                     match fast_pattern(&c.groups) {
@@ -329,7 +401,8 @@ impl Engine {
     }
 
     /// Appends the index of every rule that matches `p` to `alerts`, in rule order.
-    pub fn inspect(&self, p: &Inspection<'_>, scratch: &mut Scratch, alerts: &mut Vec<u32>) {
+    /// Fills `scratch.candidates`: rules whose fast pattern or host list this packet hits.
+    fn candidates(&self, p: &Inspection<'_>, scratch: &mut Scratch) {
         if scratch.stamp.len() != self.rules.len() {
             scratch.stamp = vec![0; self.rules.len()];
             scratch.generation = 0;
@@ -363,13 +436,161 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The rules this packet matches on its own: no flowbits set (a rule testing for a
+    /// set bit does not match), no alert-rate limits. `inspect_stateful` is the full one.
+    pub fn inspect(&self, p: &Inspection<'_>, scratch: &mut Scratch, alerts: &mut Vec<u32>) {
+        self.candidates(p, scratch);
         let before = alerts.len();
         for &id in scratch.candidates.iter().chain(self.always.iter()) {
-            if verify::rule_matches(&self.rules[id as usize], p) {
+            let r = &self.rules[id as usize];
+            let holds = r.bit_conditions.iter().all(|(isset, _, _)| !isset);
+            if holds && verify::rule_matches(r, p) {
                 alerts.push(id);
             }
         }
         alerts[before..].sort_unstable();
+    }
+}
+
+/// The flowbits set on one flow (a short list: flows set few bits).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowBits(Vec<u16>);
+
+impl FlowBits {
+    pub fn is_set(&self, b: u16) -> bool {
+        self.0.contains(&b)
+    }
+    fn set(&mut self, b: u16) {
+        if !self.is_set(b) && self.0.len() < MAX_BITS_PER_FLOW {
+            self.0.push(b);
+        }
+    }
+    fn unset(&mut self, b: u16) {
+        self.0.retain(|&x| x != b);
+    }
+}
+
+/// Most flowbits one flow holds; more are not recorded.
+const MAX_BITS_PER_FLOW: usize = 64;
+
+/// Alert-rate state of threshold and detection_filter, per rule and tracked address.
+pub struct RateTable {
+    map: HashMap<(u32, u128), (u64, u32)>,
+    cap: usize,
+    /// Times the table was full and started over.
+    pub resets: u64,
+}
+
+impl RateTable {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            cap,
+            resets: 0,
+        }
+    }
+
+    /// Whether this match of `rule` (index `id`) may alert now.
+    fn allows(&mut self, id: u32, rate: &Rate, p: &Inspection<'_>, now_ns: u64) -> bool {
+        let key = match rate.track {
+            Track::Src => p.src,
+            Track::Dst => p.dst,
+            Track::Rule => 0,
+            Track::Both => p.src ^ p.dst.rotate_left(64),
+        };
+        if self.map.len() >= self.cap && !self.map.contains_key(&(id, key)) {
+            self.map.clear();
+            self.resets += 1;
+        }
+        let window = u64::from(rate.seconds) * 1_000_000_000;
+        let e = self.map.entry((id, key)).or_insert((now_ns, 0));
+        if now_ns.saturating_sub(e.0) >= window {
+            *e = (now_ns, 0);
+        }
+        e.1 = e.1.saturating_add(1);
+        let n = e.1;
+        match rate.kind {
+            // The first `count` in each window.
+            Some(ThresholdKind::Limit) => n <= rate.count,
+            // Every `count`-th in a window.
+            Some(ThresholdKind::Threshold) => {
+                if n >= rate.count {
+                    e.1 = 0;
+                    true
+                } else {
+                    false
+                }
+            }
+            // Once per window, when `count` is reached.
+            Some(ThresholdKind::Both) => n == rate.count,
+            // detection_filter: every match after the first `count` in the window.
+            None => n > rate.count,
+        }
+    }
+}
+
+impl Engine {
+    /// [`Engine::inspect`] with the flow's flowbits and the alert rates: rules that set
+    /// bits run before rules that test them (as Suricata orders them), `noalert` rules
+    /// change bits without alerting, and threshold/detection_filter decide whether a
+    /// match alerts.
+    pub fn inspect_stateful(
+        &self,
+        p: &Inspection<'_>,
+        scratch: &mut Scratch,
+        bits: &mut FlowBits,
+        rates: &mut RateTable,
+        now_ns: u64,
+        alerts: &mut Vec<u32>,
+    ) {
+        self.candidates(p, scratch);
+        let mut hits = std::mem::take(&mut scratch.hits);
+        hits.clear();
+        for conditional in [false, true] {
+            for &id in scratch.candidates.iter().chain(self.always.iter()) {
+                let r = &self.rules[id as usize];
+                if r.bit_conditions.is_empty() == conditional {
+                    continue;
+                }
+                // Flowbit tests are cheap: before the content verification.
+                let holds = r.bit_conditions.iter().all(|(isset, all, ids)| {
+                    let test = |b: &u16| bits.is_set(*b) == *isset;
+                    if *all || !*isset {
+                        ids.iter().all(test)
+                    } else {
+                        ids.iter().any(test)
+                    }
+                });
+                if !holds || !verify::rule_matches(r, p) {
+                    continue;
+                }
+                for (cmd, ids) in &r.bit_actions {
+                    for &b in ids {
+                        match cmd {
+                            FlowbitsCmd::Set => bits.set(b),
+                            FlowbitsCmd::Unset => bits.unset(b),
+                            FlowbitsCmd::Toggle if bits.is_set(b) => bits.unset(b),
+                            FlowbitsCmd::Toggle => bits.set(b),
+                            _ => {}
+                        }
+                    }
+                }
+                if r.meta.noalert {
+                    continue;
+                }
+                if let Some(rate) = &r.rate
+                    && !rates.allows(id, rate, p, now_ns)
+                {
+                    continue;
+                }
+                hits.push(id);
+            }
+        }
+        alerts.extend_from_slice(&hits);
+        alerts.sort_unstable();
+        scratch.hits = hits;
     }
 }
 

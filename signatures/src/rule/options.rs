@@ -150,7 +150,8 @@ pub enum Match {
     Bsize(SizeCmp, Buffer),
     Dsize(SizeCmp),
     Flow(Vec<FlowOpt>),
-    Flowbits(FlowbitsCmd, Vec<String>),
+    /// Command, names, and whether a condition needs all names (`a&b`) or any (`a|b`).
+    Flowbits(FlowbitsCmd, Vec<String>, bool),
     Threshold {
         kind: ThresholdKind,
         track: Track,
@@ -473,6 +474,7 @@ pub fn parse(body: &str, header: &Header) -> Result<(Meta, Vec<Match>), RuleErro
                         .map(|s| s.trim().to_string())
                         .filter(|s| !s.is_empty())
                         .collect(),
+                    names.contains('&'),
                 ));
             }
             "threshold" | "detection_filter" => {
