@@ -358,7 +358,7 @@ pub fn markdown(results: &[TestResult], source: &str) -> String {
         *reasons.entry(reason_group(&r.detail)).or_default() += 1;
     }
     let mut reasons: Vec<_> = reasons.into_iter().collect();
-    reasons.sort_by(|a, b| b.1.cmp(&a.1));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
     let mut o = String::new();
     let _ = writeln!(o, "# Conformance: Suricata regression tests\n");
     let _ = writeln!(

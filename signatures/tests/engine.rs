@@ -125,20 +125,26 @@ fn pcre_relative_and_refusals() {
         r#"alert tcp any any -> any any (content:"a"; flowbits:isset,x; sid:22;)"#,
         r#"alert tcp any any -> any any (content:"a"; byte_test:1,>,2,0; sid:23;)"#,
     ]);
-    assert_eq!(sids(&e, &[(Buffer::Packet, b"x id=deadbeef")], true), [20]);
-    assert!(sids(&e, &[(Buffer::Packet, b"x id= deadbeef")], true).is_empty());
-    assert_eq!(rep.compiled, 2, "flowbits compile; byte_test and look-around do not yet");
+    assert_eq!(
+        sids(&e, &[(Buffer::Packet, b"x id=deadbeef")], true),
+        [20, 23],
+        "byte_test: x > 2"
+    );
+    assert_eq!(
+        sids(&e, &[(Buffer::Packet, b"x id= deadbeef")], true),
+        [23],
+        "the pcre needs hex right after id="
+    );
+    assert_eq!(
+        rep.compiled, 3,
+        "flowbits and byte_test compile; look-around does not yet"
+    );
     assert_eq!(
         rep.skipped_by_reason
             .get("unsupported by the engine: pcre the regex crate cannot compile (look-around)"),
         Some(&1),
         "{:?}",
         rep.skipped_by_reason
-    );
-    assert_eq!(
-        rep.skipped_by_reason
-            .get("unsupported by the engine: byte_test"),
-        Some(&1)
     );
 }
 
@@ -215,7 +221,14 @@ fn stateful(
         buffers: &bufs,
     };
     let mut out = Vec::new();
-    e.inspect_stateful(&p, &mut Scratch::default(), bits, rates, now_s * 1_000_000_000, &mut out);
+    e.inspect_stateful(
+        &p,
+        &mut Scratch::default(),
+        bits,
+        rates,
+        now_s * 1_000_000_000,
+        &mut out,
+    );
     out.iter().map(|&i| e.rules[i as usize].meta.sid).collect()
 }
 
@@ -234,14 +247,21 @@ fn flowbits_set_test_and_noalert() {
     let (mut bits, mut rates) = (FlowBits::default(), RateTable::new(100));
     let mut run = |p: &[u8]| stateful(&e, p, LAN, &mut bits, &mut rates, 1);
     assert_eq!(run(b"RETR x"), [3], "not logged in yet");
-    assert_eq!(run(b"USER bob"), Vec::<u32>::new(), "noalert sets the bit silently");
+    assert_eq!(
+        run(b"USER bob"),
+        Vec::<u32>::new(),
+        "noalert sets the bit silently"
+    );
     assert_eq!(run(b"RETR x"), [2]);
     assert_eq!(run(b"LIST"), [5], "OR of names; the AND needs bit a too");
     assert_eq!(run(b"QUIT"), [4]);
     assert_eq!(run(b"RETR x"), [3]);
     // Setter and tester in one packet: the setter runs first.
     let mut fresh = FlowBits::default();
-    assert_eq!(stateful(&e, b"USER a RETR b", LAN, &mut fresh, &mut rates, 1), [2]);
+    assert_eq!(
+        stateful(&e, b"USER a RETR b", LAN, &mut fresh, &mut rates, 1),
+        [2]
+    );
 }
 
 #[test]
@@ -257,12 +277,56 @@ fn thresholds_and_detection_filter_count_per_window() {
     let mut rates = RateTable::new(100);
     let mut bits = FlowBits::default();
     let mut count = |p: &[u8], src: u128, t: u64, n: usize| -> usize {
-        (0..n).filter(|_| !stateful(&e, p, src, &mut bits, &mut rates, t).is_empty()).count()
+        (0..n)
+            .filter(|_| !stateful(&e, p, src, &mut bits, &mut rates, t).is_empty())
+            .count()
     };
-    assert_eq!(count(b"AAA", LAN, 1, 5), 2, "limit: the first 2 in the window");
+    assert_eq!(
+        count(b"AAA", LAN, 1, 5),
+        2,
+        "limit: the first 2 in the window"
+    );
     assert_eq!(count(b"AAA", LAN + 1, 1, 5), 2, "tracked per source");
     assert_eq!(count(b"AAA", LAN, 100, 5), 2, "a new window");
     assert_eq!(count(b"BBB", LAN, 1, 9), 3, "threshold: every 3rd");
     assert_eq!(count(b"CCC", LAN, 1, 6), 1, "both: once when 2 is reached");
-    assert_eq!(count(b"DDD", LAN, 1, 5), 3, "detection_filter: after the first 2");
+    assert_eq!(
+        count(b"DDD", LAN, 1, 5),
+        3,
+        "detection_filter: after the first 2"
+    );
+}
+
+#[test]
+fn byte_test_and_byte_jump() {
+    let (e, rep) = engine(&[
+        // A 2-byte big-endian length after "LEN" larger than 1000.
+        r#"alert tcp any any -> any any (content:"LEN"; byte_test:2,>,1000,0,relative; sid:30;)"#,
+        // Little-endian, bitmask, negated equality.
+        r#"alert tcp any any -> any any (content:"F"; byte_test:2,!=,0x0001,0,relative,little,bitmask 0x00ff; sid:31;)"#,
+        // ASCII decimal.
+        r#"alert tcp any any -> any any (content:"n="; byte_test:3,>=,500,0,relative,string,dec; sid:32;)"#,
+        // Jump over a length-prefixed field, then a content right after it.
+        r#"alert tcp any any -> any any (content:"TLV"; byte_jump:1,0,relative; content:"END"; within:3; sid:33;)"#,
+        r#"alert tcp any any -> any any (content:"X"; byte_extract:1,0,len,relative; sid:34;)"#,
+        r#"alert tcp any any -> any any (content:"X"; byte_test:1,>,2,0,dce; sid:35;)"#,
+    ]);
+    assert_eq!(rep.compiled, 4, "{:?}", rep.skipped_by_reason);
+    let s = |p: &[u8]| sids(&e, &[(Buffer::Packet, p)], true);
+    assert_eq!(s(b"LEN\x04\x00"), [30]);
+    assert!(s(b"LEN\x03\xe8").is_empty(), "1000 is not > 1000");
+    assert!(
+        s(b"LEN\x04").is_empty(),
+        "reading past the end fails the test"
+    );
+    assert_eq!(s(b"F\x02\x00"), [31]);
+    assert!(s(b"F\x01\xff").is_empty(), "masked to 1");
+    assert_eq!(s(b"n=734;"), [32]);
+    assert!(s(b"n=4x4;").is_empty(), "not a number");
+    assert_eq!(s(b"TLV\x03abcEND"), [33]);
+    assert!(
+        s(b"TLV\x02abcEND").is_empty(),
+        "END is not right after the field"
+    );
+    assert!(s(b"TLV\xffEND").is_empty(), "a jump past the end fails");
 }

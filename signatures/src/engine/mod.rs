@@ -119,7 +119,10 @@ pub struct EngineReport {
 
 pub struct Engine {
     pub rules: Vec<CompiledRule>,
-    prefilters: Vec<(Buffer, AhoCorasick, Vec<u32>)>,
+    /// Per buffer: the automaton over distinct fast patterns, the rules of each pattern,
+    /// and the pattern numbering's offset into `Scratch::seen` (shared by all buffers).
+    prefilters: Vec<(Buffer, AhoCorasick, Vec<Vec<u32>>, usize)>,
+    patterns_total: usize,
     /// Rules without a positive content: checked on every inspection…
     always: Vec<u32>,
     /// …except those whose source or destination is a list of single hosts (the IP
@@ -143,6 +146,8 @@ fn host_list(spec: &crate::rule::AddrSpec) -> Option<Vec<u128>> {
 #[derive(Default)]
 pub struct Scratch {
     stamp: Vec<u32>,
+    /// Per fast pattern: the generation it was last seen in (later hits are skipped).
+    seen: Vec<u32>,
     generation: u32,
     candidates: Vec<u32>,
     hits: Vec<u32>,
@@ -175,6 +180,9 @@ fn fast_pattern(groups: &[(Buffer, Vec<Step>)]) -> Option<(Buffer, Vec<u8>)> {
     }
     (!pat.is_empty()).then_some((chosen.0, pat))
 }
+
+/// Distinct fast patterns of one buffer, the rules of each, and each pattern's index.
+type PatternSet = (Vec<Vec<u8>>, Vec<Vec<u32>>, HashMap<Vec<u8>, usize>);
 
 /// A rule's alert rate control.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,8 +273,14 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
                     }
                 }
             }
-            Match::ByteTest(..) => return Err("byte_test".into()),
-            Match::ByteJump(..) => return Err("byte_jump".into()),
+            Match::ByteTest(args, b) => push(
+                *b,
+                verify::compile_byte_test(args).map_err(|e| format!("byte_test: {e}"))?,
+            ),
+            Match::ByteJump(args, b) => push(
+                *b,
+                verify::compile_byte_jump(args).map_err(|e| format!("byte_jump: {e}"))?,
+            ),
             Match::ByteExtract(..) => return Err("byte_extract".into()),
             Match::Flowbits(cmd, names, all) => match cmd {
                 FlowbitsCmd::Noalert => {}
@@ -333,7 +347,9 @@ impl Engine {
     pub fn build(set: &RuleSet) -> (Engine, EngineReport) {
         let mut report = EngineReport::default();
         let mut rules = Vec::new();
-        let mut patterns: HashMap<Buffer, (Vec<Vec<u8>>, Vec<u32>)> = HashMap::new();
+        // Rules sharing a fast pattern share its automaton entry: a match is reported once
+        // per pattern, not once per rule.
+        let mut patterns: HashMap<Buffer, PatternSet> = HashMap::new();
         let mut always = Vec::new();
         let mut by_host: HashMap<u128, Vec<u32>> = HashMap::new();
         let mut bits = BitNames::default();
@@ -344,8 +360,14 @@ impl Engine {
                     match fast_pattern(&c.groups) {
                         Some((b, p)) => {
                             let e = patterns.entry(b).or_default();
-                            e.0.push(p);
-                            e.1.push(id);
+                            match e.2.get(&p) {
+                                Some(&i) => e.1[i].push(id),
+                                None => {
+                                    e.2.insert(p.clone(), e.0.len());
+                                    e.0.push(p);
+                                    e.1.push(vec![id]);
+                                }
+                            }
                         }
                         None => match host_list(&l.rule.header.src)
                             .or_else(|| host_list(&l.rule.header.dst))
@@ -368,19 +390,24 @@ impl Engine {
             }
         }
         let mut prefilters = Vec::new();
-        for (b, (pats, ids)) in patterns {
+        let mut base = 0;
+        for (b, (pats, ids, _)) in patterns {
             report.prefilter_patterns += pats.len();
+            let n = pats.len();
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
                 .build(&pats);
             match ac {
-                Ok(ac) => prefilters.push((b, ac, ids)),
+                Ok(ac) => {
+                    prefilters.push((b, ac, ids, base));
+                    base += n;
+                }
                 Err(e) => {
                     *report
                         .skipped_by_reason
                         .entry(format!("prefilter for {b:?} failed: {e}"))
-                        .or_default() += ids.len();
+                        .or_default() += ids.iter().map(Vec::len).sum::<usize>();
                 }
             }
         }
@@ -393,6 +420,7 @@ impl Engine {
             Engine {
                 rules,
                 prefilters,
+                patterns_total: base,
                 always,
                 by_host,
             },
@@ -403,27 +431,37 @@ impl Engine {
     /// Appends the index of every rule that matches `p` to `alerts`, in rule order.
     /// Fills `scratch.candidates`: rules whose fast pattern or host list this packet hits.
     fn candidates(&self, p: &Inspection<'_>, scratch: &mut Scratch) {
-        if scratch.stamp.len() != self.rules.len() {
+        if scratch.stamp.len() != self.rules.len() || scratch.seen.len() != self.patterns_total {
             scratch.stamp = vec![0; self.rules.len()];
+            scratch.seen = vec![0; self.patterns_total];
             scratch.generation = 0;
         }
         scratch.generation = scratch.generation.wrapping_add(1);
         if scratch.generation == 0 {
             scratch.stamp.fill(0);
+            scratch.seen.fill(0);
             scratch.generation = 1;
         }
         let g = scratch.generation;
         scratch.candidates.clear();
-        for (b, ac, ids) in &self.prefilters {
+        for (b, ac, ids, base) in &self.prefilters {
             let Some(data) = p.buffers.iter().find(|(pb, _)| pb == b).map(|(_, d)| *d) else {
                 continue;
             };
             for m in ac.find_overlapping_iter(data) {
-                let id = ids[m.pattern().as_usize()];
-                let s = &mut scratch.stamp[id as usize];
-                if *s != g {
-                    *s = g;
-                    scratch.candidates.push(id);
+                let pat = m.pattern().as_usize();
+                // A pattern seen earlier in this buffer has queued its rules already.
+                let seen = &mut scratch.seen[base + pat];
+                if *seen == g {
+                    continue;
+                }
+                *seen = g;
+                for &id in &ids[pat] {
+                    let s = &mut scratch.stamp[id as usize];
+                    if *s != g {
+                        *s = g;
+                        scratch.candidates.push(id);
+                    }
                 }
             }
         }

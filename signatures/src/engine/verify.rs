@@ -9,6 +9,9 @@ use crate::rule::{Buffer, Content, Pcre, Transform};
 /// backtracking of relative matches on hostile payloads).
 const MAX_TRIES: u32 = 4096;
 
+// Steps are built once per rule and only borrowed on the data path; boxing the content
+// variant would add an indirection to every check for no saving that matters.
+#[allow(clippy::large_enum_variant)]
 pub enum Step {
     /// A content and, for exact-case patterns, its searcher built once at compile time.
     Content(Content, Option<memchr::memmem::Finder<'static>>),
@@ -24,6 +27,183 @@ pub enum Step {
     },
     Bsize(SizeCmp),
     Transform(Transform),
+    ByteTest(ByteTest),
+    ByteJump(ByteJump),
+}
+
+/// How a number is read out of the buffer (byte_test, byte_jump).
+#[derive(Clone, Copy, Debug)]
+pub struct ByteRead {
+    bytes: usize,
+    offset: i64,
+    relative: bool,
+    little: bool,
+    /// `Some(base)` for `string, dec|hex|oct`.
+    string: Option<u32>,
+    bitmask: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ByteTest {
+    read: ByteRead,
+    op: u8,
+    negated: bool,
+    value: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ByteJump {
+    read: ByteRead,
+    multiplier: u64,
+    align: bool,
+    from_beginning: bool,
+    from_end: bool,
+    post_offset: i64,
+}
+
+fn int(s: &str, what: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let v = if let Some(h) = t.strip_prefix("0x").or(t.strip_prefix("0X")) {
+        i64::from_str_radix(h, 16)
+    } else {
+        t.parse::<i64>()
+    };
+    v.map_err(|_| {
+        if t.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        {
+            format!("byte_extract variable {t:?} as the {what}")
+        } else {
+            format!("{what} {t:?} is not a number")
+        }
+    })
+}
+
+/// Reads the common options; returns the read and the options it did not know.
+fn byte_read(
+    bytes: &str,
+    offset: &str,
+    opts: &[String],
+) -> Result<(ByteRead, Vec<String>), String> {
+    let n = int(bytes, "byte count")?;
+    let mut r = ByteRead {
+        bytes: usize::try_from(n).map_err(|_| "byte count must be positive".to_string())?,
+        offset: int(offset, "offset")?,
+        relative: false,
+        little: false,
+        string: None,
+        bitmask: None,
+    };
+    let mut rest = Vec::new();
+    let mut it = opts.iter().map(|o| o.trim()).peekable();
+    while let Some(o) = it.next() {
+        match o {
+            "relative" => r.relative = true,
+            "little" => r.little = true,
+            "big" => r.little = false,
+            "string" => {
+                r.string = Some(match it.next() {
+                    Some("hex") => 16,
+                    Some("oct") => 8,
+                    Some("dec") | None => 10,
+                    Some(b) => return Err(format!("string base {b:?}")),
+                })
+            }
+            "dce" => return Err("dce (DCERPC byte order)".into()),
+            o if o.starts_with("bitmask") => {
+                r.bitmask = Some(int(o.trim_start_matches("bitmask"), "bitmask")? as u64)
+            }
+            o => rest.push(o.to_string()),
+        }
+    }
+    let max = if r.string.is_some() { 20 } else { 8 };
+    if r.bytes == 0 || r.bytes > max {
+        return Err(format!("byte count {} (1 to {max})", r.bytes));
+    }
+    Ok((r, rest))
+}
+
+pub(crate) fn compile_byte_test(args: &[String]) -> Result<Step, String> {
+    let [bytes, op, value, offset, opts @ ..] = args else {
+        return Err("byte_test needs bytes, operator, value, offset".into());
+    };
+    let (read, rest) = byte_read(bytes, offset, opts)?;
+    if let Some(o) = rest.first() {
+        return Err(format!("byte_test option {o:?}"));
+    }
+    let op = op.trim();
+    let (negated, op) = match op.strip_prefix('!') {
+        Some(o) => (true, o.trim()),
+        None => (false, op),
+    };
+    let op = match op {
+        "<" => b'<',
+        ">" => b'>',
+        "=" | "" => b'=',
+        "<=" => b'l',
+        ">=" => b'g',
+        "&" => b'&',
+        "^" => b'^',
+        o => return Err(format!("byte_test operator {o:?}")),
+    };
+    let value = int(value, "value")? as u64;
+    Ok(Step::ByteTest(ByteTest {
+        read,
+        op,
+        negated,
+        value,
+    }))
+}
+
+pub(crate) fn compile_byte_jump(args: &[String]) -> Result<Step, String> {
+    let [bytes, offset, opts @ ..] = args else {
+        return Err("byte_jump needs bytes and offset".into());
+    };
+    let (read, rest) = byte_read(bytes, offset, opts)?;
+    let mut j = ByteJump {
+        read,
+        multiplier: 1,
+        align: false,
+        from_beginning: false,
+        from_end: false,
+        post_offset: 0,
+    };
+    for o in rest {
+        match o.as_str() {
+            "align" => j.align = true,
+            "from_beginning" => j.from_beginning = true,
+            "from_end" => j.from_end = true,
+            o if o.starts_with("multiplier") => {
+                j.multiplier = int(o.trim_start_matches("multiplier"), "multiplier")? as u64
+            }
+            o if o.starts_with("post_offset") => {
+                j.post_offset = int(o.trim_start_matches("post_offset"), "post_offset")?
+            }
+            o => return Err(format!("byte_jump option {o:?}")),
+        }
+    }
+    Ok(Step::ByteJump(j))
+}
+
+/// Reads the number; returns it and the position just past it.
+fn read_value(r: &ByteRead, buf: &[u8], prev: usize) -> Option<(u64, usize)> {
+    let at = if r.relative {
+        prev as i64 + r.offset
+    } else {
+        r.offset
+    };
+    let at = usize::try_from(at).ok()?;
+    let raw = buf.get(at..at.checked_add(r.bytes)?)?;
+    let mut v = match r.string {
+        Some(base) => u64::from_str_radix(std::str::from_utf8(raw).ok()?.trim(), base).ok()?,
+        None if r.little => raw.iter().rev().fold(0u64, |a, &b| (a << 8) | u64::from(b)),
+        None => raw.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b)),
+    };
+    if let Some(m) = r.bitmask.filter(|&m| m != 0) {
+        v = (v & m) >> m.trailing_zeros();
+    }
+    Some((v, at + r.bytes))
 }
 
 pub(crate) fn compile_pcre(p: &Pcre) -> Result<Step, String> {
@@ -221,6 +401,44 @@ fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32) -> boo
             (at < buf.len()) != *negated && matches_from(rest, buf, prev, tries)
         }
         Step::Bsize(c) => cmp(*c, buf.len()) && matches_from(rest, buf, prev, tries),
+        Step::ByteTest(t) => {
+            let Some((v, _)) = read_value(&t.read, buf, prev) else {
+                return false;
+            };
+            let ok = match t.op {
+                b'<' => v < t.value,
+                b'>' => v > t.value,
+                b'=' => v == t.value,
+                b'l' => v <= t.value,
+                b'g' => v >= t.value,
+                b'&' => v & t.value != 0,
+                _ => v ^ t.value != 0,
+            };
+            ok != t.negated && matches_from(rest, buf, prev, tries)
+        }
+        Step::ByteJump(j) => {
+            let Some((v, after)) = read_value(&j.read, buf, prev) else {
+                return false;
+            };
+            let mut jump = v.saturating_mul(j.multiplier);
+            if j.align {
+                jump = jump.saturating_add(3) & !3;
+            }
+            let base = if j.from_end {
+                buf.len() as i64
+            } else if j.from_beginning {
+                0
+            } else {
+                after as i64
+            };
+            let to = base
+                .saturating_add(i64::try_from(jump).unwrap_or(i64::MAX))
+                .saturating_add(j.post_offset);
+            match usize::try_from(to) {
+                Ok(to) if to <= buf.len() => matches_from(rest, buf, to, tries),
+                _ => false,
+            }
+        }
         Step::Transform(_) => matches_from(rest, buf, prev, tries),
     }
 }
