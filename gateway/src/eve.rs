@@ -13,10 +13,13 @@ use std::sync::{Arc, Mutex};
 /// (after a hot apply, rule 3 may be another rule). Bounded: older versions fall off and
 /// their events are named by the oldest kept.
 pub struct PolicyHistory {
-    versions: Mutex<VecDeque<(u64, Arc<Policy>, Option<Arc<WebRules>>)>>,
+    versions: Mutex<VecDeque<Version>>,
 }
 
 const HISTORY: usize = 16;
+
+/// A version number, its policy, and its web rules (names categories and groups).
+type Version = (u64, Arc<Policy>, Option<Arc<WebRules>>);
 
 impl PolicyHistory {
     pub fn new(version: u64, policy: Arc<Policy>, web: Option<Arc<WebRules>>) -> Arc<Self> {
