@@ -18,19 +18,7 @@ pub fn build(frame: &[u8], m: &PacketMeta, out: &mut [u8]) -> Option<usize> {
     if m.dst_mac.is_multicast() || m.src_mac.is_multicast() || is_group_addr(m.dst, m.is_v4()) {
         return None;
     }
-    let l2 = L2 {
-        src: m.dst_mac,
-        dst: m.src_mac,
-        vlan_outer: m.vlan_outer,
-        vlan_inner: m.vlan_inner,
-    };
-    let ip = Ip {
-        src: m.dst,
-        dst: m.src,
-        v4: m.is_v4(),
-        ttl: 64,
-        ident: 0,
-    };
+    let (l2, ip) = reply_headers(m);
     if m.proto == ip_proto::TCP && m.has_l4() {
         if m.tcp_flags & RST != 0 {
             return None;
@@ -99,6 +87,25 @@ pub fn build(frame: &[u8], m: &PacketMeta, out: &mut [u8]) -> Option<usize> {
             rest: [0; 4],
         },
         quote,
+    )
+}
+
+/// Ethernet and IP headers for an answer to `m`: from its destination back to its sender.
+pub(crate) fn reply_headers(m: &PacketMeta) -> (L2, Ip) {
+    (
+        L2 {
+            src: m.dst_mac,
+            dst: m.src_mac,
+            vlan_outer: m.vlan_outer,
+            vlan_inner: m.vlan_inner,
+        },
+        Ip {
+            src: m.dst,
+            dst: m.src,
+            v4: m.is_v4(),
+            ttl: 64,
+            ident: 0,
+        },
     )
 }
 

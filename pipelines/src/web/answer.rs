@@ -4,6 +4,7 @@
 
 use super::names::Question;
 use crate::packet::PacketMeta;
+use crate::reject::reply_headers;
 use crate::wire::emit::{self, Ip, L2, Transport};
 use crate::wire::tcp::flags::{ACK, FIN, PSH, RST};
 use std::io::Write;
@@ -74,21 +75,11 @@ pub fn page(kind: PageKind, name: &str, category: &str, desk: &str, out: &mut [u
 /// acknowledged, ack = past the request), with FIN: the client reads the page and the
 /// connection is over.
 pub fn page_to_client(m: &PacketMeta, page: &[u8], out: &mut [u8]) -> Option<usize> {
+    let (l2, ip) = reply_headers(m);
     emit::build(
         out,
-        &L2 {
-            src: m.dst_mac,
-            dst: m.src_mac,
-            vlan_outer: m.vlan_outer,
-            vlan_inner: m.vlan_inner,
-        },
-        &Ip {
-            src: m.dst,
-            dst: m.src,
-            v4: m.is_v4(),
-            ttl: 64,
-            ident: 0,
-        },
+        &l2,
+        &ip,
         &Transport::Tcp {
             src_port: m.dst_port,
             dst_port: m.src_port,
@@ -186,21 +177,11 @@ pub fn dns_sinkhole(
         msg[len..len + n].copy_from_slice(&addr[..n]);
         len += n;
     }
+    let (l2, ip) = reply_headers(m);
     emit::build(
         out,
-        &L2 {
-            src: m.dst_mac,
-            dst: m.src_mac,
-            vlan_outer: m.vlan_outer,
-            vlan_inner: m.vlan_inner,
-        },
-        &Ip {
-            src: m.dst,
-            dst: m.src,
-            v4: m.is_v4(),
-            ttl: 64,
-            ident: 0,
-        },
+        &l2,
+        &ip,
         &Transport::Udp {
             src_port: m.dst_port,
             dst_port: m.src_port,

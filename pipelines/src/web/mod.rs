@@ -525,7 +525,7 @@ impl WebFilter {
                     return WebVerdict::Pass;
                 }
                 if m.dst_port == 53 || m.src_port == 53 {
-                    return self.dns(frame, payload, m, cx, injects, events, now_ns);
+                    return self.dns(payload, m, cx, injects, events, now_ns);
                 }
                 *st |= state::DONE;
                 if !(lan_client && cx.from_initiator) {
@@ -554,7 +554,6 @@ impl WebFilter {
     #[allow(clippy::too_many_arguments)]
     fn dns(
         &mut self,
-        frame: &[u8],
         payload: &[u8],
         m: &PacketMeta,
         cx: FlowCtx,
@@ -593,47 +592,27 @@ impl WebFilter {
             return WebVerdict::Pass;
         }
         self.stats.dns_queries += 1;
-        let group = self.rules.group_of(m.src_mac, m.src);
-        let d = self.rules.decide(group, host, None, &mut self.matches);
-        self.count(&d, m, now_ns);
-        match d.action {
-            WebAction::Allow => WebVerdict::Pass,
-            WebAction::Monitor => {
-                self.event(
-                    m,
-                    cx,
-                    Outcome::Monitored,
-                    Via::Dns,
-                    host,
-                    &d,
-                    group,
-                    events,
-                    now_ns,
-                );
-                WebVerdict::Pass
-            }
-            WebAction::Block => {
-                let c = &self.rules.config;
-                let (v4, v6) = (c.sinkhole_v4, c.sinkhole_v6);
-                injects.push_with(cx.side, |out| {
-                    answer::dns_sinkhole(m, payload, &q, v4, v6, out)
-                });
-                let _ = frame;
-                self.stats.sinkholed += 1;
-                self.event(
-                    m,
-                    cx,
-                    Outcome::Sinkholed,
-                    Via::Dns,
-                    host,
-                    &d,
-                    group,
-                    events,
-                    now_ns,
-                );
-                WebVerdict::DropPacket
-            }
+        if self
+            .judge(
+                m,
+                cx,
+                Via::Dns,
+                host,
+                None,
+                Outcome::Sinkholed,
+                events,
+                now_ns,
+            )
+            .is_none()
+        {
+            return WebVerdict::Pass;
         }
+        let c = &self.rules.config;
+        let (v4, v6) = (c.sinkhole_v4, c.sinkhole_v6);
+        injects.push_with(cx.side, |out| {
+            answer::dns_sinkhole(m, payload, &q, v4, v6, out)
+        });
+        WebVerdict::DropPacket
     }
 
     fn quic(
@@ -662,42 +641,19 @@ impl WebFilter {
             return None;
         };
         self.stats.quic_sni += 1;
-        let group = self.rules.group_of(m.src_mac, m.src);
-        let d = self
-            .rules
-            .decide(group, sni.as_str(), None, &mut self.matches);
-        self.count(&d, m, now_ns);
-        Some(match d.action {
-            WebAction::Allow => WebVerdict::Pass,
-            WebAction::Monitor => {
-                self.event(
-                    m,
-                    cx,
-                    Outcome::Monitored,
-                    Via::Quic,
-                    sni.as_str(),
-                    &d,
-                    group,
-                    events,
-                    now_ns,
-                );
-                WebVerdict::Pass
-            }
-            WebAction::Block => {
-                self.stats.blocked += 1;
-                self.event(
-                    m,
-                    cx,
-                    Outcome::Blocked,
-                    Via::Quic,
-                    sni.as_str(),
-                    &d,
-                    group,
-                    events,
-                    now_ns,
-                );
-                WebVerdict::BlockFlow
-            }
+        let blocked = self.judge(
+            m,
+            cx,
+            Via::Quic,
+            sni.as_str(),
+            None,
+            Outcome::Blocked,
+            events,
+            now_ns,
+        );
+        Some(match blocked {
+            Some(_) => WebVerdict::BlockFlow,
+            None => WebVerdict::Pass,
         })
     }
 
@@ -773,49 +729,24 @@ impl WebFilter {
             );
             return WebVerdict::BlockFlow;
         }
-        let d = self
-            .rules
-            .decide(group, host.as_str(), path, &mut self.matches);
-        self.count(&d, m, now_ns);
-        match d.action {
-            WebAction::Allow => WebVerdict::Pass,
-            WebAction::Monitor => {
-                self.event(
-                    m,
-                    cx,
-                    Outcome::Monitored,
-                    via,
-                    host.as_str(),
-                    &d,
-                    group,
-                    events,
-                    now_ns,
-                );
-                WebVerdict::Pass
-            }
-            WebAction::Block => {
-                self.stats.blocked += 1;
-                let cat = d.hit.map_or(NO_CATEGORY, |h| h.category);
-                let cat_name = if d.exception && d.hit.is_none() {
-                    "site exception".to_string()
-                } else {
-                    self.rules.category_name(cat).to_string()
-                };
-                self.refuse(frame, m, via, answer::PageKind::Blocked, &cat_name, injects);
-                self.event(
-                    m,
-                    cx,
-                    Outcome::Blocked,
-                    via,
-                    host.as_str(),
-                    &d,
-                    group,
-                    events,
-                    now_ns,
-                );
-                WebVerdict::BlockFlow
-            }
-        }
+        let Some(d) = self.judge(
+            m,
+            cx,
+            via,
+            host.as_str(),
+            path,
+            Outcome::Blocked,
+            events,
+            now_ns,
+        ) else {
+            return WebVerdict::Pass;
+        };
+        let cat_name = match d.hit {
+            Some(h) => self.rules.category_name(h.category).to_string(),
+            None => "site exception".to_string(),
+        };
+        self.refuse(frame, m, via, answer::PageKind::Blocked, &cat_name, injects);
+        WebVerdict::BlockFlow
     }
 
     /// Answers a refused TCP request: the page over HTTP, a RST to the client otherwise;
@@ -895,47 +826,61 @@ impl WebFilter {
             return WebVerdict::Pass;
         }
         self.stats.named_by_answer += 1;
+        let name = slot.name;
+        if self
+            .judge(
+                m,
+                cx,
+                Via::DnsAnswer,
+                name.as_str(),
+                None,
+                Outcome::Blocked,
+                events,
+                now_ns,
+            )
+            .is_none()
+        {
+            return WebVerdict::Pass;
+        }
+        if m.proto == ip_proto::TCP {
+            injects.push_with(Side::Lan, |out| reject::build(frame, m, out));
+            injects.push_with(Side::Wan, |out| answer::rst_to_server(m, out));
+        }
+        WebVerdict::BlockFlow
+    }
+
+    /// Judges a name by the sender's host group: counts it, writes the monitor or block
+    /// event (`blocked` says which outcome a block is), and returns the decision when the
+    /// caller must block.
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &mut self,
+        m: &PacketMeta,
+        cx: FlowCtx,
+        via: Via,
+        name: &str,
+        path: Option<&str>,
+        blocked: Outcome,
+        events: &mut EventQueue,
+        now_ns: u64,
+    ) -> Option<Decision> {
         let group = self.rules.group_of(m.src_mac, m.src);
-        let d = self
-            .rules
-            .decide(group, slot.name.as_str(), None, &mut self.matches);
+        let d = self.rules.decide(group, name, path, &mut self.matches);
         self.count(&d, m, now_ns);
-        match d.action {
-            WebAction::Allow => WebVerdict::Pass,
-            WebAction::Monitor => {
-                self.event(
-                    m,
-                    cx,
-                    Outcome::Monitored,
-                    Via::DnsAnswer,
-                    slot.name.as_str(),
-                    &d,
-                    group,
-                    events,
-                    now_ns,
-                );
-                WebVerdict::Pass
+        let outcome = match d.action {
+            WebAction::Allow => return None,
+            WebAction::Monitor => Outcome::Monitored,
+            WebAction::Block if blocked == Outcome::Sinkholed => {
+                self.stats.sinkholed += 1;
+                blocked
             }
             WebAction::Block => {
                 self.stats.blocked += 1;
-                if m.proto == ip_proto::TCP {
-                    injects.push_with(Side::Lan, |out| reject::build(frame, m, out));
-                    injects.push_with(Side::Wan, |out| answer::rst_to_server(m, out));
-                }
-                self.event(
-                    m,
-                    cx,
-                    Outcome::Blocked,
-                    Via::DnsAnswer,
-                    slot.name.as_str(),
-                    &d,
-                    group,
-                    events,
-                    now_ns,
-                );
-                WebVerdict::BlockFlow
+                blocked
             }
-        }
+        };
+        self.event(m, cx, outcome, via, name, &d, group, events, now_ns);
+        (outcome != Outcome::Monitored).then_some(d)
     }
 
     fn count(&mut self, d: &Decision, m: &PacketMeta, now_ns: u64) {
