@@ -10,7 +10,7 @@ use serde::Serialize;
 pub const MAX_FRAGMENTS: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct DatagramKey {
+pub(crate) struct DatagramKey {
     src: u128,
     dst: u128,
     ident: u32,
@@ -29,6 +29,29 @@ struct Datagram {
     total: Option<u32>,
     poisoned: bool,
     expires_ns: u64,
+}
+
+impl DatagramKey {
+    pub(crate) fn of(m: &PacketMeta, frag: crate::packet::Fragment) -> Self {
+        DatagramKey {
+            src: m.src,
+            dst: m.dst,
+            ident: frag.ident,
+            vlan: m.vlan_key(),
+            proto: m.proto,
+        }
+    }
+}
+
+/// Where a fragment's share of the datagram starts in its frame, and its length.
+pub(crate) fn fragment_data(m: &PacketMeta) -> (usize, usize) {
+    let start = usize::from(if m.has_l4() {
+        m.l4_offset
+    } else {
+        m.payload_offset
+    });
+    let len = (usize::from(m.l3_offset) + usize::from(m.ip_len)).saturating_sub(start);
+    (start, len)
 }
 
 /// What the tracker says about one fragment.
@@ -91,21 +114,9 @@ impl FragmentTracker {
         };
         self.stats.fragments += 1;
         self.sweep(now_ns);
-        let key = DatagramKey {
-            src: m.src,
-            dst: m.dst,
-            ident: frag.ident,
-            vlan: m.vlan_key(),
-            proto: m.proto,
-        };
+        let key = DatagramKey::of(m, frag);
         let start = frag.offset;
-        let data_start = if m.has_l4() {
-            m.l4_offset
-        } else {
-            m.payload_offset
-        };
-        let data_len = (usize::from(m.l3_offset) + usize::from(m.ip_len))
-            .saturating_sub(usize::from(data_start));
+        let data_len = fragment_data(m).1;
         let end = (usize::from(start) + data_len).min(65535) as u16;
         if !self.map.contains_key(&key) && self.map.len() >= self.capacity {
             self.stats.table_full += 1;

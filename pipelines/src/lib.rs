@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod classify;
+pub mod defrag;
 pub mod error;
 pub mod event;
 pub mod firewall;
@@ -13,6 +14,7 @@ pub mod fragment;
 pub mod packet;
 pub mod policy;
 pub mod reject;
+pub mod stream;
 pub mod synth;
 pub mod web;
 pub mod wire;
