@@ -1,7 +1,8 @@
 //! Writing event records as EVE JSON lines.
 
 use mimamori_pipelines::Policy;
-use mimamori_pipelines::event::{EventQueue, EventRecord, WebNames};
+use crate::ips::RuleBook;
+use mimamori_pipelines::event::{EventKind, EventQueue, EventRecord, WebNames};
 use mimamori_pipelines::web::WebRules;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -14,6 +15,8 @@ use std::sync::{Arc, Mutex};
 /// their events are named by the oldest kept.
 pub struct PolicyHistory {
     versions: Mutex<VecDeque<Version>>,
+    /// The signature rules, which name `Signature` events.
+    rules: Mutex<Option<Arc<RuleBook>>>,
 }
 
 const HISTORY: usize = 16;
@@ -25,7 +28,16 @@ impl PolicyHistory {
     pub fn new(version: u64, policy: Arc<Policy>, web: Option<Arc<WebRules>>) -> Arc<Self> {
         Arc::new(Self {
             versions: Mutex::new(VecDeque::from([(version, policy, web)])),
+            rules: Mutex::new(None),
         })
+    }
+
+    pub fn set_rules(&self, book: Arc<RuleBook>) {
+        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = Some(book);
+    }
+
+    fn rules(&self) -> Option<Arc<RuleBook>> {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn record(&self, version: u64, policy: Arc<Policy>, web: Option<Arc<WebRules>>) {
@@ -53,11 +65,23 @@ impl PolicyHistory {
 pub fn to_eve(rec: &EventRecord, history: &PolicyHistory) -> mimamori_pipelines::event::Eve {
     let (policy, web) = history.get(rec.policy_version);
     let rules = &policy.firewall.rules;
-    rec.to_eve(
+    let mut eve = rec.to_eve(
         |side| side.name().to_string(),
         |i| rules.get(i as usize).map(|r| r.name.clone()),
         web.as_deref().map(|w| w as &dyn WebNames),
-    )
+    );
+    if let EventKind::Signature { rule, .. } = rec.kind
+        && let (Some(book), Some(a)) = (history.rules(), eve.alert.as_mut())
+        && let Some(r) = book.engine.rules.get(rule as usize)
+    {
+        a.gid = r.meta.gid;
+        a.signature_id = r.meta.sid;
+        a.rev = r.meta.rev;
+        a.signature = r.meta.msg.clone();
+        a.category = r.meta.classtype.clone().unwrap_or_default();
+        a.severity = r.meta.priority.unwrap_or(3);
+    }
+    eve
 }
 
 pub struct EveWriter {
@@ -73,6 +97,10 @@ impl EveWriter {
             history,
             written: 0,
         })
+    }
+
+    pub fn history(&self) -> &Arc<PolicyHistory> {
+        &self.history
     }
 
     /// Drains the queue into the file.
@@ -91,13 +119,6 @@ impl EveWriter {
         Ok(())
     }
 
-    /// Writes a record built elsewhere (signature alerts from `ids`).
-    pub fn write_eve(&mut self, eve: &mimamori_pipelines::event::Eve) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.w, eve)?;
-        self.w.write_all(b"\n")?;
-        self.written += 1;
-        Ok(())
-    }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.w.flush()

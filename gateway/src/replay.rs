@@ -3,13 +3,14 @@
 
 use crate::capture::{CaptureError, CaptureReader, PcapWriter, to_ethernet};
 use crate::eve::{EveWriter, PolicyHistory};
-use crate::ids::{Ids, IdsStats};
+use crate::ips::{IdsStats, Inspector, InspectorLimits, IpsVerdict, RuleBook};
 use crate::webfilter::WebSetup;
 use anyhow::Context;
 use mimamori_pipelines::classify::Report;
 use mimamori_pipelines::policy::SideMap;
 use mimamori_pipelines::web::hosts::Host;
-use mimamori_pipelines::{Classifier, ForwardReason, Policy, Verdict};
+use mimamori_pipelines::event::{EventKind, EventRecord};
+use mimamori_pipelines::{Classifier, DropReason, ForwardReason, Policy, Verdict};
 use serde::Serialize;
 use std::fs::File;
 use std::io::BufWriter;
@@ -54,8 +55,8 @@ impl Burst {
         cls: &mut Classifier,
         sides: &SideMap,
         out: Option<&mut PcapWriter<BufWriter<File>>>,
-        mut eve: Option<&mut EveWriter>,
-        ids: Option<&mut Ids>,
+        eve: Option<&mut EveWriter>,
+        ids: Option<&mut Inspector>,
     ) -> anyhow::Result<u64> {
         if self.n == 0 {
             return Ok(0);
@@ -68,7 +69,7 @@ impl Burst {
             |_, m| sides.side_of(m),
             &mut self.verdicts[..self.n],
         );
-        if let Some(ids) = ids {
+        if let Some(ips) = ids {
             for i in 0..self.n {
                 if !self.verdicts[i].is_forward() {
                     continue;
@@ -77,10 +78,17 @@ impl Burst {
                     continue;
                 };
                 let side = sides.side_of(&m);
-                for alert in ids.inspect(&self.frames[i], &m, self.ts[i], side.name()) {
-                    if let Some(e) = eve.as_deref_mut() {
-                        e.write_eve(&alert)?;
-                    }
+                let v = ips.inspect(&self.frames[i], &m, side, self.ts[i], &mut cls.injects);
+                for a in &ips.alerts {
+                    let kind = EventKind::Signature {
+                        rule: a.rule,
+                        blocked: a.blocked,
+                    };
+                    cls.events
+                        .push(EventRecord::from_packet(&m, side, 0, kind, self.ts[i]));
+                }
+                if v != IpsVerdict::Pass {
+                    cls.overrule(&mut self.verdicts[i], DropReason::Signature);
                 }
             }
         }
@@ -148,6 +156,7 @@ pub struct IdsSummary {
     pub rules_parsed: usize,
     pub rules_compiled: usize,
     pub skipped_by_reason: std::collections::BTreeMap<String, usize>,
+    pub mode: String,
     #[serde(flatten)]
     pub stats: IdsStats,
 }
@@ -177,7 +186,13 @@ impl Replay<'_> {
         };
         let mut ids = match self.rules {
             Some(p) => {
-                Some(Ids::load(p, &self.policy.sides.lan_subnets).map_err(anyhow::Error::msg)?)
+                let book = Arc::new(
+                    RuleBook::load(p, &self.policy.sides.lan_subnets).map_err(anyhow::Error::msg)?,
+                );
+                if let Some(e) = eve.as_ref() {
+                    e.history().set_rules(book.clone());
+                }
+                Some(Inspector::new(book, &self.policy.ips, InspectorLimits::default()))
             }
             None => None,
         };
@@ -236,16 +251,18 @@ impl Replay<'_> {
             classifier: report,
             hosts: self.web.as_ref().map(|w| w.hosts.snapshot().0),
             ids: ids.map(|i| {
-                let mut skipped = i.load.skipped_by_reason.clone();
-                for (k, v) in &i.build.skipped_by_reason {
+                let b = i.book();
+                let mut skipped = b.load.skipped_by_reason.clone();
+                for (k, v) in &b.build.skipped_by_reason {
                     *skipped.entry(k.clone()).or_default() += v;
                 }
                 IdsSummary {
-                    rules_enabled: i.load.enabled,
-                    rules_parsed: i.load.loaded,
-                    rules_compiled: i.build.compiled,
+                    rules_enabled: b.load.enabled,
+                    rules_parsed: b.load.loaded,
+                    rules_compiled: b.build.compiled,
                     skipped_by_reason: skipped,
-                    stats: i.stats,
+                    mode: format!("{:?}", i.mode()).to_lowercase(),
+                    stats: i.stats.clone(),
                 }
             }),
         })

@@ -51,6 +51,7 @@ reasons!(DropReason {
     WebBlock => "web_block", "the web filter blocked the flow's name (an answer was sent where due)";
     WebSinkhole => "web_sinkhole", "a DNS query for a blocked name, answered by the sinkhole";
     Quarantine => "quarantine", "a quarantined host's traffic other than DNS, DHCP and the allow-list";
+    Signature => "signature", "an IPS-mode signature dropped or rejected it (or its flow earlier)";
 });
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,6 +355,16 @@ impl Classifier {
             verdicts[i] = v;
         }
         self.scratch = pre;
+    }
+
+    /// A later stage (the IPS) drops a packet this classifier forwarded: the counters
+    /// move it from its forward reason to `reason`.
+    pub fn overrule(&mut self, v: &mut Verdict, reason: DropReason) {
+        if let Verdict::Forward(r) = *v {
+            self.stats.forwarded[r as usize] -= 1;
+            self.stats.dropped[reason as usize] += 1;
+            *v = Verdict::Drop(reason);
+        }
     }
 
     #[inline]

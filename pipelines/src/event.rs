@@ -24,6 +24,9 @@ pub enum EventKind {
     Web(crate::web::WebHit),
     /// A LAN host was quarantined.
     Quarantine(crate::web::Quarantined),
+    /// A signature matched: `rule` indexes the gateway's compiled rules (the exporter
+    /// names it); `blocked` when IPS mode dropped or rejected the packet for it.
+    Signature { rule: u32, blocked: bool },
 }
 
 /// Everything an event needs, copied out of the flow: no references, no allocation.
@@ -362,6 +365,18 @@ impl EventRecord {
                     threat: h.threat,
                     group: web.map_or_else(|| h.group.to_string(), |w| w.group(h.group)),
                     src_mac: h.mac.to_string(),
+                });
+            }
+            EventKind::Signature { blocked, .. } => {
+                e.event_type = "alert";
+                e.alert = Some(EveAlert {
+                    action: if blocked { "blocked" } else { "allowed" },
+                    gid: 1,
+                    signature_id: 0,
+                    rev: 0,
+                    signature: String::new(),
+                    category: String::new(),
+                    severity: 3,
                 });
             }
             EventKind::Quarantine(q) => {

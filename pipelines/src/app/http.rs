@@ -181,6 +181,14 @@ pub fn parse_response(buf: &[u8]) -> Result<Response<'_>, HttpError> {
 /// percent-escapes decoded, `//` collapsed, `/./` removed, `/../` resolved (never above
 /// the root), query kept as is. Output is bounded by [`MAX_URI`].
 pub fn normalize_uri(raw: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    normalize_uri_into(raw, &mut out);
+    out
+}
+
+/// [`normalize_uri`] into a buffer the caller keeps.
+pub fn normalize_uri_into(raw: &str, out: &mut Vec<u8>) {
+    out.clear();
     let target = raw
         .split_once("://")
         .map_or(raw, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
@@ -199,7 +207,6 @@ pub fn normalize_uri(raw: &str) -> Vec<u8> {
             s => segs.push(s),
         }
     }
-    let mut out = Vec::with_capacity(decoded.len().min(MAX_URI));
     for s in &segs {
         out.push(b'/');
         out.extend_from_slice(s);
@@ -211,7 +218,6 @@ pub fn normalize_uri(raw: &str) -> Vec<u8> {
         out.extend_from_slice(q.as_bytes());
     }
     out.truncate(MAX_URI);
-    out
 }
 
 fn percent_decode(b: &[u8]) -> Vec<u8> {

@@ -532,11 +532,16 @@ impl RateTable {
 
     /// Whether this match of `rule` (index `id`) may alert now.
     fn allows(&mut self, id: u32, rate: &Rate, p: &Inspection<'_>, now_ns: u64) -> bool {
+        self.permits(id, rate, p.src, p.dst, now_ns)
+    }
+
+    /// Whether a match of rule `id` between `src` and `dst` may alert now under `rate`.
+    pub fn permits(&mut self, id: u32, rate: &Rate, src: u128, dst: u128, now_ns: u64) -> bool {
         let key = match rate.track {
-            Track::Src => p.src,
-            Track::Dst => p.dst,
+            Track::Src => src,
+            Track::Dst => dst,
             Track::Rule => 0,
-            Track::Both => p.src ^ p.dst.rotate_left(64),
+            Track::Both => src ^ dst.rotate_left(64),
         };
         if self.map.len() >= self.cap && !self.map.contains_key(&(id, key)) {
             self.map.clear();
