@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use mimamori_gateway::bench::{self, BenchConfig};
 use mimamori_gateway::capture::PcapWriter;
 use mimamori_gateway::dataplane::{self, Layout, Overload, RunConfig, Tier};
+use mimamori_gateway::ips::RuleBook;
 use mimamori_gateway::replay::Replay;
 use mimamori_gateway::webfilter::WebSetup;
 use mimamori_pipelines::{Policy, synth};
@@ -41,7 +42,8 @@ enum Cmd {
         #[arg(long)]
         summary_json: Option<PathBuf>,
         /// Inspect forwarded packets with these Suricata rules (a file or a folder of
-        /// *.rules); alerts go to --eve. IDS mode, per packet.
+        /// *.rules); alerts go to --eve. TCP is reassembled; the policy's `[ips] mode`
+        /// decides whether drop/reject rules act.
         #[arg(long)]
         rules: Option<PathBuf>,
         /// URL category database (`mimamori-sig build-categories`): turns on the web filter
@@ -124,6 +126,11 @@ enum Cmd {
         /// URL category database: turns on the web filter with the policy's `[web]` section.
         #[arg(long)]
         categories: Option<PathBuf>,
+        /// Suricata rules (a file or a folder of *.rules): forwarded traffic is inspected,
+        /// alerts go to --eve / the control plane; the policy's `[ips] mode` says whether
+        /// drop and reject rules act (ips) or only alert (ids).
+        #[arg(long)]
+        rules: Option<PathBuf>,
         /// The control plane's gateway socket (`mimamori-cp serve --gateway-socket`): the
         /// current policy is asked for there at start (the --policy file is the fallback
         /// when it does not answer), and events are streamed to it.
@@ -368,6 +375,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             policy,
             eve,
             categories,
+            rules,
             control_plane,
             stats_socket,
             lcores,
@@ -408,7 +416,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => load_policy_web(policy.as_ref(), categories.as_ref())?,
             };
+            let rules = match &rules {
+                Some(path) => {
+                    let t = std::time::Instant::now();
+                    let book = RuleBook::load(path, &policy.sides.lan_subnets)
+                        .map_err(anyhow::Error::msg)?;
+                    eprintln!(
+                        "mimamori-gw: {}: {} of {} enabled rules compiled in {:.2} s ({:?} mode)",
+                        path.display(),
+                        book.build.compiled,
+                        book.load.enabled,
+                        t.elapsed().as_secs_f64(),
+                        policy.ips.mode
+                    );
+                    Some(Arc::new(book))
+                }
+                None => None,
+            };
             let cfg = RunConfig {
+                rules,
                 lan,
                 wan,
                 layout: layout.unwrap_or(tier_layout),

@@ -59,6 +59,8 @@ pub struct RunConfig {
     pub policy_version: u64,
     /// The web filter, when a category database was given.
     pub web: Option<crate::webfilter::WebSetup>,
+    /// Compiled signature rules, when given: every classify stage inspects with them.
+    pub rules: Option<std::sync::Arc<crate::ips::RuleBook>>,
     /// The control plane's gateway socket: events go there (EVE lines).
     pub control_plane: Option<PathBuf>,
     pub eve: Option<PathBuf>,

@@ -8,6 +8,7 @@ pub mod stats;
 
 pub use config::{Layout, Overload, RunConfig, Tier};
 pub use control::{command, query_stats};
+use crate::ips::{Inspector, InspectorLimits};
 
 /// Asks the control plane's gateway socket for the current policy: `Some((version,
 /// policy))`, or `None` when it has none yet.
@@ -92,6 +93,14 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         (None, None)
     };
 
+    if let Some(book) = &cfg.rules {
+        slot.history.set_rules(book.clone());
+    }
+    let inspector = || {
+        cfg.rules.as_ref().map(|book| {
+            Inspector::new(book.clone(), &cfg.policy.ips, InspectorLimits::default())
+        })
+    };
     let clock = Clock::new();
     let mut stages: Vec<Arc<StageCounters>> = Vec::new();
     let mut rings: Vec<(String, Arc<Ring>)> = Vec::new();
@@ -109,7 +118,8 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             let mut cls = Classifier::with_web(initial.policy.clone(), initial.take_filter(0));
             cls.events.policy_version = initial.version;
             let st = ClassifyStage::new(cls, pool.clone(), ports.clone(), events_tx.clone(), c)
-                .follow(slot.clone(), 0, initial.version);
+                .follow(slot.clone(), 0, initial.version)
+                .inspect_with(inspector());
             let stop = stop.clone();
             dpdk::launch(&eal, l, move || stage::run_to_completion(st, stop, clock))?;
             launched.push(l);
@@ -140,7 +150,8 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
                 let mut cls = Classifier::with_web(initial.policy.clone(), initial.take_filter(w));
                 cls.events.policy_version = initial.version;
                 let st = ClassifyStage::new(cls, pool.clone(), ports.clone(), events_tx.clone(), c)
-                    .follow(slot.clone(), w, initial.version);
+                    .follow(slot.clone(), w, initial.version)
+                    .inspect_with(inspector());
                 let (r, t, s) = (ring.clone(), tx_ring.clone(), stop.clone());
                 dpdk::launch(&eal, l, move || stage::worker_stage(st, r, t, s, clock))?;
                 launched.push(l);

@@ -6,8 +6,9 @@ use super::apply::PolicySlot;
 use super::config::Overload;
 use super::stats::StageCounters;
 use crate::dpdk::{self, BURST, Burst, Mbuf, Mempool, Port, Ring};
-use mimamori_pipelines::event::EventRecord;
-use mimamori_pipelines::{Classifier, ForwardReason, Side, Verdict};
+use crate::ips::{Inspector, IpsVerdict};
+use mimamori_pipelines::event::{EventKind, EventRecord};
+use mimamori_pipelines::{Classifier, DropReason, ForwardReason, Side, Verdict};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -81,6 +82,8 @@ pub struct ClassifyStage {
     /// Where new policies come from, this stage's index there, and the version it runs.
     policy: Option<(Arc<PolicySlot>, usize)>,
     version: u64,
+    /// Signature inspection of what the classifier forwards, when rules are loaded.
+    ips: Option<Inspector>,
 }
 
 impl ClassifyStage {
@@ -101,7 +104,14 @@ impl ClassifyStage {
             next_publish_ns: 0,
             policy: None,
             version: 0,
+            ips: None,
         }
+    }
+
+    /// Inspects forwarded packets with signatures (IDS or IPS by the policy's `[ips]`).
+    pub fn inspect_with(mut self, ips: Option<Inspector>) -> Self {
+        self.ips = ips;
+        self
     }
 
     /// Follows `slot` for new policies as stage `index`, starting from `version`.
@@ -131,6 +141,9 @@ impl ClassifyStage {
                 |i, _| sides[i],
                 &mut self.verdicts[..n],
             );
+            if let Some(ips) = self.ips.as_mut() {
+                inspect_burst(ips, &mut self.cls, &frames[..n], &sides, &mut self.verdicts, now_ns);
+            }
             let mut dropped = 0;
             for (i, (verdict, side)) in self.verdicts.iter().zip(sides).enumerate().take(n) {
                 let Some(mut m) = input.take(i) else { continue };
@@ -165,6 +178,9 @@ impl ClassifyStage {
             let u = slot.current();
             self.cls
                 .set_policy(u.policy.clone(), u.take_filter(*i), u.version);
+            if let Some(ips) = self.ips.as_mut() {
+                ips.set_config(&u.policy.ips);
+            }
             self.version = u.version;
             slot.mark_applied(*i, u.version);
         }
@@ -199,12 +215,50 @@ impl ClassifyStage {
         if let Ok(mut r) = self.counters.report.try_lock() {
             *r = Some(self.cls.report());
         }
+        if let (Some(ips), Ok(mut r)) = (&self.ips, self.counters.ips.try_lock()) {
+            *r = Some(ips.stats.clone());
+        }
     }
 
     /// Like `publish`, but waits for the lock (at shutdown, so the last counts are kept).
     fn publish_final(&self) {
         if let Ok(mut r) = self.counters.report.lock() {
             *r = Some(self.cls.report());
+        }
+        if let (Some(ips), Ok(mut r)) = (&self.ips, self.counters.ips.lock()) {
+            *r = Some(ips.stats.clone());
+        }
+    }
+}
+
+/// Runs the forwarded frames of a burst through the inspector: alerts become events, IPS
+/// drops overrule the classifier's verdict, reject answers join its inject queue.
+fn inspect_burst(
+    ips: &mut Inspector,
+    cls: &mut Classifier,
+    frames: &[&[u8]],
+    sides: &[Side],
+    verdicts: &mut [Verdict],
+    now_ns: u64,
+) {
+    for (i, frame) in frames.iter().enumerate() {
+        if !verdicts[i].is_forward() {
+            continue;
+        }
+        let Ok(m) = mimamori_pipelines::parse(frame) else {
+            continue;
+        };
+        let v = ips.inspect(frame, &m, sides[i], now_ns, &mut cls.injects);
+        for a in &ips.alerts {
+            let kind = EventKind::Signature {
+                rule: a.rule,
+                blocked: a.blocked,
+            };
+            cls.events
+                .push(EventRecord::from_packet(&m, sides[i], 0, kind, now_ns));
+        }
+        if v != IpsVerdict::Pass {
+            cls.overrule(&mut verdicts[i], DropReason::Signature);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Counters shared between the stage lcores and the control thread. Stages bump their own
 //! atomics once per burst (relaxed: they are statistics, not synchronisation).
 
+use crate::ips::IdsStats;
 use mimamori_pipelines::classify::Report;
 use serde::Serialize;
 use std::sync::Mutex;
@@ -31,6 +32,8 @@ pub struct StageCounters {
     pub stalled: AtomicBool,
     /// The stage's last classifier report (classify stages only), refreshed ~10 times a second.
     pub report: Mutex<Option<Report>>,
+    /// The stage's signature inspection counters, when rules are loaded.
+    pub ips: Mutex<Option<IdsStats>>,
 }
 
 impl StageCounters {
@@ -60,6 +63,7 @@ impl StageCounters {
             events_dropped: self.events_dropped.load(Relaxed),
             stalled: self.stalled.load(Relaxed),
             classifier: self.report.lock().ok().and_then(|r| r.clone()),
+            ips: self.ips.lock().ok().and_then(|r| r.clone()),
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct StageSnapshot {
     pub stalled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier: Option<Report>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ips: Option<IdsStats>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -167,6 +173,22 @@ impl Snapshot {
                     f.join(" "),
                     d.join(" "),
                     r.injected
+                );
+            }
+            if let Some(i) = &st.ips {
+                let _ = writeln!(
+                    s,
+                    "      ips inspected {} alerts {} dropped {} rejected {} flow_dropped {}  stream segments {} out_of_order {} overlap_diff {} memcap_refused {}  datagrams reassembled {}",
+                    i.inspected,
+                    i.alerts,
+                    i.dropped,
+                    i.rejected,
+                    i.flow_dropped,
+                    i.stream.segments,
+                    i.stream.out_of_order,
+                    i.stream.overlap_diff,
+                    i.stream.memcap_refused,
+                    i.defrag.reassembled
                 );
             }
         }
