@@ -1,7 +1,7 @@
 //! Writing event records as EVE JSON lines.
 
-use mimamori_pipelines::Policy;
 use crate::ips::RuleBook;
+use mimamori_pipelines::Policy;
 use mimamori_pipelines::event::{EventKind, EventQueue, EventRecord, WebNames};
 use mimamori_pipelines::web::WebRules;
 use std::collections::VecDeque;
@@ -118,7 +118,6 @@ impl EveWriter {
         self.written += 1;
         Ok(())
     }
-
 
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.w.flush()

@@ -21,8 +21,8 @@ use mimamori_pipelines::packet::{PacketMeta, V4_MAPPED, to_ip};
 use mimamori_pipelines::policy::{IpsConfig, IpsMode};
 use mimamori_pipelines::reject::{self, InjectQueue};
 use mimamori_pipelines::stream::{HalfStream, LOOKBACK, Memcap, StreamLimits, StreamStats};
-use mimamori_pipelines::web::names::{self, NAME_MAX};
 use mimamori_pipelines::web::answer;
+use mimamori_pipelines::web::names::{self, NAME_MAX};
 use mimamori_pipelines::wire::{ip_proto, tcp::flags};
 use mimamori_signatures::engine::{
     CompiledRule, Engine, EngineReport, FlowBits, Inspection, Rate, RateTable, Scratch,
@@ -119,6 +119,8 @@ struct IpsFlow {
     /// [to_server, to_client].
     half: [HalfStream; 2],
     alerted: [Vec<u32>; 2],
+    /// The current message's app-layer head was parsed (counted once).
+    parsed: [bool; 2],
     last_ns: u64,
 }
 
@@ -284,10 +286,7 @@ impl Inspector {
             book,
             limits,
             scratch: Scratch::default(),
-            flows: FlowMap::with_capacity_and_hasher(
-                limits.flows.min(4096),
-                Default::default(),
-            ),
+            flows: FlowMap::with_capacity_and_hasher(limits.flows.min(4096), Default::default()),
             mem: Memcap::new(limits.stream_memcap),
             defrag: Defragmenter::new(limits.datagrams, 30, limits.defrag_memcap),
             rates: RateTable::new(1 << 16),
@@ -342,7 +341,9 @@ impl Inspector {
             let mut whole = std::mem::take(&mut self.work.datagram);
             let v = if self.defrag.add(frame, m, now_ns, &mut whole) {
                 match mimamori_pipelines::parse(&whole) {
-                    Ok(wm) if wm.has_l4() => self.inspect_packet(&whole, &wm, side, now_ns, injects),
+                    Ok(wm) if wm.has_l4() => {
+                        self.inspect_packet(&whole, &wm, side, now_ns, injects)
+                    }
                     _ => IpsVerdict::Pass,
                 }
             } else {
@@ -418,10 +419,13 @@ impl Inspector {
                 if !other.contiguous().is_empty() || other.inspected > 0 {
                     other.next_message();
                     flow.alerted[1 - d].clear();
+                    flow.parsed[1 - d] = false;
                 }
                 let before = stats.stream.memcap_refused + stats.stream.beyond_window;
                 // Data on a SYN (TCP Fast Open) follows the SYN's own sequence number.
-                let seq = m.tcp_seq.wrapping_add(u32::from(m.tcp_flags & flags::SYN != 0));
+                let seq = m
+                    .tcp_seq
+                    .wrapping_add(u32::from(m.tcp_flags & flags::SYN != 0));
                 let grew = flow.half[d].add(seq, payload, limits.stream, mem, &mut stats.stream);
                 let h = &flow.half[d];
                 if grew {
@@ -451,9 +455,10 @@ impl Inspector {
             Some(_) => flow.half[d].contiguous(),
             None => payload,
         };
-        // The stream window, when it holds more than this packet's payload.
+        // The stream window, when it is not just this packet's payload (earlier bytes, or
+        // bytes an overlapping segment could not rewrite).
         let window = match message {
-            Some((from, _)) if data.len() - from > payload.len() => Some(&data[from..]),
+            Some((from, _)) if data[from..] != *payload => Some(&data[from..]),
             _ => None,
         };
         let mut bufs = Buffers::default();
@@ -477,7 +482,7 @@ impl Inspector {
         match app::recognise(app_data, udp) {
             AppProto::Http if to_server => {
                 if let Ok(req) = http::parse_request(app_data) {
-                    stats.http_requests += 1;
+                    stats.http_requests += u64::from(!std::mem::replace(&mut flow.parsed[d], true));
                     http::normalize_uri_into(req.uri, uri);
                     bufs.push(Buffer::HttpUri, uri);
                     bufs.push(Buffer::HttpUriRaw, req.uri.as_bytes());
@@ -503,7 +508,8 @@ impl Inspector {
             }
             AppProto::Http => {
                 if let Ok(resp) = http::parse_response(app_data) {
-                    stats.http_responses += 1;
+                    stats.http_responses +=
+                        u64::from(!std::mem::replace(&mut flow.parsed[d], true));
                     stat.clear();
                     let _ = write!(stat, "{}", resp.status);
                     bufs.push(Buffer::HttpStatCode, stat);
@@ -515,7 +521,9 @@ impl Inspector {
                         || if resp.head.chunked {
                             rest.ends_with(b"0\r\n\r\n")
                         } else {
-                            resp.head.content_length.is_some_and(|cl| rest.len() as u64 >= cl)
+                            resp.head
+                                .content_length
+                                .is_some_and(|cl| rest.len() as u64 >= cl)
                         };
                     if !rest.is_empty() && complete {
                         let wire: &[u8] = if resp.head.chunked
@@ -535,7 +543,7 @@ impl Inspector {
             }
             AppProto::Tls if to_server => {
                 if let Ok(hello) = tls::parse_client_hello(app_data) {
-                    stats.tls_hellos += 1;
+                    stats.tls_hellos += u64::from(!std::mem::replace(&mut flow.parsed[d], true));
                     if let Some(sni) = hello.sni {
                         bufs.push(Buffer::TlsSni, sni.as_bytes());
                     }
@@ -589,7 +597,10 @@ impl Inspector {
         // Action order: drop and reject first, then pass (which ends this packet's
         // inspection, its alerts included), then alert.
         let blocking = |i: &u32| matches!(rules[*i as usize].action, Action::Drop | Action::Reject);
-        if !hits.iter().any(blocking) && hits.iter().any(|&i| rules[i as usize].action == Action::Pass)
+        if !hits.iter().any(blocking)
+            && hits
+                .iter()
+                .any(|&i| rules[i as usize].action == Action::Pass)
         {
             stats.passed += 1;
             return finish(flows, key, closing, m, mem);

@@ -7,9 +7,9 @@ use crate::ips::{IdsStats, Inspector, InspectorLimits, IpsVerdict, RuleBook};
 use crate::webfilter::WebSetup;
 use anyhow::Context;
 use mimamori_pipelines::classify::Report;
+use mimamori_pipelines::event::{EventKind, EventRecord};
 use mimamori_pipelines::policy::SideMap;
 use mimamori_pipelines::web::hosts::Host;
-use mimamori_pipelines::event::{EventKind, EventRecord};
 use mimamori_pipelines::{Classifier, DropReason, ForwardReason, Policy, Verdict};
 use serde::Serialize;
 use std::fs::File;
@@ -187,12 +187,17 @@ impl Replay<'_> {
         let mut ids = match self.rules {
             Some(p) => {
                 let book = Arc::new(
-                    RuleBook::load(p, &self.policy.sides.lan_subnets).map_err(anyhow::Error::msg)?,
+                    RuleBook::load(p, &self.policy.sides.lan_subnets)
+                        .map_err(anyhow::Error::msg)?,
                 );
                 if let Some(e) = eve.as_ref() {
                     e.history().set_rules(book.clone());
                 }
-                Some(Inspector::new(book, &self.policy.ips, InspectorLimits::default()))
+                Some(Inspector::new(
+                    book,
+                    &self.policy.ips,
+                    InspectorLimits::default(),
+                ))
             }
             None => None,
         };
@@ -383,13 +388,27 @@ impl Summary {
             );
             let _ = writeln!(
                 s,
-                "signature alerts {} over {} inspected packets (HTTP requests {}, responses {}, TLS hellos {}, DNS {}; per packet, no reassembly)",
+                "signature alerts {} over {} inspected packets, {} mode: dropped {} rejected {} (HTTP requests {}, responses {}, TLS hellos {}, DNS {})",
                 i.stats.alerts,
                 i.stats.inspected,
+                i.mode,
+                i.stats.dropped + i.stats.flow_dropped,
+                i.stats.rejected,
                 i.stats.http_requests,
                 i.stats.http_responses,
                 i.stats.tls_hellos,
                 i.stats.dns_messages
+            );
+            let t = &i.stats.stream;
+            let _ = writeln!(
+                s,
+                "reassembly       {} segments, {} out of order, {} overlapping ({} rewrites refused), {} not held; {} datagrams defragmented",
+                t.segments,
+                t.out_of_order,
+                t.overlaps,
+                t.overlap_diff,
+                i.stats.stream_unheld,
+                i.stats.defrag.reassembled
             );
         }
         let _ = writeln!(

@@ -92,8 +92,13 @@ impl Defragmenter {
         let limits = StreamLimits {
             depth: MAX_DATAGRAM,
         };
-        p.data
-            .add(u32::from(frag.offset), piece, limits, &mut self.mem, &mut st);
+        p.data.add(
+            u32::from(frag.offset),
+            piece,
+            limits,
+            &mut self.mem,
+            &mut st,
+        );
         self.stats.overlaps += st.overlaps;
         self.stats.overlap_diff += st.overlap_diff;
         self.stats.refused += st.memcap_refused + st.beyond_window;

@@ -6,9 +6,9 @@ mod control;
 mod stage;
 pub mod stats;
 
+use crate::ips::{Inspector, InspectorLimits};
 pub use config::{Layout, Overload, RunConfig, Tier};
 pub use control::{command, query_stats};
-use crate::ips::{Inspector, InspectorLimits};
 
 /// Asks the control plane's gateway socket for the current policy: `Some((version,
 /// policy))`, or `None` when it has none yet.
@@ -97,9 +97,9 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         slot.history.set_rules(book.clone());
     }
     let inspector = || {
-        cfg.rules.as_ref().map(|book| {
-            Inspector::new(book.clone(), &cfg.policy.ips, InspectorLimits::default())
-        })
+        cfg.rules
+            .as_ref()
+            .map(|book| Inspector::new(book.clone(), &cfg.policy.ips, InspectorLimits::default()))
     };
     let clock = Clock::new();
     let mut stages: Vec<Arc<StageCounters>> = Vec::new();

@@ -142,7 +142,14 @@ impl ClassifyStage {
                 &mut self.verdicts[..n],
             );
             if let Some(ips) = self.ips.as_mut() {
-                inspect_burst(ips, &mut self.cls, &frames[..n], &sides, &mut self.verdicts, now_ns);
+                inspect_burst(
+                    ips,
+                    &mut self.cls,
+                    &frames[..n],
+                    &sides,
+                    &mut self.verdicts,
+                    now_ns,
+                );
             }
             let mut dropped = 0;
             for (i, (verdict, side)) in self.verdicts.iter().zip(sides).enumerate().take(n) {

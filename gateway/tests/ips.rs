@@ -1,0 +1,334 @@
+//! The signature inspector on hand-built traffic: reassembly closes the evasions
+//! (segmentation, reordering, overlap, fragmentation), alerts come once per message, IPS
+//! mode drops and rejects, IDS mode only alerts.
+
+use mimamori_gateway::ips::{Inspector, InspectorLimits, IpsVerdict, RuleBook};
+use mimamori_pipelines::firewall::CidrSet;
+use mimamori_pipelines::policy::{IpsConfig, IpsMode};
+use mimamori_pipelines::reject::InjectQueue;
+use mimamori_pipelines::synth::{self, Endpoint};
+use mimamori_pipelines::wire::checksum;
+use mimamori_pipelines::wire::emit::Transport;
+use mimamori_pipelines::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
+use mimamori_pipelines::{Side, parse};
+use std::sync::Arc;
+
+const T0: u64 = 1_795_708_800_000_000_000;
+
+const RULES: &str = r#"
+alert tcp any any -> any any (msg:"split token"; content:"EVILTOKEN"; sid:100; rev:1;)
+drop tcp any any -> any 80 (msg:"drop marker"; content:"DROPME"; sid:101; rev:1;)
+reject tcp any any -> any 80 (msg:"reject marker"; content:"REJECTME"; sid:102; rev:1;)
+alert http any any -> any any (msg:"admin uri"; http.uri; content:"/admin/secret"; sid:103; rev:1;)
+pass tcp any any -> any any (msg:"trusted"; content:"TRUSTED"; sid:104; rev:1;)
+alert tcp any any -> any any (msg:"also trusted"; content:"TRUSTED"; sid:105; rev:1;)
+alert udp any any -> any any (msg:"udp token"; content:"FRAGTOKEN"; sid:106; rev:1;)
+"#;
+
+fn book() -> Arc<RuleBook> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        "mimamori-ips-test-{}-{n}.rules",
+        std::process::id()
+    ));
+    std::fs::write(&path, RULES).unwrap();
+    let b = RuleBook::load(&path, &CidrSet::default()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(b.build.compiled, 7, "{:?}", b.build.refused);
+    Arc::new(b)
+}
+
+fn inspector(mode: IpsMode) -> Inspector {
+    let cfg = IpsConfig {
+        mode,
+        ..Default::default()
+    };
+    Inspector::new(book(), &cfg, InspectorLimits::default())
+}
+
+/// One TCP connection between a LAN client and a WAN server, with sequence numbers.
+struct Conn {
+    c: Endpoint,
+    s: Endpoint,
+    cseq: u32,
+    sseq: u32,
+}
+
+impl Conn {
+    fn new(v6: bool) -> Conn {
+        Conn {
+            c: Endpoint::client(7, v6, 40000),
+            s: Endpoint::server(9, v6, 80),
+            cseq: 1000,
+            sseq: 5000,
+        }
+    }
+    fn frame(&self, to_server: bool, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let (from, to, ack) = if to_server {
+            (&self.c, &self.s, self.sseq)
+        } else {
+            (&self.s, &self.c, self.cseq)
+        };
+        synth::frame(
+            from,
+            to,
+            0,
+            &Transport::Tcp {
+                src_port: from.port,
+                dst_port: to.port,
+                seq,
+                ack,
+                flags,
+                window: 1000,
+                options: &[],
+            },
+            payload,
+        )
+    }
+    /// The handshake frames (sequence numbers move past the SYNs).
+    fn handshake(&mut self) -> Vec<(Vec<u8>, Side)> {
+        let syn = self.frame(true, SYN, self.cseq, b"");
+        let synack = self.frame(false, SYN | ACK, self.sseq, b"");
+        self.cseq += 1;
+        self.sseq += 1;
+        let ack = self.frame(true, ACK, self.cseq, b"");
+        vec![(syn, Side::Lan), (synack, Side::Wan), (ack, Side::Lan)]
+    }
+    /// A data segment at `offset` into the client's (or server's) stream.
+    fn data(&self, to_server: bool, offset: u32, payload: &[u8]) -> (Vec<u8>, Side) {
+        let seq = if to_server { self.cseq } else { self.sseq } + offset;
+        let side = if to_server { Side::Lan } else { Side::Wan };
+        (self.frame(to_server, ACK | PSH, seq, payload), side)
+    }
+}
+
+/// Runs frames through; returns each frame's verdict and the sids alerted.
+fn run(ips: &mut Inspector, frames: &[(Vec<u8>, Side)]) -> (Vec<IpsVerdict>, Vec<u32>) {
+    let mut injects = InjectQueue::new(8);
+    let mut verdicts = Vec::new();
+    let mut sids = Vec::new();
+    for (i, (f, side)) in frames.iter().enumerate() {
+        let m = parse(f).unwrap();
+        verdicts.push(ips.inspect(f, &m, *side, T0 + i as u64 * 1000, &mut injects));
+        sids.extend(ips.alerts.iter().map(|a| ips.rule(a.rule).meta.sid));
+    }
+    (verdicts, sids)
+}
+
+#[test]
+fn a_token_split_over_segments_alerts_once() {
+    for v6 in [false, true] {
+        let mut ips = inspector(IpsMode::Ids);
+        let mut c = Conn::new(v6);
+        let mut f = c.handshake();
+        f.push(c.data(true, 0, b"hello EVIL"));
+        f.push(c.data(true, 10, b"TOKEN world"));
+        f.push(c.data(true, 21, b" more bytes"));
+        let (_, sids) = run(&mut ips, &f);
+        assert_eq!(sids, vec![100], "v6={v6}");
+    }
+}
+
+#[test]
+fn out_of_order_segments_are_inspected_in_order() {
+    let mut ips = inspector(IpsMode::Ids);
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 4, b"TOKEN"));
+    f.push(c.data(true, 0, b"EVIL"));
+    let (_, sids) = run(&mut ips, &f);
+    assert_eq!(sids, vec![100]);
+    assert_eq!(ips.stats.stream.out_of_order, 1);
+}
+
+#[test]
+fn an_overlapping_rewrite_cannot_hide_or_forge_a_token() {
+    // First data wins: the receiver keeps "EVILTOKEN"; the rewrite is counted.
+    let mut ips = inspector(IpsMode::Ids);
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 4, b"TOKEN"));
+    f.push(c.data(true, 0, b"EVILxxxxx"));
+    let (_, sids) = run(&mut ips, &f);
+    assert_eq!(sids, vec![100]);
+    assert_eq!(ips.stats.stream.overlap_diff, 1);
+}
+
+#[test]
+fn http_request_split_over_segments_matches_its_uri_once() {
+    let mut ips = inspector(IpsMode::Ids);
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, b"GET /adm"));
+    f.push(c.data(true, 8, b"in/secret HTTP/1.1\r\nHost: a.test\r\n"));
+    f.push(c.data(true, 42, b"\r\n"));
+    let (_, sids) = run(&mut ips, &f);
+    assert_eq!(sids, vec![103]);
+    assert_eq!(ips.stats.http_requests, 1);
+    // The next request of the same connection is a new message: it alerts again.
+    f.clear();
+    f.push(c.data(
+        false,
+        0,
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+    ));
+    f.push(c.data(
+        true,
+        44,
+        b"GET /admin/secret HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    ));
+    let (_, sids) = run(&mut ips, &f);
+    assert_eq!(sids, vec![103]);
+}
+
+#[test]
+fn ips_mode_drops_the_flow_and_ids_mode_only_alerts() {
+    for (mode, want) in [
+        (IpsMode::Ips, IpsVerdict::Drop),
+        (IpsMode::Ids, IpsVerdict::Pass),
+    ] {
+        let mut ips = inspector(mode);
+        let mut c = Conn::new(false);
+        let mut f = c.handshake();
+        f.push(c.data(true, 0, b"xx DROPME xx"));
+        f.push(c.data(true, 12, b"harmless"));
+        let (verdicts, sids) = run(&mut ips, &f);
+        assert_eq!(sids, vec![101]);
+        assert_eq!(verdicts[3], want, "{mode:?}");
+        // The rest of the flow follows in IPS mode.
+        assert_eq!(verdicts[4], want, "{mode:?}");
+    }
+}
+
+#[test]
+fn reject_sends_a_reset_both_ways() {
+    let mut ips = inspector(IpsMode::Ips);
+    let mut c = Conn::new(false);
+    let f = c.handshake();
+    run(&mut ips, &f);
+    let (frame, side) = c.data(true, 0, b"REJECTME");
+    let m = parse(&frame).unwrap();
+    let mut injects = InjectQueue::new(8);
+    let v = ips.inspect(&frame, &m, side, T0, &mut injects);
+    assert_eq!(v, IpsVerdict::Reject);
+    let sent: Vec<_> = injects
+        .iter()
+        .map(|(f, s)| (parse(f).unwrap(), s))
+        .collect();
+    assert_eq!(sent.len(), 2);
+    for (rm, s) in &sent {
+        assert!(rm.tcp_flags & RST != 0);
+        if *s == Side::Lan {
+            assert_eq!((rm.src, rm.dst), (m.dst, m.src));
+        } else {
+            assert_eq!((rm.src, rm.dst), (m.src, m.dst));
+        }
+    }
+}
+
+#[test]
+fn pass_rules_silence_alerts_and_disabled_sids_are_quiet() {
+    let mut ips = inspector(IpsMode::Ids);
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, b"TRUSTED EVILTOKEN"));
+    let (_, sids) = run(&mut ips, &f);
+    assert!(sids.is_empty(), "{sids:?}");
+
+    let mut ips = inspector(IpsMode::Ips);
+    ips.set_config(&IpsConfig {
+        mode: IpsMode::Ips,
+        disabled_sids: vec![101],
+        ..Default::default()
+    });
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, b"DROPME"));
+    let (verdicts, sids) = run(&mut ips, &f);
+    assert!(sids.is_empty());
+    assert_eq!(verdicts[3], IpsVerdict::Pass);
+}
+
+#[test]
+fn a_closed_flow_frees_its_reassembly_memory() {
+    let mut ips = inspector(IpsMode::Ids);
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, &[b'a'; 1000]));
+    run(&mut ips, &f);
+    assert!(ips.stream_memory() > 0);
+    let fin = c.frame(true, FIN | ACK, c.cseq + 1000, b"");
+    let fin2 = c.frame(false, FIN | ACK, c.sseq, b"");
+    run(&mut ips, &[(fin, Side::Lan), (fin2, Side::Wan)]);
+    assert_eq!(ips.stream_memory(), 0);
+}
+
+/// Cuts a UDP/IPv4 frame's IP payload into two fragments at `at` (a multiple of 8).
+fn fragment_v4(frame: &[u8], at: usize) -> [Vec<u8>; 2] {
+    let l3 = 14;
+    let ihl = usize::from(frame[l3] & 0x0f) * 4;
+    let body = &frame[l3 + ihl..];
+    let piece = |data: &[u8], offset: usize, more: bool| {
+        let mut f = frame[..l3 + ihl].to_vec();
+        f.extend_from_slice(data);
+        let total = (ihl + data.len()) as u16;
+        f[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
+        let fo = (offset / 8) as u16 | if more { 0x2000 } else { 0 };
+        f[l3 + 6..l3 + 8].copy_from_slice(&fo.to_be_bytes());
+        f[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+        let c = !checksum::fold(checksum::sum(&f[l3..l3 + ihl]));
+        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        f
+    };
+    [piece(&body[..at], 0, true), piece(&body[at..], at, false)]
+}
+
+/// The same for IPv6: a fragment header after the fixed header.
+fn fragment_v6(frame: &[u8], at: usize) -> [Vec<u8>; 2] {
+    let l3 = 14;
+    let next = frame[l3 + 6];
+    let body = &frame[l3 + 40..];
+    let piece = |data: &[u8], offset: usize, more: bool| {
+        let mut f = frame[..l3 + 40].to_vec();
+        f[l3 + 6] = 44;
+        let plen = (8 + data.len()) as u16;
+        f[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
+        let fo = (offset as u16) | u16::from(more);
+        f.extend_from_slice(&[next, 0]);
+        f.extend_from_slice(&fo.to_be_bytes());
+        f.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        f.extend_from_slice(data);
+        f
+    };
+    [piece(&body[..at], 0, true), piece(&body[at..], at, false)]
+}
+
+#[test]
+fn a_token_split_over_ip_fragments_is_found() {
+    for v6 in [false, true] {
+        let mut ips = inspector(IpsMode::Ids);
+        let c = Endpoint::client(3, v6, 5353);
+        let s = Endpoint::server(4, v6, 9999);
+        // 8 bytes of UDP header + 4 of payload in the first fragment: "FRAG" | "TOKEN".
+        let whole = synth::frame(
+            &c,
+            &s,
+            0,
+            &Transport::Udp {
+                src_port: 5353,
+                dst_port: 9999,
+            },
+            b"FRAGTOKEN and the rest",
+        );
+        let [a, b] = if v6 {
+            fragment_v6(&whole, 16)
+        } else {
+            fragment_v4(&whole, 16)
+        };
+        // Last fragment first: nothing to inspect until the datagram is whole.
+        let (_, sids) = run(&mut ips, &[(b, Side::Lan), (a, Side::Lan)]);
+        assert_eq!(sids, vec![106], "v6={v6}");
+        assert_eq!(ips.stats.defrag.reassembled, 1);
+    }
+}
