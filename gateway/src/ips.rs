@@ -35,10 +35,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Messages up to this size are inspected whole each time they grow (so `depth`,
-/// `offset` and `startswith` see the message start); longer ones from the new data back
-/// [`LOOKBACK`] bytes.
-const WHOLE_MESSAGE: usize = 4096;
 /// Decoded HTTP bodies are inspected up to this size.
 const BODY_LIMIT: usize = 64 * 1024;
 /// Distinct rules remembered per message for "alert once"; past it a rule may repeat.
@@ -47,6 +43,35 @@ const ALERTED_PER_MESSAGE: usize = 32;
 const MAX_BUFFERS: usize = 24;
 /// Idle flows are forgotten after this long.
 const IDLE_NS: u64 = 300 * 1_000_000_000;
+
+/// Bits of [`IpsFlow::app`]: an app-layer message's head and body are each inspected
+/// once, the head again with the body when that completes later.
+mod app_seen {
+    pub const HEAD: u8 = 1;
+    pub const BODY: u8 = 2;
+    pub const COUNTED: u8 = 4;
+}
+
+/// Whether the app-layer fields are due for inspection now: `Some(body_too)`.
+fn due(seen: &mut u8, body_complete: bool) -> Option<bool> {
+    let head = *seen & app_seen::HEAD == 0;
+    let body = body_complete && *seen & app_seen::BODY == 0;
+    if !head && !body {
+        return None;
+    }
+    *seen |= app_seen::HEAD | if body { app_seen::BODY } else { 0 };
+    Some(body)
+}
+
+/// The body after `head` is all there (by Content-Length or the last chunk; a message with
+/// neither has no body unless it is a response, which the caller handles).
+fn body_complete(head: &http::Head<'_>, rest: &[u8]) -> bool {
+    if head.chunked {
+        rest.ends_with(b"0\r\n\r\n")
+    } else {
+        head.content_length.is_none_or(|cl| rest.len() as u64 >= cl)
+    }
+}
 
 /// Sizes of one inspector's tables.
 #[derive(Clone, Copy, Debug)]
@@ -119,8 +144,8 @@ struct IpsFlow {
     /// [to_server, to_client].
     half: [HalfStream; 2],
     alerted: [Vec<u32>; 2],
-    /// The current message's app-layer head was parsed (counted once).
-    parsed: [bool; 2],
+    /// What of the current message's app layer was inspected ([`app_seen`] bits).
+    app: [u8; 2],
     last_ns: u64,
 }
 
@@ -212,8 +237,6 @@ impl RuleBook {
 struct Settings {
     mode: IpsMode,
     disabled: Vec<bool>,
-    /// Per rule: it inspects an app-layer buffer (alerts once per transaction).
-    app: Vec<bool>,
     /// Per rule: a rate the policy set for its sid.
     rate: HashMap<u32, Rate>,
 }
@@ -247,14 +270,9 @@ impl Settings {
                 ))
             })
             .collect();
-        let app = rules
-            .iter()
-            .map(|r| r.groups.iter().any(|(b, _)| *b != Buffer::Packet))
-            .collect();
         Settings {
             mode: cfg.mode,
             disabled,
-            app,
             rate,
         }
     }
@@ -271,7 +289,6 @@ pub struct Inspector {
     rates: RateTable,
     policy_rates: RateTable,
     hits: Vec<u32>,
-    stream_hits: Vec<u32>,
     work: Work,
     next_sweep_ns: u64,
     /// Alerts of the last inspection.
@@ -292,7 +309,6 @@ impl Inspector {
             rates: RateTable::new(1 << 16),
             policy_rates: RateTable::new(1 << 16),
             hits: Vec::new(),
-            stream_hits: Vec::new(),
             work: Work::default(),
             next_sweep_ns: 0,
             alerts: Vec::new(),
@@ -383,7 +399,6 @@ impl Inspector {
             rates,
             policy_rates,
             hits,
-            stream_hits,
             work,
             alerts,
             stats,
@@ -419,7 +434,7 @@ impl Inspector {
                 if !other.contiguous().is_empty() || other.inspected > 0 {
                     other.next_message();
                     flow.alerted[1 - d].clear();
-                    flow.parsed[1 - d] = false;
+                    flow.app[1 - d] = 0;
                 }
                 let before = stats.stream.memcap_refused + stats.stream.beyond_window;
                 // Data on a SYN (TCP Fast Open) follows the SYN's own sequence number.
@@ -429,14 +444,7 @@ impl Inspector {
                 let grew = flow.half[d].add(seq, payload, limits.stream, mem, &mut stats.stream);
                 let h = &flow.half[d];
                 if grew {
-                    let len = h.contiguous().len();
-                    let whole = !h.truncated && len <= WHOLE_MESSAGE;
-                    let from = if whole {
-                        0
-                    } else {
-                        h.inspected.saturating_sub(LOOKBACK)
-                    };
-                    message = Some((from, !h.truncated));
+                    message = Some((h.inspected.saturating_sub(LOOKBACK), !h.truncated));
                 } else if stats.stream.memcap_refused + stats.stream.beyond_window != before {
                     stats.stream_unheld += 1;
                 }
@@ -450,25 +458,31 @@ impl Inspector {
                 }
             }
         }
+
         stats.inspected += 1;
         let data: &[u8] = match message {
             Some(_) => flow.half[d].contiguous(),
             None => payload,
         };
-        // The stream window, when it is not just this packet's payload (earlier bytes, or
-        // bytes an overlapping segment could not rewrite).
-        let window = match message {
-            Some((from, _)) if data[from..] != *payload => Some(&data[from..]),
-            _ => None,
-        };
         let mut bufs = Buffers::default();
-        bufs.push(Buffer::Packet, payload);
-        // App-layer fields come from the whole message (TCP) or the datagram, once.
+        // TCP data in order: the new bytes and a lookback before them, as the receiver
+        // will see them. Otherwise (out of order, retransmitted, not TCP): the payload.
+        bufs.push(
+            Buffer::Packet,
+            match message {
+                Some((from, _)) => &data[from..],
+                None => payload,
+            },
+        );
+        // App-layer fields come from the whole message (TCP) or the datagram.
         let app_data = match message {
             Some((_, true)) => data,
             None if !tcp => payload,
             _ => &[][..],
         };
+        // What of the current message was inspected already (TCP); a datagram is new.
+        let mut no_state = 0u8;
+        let seen = if tcp { &mut flow.app[d] } else { &mut no_state };
         let udp = m.proto == ip_proto::UDP;
         let fin = flow.half[d].fin;
         let Work {
@@ -481,8 +495,12 @@ impl Inspector {
         } = work;
         match app::recognise(app_data, udp) {
             AppProto::Http if to_server => {
-                if let Ok(req) = http::parse_request(app_data) {
-                    stats.http_requests += u64::from(!std::mem::replace(&mut flow.parsed[d], true));
+                if let Ok(req) = http::parse_request(app_data)
+                    && let rest = &app_data[req.head.head_len.min(app_data.len())..]
+                    && let Some(body_done) = due(seen, fin || body_complete(&req.head, rest))
+                {
+                    stats.http_requests += u64::from(*seen & app_seen::COUNTED == 0);
+                    *seen |= app_seen::COUNTED;
                     http::normalize_uri_into(req.uri, uri);
                     bufs.push(Buffer::HttpUri, uri);
                     bufs.push(Buffer::HttpUriRaw, req.uri.as_bytes());
@@ -500,32 +518,30 @@ impl Inspector {
                             bufs.push(b, v);
                         }
                     }
-                    if let Some(rest) = app_data.get(req.head.head_len..).filter(|r| !r.is_empty())
-                    {
+                    if body_done && !rest.is_empty() {
                         bufs.push(Buffer::HttpRequestBody, rest);
                     }
                 }
             }
             AppProto::Http => {
-                if let Ok(resp) = http::parse_response(app_data) {
-                    stats.http_responses +=
-                        u64::from(!std::mem::replace(&mut flow.parsed[d], true));
+                if let Ok(resp) = http::parse_response(app_data)
+                    && let rest = &app_data[resp.head.head_len.min(app_data.len())..]
+                    // A body without length or chunking ends with the connection.
+                    && let Some(body_done) = due(
+                        seen,
+                        fin || app_data.len() >= limits.stream.depth
+                            || (body_complete(&resp.head, rest)
+                                && (resp.head.chunked || resp.head.content_length.is_some())),
+                    )
+                {
+                    stats.http_responses += u64::from(*seen & app_seen::COUNTED == 0);
+                    *seen |= app_seen::COUNTED;
                     stat.clear();
                     let _ = write!(stat, "{}", resp.status);
                     bufs.push(Buffer::HttpStatCode, stat);
                     bufs.push(Buffer::HttpHeader, resp.head.header_block);
-                    let rest = app_data.get(resp.head.head_len..).unwrap_or(&[]);
-                    // The body is decoded once it is complete (or the window is full).
-                    let complete = fin
-                        || app_data.len() >= limits.stream.depth
-                        || if resp.head.chunked {
-                            rest.ends_with(b"0\r\n\r\n")
-                        } else {
-                            resp.head
-                                .content_length
-                                .is_some_and(|cl| rest.len() as u64 >= cl)
-                        };
-                    if !rest.is_empty() && complete {
+                    // The body is decoded once, when it is complete (or the window is full).
+                    if body_done && !rest.is_empty() {
                         let wire: &[u8] = if resp.head.chunked
                             && http::dechunk(rest, BODY_LIMIT, dechunked).is_ok()
                         {
@@ -542,8 +558,10 @@ impl Inspector {
                 }
             }
             AppProto::Tls if to_server => {
-                if let Ok(hello) = tls::parse_client_hello(app_data) {
-                    stats.tls_hellos += u64::from(!std::mem::replace(&mut flow.parsed[d], true));
+                if let Ok(hello) = tls::parse_client_hello(app_data)
+                    && due(seen, true).is_some()
+                {
+                    stats.tls_hellos += 1;
                     if let Some(sni) = hello.sni {
                         bufs.push(Buffer::TlsSni, sni.as_bytes());
                     }
@@ -572,25 +590,7 @@ impl Inspector {
         hits.clear();
         book.engine
             .inspect_stateful(&p, scratch, &mut flow.bits, rates, now_ns, hits);
-        // Payload rules alert per packet; app-layer rules once per message (transaction).
         let rules = &book.engine.rules;
-        let split = hits.len();
-        if let Some(w) = window {
-            // Then the stream: matches across segment boundaries, once per message.
-            let stream_bufs = [(Buffer::Packet, w)];
-            let sp = Inspection {
-                buffers: &stream_bufs,
-                ..p
-            };
-            stream_hits.clear();
-            book.engine
-                .inspect_stateful(&sp, scratch, &mut flow.bits, rates, now_ns, stream_hits);
-            for &i in stream_hits.iter() {
-                if !hits[..split].contains(&i) {
-                    hits.push(i);
-                }
-            }
-        }
         if message.is_some() {
             flow.half[d].inspected = flow.half[d].contiguous().len();
         }
@@ -607,17 +607,17 @@ impl Inspector {
         }
         let ips = settings.mode == IpsMode::Ips;
         let mut verdict = IpsVerdict::Pass;
-        for (k, &i) in hits.iter().enumerate() {
+        for &i in hits.iter() {
             if settings.disabled[i as usize] {
                 continue;
             }
+            // Reassembled data: a rule alerts once per message.
             let alerted = &mut flow.alerted[d];
-            if tcp {
-                let seen = alerted.contains(&i);
-                if seen && (k >= split || settings.app[i as usize]) {
+            if message.is_some() {
+                if alerted.contains(&i) {
                     continue;
                 }
-                if !seen && alerted.len() < ALERTED_PER_MESSAGE {
+                if alerted.len() < ALERTED_PER_MESSAGE {
                     alerted.push(i);
                 }
             }

@@ -18,7 +18,7 @@ use serde::Serialize;
 /// Separate received runs of bytes (holes + 1) one direction may hold.
 pub const MAX_RANGES: usize = 8;
 /// Bytes kept before the new data when a long message slides.
-pub const LOOKBACK: usize = 512;
+pub const LOOKBACK: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamLimits {
