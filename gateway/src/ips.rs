@@ -40,7 +40,7 @@ const BODY_LIMIT: usize = 64 * 1024;
 /// Distinct rules remembered per message for "alert once"; past it a rule may repeat.
 const ALERTED_PER_MESSAGE: usize = 32;
 /// Most buffers one inspection fills.
-const MAX_BUFFERS: usize = 24;
+const MAX_BUFFERS: usize = 40;
 /// Idle flows are forgotten after this long.
 const IDLE_NS: u64 = 300 * 1_000_000_000;
 
@@ -70,6 +70,36 @@ fn body_complete(head: &http::Head<'_>, rest: &[u8]) -> bool {
         rest.ends_with(b"0\r\n\r\n")
     } else {
         head.content_length.is_none_or(|cl| rest.len() as u64 >= cl)
+    }
+}
+
+/// The buffers requests and responses share.
+fn common_head<'a>(
+    head: &http::Head<'a>,
+    message: &'a [u8],
+    names: &'a mut Vec<u8>,
+    bufs: &mut Buffers<'a>,
+) {
+    names.clear();
+    for n in &head.names[..head.n_names] {
+        names.extend_from_slice(b"\r\n");
+        names.extend_from_slice(n);
+    }
+    names.extend_from_slice(b"\r\n\r\n");
+    bufs.push(Buffer::HttpHeaderNames, names);
+    bufs.push(Buffer::HttpHeaderRaw, head.header_block);
+    bufs.push(
+        Buffer::HttpStart,
+        &message[..head.head_len.min(message.len())],
+    );
+    for (b, v) in [
+        (Buffer::HttpContentType, head.content_type),
+        (Buffer::HttpContentLen, head.content_length_raw),
+        (Buffer::HttpConnection, head.connection),
+    ] {
+        if let Some(v) = v {
+            bufs.push(b, v);
+        }
     }
 }
 
@@ -157,6 +187,8 @@ struct Work {
     dechunked: Vec<u8>,
     datagram: Vec<u8>,
     qname: Box<[u8; NAME_MAX]>,
+    /// `http.header_names`: "\r\nName\r\nName\r\n\r\n".
+    names: Vec<u8>,
 }
 
 impl Default for Work {
@@ -168,6 +200,7 @@ impl Default for Work {
             dechunked: Vec::new(),
             datagram: Vec::new(),
             qname: Box::new([0; NAME_MAX]),
+            names: Vec::new(),
         }
     }
 }
@@ -491,6 +524,7 @@ impl Inspector {
             body,
             dechunked,
             qname,
+            names,
             ..
         } = work;
         match app::recognise(app_data, udp) {
@@ -513,11 +547,21 @@ impl Inspector {
                     for (b, v) in [
                         (Buffer::HttpUserAgent, req.head.user_agent),
                         (Buffer::HttpCookie, req.head.cookie),
+                        (Buffer::HttpReferer, req.head.referer),
+                        (Buffer::HttpAccept, req.head.accept),
+                        (Buffer::HttpAcceptEnc, req.head.accept_encoding),
+                        (Buffer::HttpAcceptLang, req.head.accept_language),
+                        (Buffer::HttpRequestLine, Some(req.head.first_line)),
+                        (
+                            Buffer::HttpProtocol,
+                            req.head.first_line.rsplit(|&c| c == b' ').next(),
+                        ),
                     ] {
                         if let Some(v) = v {
                             bufs.push(b, v);
                         }
                     }
+                    common_head(&req.head, app_data, names, &mut bufs);
                     if body_done && !rest.is_empty() {
                         bufs.push(Buffer::HttpRequestBody, rest);
                     }
@@ -540,6 +584,24 @@ impl Inspector {
                     let _ = write!(stat, "{}", resp.status);
                     bufs.push(Buffer::HttpStatCode, stat);
                     bufs.push(Buffer::HttpHeader, resp.head.header_block);
+                    let line = resp.head.first_line;
+                    let mut parts = line.splitn(3, |&c| c == b' ');
+                    bufs.push(Buffer::HttpResponseLine, line);
+                    if let Some(p) = parts.next() {
+                        bufs.push(Buffer::HttpProtocol, p);
+                    }
+                    if let Some(msg) = parts.nth(1) {
+                        bufs.push(Buffer::HttpStatMsg, msg);
+                    }
+                    for (b, v) in [
+                        (Buffer::HttpLocation, resp.head.location),
+                        (Buffer::HttpServer, resp.head.server),
+                    ] {
+                        if let Some(v) = v {
+                            bufs.push(b, v);
+                        }
+                    }
+                    common_head(&resp.head, app_data, names, &mut bufs);
                     // The body is decoded once, when it is complete (or the window is full).
                     if body_done && !rest.is_empty() {
                         let wire: &[u8] = if resp.head.chunked
@@ -585,6 +647,9 @@ impl Inspector {
             to_server,
             established: flow.replied,
             payload_len: payload.len(),
+            tcp_flags: if tcp { m.tcp_flags } else { 0 },
+            icmp: matches!(m.proto, ip_proto::ICMP | ip_proto::ICMPV6)
+                .then_some((m.icmp_type, m.icmp_code)),
             buffers: bufs.as_slice(),
         };
         hits.clear();

@@ -26,16 +26,20 @@ alert udp any any -> any any (msg:"udp token"; content:"FRAGTOKEN"; sid:106; rev
 "#;
 
 fn book() -> Arc<RuleBook> {
+    book_of(RULES, 7)
+}
+
+fn book_of(rules: &str, want: usize) -> Arc<RuleBook> {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!(
         "mimamori-ips-test-{}-{n}.rules",
         std::process::id()
     ));
-    std::fs::write(&path, RULES).unwrap();
+    std::fs::write(&path, rules).unwrap();
     let b = RuleBook::load(&path, &CidrSet::default()).unwrap();
     let _ = std::fs::remove_file(&path);
-    assert_eq!(b.build.compiled, 7, "{:?}", b.build.refused);
+    assert_eq!(b.build.compiled, want, "{:?} {:?}", b.load, b.build.refused);
     Arc::new(b)
 }
 
@@ -331,4 +335,34 @@ fn a_token_split_over_ip_fragments_is_found() {
         assert_eq!(sids, vec![106], "v6={v6}");
         assert_eq!(ips.stats.defrag.reassembled, 1);
     }
+}
+
+#[test]
+fn http_header_buffers_and_urilen() {
+    let rules = r#"
+alert http any any -> any any (msg:"names"; http.header_names; content:"|0d 0a|Host|0d 0a|X-Evil|0d 0a|"; content:"Content-Length|0d 0a 0d 0a|"; endswith; sid:1;)
+alert http any any -> any any (msg:"content type"; http.content_type; content:"application/x-evil"; bsize:18; sid:2;)
+alert http any any -> any any (msg:"long uri"; urilen:>20; sid:3;)
+alert http any any -> any any (msg:"short uri"; urilen:<5; sid:4;)
+alert http any any -> any any (msg:"request line"; http.request_line; content:"POST /upload/x.php?a=bbbbbbbb HTTP/1.1"; bsize:38; sid:5;)
+alert http any any -> any any (msg:"server"; http.server; content:"EvilServer/1.0"; sid:6;)
+alert http any any -> any any (msg:"stat msg"; http.stat_msg; content:"Not Here"; sid:7;)
+alert http any any -> any any (msg:"start"; http.start; content:"|0d 0a 0d 0a|"; endswith; sid:8;)
+alert http any any -> any any (msg:"protocol"; http.protocol; content:"HTTP/1.0"; sid:9;)
+"#;
+    let cfg = IpsConfig::default();
+    let mut ips = Inspector::new(book_of(rules, 9), &cfg, InspectorLimits::default());
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    let req = b"POST /upload/x.php?a=bbbbbbbb HTTP/1.1\r\nHost: a.test\r\nX-Evil: 1\r\nContent-Type: application/x-evil\r\nContent-Length: 0\r\n\r\n";
+    f.push(c.data(true, 0, req));
+    f.push(c.data(
+        false,
+        0,
+        b"HTTP/1.0 404 Not Here\r\nServer: EvilServer/1.0\r\nContent-Length: 0\r\n\r\n",
+    ));
+    let (_, mut sids) = run(&mut ips, &f);
+    sids.sort_unstable();
+    // Two `start` alerts: request and response heads. Not 4 (the URI is long).
+    assert_eq!(sids, vec![1, 2, 3, 5, 6, 7, 8, 8, 9]);
 }

@@ -36,6 +36,8 @@ fn sids(e: &Engine, bufs: &[(Buffer, &[u8])], to_server: bool) -> Vec<u32> {
         to_server,
         established: true,
         payload_len: bufs.first().map_or(0, |b| b.1.len()),
+        tcp_flags: 0x18,
+        icmp: None,
         buffers: bufs,
     };
     let mut out = Vec::new();
@@ -218,6 +220,8 @@ fn stateful(
         to_server: true,
         established: true,
         payload_len: payload.len(),
+        tcp_flags: 0x18,
+        icmp: None,
         buffers: &bufs,
     };
     let mut out = Vec::new();
@@ -329,4 +333,70 @@ fn byte_test_and_byte_jump() {
         "END is not right after the field"
     );
     assert!(s(b"TLV\xffEND").is_empty(), "a jump past the end fails");
+}
+
+#[test]
+fn tcp_flags_and_icmp_type_code() {
+    use mimamori_signatures::rule::Match;
+    let flags = |text: &str| {
+        let r = parse_rule(
+            &format!("alert tcp any any -> any any (flags:{text}; sid:1;)"),
+            &Vars::default(),
+        )
+        .unwrap();
+        match r.matches[0] {
+            Match::Flags(f) => f,
+            ref m => panic!("{m:?}"),
+        }
+    };
+    let (syn, synack, psh_ack, cwr_syn) = (0x02, 0x12, 0x18, 0x82);
+    assert!(flags("S").matches(syn) && !flags("S").matches(synack));
+    assert!(flags("S,CE").matches(cwr_syn), "CWR/ECE masked out");
+    assert!(
+        flags("S,12").matches(syn),
+        "old reserved-bit names in the mask"
+    );
+    assert!(flags("+A").matches(psh_ack) && flags("+A").matches(synack));
+    assert!(flags("*FR").matches(0x04) && !flags("*FR").matches(psh_ack));
+    assert!(flags("!R").matches(psh_ack) && !flags("!R").matches(0x14));
+    assert!(flags("0").matches(0) && !flags("0").matches(syn));
+    assert!(
+        parse_rule(
+            "alert tcp any any -> any any (flags:SX; sid:1;)",
+            &Vars::default()
+        )
+        .is_err()
+    );
+
+    let (e, _) = engine(&[
+        "alert icmp any any -> any any (msg:\"echo\"; itype:8; icode:0; sid:1;)",
+        "alert icmp any any -> any any (msg:\"unreach\"; itype:3; icode:>0; sid:2;)",
+        "alert tcp any any -> any any (msg:\"syn\"; flags:S; sid:3;)",
+    ]);
+    let check = |proto: u8, tcp_flags: u8, icmp: Option<(u8, u8)>| {
+        let bufs = [(Buffer::Packet, &b"x"[..])];
+        let p = Inspection {
+            proto,
+            src: LAN,
+            src_port: 0,
+            dst: WAN,
+            dst_port: 0,
+            to_server: true,
+            established: false,
+            payload_len: 1,
+            tcp_flags,
+            icmp,
+            buffers: &bufs,
+        };
+        let mut out = Vec::new();
+        e.inspect(&p, &mut Scratch::default(), &mut out);
+        let mut s: Vec<u32> = out.iter().map(|&i| e.rules[i as usize].meta.sid).collect();
+        s.sort();
+        s
+    };
+    assert_eq!(check(1, 0, Some((8, 0))), vec![1]);
+    assert_eq!(check(1, 0, Some((3, 3))), vec![2]);
+    assert_eq!(check(1, 0, Some((3, 0))), Vec::<u32>::new());
+    assert_eq!(check(6, 0x02, None), vec![3]);
+    assert_eq!(check(6, 0x12, None), Vec::<u32>::new());
 }

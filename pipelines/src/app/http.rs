@@ -30,16 +30,30 @@ pub enum Encoding {
 }
 
 /// The parts of a head that inspection reads.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Head<'a> {
     /// Header lines as sent, without the request/status line and the final blank line.
     pub header_block: &'a [u8],
     /// Bytes of the whole head, including the blank line; the body starts here.
     pub head_len: usize,
+    /// The request or status line, without its line end.
+    pub first_line: &'a [u8],
+    /// Each header's name, in order (at most [`MAX_HEADERS`]).
+    pub names: [&'a [u8]; MAX_HEADERS],
+    pub n_names: usize,
     pub host: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
     pub cookie: Option<&'a [u8]>,
     pub content_type: Option<&'a [u8]>,
+    pub referer: Option<&'a [u8]>,
+    pub location: Option<&'a [u8]>,
+    pub server: Option<&'a [u8]>,
+    pub accept: Option<&'a [u8]>,
+    pub accept_encoding: Option<&'a [u8]>,
+    pub accept_language: Option<&'a [u8]>,
+    pub connection: Option<&'a [u8]>,
+    /// The Content-Length value as sent.
+    pub content_length_raw: Option<&'a [u8]>,
     pub content_length: Option<u64>,
     pub chunked: bool,
     pub encoding: Encoding,
@@ -103,16 +117,61 @@ fn head<'a>(
     let mut h = Head {
         header_block: buf.get(first_line..block_end).unwrap_or(&[]),
         head_len,
-        ..Head::default()
+        first_line: &buf[..first_line.saturating_sub(2)],
+        names: [&[]; MAX_HEADERS],
+        n_names: 0,
+        host: None,
+        user_agent: None,
+        cookie: None,
+        content_type: None,
+        referer: None,
+        location: None,
+        server: None,
+        accept: None,
+        accept_encoding: None,
+        accept_language: None,
+        connection: None,
+        content_length_raw: None,
+        content_length: None,
+        chunked: false,
+        encoding: Encoding::Identity,
     };
     for hd in headers {
         let v = hd.value;
-        match hd.name.to_ascii_lowercase().as_str() {
-            "host" => h.host = Some(v),
-            "user-agent" => h.user_agent = Some(v),
-            "cookie" => h.cookie = Some(v),
-            "content-type" => h.content_type = Some(v),
-            "content-length" => {
+        if h.n_names < MAX_HEADERS {
+            h.names[h.n_names] = hd.name.as_bytes();
+            h.n_names += 1;
+        }
+        let mut lower = [0u8; 20];
+        let name = hd.name.as_bytes();
+        let key = match lower.get_mut(..name.len()) {
+            Some(k) => {
+                k.copy_from_slice(name);
+                k.make_ascii_lowercase();
+                &k[..]
+            }
+            None => &[][..],
+        };
+        let slot = match key {
+            b"host" => &mut h.host,
+            b"user-agent" => &mut h.user_agent,
+            b"cookie" => &mut h.cookie,
+            b"content-type" => &mut h.content_type,
+            b"referer" => &mut h.referer,
+            b"location" => &mut h.location,
+            b"server" => &mut h.server,
+            b"accept" => &mut h.accept,
+            b"accept-encoding" => &mut h.accept_encoding,
+            b"accept-language" => &mut h.accept_language,
+            b"connection" => &mut h.connection,
+            b"content-length" => &mut h.content_length_raw,
+            _ => &mut None,
+        };
+        if slot.is_none() {
+            *slot = Some(v);
+        }
+        match key {
+            b"content-length" => {
                 let n = std::str::from_utf8(v)
                     .ok()
                     .and_then(|s| s.trim().parse::<u64>().ok())
@@ -122,10 +181,10 @@ fn head<'a>(
                 }
                 h.content_length = Some(n);
             }
-            "transfer-encoding" => {
+            b"transfer-encoding" => {
                 h.chunked |= v.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"))
             }
-            "content-encoding" => {
+            b"content-encoding" => {
                 let t = String::from_utf8_lossy(v).trim().to_ascii_lowercase();
                 h.encoding = match t.as_str() {
                     "gzip" | "x-gzip" => Encoding::Gzip,

@@ -89,6 +89,10 @@ pub struct CompiledRule {
     /// Verification steps grouped by buffer, each group in rule order.
     pub groups: Vec<(Buffer, Vec<Step>)>,
     pub dsize: Option<crate::rule::options::SizeCmp>,
+    pub flags: Option<crate::rule::options::TcpFlags>,
+    /// ICMP type and code comparisons.
+    pub itype: Option<crate::rule::options::SizeCmp>,
+    pub icode: Option<crate::rule::options::SizeCmp>,
 }
 
 /// What one inspection sees.
@@ -104,6 +108,10 @@ pub struct Inspection<'a> {
     pub established: bool,
     /// Length of the packet's payload (for `dsize`).
     pub payload_len: usize,
+    /// TCP flags (0 when not TCP).
+    pub tcp_flags: u8,
+    /// ICMP type and code, for ICMP and ICMPv6.
+    pub icmp: Option<(u8, u8)>,
     pub buffers: &'a [(Buffer, &'a [u8])],
 }
 
@@ -219,6 +227,7 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
     let (mut bit_conditions, mut bit_actions, mut rate) = (Vec::new(), Vec::new(), None);
     let mut groups: Vec<(Buffer, Vec<Step>)> = Vec::new();
     let (mut direction, mut established, mut dsize) = (None, None, None);
+    let (mut flags, mut itype, mut icode) = (None, None, None);
     let mut push = |b: Buffer, s: Step| match groups.iter_mut().find(|(gb, _)| *gb == b) {
         Some((_, v)) => v.push(s),
         None => groups.push((b, vec![s])),
@@ -258,6 +267,9 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
             ),
             Match::Bsize(cmp, b) => push(*b, Step::Bsize(*cmp)),
             Match::Dsize(cmp) => dsize = Some(*cmp),
+            Match::Flags(f) => flags = Some(*f),
+            Match::Itype(c) => itype = Some(*c),
+            Match::Icode(c) => icode = Some(*c),
             Match::Flow(opts) => {
                 for o in opts {
                     match o {
@@ -339,6 +351,9 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
         established,
         groups,
         dsize,
+        flags,
+        itype,
+        icode,
     })
 }
 

@@ -266,8 +266,19 @@ pub(crate) fn rule_matches(r: &CompiledRule, p: &Inspection<'_>) -> bool {
     {
         return false;
     }
-    if r.dsize.is_some_and(|c| !cmp(c, p.payload_len)) {
+    if r.dsize.is_some_and(|c| !cmp(c, p.payload_len))
+        || r.flags
+            .is_some_and(|f| p.proto != 6 || !f.matches(p.tcp_flags))
+    {
         return false;
+    }
+    if r.itype.is_some() || r.icode.is_some() {
+        let Some((t, c)) = p.icmp else { return false };
+        if r.itype.is_some_and(|x| !cmp(x, usize::from(t)))
+            || r.icode.is_some_and(|x| !cmp(x, usize::from(c)))
+        {
+            return false;
+        }
     }
     r.groups.iter().all(
         |(b, steps)| match p.buffers.iter().find(|(pb, _)| pb == b) {

@@ -25,6 +25,22 @@ pub enum Buffer {
     FileData,
     TlsSni,
     DnsQuery,
+    HttpHeaderNames,
+    HttpHeaderRaw,
+    HttpContentType,
+    HttpContentLen,
+    HttpReferer,
+    HttpLocation,
+    HttpServer,
+    HttpAccept,
+    HttpAcceptEnc,
+    HttpAcceptLang,
+    HttpConnection,
+    HttpRequestLine,
+    HttpResponseLine,
+    HttpStart,
+    HttpProtocol,
+    HttpStatMsg,
 }
 
 impl Buffer {
@@ -45,6 +61,22 @@ impl Buffer {
             "file.data" | "file_data" => Buffer::FileData,
             "tls.sni" | "tls_sni" => Buffer::TlsSni,
             "dns.query" | "dns_query" => Buffer::DnsQuery,
+            "http.header_names" => Buffer::HttpHeaderNames,
+            "http.header.raw" => Buffer::HttpHeaderRaw,
+            "http.content_type" | "http_content_type" => Buffer::HttpContentType,
+            "http.content_len" => Buffer::HttpContentLen,
+            "http.referer" => Buffer::HttpReferer,
+            "http.location" => Buffer::HttpLocation,
+            "http.server" => Buffer::HttpServer,
+            "http.accept" => Buffer::HttpAccept,
+            "http.accept_enc" => Buffer::HttpAcceptEnc,
+            "http.accept_lang" => Buffer::HttpAcceptLang,
+            "http.connection" => Buffer::HttpConnection,
+            "http.request_line" | "http_request_line" => Buffer::HttpRequestLine,
+            "http.response_line" | "http_response_line" => Buffer::HttpResponseLine,
+            "http.start" => Buffer::HttpStart,
+            "http.protocol" => Buffer::HttpProtocol,
+            "http.stat_msg" => Buffer::HttpStatMsg,
             _ => return None,
         })
     }
@@ -62,6 +94,8 @@ impl Buffer {
             "http_client_body" => Buffer::HttpRequestBody,
             "http_stat_code" => Buffer::HttpStatCode,
             "http_server_body" => Buffer::HttpResponseBody,
+            "http_raw_header" => Buffer::HttpHeaderRaw,
+            "http_stat_msg" => Buffer::HttpStatMsg,
             _ => return None,
         })
     }
@@ -121,6 +155,63 @@ pub enum ThresholdKind {
     Both,
 }
 
+/// `flags:[+*!]FSRPAUCE0[,mask]`: without a modifier exactly these flags (outside the
+/// mask), `+` at least these, `*` any of these, `!` none of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpFlags {
+    pub want: u8,
+    pub modifier: Option<char>,
+    pub ignore: u8,
+}
+
+impl TcpFlags {
+    pub fn matches(&self, flags: u8) -> bool {
+        let f = flags & !self.ignore;
+        match self.modifier {
+            None => f == self.want,
+            Some('+') => f & self.want == self.want,
+            Some('*') => f & self.want != 0,
+            _ => f & self.want == 0,
+        }
+    }
+}
+
+fn tcp_flags(v: Option<&str>) -> Result<TcpFlags, RuleError> {
+    let v = v.unwrap_or("").trim();
+    let (flags, mask) = v.split_once(',').unwrap_or((v, ""));
+    let bits = |s: &str| -> Result<u8, RuleError> {
+        let mut b = 0u8;
+        for c in s.trim().chars() {
+            b |= match c.to_ascii_uppercase() {
+                'F' => 0x01,
+                'S' => 0x02,
+                'R' => 0x04,
+                'P' => 0x08,
+                'A' => 0x10,
+                'U' => 0x20,
+                'E' => 0x40,
+                'C' => 0x80,
+                // The reserved bits' old names, and "no flags".
+                '1' | '2' | '0' => 0,
+                _ => return malformed(format!("flags: {c:?} is not one of FSRPAUCE0")),
+            };
+        }
+        Ok(b)
+    };
+    let flags = flags.trim();
+    let modifier = flags.chars().next().filter(|c| "+*!".contains(*c));
+    let letters = if modifier.is_some() {
+        &flags[1..]
+    } else {
+        flags
+    };
+    Ok(TcpFlags {
+        want: bits(letters)?,
+        modifier,
+        ignore: bits(mask)?,
+    })
+}
+
 /// A size comparison (`bsize`, `dsize`): `N`, `<N`, `>N`, `N<>M`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SizeCmp {
@@ -149,6 +240,10 @@ pub enum Match {
     },
     Bsize(SizeCmp, Buffer),
     Dsize(SizeCmp),
+    /// TCP flags: the flags, how they are compared, and flags to ignore.
+    Flags(TcpFlags),
+    Itype(SizeCmp),
+    Icode(SizeCmp),
     Flow(Vec<FlowOpt>),
     /// Command, names, and whether a condition needs all names (`a&b`) or any (`a|b`).
     Flowbits(FlowbitsCmd, Vec<String>, bool),
@@ -429,6 +524,20 @@ pub fn parse(body: &str, header: &Header) -> Result<(Meta, Vec<Match>), RuleErro
             }
             "bsize" => matches.push(Match::Bsize(size_cmp("bsize", v)?, buffer)),
             "dsize" => matches.push(Match::Dsize(size_cmp("dsize", v)?)),
+            "flags" => matches.push(Match::Flags(tcp_flags(v)?)),
+            "itype" => matches.push(Match::Itype(size_cmp("itype", v)?)),
+            "icode" => matches.push(Match::Icode(size_cmp("icode", v)?)),
+            // The length of the normalised (or, with `raw`, the raw) URI.
+            "urilen" => {
+                let raw = v.unwrap_or("");
+                let (cmp, kind) = raw.split_once(',').unwrap_or((raw, "norm"));
+                let b = match kind.trim() {
+                    "raw" => Buffer::HttpUriRaw,
+                    "norm" => Buffer::HttpUri,
+                    k => return malformed(format!("urilen: {k:?} is not raw or norm")),
+                };
+                matches.push(Match::Bsize(size_cmp("urilen", Some(cmp))?, b));
+            }
             "flow" => {
                 let mut opts = Vec::new();
                 for o in v.unwrap_or("").split(',').map(str::trim) {
