@@ -94,6 +94,10 @@ fn main() -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)
                 .context("loading rules")?;
             let secs = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let (_engine, built) = mimamori_signatures::engine::Engine::build(&set);
+            let compile_secs = t.elapsed().as_secs_f64();
+            let compiled_share = built.compiled as f64 / report.enabled.max(1) as f64;
             let unknown_classtypes = classes.as_ref().map_or(0, |c| {
                 set.rules
                     .iter()
@@ -113,6 +117,8 @@ fn main() -> anyhow::Result<()> {
                         "files": report.files, "enabled": report.enabled, "loaded": report.loaded, "disabled": report.disabled,
                         "loaded_share": report.loaded_share(), "parse_seconds": secs, "peak_rss_mb": rss_mb(),
                         "skipped_by_reason": report.skipped_by_reason, "unknown_classtypes": unknown_classtypes,
+                        "compiled": built.compiled, "compiled_share": compiled_share, "compile_seconds": compile_secs,
+                        "refused_by_engine": built.skipped_by_reason,
                     }))?
                 );
             } else {
@@ -121,12 +127,21 @@ fn main() -> anyhow::Result<()> {
                     report.files, report.enabled, report.disabled
                 );
                 println!(
-                    "loaded  {} ({:.1} %) in {:.3} s, peak RSS {:.0} MB (parse only; no engine yet)",
+                    "loaded  {} ({:.1} %) in {:.3} s",
                     report.loaded,
                     report.loaded_share() * 100.0,
                     secs,
+                );
+                println!(
+                    "compiled {} ({:.1} % of enabled) in {:.3} s more; peak RSS {:.0} MB",
+                    built.compiled,
+                    compiled_share * 100.0,
+                    compile_secs,
                     rss_mb()
                 );
+                for (reason, n) in &built.skipped_by_reason {
+                    println!("  {n:>6}  refused by the engine: {reason}");
+                }
                 println!("skipped {}:", report.enabled - report.loaded);
                 for (reason, n) in report.top_reasons(40) {
                     println!("  {n:>6}  {reason}");

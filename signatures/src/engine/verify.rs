@@ -16,7 +16,7 @@ pub enum Step {
     /// A content and, for exact-case patterns, its searcher built once at compile time.
     Content(Content, Option<memchr::memmem::Finder<'static>>),
     Pcre {
-        re: regex::bytes::Regex,
+        re: Pattern,
         negated: bool,
         relative: bool,
     },
@@ -206,6 +206,36 @@ fn read_value(r: &ByteRead, buf: &[u8], prev: usize) -> Option<(u64, usize)> {
     Some((v, at + r.bytes))
 }
 
+/// A compiled pcre: the `regex` crate (linear time) where it can; PCRE2 itself for what
+/// only PCRE has (backreferences, look-around), as Suricata runs them.
+pub enum Pattern {
+    Linear(regex::bytes::Regex),
+    Pcre2(pcre2::bytes::Regex),
+}
+
+impl Pattern {
+    /// End of the first match in `hay`. A PCRE2 run that hits its match limit counts as
+    /// no match.
+    fn find_end(&self, hay: &[u8]) -> Option<usize> {
+        match self {
+            Pattern::Linear(re) => re.find(hay).map(|m| m.end()),
+            Pattern::Pcre2(re) => re.find(hay).ok().flatten().map(|m| m.end()),
+        }
+    }
+}
+
+/// PCRE2 for a pattern the `regex` crate refused.
+fn compile_pcre2(p: &Pcre) -> Result<pcre2::bytes::Regex, String> {
+    let mut b = pcre2::bytes::RegexBuilder::new();
+    b.caseless(p.flags.contains('i'))
+        .dotall(p.flags.contains('s'))
+        .multi_line(p.flags.contains('m'))
+        .extended(p.flags.contains('x'))
+        .jit_if_available(true);
+    b.build(&p.pattern)
+        .map_err(|e| format!("pcre PCRE2 cannot compile: {e}"))
+}
+
 pub(crate) fn compile_pcre(p: &Pcre) -> Result<Step, String> {
     let mut flags = String::from("-u"); // bytes, like PCRE without UTF mode
     for f in p.flags.chars() {
@@ -217,29 +247,14 @@ pub(crate) fn compile_pcre(p: &Pcre) -> Result<Step, String> {
             _ => {}
         }
     }
-    let re = regex::bytes::RegexBuilder::new(&format!("(?{flags}){}", p.pattern))
+    let re = match regex::bytes::RegexBuilder::new(&format!("(?{flags}){}", p.pattern))
         .size_limit(1 << 20)
         .dfa_size_limit(1 << 20)
         .build()
-        .map_err(|e| {
-            let first = e
-                .to_string()
-                .lines()
-                .last()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            format!(
-                "pcre the regex crate cannot compile ({})",
-                if first.contains("look-around") {
-                    "look-around"
-                } else if first.contains("backreference") {
-                    "backreference"
-                } else {
-                    "syntax"
-                }
-            )
-        })?;
+    {
+        Ok(re) => Pattern::Linear(re),
+        Err(_) => Pattern::Pcre2(compile_pcre2(p)?),
+    };
     Ok(Step::Pcre {
         re,
         negated: p.negated,
@@ -397,8 +412,8 @@ fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32) -> boo
             relative,
         } => {
             let from = if *relative { prev.min(buf.len()) } else { 0 };
-            match (re.find(&buf[from..]), negated) {
-                (Some(m), false) => matches_from(rest, buf, from + m.end(), tries),
+            match (re.find_end(&buf[from..]), negated) {
+                (Some(end), false) => matches_from(rest, buf, from + end, tries),
                 (None, true) => matches_from(rest, buf, prev, tries),
                 _ => false,
             }
