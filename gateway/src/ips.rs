@@ -156,6 +156,8 @@ pub struct IdsStats {
     pub http_requests: u64,
     pub http_responses: u64,
     pub tls_hellos: u64,
+    /// Server certificate chains read (TLS 1.2 and earlier).
+    pub tls_certificates: u64,
     pub dns_messages: u64,
     /// TCP payloads the reassembler could not hold (memcap, window): inspected alone.
     pub stream_unheld: u64,
@@ -189,6 +191,9 @@ struct Work {
     qname: Box<[u8; NAME_MAX]>,
     /// `http.header_names`: "\r\nName\r\nName\r\n\r\n".
     names: Vec<u8>,
+    /// A server flight's handshake messages, joined across records.
+    handshake: Vec<u8>,
+    leaf: tls::CertFields,
 }
 
 impl Default for Work {
@@ -201,6 +206,8 @@ impl Default for Work {
             datagram: Vec::new(),
             qname: Box::new([0; NAME_MAX]),
             names: Vec::new(),
+            handshake: Vec::new(),
+            leaf: tls::CertFields::default(),
         }
     }
 }
@@ -525,6 +532,8 @@ impl Inspector {
             dechunked,
             qname,
             names,
+            handshake,
+            leaf,
             ..
         } = work;
         match app::recognise(app_data, udp) {
@@ -619,7 +628,25 @@ impl Inspector {
                     }
                 }
             }
-            AppProto::Tls if to_server => {
+            AppProto::Tls if !to_server => {
+                tls::handshake_bytes(app_data, handshake, BODY_LIMIT);
+                if let Some((certs, n)) = tls::server_certificates(handshake)
+                    && due(seen, true).is_some()
+                {
+                    stats.tls_certificates += 1;
+                    for c in &certs[..n] {
+                        bufs.push(Buffer::TlsCerts, c);
+                    }
+                    // Allocates the three strings once per TLS connection.
+                    if let Some(f) = certs.first().and_then(|c| tls::cert_fields(c)) {
+                        *leaf = f;
+                        bufs.push(Buffer::TlsCertSubject, leaf.subject.as_bytes());
+                        bufs.push(Buffer::TlsCertIssuer, leaf.issuer.as_bytes());
+                        bufs.push(Buffer::TlsCertSerial, leaf.serial.as_bytes());
+                    }
+                }
+            }
+            AppProto::Tls => {
                 if let Ok(hello) = tls::parse_client_hello(app_data)
                     && due(seen, true).is_some()
                 {

@@ -366,3 +366,85 @@ alert http any any -> any any (msg:"protocol"; http.protocol; content:"HTTP/1.0"
     // Two `start` alerts: request and response heads. Not 4 (the URI is long).
     assert_eq!(sids, vec![1, 2, 3, 5, 6, 7, 8, 8, 9]);
 }
+
+/// A self-signed certificate made for this test (C=JP, O=Mimamori Test, CN=c2.evil.test,
+/// serial 0A1B2C), DER in hex.
+const TEST_CERT_HEX: &str = concat!(
+    "308201bb30820162a00302010202030a1b2c300a06082a8648ce3d040302303c310b3009060355040613024a50311630",
+    "14060355040a0c0d4d696d616d6f726920546573743115301306035504030c0c63322e6576696c2e74657374301e170d",
+    "3236313132363232323335395a170d3336313132333232323335395a303c310b3009060355040613024a503116301406",
+    "0355040a0c0d4d696d616d6f726920546573743115301306035504030c0c63322e6576696c2e74657374305930130607",
+    "2a8648ce3d020106082a8648ce3d030107034200048e994b007bc744a68aaceeb74d25de7f1f850e905dcbb046e184f4",
+    "55976e3e37e79c21318b4214d004c416ab936d80231db9401e801e636d16b6e579190c2762a3533051301d0603551d0e",
+    "0416041434fe923b98f11e2dd14ccc4d55918b1bcde6c6f5301f0603551d2304183016801434fe923b98f11e2dd14ccc",
+    "4d55918b1bcde6c6f5300f0603551d130101ff040530030101ff300a06082a8648ce3d0403020347003044022065b455",
+    "0499d6d3985a1d9d01204501e1a421472aaed4943b045bdc59920519d70220129d98100806e9ce77c9c854b24e8b74a7",
+    "a5105f1f34fb44f747521a4c10902a",
+);
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A TLS record of `kind` around `body`.
+fn record(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut r = vec![kind, 3, 3];
+    r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    r.extend_from_slice(body);
+    r
+}
+
+/// A handshake message of `kind` around `body`.
+fn handshake(kind: u8, body: &[u8]) -> Vec<u8> {
+    let n = body.len() as u32;
+    let mut h = vec![kind, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+    h.extend_from_slice(body);
+    h
+}
+
+fn u24(n: usize) -> [u8; 3] {
+    [(n >> 16) as u8, (n >> 8) as u8, n as u8]
+}
+
+#[test]
+fn server_certificates_are_inspected_across_segments_and_records() {
+    let rules = r#"
+alert tls any any -> any any (msg:"cert subject"; flow:to_client; tls.cert_subject; content:"CN=c2.evil.test"; endswith; sid:1;)
+alert tls any any -> any any (msg:"cert issuer"; tls.cert_issuer; content:"C=JP, O=Mimamori Test, CN=c2.evil.test"; bsize:38; sid:2;)
+alert tls any any -> any any (msg:"cert serial"; tls.cert_serial; content:"0A:1B:2C"; sid:3;)
+alert tls any any -> any any (msg:"cert der"; tls.certs; content:"Mimamori Test"; sid:4;)
+alert tls any any -> any any (msg:"other subject"; tls.cert_subject; content:"CN=good.test"; sid:5;)
+"#;
+    let cert = unhex(TEST_CERT_HEX);
+    let mut list = u24(cert.len()).to_vec();
+    list.extend_from_slice(&cert);
+    let mut body = u24(list.len()).to_vec();
+    body.extend_from_slice(&list);
+    let server_hello = handshake(2, &[3, 3, 0, 0, 0, 0]);
+    let certificate = handshake(11, &body);
+    // ServerHello in one record, the Certificate message split over two records.
+    let mut flight = record(22, &server_hello);
+    let (a, b) = certificate.split_at(100);
+    flight.extend(record(22, a));
+    flight.extend(record(22, b));
+
+    let mut ips = Inspector::new(
+        book_of(rules, 5),
+        &IpsConfig::default(),
+        InspectorLimits::default(),
+    );
+    let mut c = Conn::new(false);
+    c.s.port = 443;
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00"));
+    // The flight crosses a TCP segment boundary inside the certificate.
+    f.push(c.data(false, 0, &flight[..300]));
+    f.push(c.data(false, 300, &flight[300..]));
+    let (_, mut sids) = run(&mut ips, &f);
+    sids.sort_unstable();
+    assert_eq!(sids, vec![1, 2, 3, 4]);
+    assert_eq!(ips.stats.tls_certificates, 1);
+}

@@ -188,6 +188,12 @@ proptest! {
         let _ = http::decode(http::Encoding::Deflate, &b, 1000);
         let _ = http::normalize_uri(&String::from_utf8_lossy(&b));
         let _ = tls::parse_client_hello(&b);
+        let mut hs = Vec::new();
+        tls::handshake_bytes(&b, &mut hs, 1000);
+        prop_assert!(hs.len() <= 1000);
+        let _ = tls::server_certificates(&b);
+        let _ = tls::server_certificates(&hs);
+        let _ = tls::cert_fields(&b);
         let _ = dns::parse(&b);
         let _ = app::recognise(&b, false);
     }

@@ -1,4 +1,5 @@
-//! The TLS ClientHello (RFC 8446 4.1.2): version, SNI (RFC 6066 3) and ALPN (RFC 7301).
+//! TLS: the ClientHello (RFC 8446 4.1.2: version, SNI per RFC 6066 3, ALPN per RFC 7301)
+//! and the server's certificates (RFC 5246 7.4.2) with the leaf's subject, issuer, serial.
 
 /// Longest SNI kept (DNS names are at most 253 bytes).
 pub const MAX_NAME: usize = 253;
@@ -191,4 +192,81 @@ fn walk_body<'a>(body: &'a [u8], cut: bool, hello: &mut ClientHello<'a>) -> Resu
         }
     }
     Ok(())
+}
+
+/// Certificates kept from one server flight.
+pub const MAX_CERTS: usize = 8;
+
+/// Joins the handshake bytes of a record stream (records of type 22, up to the first
+/// other record or the first cut record) into `out`, at most `limit` bytes.
+pub fn handshake_bytes(records: &[u8], out: &mut Vec<u8>, limit: usize) {
+    out.clear();
+    let mut at = 0;
+    while let Some(h) = records.get(at..at + 5) {
+        let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+        let Some(body) = records.get(at + 5..at + 5 + len) else {
+            break;
+        };
+        if h[0] != 22 || out.len() + len > limit {
+            break;
+        }
+        out.extend_from_slice(body);
+        at += 5 + len;
+    }
+}
+
+/// The DER certificates of the first Certificate message (TLS 1.2 and earlier; in 1.3 it
+/// is encrypted) in joined handshake bytes, leaf first. `None` until it is complete.
+pub fn server_certificates(hs: &[u8]) -> Option<([&[u8]; MAX_CERTS], usize)> {
+    let mut at = 0;
+    while let Some(h) = hs.get(at..at + 4) {
+        let len = usize::from(h[1]) << 16 | usize::from(h[2]) << 8 | usize::from(h[3]);
+        let body = hs.get(at + 4..at + 4 + len)?;
+        if h[0] == 11 {
+            let mut r = Reader { b: body };
+            let total = r.take(3).ok()?;
+            let total =
+                usize::from(total[0]) << 16 | usize::from(total[1]) << 8 | usize::from(total[2]);
+            let mut list = Reader {
+                b: r.take(total).ok()?,
+            };
+            let (mut certs, mut n) = ([&[][..]; MAX_CERTS], 0);
+            while !list.b.is_empty() && n < MAX_CERTS {
+                let l = list.take(3).ok()?;
+                let l = usize::from(l[0]) << 16 | usize::from(l[1]) << 8 | usize::from(l[2]);
+                certs[n] = list.take(l).ok()?;
+                n += 1;
+            }
+            return Some((certs, n));
+        }
+        at += 4 + len;
+    }
+    None
+}
+
+/// The leaf certificate's fields rules look at, as Suricata writes them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertFields {
+    /// `C=US, O=Example, CN=www.example.test`
+    pub subject: String,
+    pub issuer: String,
+    /// `0A:1B:…`, upper-case hex.
+    pub serial: String,
+}
+
+/// Reads a DER certificate's subject, issuer and serial (`None` if it does not parse).
+pub fn cert_fields(der: &[u8]) -> Option<CertFields> {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    let serial = cert
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    Some(CertFields {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        serial,
+    })
 }

@@ -459,11 +459,11 @@ impl Engine {
         }
         let g = scratch.generation;
         scratch.candidates.clear();
-        for (b, ac, ids, base) in &self.prefilters {
-            let Some(data) = p.buffers.iter().find(|(pb, _)| pb == b).map(|(_, d)| *d) else {
+        for (pb, data) in p.buffers {
+            let Some((_, ac, ids, base)) = self.prefilters.iter().find(|(b, ..)| b == pb) else {
                 continue;
             };
-            for m in ac.find_overlapping_iter(data) {
+            for m in ac.find_overlapping_iter(*data) {
                 let pat = m.pattern().as_usize();
                 // A pattern seen earlier in this buffer has queued its rules already.
                 let seen = &mut scratch.seen[base + pat];

@@ -295,14 +295,16 @@ pub(crate) fn rule_matches(r: &CompiledRule, p: &Inspection<'_>) -> bool {
             return false;
         }
     }
-    r.groups.iter().all(
-        |(b, steps)| match p.buffers.iter().find(|(pb, _)| pb == b) {
-            Some((_, data)) => group_matches(steps, data, *b),
-            None => steps
+    // A buffer may come more than once (one per certificate): any instance may match.
+    r.groups.iter().all(|(b, steps)| {
+        let mut of_kind = p.buffers.iter().filter(|(pb, _)| pb == b).peekable();
+        if of_kind.peek().is_none() {
+            return steps
                 .iter()
-                .all(|s| matches!(s, Step::Content(c, _) if c.negated)),
-        },
-    )
+                .all(|s| matches!(s, Step::Content(c, _) if c.negated));
+        }
+        of_kind.any(|(_, data)| group_matches(steps, data, *b))
+    })
 }
 
 fn group_matches(steps: &[Step], data: &[u8], _b: Buffer) -> bool {

@@ -41,6 +41,11 @@ pub enum Buffer {
     HttpStart,
     HttpProtocol,
     HttpStatMsg,
+    /// Each certificate of the server's chain (DER), one buffer per certificate.
+    TlsCerts,
+    TlsCertSubject,
+    TlsCertIssuer,
+    TlsCertSerial,
 }
 
 impl Buffer {
@@ -77,6 +82,10 @@ impl Buffer {
             "http.start" => Buffer::HttpStart,
             "http.protocol" => Buffer::HttpProtocol,
             "http.stat_msg" => Buffer::HttpStatMsg,
+            "tls.certs" => Buffer::TlsCerts,
+            "tls.cert_subject" | "tls_cert_subject" => Buffer::TlsCertSubject,
+            "tls.cert_issuer" | "tls_cert_issuer" => Buffer::TlsCertIssuer,
+            "tls.cert_serial" | "tls_cert_serial" => Buffer::TlsCertSerial,
             _ => return None,
         })
     }
