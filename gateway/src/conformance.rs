@@ -144,14 +144,36 @@ fn run_one(
             nf,
         ));
     }
-    let rules = dir.join("test.rules");
+    // `test.rules`, else the folder's only rules file.
+    let mut rules = dir.join("test.rules");
     if !rules.is_file() {
-        return Ok(skipped(
-            name,
-            "rules are in suricata.yaml or absent (not read yet)",
-            nf,
-        ));
+        let others: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+            .collect();
+        match <[PathBuf; 1]>::try_from(others) {
+            Ok([only]) => rules = only,
+            Err(_) => {
+                return Ok(skipped(
+                    name,
+                    "rules are in suricata.yaml or absent (not read yet)",
+                    nf,
+                ));
+            }
+        }
     }
+    // Tests run with `--simulate-ips` expect drop and reject rules to act.
+    let ips = y
+        .get("args")
+        .and_then(Yaml::as_sequence)
+        .is_some_and(|a| a.iter().any(|v| v.as_str().is_some_and(|s| s.contains("--simulate-ips"))));
+    let policy = if ips {
+        let mut p = (**policy).clone();
+        p.ips.mode = mimamori_pipelines::policy::IpsMode::Ips;
+        Arc::new(p)
+    } else {
+        policy.clone()
+    };
     let pcap = match y.get("pcap") {
         Some(Yaml::String(p)) => dir.join(p),
         Some(Yaml::Bool(false)) => return Ok(skipped(name, "runs without a pcap", nf)),
@@ -190,7 +212,7 @@ fn run_one(
         input: &pcap,
         output: None,
         eve: Some(&eve),
-        policy: policy.clone(),
+        policy,
         rules: Some(&rules),
         web: None,
     }
