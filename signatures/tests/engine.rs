@@ -344,6 +344,15 @@ fn byte_test_and_byte_jump() {
         "END is not right after the field"
     );
     assert!(s(b"TLV\xffEND").is_empty(), "a jump past the end fails");
+
+    // 0 bytes with `string`: the whole buffer (Content-Length: 0).
+    let (e, rep) = engine(&[
+        r#"alert http any any -> any any (http.content_len; byte_test:0,=,0,0,string,dec; sid:40;)"#,
+    ]);
+    assert_eq!(rep.compiled, 1, "{:?}", rep.skipped_by_reason);
+    let s = |p: &[u8]| sids(&e, &[(Buffer::HttpContentLen, p)], true);
+    assert_eq!(s(b"0"), [40]);
+    assert!(s(b"10").is_empty());
 }
 
 #[test]

@@ -117,8 +117,10 @@ fn byte_read(
             o => rest.push(o.to_string()),
         }
     }
+    // With `string`, 0 bytes means the rest of the buffer (Suricata 7; used on
+    // `http.content_len`).
     let max = if r.string.is_some() { 20 } else { 8 };
-    if r.bytes == 0 || r.bytes > max {
+    if (r.bytes == 0 && r.string.is_none()) || r.bytes > max {
         return Err(format!("byte count {} (1 to {max})", r.bytes));
     }
     Ok((r, rest))
@@ -194,7 +196,12 @@ fn read_value(r: &ByteRead, buf: &[u8], prev: usize) -> Option<(u64, usize)> {
         r.offset
     };
     let at = usize::try_from(at).ok()?;
-    let raw = buf.get(at..at.checked_add(r.bytes)?)?;
+    let n = if r.bytes == 0 {
+        buf.len().checked_sub(at).filter(|&n| (1..=20).contains(&n))?
+    } else {
+        r.bytes
+    };
+    let raw = buf.get(at..at.checked_add(n)?)?;
     let mut v = match r.string {
         Some(base) => u64::from_str_radix(std::str::from_utf8(raw).ok()?.trim(), base).ok()?,
         None if r.little => raw.iter().rev().fold(0u64, |a, &b| (a << 8) | u64::from(b)),
@@ -203,7 +210,7 @@ fn read_value(r: &ByteRead, buf: &[u8], prev: usize) -> Option<(u64, usize)> {
     if let Some(m) = r.bitmask.filter(|&m| m != 0) {
         v = (v & m) >> m.trailing_zeros();
     }
-    Some((v, at + r.bytes))
+    Some((v, at + n))
 }
 
 /// A compiled pcre: the `regex` crate (linear time) where it can; PCRE2 itself for what
