@@ -163,10 +163,10 @@ fn run_one(
         }
     }
     // Tests run with `--simulate-ips` expect drop and reject rules to act.
-    let ips = y
-        .get("args")
-        .and_then(Yaml::as_sequence)
-        .is_some_and(|a| a.iter().any(|v| v.as_str().is_some_and(|s| s.contains("--simulate-ips"))));
+    let ips = y.get("args").and_then(Yaml::as_sequence).is_some_and(|a| {
+        a.iter()
+            .any(|v| v.as_str().is_some_and(|s| s.contains("--simulate-ips")))
+    });
     let policy = if ips {
         let mut p = (**policy).clone();
         p.ips.mode = mimamori_pipelines::policy::IpsMode::Ips;
@@ -393,7 +393,7 @@ pub fn markdown(results: &[TestResult], source: &str) -> String {
          are not checked yet. Known differences that fail tests: Suricata's exception policies\n\
          and other suricata.yaml settings are not read; a drop ends the whole flow here (the\n\
          issue's inline semantics), where Suricata may drop only the packet; alert events carry\n\
-         no `pcap_cnt`, `tx_id`, `app_proto` or `verdict` fields yet.\n"
+         no `tx_id` or `app_proto` fields yet.\n"
     );
     let _ = writeln!(o, "| | tests |\n|---|---|");
     let _ = writeln!(

@@ -141,6 +141,8 @@ pub enum IpsVerdict {
 pub struct Alert {
     pub rule: u32,
     pub blocked: bool,
+    /// The packet inspected was a datagram joined from fragments.
+    pub defrag: bool,
 }
 
 #[derive(Default, Debug, Clone, Serialize)]
@@ -407,6 +409,9 @@ impl Inspector {
             };
             self.work.datagram = whole;
             self.stats.defrag = self.defrag.stats.clone();
+            for a in &mut self.alerts {
+                a.defrag = true;
+            }
             return v;
         }
         if !m.has_l4() {
@@ -728,7 +733,11 @@ impl Inspector {
                     verdict = IpsVerdict::Drop;
                 }
             }
-            alerts.push(Alert { rule: i, blocked });
+            alerts.push(Alert {
+                rule: i,
+                blocked,
+                defrag: false,
+            });
         }
         stats.alerts += alerts.len() as u64;
         match verdict {

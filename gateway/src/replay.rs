@@ -25,6 +25,8 @@ const BURST: usize = 32;
 struct Burst {
     frames: Vec<Vec<u8>>,
     ts: Vec<u64>,
+    /// Each frame's record number in the capture (1-based).
+    cnt: Vec<u64>,
     n: usize,
     verdicts: Vec<Verdict>,
 }
@@ -34,16 +36,18 @@ impl Burst {
         Self {
             frames: (0..BURST).map(|_| Vec::with_capacity(2048)).collect(),
             ts: vec![0; BURST],
+            cnt: vec![0; BURST],
             n: 0,
             verdicts: vec![Verdict::Forward(ForwardReason::NonIp); BURST],
         }
     }
 
     /// Adds a frame; true when the burst is full.
-    fn push(&mut self, ts: u64, data: &[u8]) -> bool {
+    fn push(&mut self, ts: u64, cnt: u64, data: &[u8]) -> bool {
         self.frames[self.n].clear();
         self.frames[self.n].extend_from_slice(data);
         self.ts[self.n] = ts;
+        self.cnt[self.n] = cnt;
         self.n += 1;
         self.n == BURST
     }
@@ -83,9 +87,12 @@ impl Burst {
                     let kind = EventKind::Signature {
                         rule: a.rule,
                         blocked: a.blocked,
+                        defrag: a.defrag,
                     };
-                    cls.events
-                        .push(EventRecord::from_packet(&m, side, 0, kind, self.ts[i]));
+                    let mut rec =
+                        EventRecord::from_packet(&m, side, cls.flow_id(&m), kind, self.ts[i]);
+                    rec.pcap_cnt = self.cnt[i];
+                    cls.events.push(rec);
                 }
                 if v != IpsVerdict::Pass {
                     cls.overrule(&mut self.verdicts[i], DropReason::Signature);
@@ -225,7 +232,7 @@ impl Replay<'_> {
                 continue;
             }
             last_ts = last_ts.max(rec.ts_ns);
-            if burst.push(rec.ts_ns, &frame) {
+            if burst.push(rec.ts_ns, reader.records(), &frame) {
                 written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut(), ids.as_mut())?;
             }
         }

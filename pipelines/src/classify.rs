@@ -357,6 +357,18 @@ impl Classifier {
         self.scratch = pre;
     }
 
+    /// The id of the flow `m` belongs to (0 when it has none), for events of later stages.
+    pub fn flow_id(&self, m: &PacketMeta) -> u64 {
+        if !m.is_ip() {
+            return 0;
+        }
+        let (key, _) = FlowKey::from_meta(m);
+        let hash = self.flows.hash(&key);
+        self.flows
+            .find(&key, hash)
+            .map_or(0, |i| self.flows.get(i).id)
+    }
+
     /// A later stage (the IPS) drops a packet this classifier forwarded: the counters
     /// move it from its forward reason to `reason`.
     pub fn overrule(&mut self, v: &mut Verdict, reason: DropReason) {

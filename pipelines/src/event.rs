@@ -26,7 +26,12 @@ pub enum EventKind {
     Quarantine(crate::web::Quarantined),
     /// A signature matched: `rule` indexes the gateway's compiled rules (the exporter
     /// names it); `blocked` when IPS mode dropped or rejected the packet for it.
-    Signature { rule: u32, blocked: bool },
+    /// `defrag` when the packet was a datagram joined from fragments.
+    Signature {
+        rule: u32,
+        blocked: bool,
+        defrag: bool,
+    },
 }
 
 /// Everything an event needs, copied out of the flow: no references, no allocation.
@@ -53,6 +58,8 @@ pub struct EventRecord {
     pub rule: u32,
     /// The policy version the event was taken under (names its rule); set by the queue.
     pub policy_version: u64,
+    /// The packet's number in the capture being replayed (0 on the live path).
+    pub pcap_cnt: u64,
 }
 
 impl EventRecord {
@@ -78,6 +85,7 @@ impl EventRecord {
             verdict: f.verdict,
             rule: f.rule,
             policy_version: 0,
+            pcap_cnt: 0,
         }
     }
 }
@@ -111,6 +119,7 @@ impl EventRecord {
             verdict: FlowVerdict::Allow,
             rule: 0,
             policy_version: 0,
+            pcap_cnt: 0,
         }
     }
 
@@ -136,6 +145,7 @@ impl EventRecord {
             verdict: FlowVerdict::Deny,
             rule: 0,
             policy_version: 0,
+            pcap_cnt: 0,
         }
     }
 }
@@ -212,13 +222,26 @@ pub struct Eve {
     pub dest_port: u16,
     pub proto: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcap_cnt: Option<u64>,
+    /// Where the packet came from (`wire/pcap`, `ipv4 defrag`, …), on alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkt_src: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<EveAlert>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<EveVerdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<EveFlow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web: Option<EveWeb>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<EveHost>,
+}
+
+/// What became of the packet an alert is about (`alert`, `drop`).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct EveVerdict {
+    pub action: &'static str,
 }
 
 /// A web filter event (mimamori's own event type `web`).
@@ -319,7 +342,10 @@ impl EventRecord {
             dest_ip: to_ip(self.dst, self.v4),
             dest_port: self.dst_port,
             proto: proto_name(self.proto),
+            pcap_cnt: (self.pcap_cnt > 0).then_some(self.pcap_cnt),
+            pkt_src: None,
             alert: None,
+            verdict: None,
             flow: None,
             web: None,
             host: None,
@@ -367,8 +393,18 @@ impl EventRecord {
                     src_mac: h.mac.to_string(),
                 });
             }
-            EventKind::Signature { blocked, .. } => {
+            EventKind::Signature {
+                blocked, defrag, ..
+            } => {
                 e.event_type = "alert";
+                e.pkt_src = Some(match (defrag, self.v4) {
+                    (false, _) => "wire/pcap",
+                    (true, true) => "ipv4 defrag",
+                    (true, false) => "ipv6 defrag",
+                });
+                e.verdict = Some(EveVerdict {
+                    action: if blocked { "drop" } else { "alert" },
+                });
                 e.alert = Some(EveAlert {
                     action: if blocked { "blocked" } else { "allowed" },
                     gid: 1,

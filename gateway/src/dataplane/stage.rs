@@ -260,9 +260,11 @@ fn inspect_burst(
             let kind = EventKind::Signature {
                 rule: a.rule,
                 blocked: a.blocked,
+                defrag: a.defrag,
             };
+            let flow = cls.flow_id(&m);
             cls.events
-                .push(EventRecord::from_packet(&m, sides[i], 0, kind, now_ns));
+                .push(EventRecord::from_packet(&m, sides[i], flow, kind, now_ns));
         }
         if v != IpsVerdict::Pass {
             cls.overrule(&mut verdicts[i], DropReason::Signature);

@@ -197,7 +197,9 @@ fn read_value(r: &ByteRead, buf: &[u8], prev: usize) -> Option<(u64, usize)> {
     };
     let at = usize::try_from(at).ok()?;
     let n = if r.bytes == 0 {
-        buf.len().checked_sub(at).filter(|&n| (1..=20).contains(&n))?
+        buf.len()
+            .checked_sub(at)
+            .filter(|&n| (1..=20).contains(&n))?
     } else {
         r.bytes
     };
