@@ -347,7 +347,7 @@ alert http any any -> any any (msg:"status 200 to client"; flow:to_client; http.
 alert tcp any any -> any 25 (msg:"smtp attachment"; flow:to_server; content:"Content-Disposition|3a| attachment"; sid:9100005; rev:1;)
 alert tcp any any -> any any (msg:"never"; content:"this string is not in the traffic"; sid:9100006; rev:1;)
 alert http any any -> any any (msg:"status 200 wrong direction"; flow:to_server; http.stat_code; content:"200"; sid:9100007; rev:1;)
-alert tcp any any -> any any (msg:"unsupported"; content:"x"; byte_extract:1,0,v; sid:9100008; rev:1;)
+alert tcp any any -> any any (msg:"unsupported"; content:"x"; byte_test:1,>,2,0,dce; sid:9100008; rev:1;)
 "#,
     )
     .unwrap();
@@ -370,7 +370,7 @@ alert tcp any any -> any any (msg:"unsupported"; content:"x"; byte_extract:1,0,v
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert_eq!(s["ids"]["rules_compiled"], 7);
     assert_eq!(
-        s["ids"]["skipped_by_reason"]["unsupported by the engine: byte_extract"],
+        s["ids"]["skipped_by_reason"]["unsupported by the engine: byte_test: dce (DCERPC byte order)"],
         1
     );
     let mut by_sid = std::collections::HashMap::new();

@@ -326,7 +326,7 @@ fn byte_test_and_byte_jump() {
         r#"alert tcp any any -> any any (content:"X"; byte_extract:1,0,len,relative; sid:34;)"#,
         r#"alert tcp any any -> any any (content:"X"; byte_test:1,>,2,0,dce; sid:35;)"#,
     ]);
-    assert_eq!(rep.compiled, 4, "{:?}", rep.skipped_by_reason);
+    assert_eq!(rep.compiled, 5, "{:?}", rep.skipped_by_reason);
     let s = |p: &[u8]| sids(&e, &[(Buffer::Packet, p)], true);
     assert_eq!(s(b"LEN\x04\x00"), [30]);
     assert!(s(b"LEN\x03\xe8").is_empty(), "1000 is not > 1000");
@@ -344,6 +344,23 @@ fn byte_test_and_byte_jump() {
         "END is not right after the field"
     );
     assert!(s(b"TLV\xffEND").is_empty(), "a jump past the end fails");
+
+    // byte_extract: a length used as a distance, a value compared by byte_test, a jump.
+    let (e, rep) = engine(&[
+        r#"alert tcp any any -> any any (content:"L"; byte_extract:1,0,n,relative; content:"END"; distance:n; within:3; sid:50;)"#,
+        r#"alert tcp any any -> any any (content:"M"; byte_extract:1,0,max,relative; byte_test:1,>,max,0,relative; sid:51;)"#,
+        r#"alert tcp any any -> any any (content:"S"; byte_extract:2,0,sz,relative,string,dec,multiplier 2; content:"!"; offset:sz; sid:52;)"#,
+        r#"alert tcp any any -> any any (content:"Q"; content:"x"; distance:undefined; sid:53;)"#,
+    ]);
+    assert_eq!(rep.compiled, 3, "{:?}", rep.skipped_by_reason);
+    let s = |p: &[u8]| sids(&e, &[(Buffer::Packet, p)], true);
+    assert_eq!(s(b"L\x02abEND"), [50]);
+    assert!(s(b"L\x01abEND").is_empty(), "END is not 1 byte on");
+    assert_eq!(s(b"M\x05\x09"), [51]);
+    assert!(s(b"M\x05\x05").is_empty(), "5 is not > 5");
+    // "S05": sz = 5 * 2 = 10; "!" at offset >= 10.
+    assert_eq!(s(b"S05xxxxxxx!"), [52]);
+    assert!(s(b"S05xxxx!").is_empty());
 
     // 0 bytes with `string`: the whole buffer (Content-Length: 0).
     let (e, rep) = engine(&[

@@ -1,12 +1,11 @@
-//! A first detection engine over parsed rules: per-buffer fast-pattern prefilter
+//! The detection engine over parsed rules: per-buffer fast-pattern prefilter
 //! (Aho-Corasick), then full verification of each candidate rule in rule order, with
-//! relative content matches backtracking as Suricata's do.
+//! relative content matches backtracking as Suricata's do, byte_test/jump/extract,
+//! flowbits and alert rates.
 //!
-//! What it does not do yet is refused at build time with a reason (never ignored):
-//! `byte_test`/`byte_jump`/`byte_extract`, `flowbits`, `threshold`/`detection_filter`,
-//! `byte_extract` variables in modifiers, and pcre that the `regex` crate cannot compile
-//! (lookaround, backreferences). It inspects one buffer set at a time (a packet, or the
-//! app-layer fields parsed from it); stream reassembly is not here.
+//! What it cannot run is refused at build time with a reason (never ignored). It inspects
+//! one set of buffers at a time; reassembly and app-layer parsing happen before it
+//! (`gateway::ips`).
 
 mod verify;
 
@@ -171,7 +170,7 @@ fn fast_pattern(groups: &[(Buffer, Vec<Step>)]) -> Option<(Buffer, Vec<u8>)> {
             .iter()
             .any(|s| matches!(s, Step::Transform(crate::rule::Transform::DotPrefix)));
         for s in steps {
-            if let Step::Content(c, _) = s
+            if let Step::Content(c, ..) = s
                 && !c.negated
             {
                 positive.push((*b, dot, c));
@@ -228,6 +227,7 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
     let mut groups: Vec<(Buffer, Vec<Step>)> = Vec::new();
     let (mut direction, mut established, mut dsize) = (None, None, None);
     let (mut flags, mut itype, mut icode) = (None, None, None);
+    let mut var_names = verify::VarNames::default();
     let mut push = |b: Buffer, s: Step| match groups.iter_mut().find(|(gb, _)| *gb == b) {
         Some((_, v)) => v.push(s),
         None => groups.push((b, vec![s])),
@@ -236,19 +236,18 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
         match m {
             Match::Buffer(_) => {}
             Match::Content(c) => {
-                for v in [&c.depth, &c.offset, &c.distance, &c.within]
-                    .into_iter()
-                    .flatten()
+                let mut cv: verify::ContentVars = [None; 4];
+                for (slot, v) in cv
+                    .iter_mut()
+                    .zip([&c.depth, &c.offset, &c.distance, &c.within])
                 {
-                    if let Value::Var(name) = v {
-                        return Err(format!(
-                            "byte_extract variable {name} in a content modifier"
-                        ));
+                    if let Some(Value::Var(name)) = v {
+                        *slot = Some(var_names.slot(name)?);
                     }
                 }
                 let finder =
                     (!c.nocase).then(|| memchr::memmem::Finder::new(&c.pattern).into_owned());
-                push(c.buffer, Step::Content(c.clone(), finder));
+                push(c.buffer, Step::Content(c.clone(), finder, cv));
             }
             Match::Pcre(p) => push(p.buffer, verify::compile_pcre(p)?),
             Match::Transform(b, t) => push(*b, Step::Transform(*t)),
@@ -287,13 +286,19 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
             }
             Match::ByteTest(args, b) => push(
                 *b,
-                verify::compile_byte_test(args).map_err(|e| format!("byte_test: {e}"))?,
+                verify::compile_byte_test(args, &var_names)
+                    .map_err(|e| format!("byte_test: {e}"))?,
             ),
             Match::ByteJump(args, b) => push(
                 *b,
-                verify::compile_byte_jump(args).map_err(|e| format!("byte_jump: {e}"))?,
+                verify::compile_byte_jump(args, &var_names)
+                    .map_err(|e| format!("byte_jump: {e}"))?,
             ),
-            Match::ByteExtract(..) => return Err("byte_extract".into()),
+            Match::ByteExtract(args, b) => push(
+                *b,
+                verify::compile_byte_extract(args, &mut var_names)
+                    .map_err(|e| format!("byte_extract: {e}"))?,
+            ),
             Match::Flowbits(cmd, names, all) => match cmd {
                 FlowbitsCmd::Noalert => {}
                 FlowbitsCmd::Isset | FlowbitsCmd::Isnotset => {

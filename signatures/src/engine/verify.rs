@@ -13,8 +13,13 @@ const MAX_TRIES: u32 = 4096;
 // variant would add an indirection to every check for no saving that matters.
 #[allow(clippy::large_enum_variant)]
 pub enum Step {
-    /// A content and, for exact-case patterns, its searcher built once at compile time.
-    Content(Content, Option<memchr::memmem::Finder<'static>>),
+    /// A content, for exact-case patterns its searcher built once at compile time, and the
+    /// byte_extract variables its modifiers read.
+    Content(
+        Content,
+        Option<memchr::memmem::Finder<'static>>,
+        ContentVars,
+    ),
     Pcre {
         re: Pattern,
         negated: bool,
@@ -29,6 +34,56 @@ pub enum Step {
     Transform(Transform),
     ByteTest(ByteTest),
     ByteJump(ByteJump),
+    ByteExtract(ByteExtract),
+}
+
+/// byte_extract variables one rule may define.
+pub const MAX_VARS: usize = 4;
+/// Their values while one rule is verified.
+type Vars = [u64; MAX_VARS];
+
+/// For `depth`, `offset`, `distance`, `within`: the variable slot each one reads, if any.
+pub type ContentVars = [Option<u8>; 4];
+
+/// The variables of a rule being compiled, in order of definition.
+#[derive(Default)]
+pub(crate) struct VarNames(Vec<String>);
+
+impl VarNames {
+    pub(crate) fn slot(&self, name: &str) -> Result<u8, String> {
+        self.0
+            .iter()
+            .position(|n| n == name)
+            .map(|i| i as u8)
+            .ok_or_else(|| format!("unknown byte_extract variable {name:?}"))
+    }
+    fn define(&mut self, name: &str) -> Result<u8, String> {
+        if let Ok(s) = self.slot(name) {
+            return Ok(s);
+        }
+        if self.0.len() == MAX_VARS {
+            return Err(format!("more than {MAX_VARS} byte_extract variables"));
+        }
+        self.0.push(name.to_string());
+        Ok((self.0.len() - 1) as u8)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ByteExtract {
+    read: ByteRead,
+    slot: u8,
+    multiplier: u64,
+    align: u64,
+}
+
+/// A number or a variable, as `byte_test` and `byte_jump` take them.
+fn operand(s: &str, what: &str, names: &VarNames) -> Result<(i64, Option<u8>), String> {
+    match int(s, what) {
+        Ok(n) => Ok((n, None)),
+        Err(e) if e.starts_with("byte_extract variable") => Ok((0, Some(names.slot(s.trim())?))),
+        Err(e) => Err(e),
+    }
 }
 
 /// How a number is read out of the buffer (byte_test, byte_jump).
@@ -36,6 +91,8 @@ pub enum Step {
 pub struct ByteRead {
     bytes: usize,
     offset: i64,
+    /// The offset comes from this variable.
+    offset_var: Option<u8>,
     relative: bool,
     little: bool,
     /// `Some(base)` for `string, dec|hex|oct`.
@@ -49,6 +106,7 @@ pub struct ByteTest {
     op: u8,
     negated: bool,
     value: u64,
+    value_var: Option<u8>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -85,11 +143,14 @@ fn byte_read(
     bytes: &str,
     offset: &str,
     opts: &[String],
+    names: &VarNames,
 ) -> Result<(ByteRead, Vec<String>), String> {
     let n = int(bytes, "byte count")?;
+    let (offset, offset_var) = operand(offset, "offset", names)?;
     let mut r = ByteRead {
         bytes: usize::try_from(n).map_err(|_| "byte count must be positive".to_string())?,
-        offset: int(offset, "offset")?,
+        offset,
+        offset_var,
         relative: false,
         little: false,
         string: None,
@@ -126,11 +187,11 @@ fn byte_read(
     Ok((r, rest))
 }
 
-pub(crate) fn compile_byte_test(args: &[String]) -> Result<Step, String> {
+pub(crate) fn compile_byte_test(args: &[String], names: &VarNames) -> Result<Step, String> {
     let [bytes, op, value, offset, opts @ ..] = args else {
         return Err("byte_test needs bytes, operator, value, offset".into());
     };
-    let (read, rest) = byte_read(bytes, offset, opts)?;
+    let (read, rest) = byte_read(bytes, offset, opts, names)?;
     if let Some(o) = rest.first() {
         return Err(format!("byte_test option {o:?}"));
     }
@@ -149,20 +210,21 @@ pub(crate) fn compile_byte_test(args: &[String]) -> Result<Step, String> {
         "^" => b'^',
         o => return Err(format!("byte_test operator {o:?}")),
     };
-    let value = int(value, "value")? as u64;
+    let (value, value_var) = operand(value, "value", names)?;
     Ok(Step::ByteTest(ByteTest {
         read,
         op,
         negated,
-        value,
+        value: value as u64,
+        value_var,
     }))
 }
 
-pub(crate) fn compile_byte_jump(args: &[String]) -> Result<Step, String> {
+pub(crate) fn compile_byte_jump(args: &[String], names: &VarNames) -> Result<Step, String> {
     let [bytes, offset, opts @ ..] = args else {
         return Err("byte_jump needs bytes and offset".into());
     };
-    let (read, rest) = byte_read(bytes, offset, opts)?;
+    let (read, rest) = byte_read(bytes, offset, opts, names)?;
     let mut j = ByteJump {
         read,
         multiplier: 1,
@@ -188,12 +250,43 @@ pub(crate) fn compile_byte_jump(args: &[String]) -> Result<Step, String> {
     Ok(Step::ByteJump(j))
 }
 
+/// `byte_extract:bytes,offset,name[,relative][,multiplier N][,align N][,endian][,string,base]`.
+pub(crate) fn compile_byte_extract(args: &[String], names: &mut VarNames) -> Result<Step, String> {
+    let [bytes, offset, name, opts @ ..] = args else {
+        return Err("byte_extract needs bytes, offset and a name".into());
+    };
+    let (read, rest) = byte_read(bytes, offset, opts, names)?;
+    let mut e = ByteExtract {
+        read,
+        slot: names.define(name.trim())?,
+        multiplier: 1,
+        align: 0,
+    };
+    for o in rest {
+        if let Some(m) = o.strip_prefix("multiplier") {
+            e.multiplier = int(m, "multiplier")? as u64;
+        } else if let Some(a) = o.strip_prefix("align") {
+            e.align = match int(a, "align")? {
+                a @ (2 | 4) => a as u64,
+                a => return Err(format!("align {a} (2 or 4)")),
+            };
+        } else {
+            return Err(format!("byte_extract option {o:?}"));
+        }
+    }
+    Ok(Step::ByteExtract(e))
+}
+
 /// Reads the number; returns it and the position just past it.
-fn read_value(r: &ByteRead, buf: &[u8], prev: usize) -> Option<(u64, usize)> {
+fn read_value(r: &ByteRead, buf: &[u8], prev: usize, vars: &Vars) -> Option<(u64, usize)> {
+    let offset = match r.offset_var {
+        Some(v) => i64::try_from(vars[usize::from(v)]).ok()?,
+        None => r.offset,
+    };
     let at = if r.relative {
-        prev as i64 + r.offset
+        prev as i64 + offset
     } else {
-        r.offset
+        offset
     };
     let at = usize::try_from(at).ok()?;
     let n = if r.bytes == 0 {
@@ -310,7 +403,7 @@ pub(crate) fn rule_matches(r: &CompiledRule, p: &Inspection<'_>) -> bool {
         if of_kind.peek().is_none() {
             return steps
                 .iter()
-                .all(|s| matches!(s, Step::Content(c, _) if c.negated));
+                .all(|s| matches!(s, Step::Content(c, ..) if c.negated));
         }
         of_kind.any(|(_, data)| group_matches(steps, data, *b))
     })
@@ -336,12 +429,14 @@ fn group_matches(steps: &[Step], data: &[u8], _b: Buffer) -> bool {
     }
     let buf = owned.as_deref().unwrap_or(data);
     let mut tries = 0;
-    matches_from(&steps[start..], buf, 0, &mut tries)
+    matches_from(&steps[start..], buf, 0, &mut tries, &mut [0; MAX_VARS])
 }
 
-fn num(v: &Option<Value>) -> Option<i64> {
-    match v {
-        Some(Value::Num(n)) => Some(*n),
+/// A modifier's value: its number, or the variable it names.
+fn num(v: &Option<Value>, var: Option<u8>, vars: &Vars) -> Option<i64> {
+    match (v, var) {
+        (Some(_), Some(slot)) => i64::try_from(vars[usize::from(slot)]).ok(),
+        (Some(Value::Num(n)), None) => Some(*n),
         _ => None,
     }
 }
@@ -374,7 +469,7 @@ fn each_match(
 
 /// Tries steps[0..] with the previous match ending at `prev`; backtracks over content
 /// placements so that a later relative match can still succeed.
-fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32) -> bool {
+fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32, vars: &mut Vars) -> bool {
     let Some((step, rest)) = steps.split_first() else {
         return true;
     };
@@ -383,23 +478,23 @@ fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32) -> boo
         return false;
     }
     match step {
-        Step::Content(c, finder) => {
+        Step::Content(c, finder, cv) => {
             let len = c.pattern.len();
             let relative = c.distance.is_some() || c.within.is_some();
             let (lo, hi) = if relative {
-                let lo = prev as i64 + num(&c.distance).unwrap_or(0);
-                let hi = num(&c.within).map_or(buf.len() as i64, |w| lo + w);
+                let lo = prev as i64 + num(&c.distance, cv[2], vars).unwrap_or(0);
+                let hi = num(&c.within, cv[3], vars).map_or(buf.len() as i64, |w| lo + w);
                 (lo, hi)
             } else {
                 let lo = if c.startswith {
                     0
                 } else {
-                    num(&c.offset).unwrap_or(0)
+                    num(&c.offset, cv[1], vars).unwrap_or(0)
                 };
                 let hi = if c.startswith {
                     len as i64
                 } else {
-                    num(&c.depth).map_or(buf.len() as i64, |d| lo + d)
+                    num(&c.depth, cv[0], vars).map_or(buf.len() as i64, |d| lo + d)
                 };
                 (lo, hi)
             };
@@ -409,12 +504,13 @@ fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32) -> boo
             let fits_end = |at: usize| !c.endswith || at + len == buf.len();
             if c.negated {
                 let present = each_match(region, c, finder.as_ref(), |i| fits_end(lo + i));
-                return !present && matches_from(rest, buf, prev, tries);
+                return !present && matches_from(rest, buf, prev, tries, vars);
             }
             // Stop at the first placement that lets the rest match, or when the budget is spent.
             each_match(region, c, finder.as_ref(), |i| {
                 let at = lo + i;
-                fits_end(at) && (matches_from(rest, buf, at + len, tries) || *tries > MAX_TRIES)
+                fits_end(at)
+                    && (matches_from(rest, buf, at + len, tries, vars) || *tries > MAX_TRIES)
             }) && *tries <= MAX_TRIES
         }
         Step::Pcre {
@@ -424,8 +520,8 @@ fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32) -> boo
         } => {
             let from = if *relative { prev.min(buf.len()) } else { 0 };
             match (re.find_end(&buf[from..]), negated) {
-                (Some(end), false) => matches_from(rest, buf, from + end, tries),
-                (None, true) => matches_from(rest, buf, prev, tries),
+                (Some(end), false) => matches_from(rest, buf, from + end, tries, vars),
+                (None, true) => matches_from(rest, buf, prev, tries, vars),
                 _ => false,
             }
         }
@@ -435,26 +531,27 @@ fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32) -> boo
             negated,
         } => {
             let at = if *relative { prev + offset } else { *offset };
-            (at < buf.len()) != *negated && matches_from(rest, buf, prev, tries)
+            (at < buf.len()) != *negated && matches_from(rest, buf, prev, tries, vars)
         }
-        Step::Bsize(c) => cmp(*c, buf.len()) && matches_from(rest, buf, prev, tries),
+        Step::Bsize(c) => cmp(*c, buf.len()) && matches_from(rest, buf, prev, tries, vars),
         Step::ByteTest(t) => {
-            let Some((v, _)) = read_value(&t.read, buf, prev) else {
+            let Some((v, _)) = read_value(&t.read, buf, prev, vars) else {
                 return false;
             };
+            let want = t.value_var.map_or(t.value, |x| vars[usize::from(x)]);
             let ok = match t.op {
-                b'<' => v < t.value,
-                b'>' => v > t.value,
-                b'=' => v == t.value,
-                b'l' => v <= t.value,
-                b'g' => v >= t.value,
-                b'&' => v & t.value != 0,
-                _ => v ^ t.value != 0,
+                b'<' => v < want,
+                b'>' => v > want,
+                b'=' => v == want,
+                b'l' => v <= want,
+                b'g' => v >= want,
+                b'&' => v & want != 0,
+                _ => v ^ want != 0,
             };
-            ok != t.negated && matches_from(rest, buf, prev, tries)
+            ok != t.negated && matches_from(rest, buf, prev, tries, vars)
         }
         Step::ByteJump(j) => {
-            let Some((v, after)) = read_value(&j.read, buf, prev) else {
+            let Some((v, after)) = read_value(&j.read, buf, prev, vars) else {
                 return false;
             };
             let mut jump = v.saturating_mul(j.multiplier);
@@ -472,10 +569,21 @@ fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32) -> boo
                 .saturating_add(i64::try_from(jump).unwrap_or(i64::MAX))
                 .saturating_add(j.post_offset);
             match usize::try_from(to) {
-                Ok(to) if to <= buf.len() => matches_from(rest, buf, to, tries),
+                Ok(to) if to <= buf.len() => matches_from(rest, buf, to, tries, vars),
                 _ => false,
             }
         }
-        Step::Transform(_) => matches_from(rest, buf, prev, tries),
+        Step::Transform(_) => matches_from(rest, buf, prev, tries, vars),
+        Step::ByteExtract(e) => {
+            let Some((v, after)) = read_value(&e.read, buf, prev, vars) else {
+                return false;
+            };
+            let mut v = v.saturating_mul(e.multiplier);
+            if e.align > 0 {
+                v = v.div_ceil(e.align) * e.align;
+            }
+            vars[usize::from(e.slot)] = v;
+            matches_from(rest, buf, after, tries, vars)
+        }
     }
 }
