@@ -196,6 +196,10 @@ struct Work {
     /// A server flight's handshake messages, joined across records.
     handshake: Vec<u8>,
     leaf: tls::CertFields,
+    /// JA3 / JA3S string and hash, and the extension types behind them.
+    ja3: String,
+    ja3_hash: [u8; 32],
+    ext_types: Vec<u8>,
 }
 
 impl Default for Work {
@@ -210,6 +214,9 @@ impl Default for Work {
             names: Vec::new(),
             handshake: Vec::new(),
             leaf: tls::CertFields::default(),
+            ja3: String::new(),
+            ja3_hash: [0; 32],
+            ext_types: Vec::new(),
         }
     }
 }
@@ -539,6 +546,9 @@ impl Inspector {
             names,
             handshake,
             leaf,
+            ja3,
+            ja3_hash,
+            ext_types,
             ..
         } = work;
         match app::recognise(app_data, udp) {
@@ -634,20 +644,29 @@ impl Inspector {
                 }
             }
             AppProto::Tls if !to_server => {
+                // The ServerHello is inspected (JA3S) once it is in; the certificates
+                // (TLS 1.2 and earlier) once they are all in.
                 tls::handshake_bytes(app_data, handshake, BODY_LIMIT);
-                if let Some((certs, n)) = tls::server_certificates(handshake)
-                    && due(seen, true).is_some()
+                let certs = tls::server_certificates(handshake);
+                if let Some(sh) = tls::server_hello(handshake)
+                    && let Some(with_certs) = due(seen, certs.is_some())
                 {
-                    stats.tls_certificates += 1;
-                    for c in &certs[..n] {
-                        bufs.push(Buffer::TlsCerts, c);
-                    }
-                    // Allocates the three strings once per TLS connection.
-                    if let Some(f) = certs.first().and_then(|c| tls::cert_fields(c)) {
-                        *leaf = f;
-                        bufs.push(Buffer::TlsCertSubject, leaf.subject.as_bytes());
-                        bufs.push(Buffer::TlsCertIssuer, leaf.issuer.as_bytes());
-                        bufs.push(Buffer::TlsCertSerial, leaf.serial.as_bytes());
+                    tls::ja3s_string(&sh, ja3, ext_types);
+                    *ja3_hash = tls::fingerprint_hash(ja3);
+                    bufs.push(Buffer::Ja3sString, ja3.as_bytes());
+                    bufs.push(Buffer::Ja3sHash, ja3_hash);
+                    if let (true, Some((certs, n))) = (with_certs, certs) {
+                        stats.tls_certificates += 1;
+                        for c in &certs[..n] {
+                            bufs.push(Buffer::TlsCerts, c);
+                        }
+                        // Allocates the three strings once per TLS connection.
+                        if let Some(f) = certs.first().and_then(|c| tls::cert_fields(c)) {
+                            *leaf = f;
+                            bufs.push(Buffer::TlsCertSubject, leaf.subject.as_bytes());
+                            bufs.push(Buffer::TlsCertIssuer, leaf.issuer.as_bytes());
+                            bufs.push(Buffer::TlsCertSerial, leaf.serial.as_bytes());
+                        }
                     }
                 }
             }
@@ -659,6 +678,10 @@ impl Inspector {
                     if let Some(sni) = hello.sni {
                         bufs.push(Buffer::TlsSni, sni.as_bytes());
                     }
+                    tls::ja3_string(&hello, ja3, ext_types);
+                    *ja3_hash = tls::fingerprint_hash(ja3);
+                    bufs.push(Buffer::Ja3String, ja3.as_bytes());
+                    bufs.push(Buffer::Ja3Hash, ja3_hash);
                 }
             }
             _ => {}

@@ -417,13 +417,18 @@ alert tls any any -> any any (msg:"cert issuer"; tls.cert_issuer; content:"C=JP,
 alert tls any any -> any any (msg:"cert serial"; tls.cert_serial; content:"0A:1B:2C"; sid:3;)
 alert tls any any -> any any (msg:"cert der"; tls.certs; content:"Mimamori Test"; sid:4;)
 alert tls any any -> any any (msg:"other subject"; tls.cert_subject; content:"CN=good.test"; sid:5;)
+alert tls any any -> any any (msg:"ja3s"; ja3s.hash; content:"f4febc55ea12b31ae17cfb7e614afda8"; sid:6;)
 "#;
     let cert = unhex(TEST_CERT_HEX);
     let mut list = u24(cert.len()).to_vec();
     list.extend_from_slice(&cert);
     let mut body = u24(list.len()).to_vec();
     body.extend_from_slice(&list);
-    let server_hello = handshake(2, &[3, 3, 0, 0, 0, 0]);
+    // ServerHello: TLS 1.2, cipher 0x1301, extensions 43 and 51 -> JA3S "771,4865,43-51".
+    let mut sh = vec![3, 3];
+    sh.extend_from_slice(&[0; 32]);
+    sh.extend_from_slice(&[0, 0x13, 0x01, 0, 0, 8, 0, 43, 0, 0, 0, 51, 0, 0]);
+    let server_hello = handshake(2, &sh);
     let certificate = handshake(11, &body);
     // ServerHello in one record, the Certificate message split over two records.
     let mut flight = record(22, &server_hello);
@@ -432,7 +437,7 @@ alert tls any any -> any any (msg:"other subject"; tls.cert_subject; content:"CN
     flight.extend(record(22, b));
 
     let mut ips = Inspector::new(
-        book_of(rules, 5),
+        book_of(rules, 6),
         &IpsConfig::default(),
         InspectorLimits::default(),
     );
@@ -445,6 +450,53 @@ alert tls any any -> any any (msg:"other subject"; tls.cert_subject; content:"CN
     f.push(c.data(false, 300, &flight[300..]));
     let (_, mut sids) = run(&mut ips, &f);
     sids.sort_unstable();
-    assert_eq!(sids, vec![1, 2, 3, 4]);
+    assert_eq!(sids, vec![1, 2, 3, 4, 6]);
     assert_eq!(ips.stats.tls_certificates, 1);
+}
+
+#[test]
+fn ja3_fingerprints_the_client_hello() {
+    // JA3 "771,4865-4866,0-10-11,29-23,0" (GREASE left out); MD5 by Python's hashlib.
+    let rules = r#"
+alert tls any any -> any any (msg:"ja3 hash"; ja3.hash; content:"38eaca597c62da4c9db8cfad482f14ad"; sid:1;)
+alert tls any any -> any any (msg:"ja3 legacy"; ja3_hash; content:"38eaca597c62da4c9db8cfad482f14ad"; sid:2;)
+alert tls any any -> any any (msg:"ja3 string"; ja3.string; content:"771,4865-4866,0-10-11,29-23,0"; bsize:29; sid:3;)
+"#;
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[0; 32]); // random
+    body.push(0); // session id
+    body.extend_from_slice(&[0, 6, 0x13, 0x01, 0x0a, 0x0a, 0x13, 0x02]); // suites
+    body.extend_from_slice(&[1, 0]); // compression
+    let mut ext = Vec::new();
+    let sni = b"ja3.test";
+    ext.extend_from_slice(&[
+        0,
+        0,
+        0,
+        (sni.len() + 5) as u8,
+        0,
+        (sni.len() + 3) as u8,
+        0,
+        0,
+        sni.len() as u8,
+    ]);
+    ext.extend_from_slice(sni);
+    ext.extend_from_slice(&[0x0a, 0x0a, 0, 0]); // GREASE extension
+    ext.extend_from_slice(&[0, 10, 0, 6, 0, 4, 0, 0x1d, 0, 0x17]); // groups
+    ext.extend_from_slice(&[0, 11, 0, 2, 1, 0]); // point formats
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let hello = record(22, &handshake(1, &body));
+    let mut ips = Inspector::new(
+        book_of(rules, 3),
+        &IpsConfig::default(),
+        InspectorLimits::default(),
+    );
+    let mut c = Conn::new(false);
+    c.s.port = 443;
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, &hello));
+    let (_, mut sids) = run(&mut ips, &f);
+    sids.sort_unstable();
+    assert_eq!(sids, vec![1, 2, 3]);
 }

@@ -194,6 +194,15 @@ proptest! {
         let _ = tls::server_certificates(&b);
         let _ = tls::server_certificates(&hs);
         let _ = tls::cert_fields(&b);
+        if let Some(sh) = tls::server_hello(&b) {
+            let (mut s, mut v) = (String::new(), Vec::new());
+            tls::ja3s_string(&sh, &mut s, &mut v);
+        }
+        if let Ok(h) = tls::parse_client_hello(&b) {
+            let (mut s, mut v) = (String::new(), Vec::new());
+            tls::ja3_string(&h, &mut s, &mut v);
+            prop_assert_eq!(tls::fingerprint_hash(&s).len(), 32);
+        }
         let _ = dns::parse(&b);
         let _ = app::recognise(&b, false);
     }

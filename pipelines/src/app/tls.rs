@@ -15,6 +15,12 @@ pub struct ClientHello<'a> {
     alpn_len: u8,
     /// The client offered TLS 1.3 in `supported_versions`.
     pub offers_tls13: bool,
+    /// Raw lists for the JA3 fingerprint: cipher suites (u16s), the extensions block,
+    /// supported groups (u16s) and EC point formats (u8s).
+    pub suites: &'a [u8],
+    pub extensions: &'a [u8],
+    pub groups: &'a [u8],
+    pub point_formats: &'a [u8],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -136,7 +142,7 @@ fn walk_body<'a>(body: &'a [u8], cut: bool, hello: &mut ClientHello<'a>) -> Resu
     let sid = r.u8()?;
     r.take(sid)?;
     let suites = r.u16()?;
-    r.take(suites)?;
+    hello.suites = r.take(suites)?;
     let comp = r.u8()?;
     r.take(comp)?;
     if r.b.is_empty() {
@@ -145,8 +151,9 @@ fn walk_body<'a>(body: &'a [u8], cut: bool, hello: &mut ClientHello<'a>) -> Resu
     let ext_len = r.u16()?;
     // A cut hello's extensions end where the bytes at hand do.
     let ext_len = if cut { ext_len.min(r.b.len()) } else { ext_len };
+    hello.extensions = r.take(ext_len)?;
     let mut exts = Reader {
-        b: r.take(ext_len)?,
+        b: hello.extensions,
     };
     while !exts.b.is_empty() {
         let kind = exts.u16()?;
@@ -182,6 +189,14 @@ fn walk_body<'a>(body: &'a [u8], cut: bool, hello: &mut ClientHello<'a>) -> Resu
                         hello.alpn_len += 1;
                     }
                 }
+            }
+            10 => {
+                let n = e.u16()?;
+                hello.groups = e.take(n)?;
+            }
+            11 => {
+                let n = e.u8()?;
+                hello.point_formats = e.take(n)?;
             }
             43 => {
                 let n = e.u8()?;
@@ -269,4 +284,115 @@ pub fn cert_fields(der: &[u8]) -> Option<CertFields> {
         issuer: cert.issuer().to_string(),
         serial,
     })
+}
+
+/// GREASE values (RFC 8701) are left out of fingerprints.
+fn grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
+}
+
+/// Writes `items` (big-endian u16s, or u8s) as decimal numbers joined by '-'.
+fn join_numbers(out: &mut String, items: &[u8], wide: bool) {
+    use std::fmt::Write;
+    let mut first = true;
+    let step = if wide { 2 } else { 1 };
+    for c in items.chunks_exact(step) {
+        let v = if wide {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0])
+        };
+        if wide && grease(v) {
+            continue;
+        }
+        if !first {
+            out.push('-');
+        }
+        first = false;
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// Extension types of an extensions block, as big-endian u16s, into `out`.
+fn extension_types(block: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut r = Reader { b: block };
+    while let (Ok(kind), Ok(len)) = (r.take(2), r.u16()) {
+        out.extend_from_slice(kind);
+        if r.take(len).is_err() {
+            break;
+        }
+    }
+}
+
+/// The JA3 string of a ClientHello: `version,ciphers,extensions,groups,point_formats`.
+/// `scratch` holds the extension types; both buffers are the caller's, reused.
+pub fn ja3_string(h: &ClientHello<'_>, out: &mut String, scratch: &mut Vec<u8>) {
+    use std::fmt::Write;
+    out.clear();
+    let _ = write!(out, "{},", h.version);
+    join_numbers(out, h.suites, true);
+    out.push(',');
+    extension_types(h.extensions, scratch);
+    join_numbers(out, scratch, true);
+    out.push(',');
+    join_numbers(out, h.groups, true);
+    out.push(',');
+    join_numbers(out, h.point_formats, false);
+}
+
+/// A ServerHello's fields for JA3S: version, chosen cipher, extensions block.
+pub struct ServerHello<'a> {
+    pub version: u16,
+    pub cipher: u16,
+    pub extensions: &'a [u8],
+}
+
+/// The ServerHello at the start of joined handshake bytes.
+pub fn server_hello(hs: &[u8]) -> Option<ServerHello<'_>> {
+    let mut r = Reader { b: hs };
+    if r.u8().ok()? != 2 {
+        return None;
+    }
+    let len = r.take(3).ok()?;
+    let len = usize::from(len[0]) << 16 | usize::from(len[1]) << 8 | usize::from(len[2]);
+    let mut b = Reader {
+        b: r.take(len).ok()?,
+    };
+    let version = b.u16().ok()? as u16;
+    b.take(32).ok()?;
+    let sid = b.u8().ok()?;
+    b.take(sid).ok()?;
+    let cipher = b.u16().ok()? as u16;
+    b.take(1).ok()?;
+    let extensions = match b.u16() {
+        Ok(n) => b.take(n).ok()?,
+        Err(_) => &[],
+    };
+    Some(ServerHello {
+        version,
+        cipher,
+        extensions,
+    })
+}
+
+/// The JA3S string: `version,cipher,extensions`.
+pub fn ja3s_string(h: &ServerHello<'_>, out: &mut String, scratch: &mut Vec<u8>) {
+    use std::fmt::Write;
+    out.clear();
+    let _ = write!(out, "{},{},", h.version, h.cipher);
+    extension_types(h.extensions, scratch);
+    join_numbers(out, scratch, true);
+}
+
+/// MD5 of a fingerprint string as 32 lower-case hex digits.
+pub fn fingerprint_hash(s: &str) -> [u8; 32] {
+    use md5::{Digest, Md5};
+    let d = Md5::digest(s.as_bytes());
+    let mut out = [0u8; 32];
+    for (i, b) in d.iter().enumerate() {
+        out[2 * i] = b"0123456789abcdef"[usize::from(b >> 4)];
+        out[2 * i + 1] = b"0123456789abcdef"[usize::from(b & 15)];
+    }
+    out
 }

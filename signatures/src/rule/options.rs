@@ -46,6 +46,10 @@ pub enum Buffer {
     TlsCertSubject,
     TlsCertIssuer,
     TlsCertSerial,
+    Ja3Hash,
+    Ja3String,
+    Ja3sHash,
+    Ja3sString,
 }
 
 impl Buffer {
@@ -86,6 +90,10 @@ impl Buffer {
             "tls.cert_subject" | "tls_cert_subject" => Buffer::TlsCertSubject,
             "tls.cert_issuer" | "tls_cert_issuer" => Buffer::TlsCertIssuer,
             "tls.cert_serial" | "tls_cert_serial" => Buffer::TlsCertSerial,
+            "ja3.hash" | "ja3_hash" => Buffer::Ja3Hash,
+            "ja3.string" => Buffer::Ja3String,
+            "ja3s.hash" => Buffer::Ja3sHash,
+            "ja3s.string" => Buffer::Ja3sString,
             _ => return None,
         })
     }
