@@ -118,7 +118,13 @@ fn run_one(
         .and_then(|r| r.get("features"))
         .and_then(|f| f.as_sequence())
     {
-        let f: Vec<_> = f.iter().filter_map(|x| x.as_str()).collect();
+        // Build features we have the equivalent of.
+        const HAVE: &[&str] = &["HAVE_JA3"];
+        let f: Vec<_> = f
+            .iter()
+            .filter_map(|x| x.as_str())
+            .filter(|x| !HAVE.contains(x))
+            .collect();
         if !f.is_empty() {
             return Ok(skipped(
                 name,
