@@ -202,5 +202,74 @@ pub fn render(app: &App, stored_version: u64, gw: Option<&Value>) -> String {
             &samples,
         );
     }
+    // Signature inspection, on stages that run it (`--rules`).
+    let ips = |path: &[&str], st: &serde_json::Value| {
+        path.iter().fold(st["ips"].clone(), |v, k| v[*k].clone())
+    };
+    for (name, path, help) in [
+        (
+            "inspected",
+            &["inspected"][..],
+            "Packets inspected by signatures",
+        ),
+        ("alerts", &["alerts"][..], "Signature alerts"),
+        (
+            "dropped",
+            &["dropped"][..],
+            "Packets dropped by drop rules (IPS mode)",
+        ),
+        (
+            "rejected",
+            &["rejected"][..],
+            "Packets rejected by reject rules (IPS mode)",
+        ),
+        (
+            "flow_dropped",
+            &["flow_dropped"][..],
+            "Later packets of flows a rule dropped",
+        ),
+        (
+            "stream_segments",
+            &["stream", "segments"][..],
+            "TCP segments reassembled",
+        ),
+        (
+            "stream_overlap_diff",
+            &["stream", "overlap_diff"][..],
+            "Overlapping TCP segments with different bytes (refused)",
+        ),
+        (
+            "stream_memcap_refused",
+            &["stream", "memcap_refused"][..],
+            "TCP payloads not held: reassembly memcap",
+        ),
+        (
+            "defrag_reassembled",
+            &["defrag", "reassembled"][..],
+            "IP datagrams joined from fragments",
+        ),
+    ] {
+        let samples: Vec<_> = stages
+            .iter()
+            .filter(|st| st["ips"].is_object())
+            .map(|st| {
+                (
+                    format!(
+                        "{{stage=\"{}\"}}",
+                        label(st["name"].as_str().unwrap_or("?"))
+                    ),
+                    num(&ips(path, st)),
+                )
+            })
+            .collect();
+        if !samples.is_empty() {
+            metric(
+                &format!("mimamori_ips_{name}_total"),
+                "counter",
+                help,
+                &samples,
+            );
+        }
+    }
     s
 }
