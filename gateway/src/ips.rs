@@ -178,6 +178,8 @@ struct IpsFlow {
     /// [to_server, to_client].
     half: [HalfStream; 2],
     alerted: [Vec<u32>; 2],
+    /// In-order TCP payload bytes each side has sent ([client, server]).
+    sent: [u64; 2],
     /// What of the current message's app layer was inspected ([`app_seen`] bits).
     app: [u8; 2],
     last_ns: u64,
@@ -496,6 +498,7 @@ impl Inspector {
                 let grew = flow.half[d].add(seq, payload, limits.stream, mem, &mut stats.stream);
                 let h = &flow.half[d];
                 if grew {
+                    flow.sent[d] += payload.len() as u64;
                     message = Some((h.inspected.saturating_sub(LOOKBACK), !h.truncated));
                 } else if stats.stream.memcap_refused + stats.stream.beyond_window != before {
                     stats.stream_unheld += 1;
@@ -705,6 +708,7 @@ impl Inspector {
             tcp_flags: if tcp { m.tcp_flags } else { 0 },
             icmp: matches!(m.proto, ip_proto::ICMP | ip_proto::ICMPV6)
                 .then_some((m.icmp_type, m.icmp_code)),
+            stream_bytes: (flow.sent[0], flow.sent[1]),
             buffers: bufs.as_slice(),
         };
         hits.clear();

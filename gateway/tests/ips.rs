@@ -500,3 +500,24 @@ alert tls any any -> any any (msg:"ja3 string"; ja3.string; content:"771,4865-48
     sids.sort_unstable();
     assert_eq!(sids, vec![1, 2, 3]);
 }
+
+#[test]
+fn stream_size_counts_what_each_side_sent() {
+    let rules = r#"
+alert tcp any any -> any any (msg:"client sent over 20"; flow:to_server; stream_size:client,>,20; sid:1;)
+alert tcp any any -> any any (msg:"server quiet"; content:"a"; stream_size:server,=,0; sid:2;)
+"#;
+    let mut ips = Inspector::new(
+        book_of(rules, 2),
+        &IpsConfig::default(),
+        InspectorLimits::default(),
+    );
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, &[b'a'; 10]));
+    f.push(c.data(true, 10, &[b'b'; 10]));
+    f.push(c.data(true, 20, &[b'c'; 10]));
+    let (_, sids) = run(&mut ips, &f);
+    // sid 2 once (one message), sid 1 once the client passed 20 bytes.
+    assert_eq!(sids, vec![2, 1]);
+}

@@ -38,6 +38,7 @@ fn sids(e: &Engine, bufs: &[(Buffer, &[u8])], to_server: bool) -> Vec<u32> {
         payload_len: bufs.first().map_or(0, |b| b.1.len()),
         tcp_flags: 0x18,
         icmp: None,
+        stream_bytes: (0, 0),
         buffers: bufs,
     };
     let mut out = Vec::new();
@@ -233,6 +234,7 @@ fn stateful(
         payload_len: payload.len(),
         tcp_flags: 0x18,
         icmp: None,
+        stream_bytes: (0, 0),
         buffers: &bufs,
     };
     let mut out = Vec::new();
@@ -423,6 +425,7 @@ fn tcp_flags_and_icmp_type_code() {
             payload_len: 1,
             tcp_flags,
             icmp,
+            stream_bytes: (0, 0),
             buffers: &bufs,
         };
         let mut out = Vec::new();

@@ -89,6 +89,7 @@ pub struct CompiledRule {
     pub groups: Vec<(Buffer, Vec<Step>)>,
     pub dsize: Option<crate::rule::options::SizeCmp>,
     pub flags: Option<crate::rule::options::TcpFlags>,
+    pub stream_size: Option<crate::rule::options::StreamSize>,
     /// ICMP type and code comparisons.
     pub itype: Option<crate::rule::options::SizeCmp>,
     pub icode: Option<crate::rule::options::SizeCmp>,
@@ -111,6 +112,8 @@ pub struct Inspection<'a> {
     pub tcp_flags: u8,
     /// ICMP type and code, for ICMP and ICMPv6.
     pub icmp: Option<(u8, u8)>,
+    /// TCP bytes the client and the server have sent in order so far.
+    pub stream_bytes: (u64, u64),
     pub buffers: &'a [(Buffer, &'a [u8])],
 }
 
@@ -228,6 +231,7 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
     let (mut direction, mut established, mut dsize) = (None, None, None);
     let (mut flags, mut itype, mut icode) = (None, None, None);
     let mut var_names = verify::VarNames::default();
+    let mut stream_size = None;
     let mut push = |b: Buffer, s: Step| match groups.iter_mut().find(|(gb, _)| *gb == b) {
         Some((_, v)) => v.push(s),
         None => groups.push((b, vec![s])),
@@ -267,6 +271,7 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
             Match::Bsize(cmp, b) => push(*b, Step::Bsize(*cmp)),
             Match::Dsize(cmp) => dsize = Some(*cmp),
             Match::Flags(f) => flags = Some(*f),
+            Match::StreamSize(s) => stream_size = Some(*s),
             Match::Itype(c) => itype = Some(*c),
             Match::Icode(c) => icode = Some(*c),
             Match::Flow(opts) => {
@@ -357,6 +362,7 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
         groups,
         dsize,
         flags,
+        stream_size,
         itype,
         icode,
     })

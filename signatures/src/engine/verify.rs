@@ -386,6 +386,8 @@ pub(crate) fn rule_matches(r: &CompiledRule, p: &Inspection<'_>) -> bool {
     if r.dsize.is_some_and(|c| !cmp(c, p.payload_len))
         || r.flags
             .is_some_and(|f| p.proto != 6 || !f.matches(p.tcp_flags))
+        || r.stream_size
+            .is_some_and(|s| p.proto != 6 || !s.matches(p.stream_bytes.0, p.stream_bytes.1))
     {
         return false;
     }

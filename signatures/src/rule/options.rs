@@ -229,6 +229,63 @@ fn tcp_flags(v: Option<&str>) -> Result<TcpFlags, RuleError> {
     })
 }
 
+/// `stream_size:<client|server|both|either>,<op>,<n>`: bytes a TCP direction has sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamSize {
+    /// 0 client, 1 server, 2 both, 3 either.
+    pub side: u8,
+    /// One of `<`, `>`, `=`, `!`, `l` (<=), `g` (>=).
+    pub op: u8,
+    pub value: u64,
+}
+
+impl StreamSize {
+    pub fn matches(&self, client: u64, server: u64) -> bool {
+        let test = |n: u64| match self.op {
+            b'<' => n < self.value,
+            b'>' => n > self.value,
+            b'=' => n == self.value,
+            b'!' => n != self.value,
+            b'l' => n <= self.value,
+            _ => n >= self.value,
+        };
+        match self.side {
+            0 => test(client),
+            1 => test(server),
+            2 => test(client) && test(server),
+            _ => test(client) || test(server),
+        }
+    }
+}
+
+fn stream_size(v: Option<&str>) -> Result<StreamSize, RuleError> {
+    let v = v.unwrap_or("");
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    let [side, op, n] = parts[..] else {
+        return malformed(format!("stream_size {v:?}: want side,operator,number"));
+    };
+    let side = match side {
+        "client" => 0,
+        "server" => 1,
+        "both" => 2,
+        "either" => 3,
+        s => return malformed(format!("stream_size side {s:?}")),
+    };
+    let op = match op {
+        "<" => b'<',
+        ">" => b'>',
+        "=" => b'=',
+        "!=" => b'!',
+        "<=" => b'l',
+        ">=" => b'g',
+        o => return malformed(format!("stream_size operator {o:?}")),
+    };
+    let value = n
+        .parse()
+        .map_err(|_| RuleError::Malformed(format!("stream_size number {n:?}")))?;
+    Ok(StreamSize { side, op, value })
+}
+
 /// A size comparison (`bsize`, `dsize`): `N`, `<N`, `>N`, `N<>M`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SizeCmp {
@@ -259,6 +316,7 @@ pub enum Match {
     Dsize(SizeCmp),
     /// TCP flags: the flags, how they are compared, and flags to ignore.
     Flags(TcpFlags),
+    StreamSize(StreamSize),
     Itype(SizeCmp),
     Icode(SizeCmp),
     Flow(Vec<FlowOpt>),
@@ -542,6 +600,7 @@ pub fn parse(body: &str, header: &Header) -> Result<(Meta, Vec<Match>), RuleErro
             "bsize" => matches.push(Match::Bsize(size_cmp("bsize", v)?, buffer)),
             "dsize" => matches.push(Match::Dsize(size_cmp("dsize", v)?)),
             "flags" => matches.push(Match::Flags(tcp_flags(v)?)),
+            "stream_size" => matches.push(Match::StreamSize(stream_size(v)?)),
             "itype" => matches.push(Match::Itype(size_cmp("itype", v)?)),
             "icode" => matches.push(Match::Icode(size_cmp("icode", v)?)),
             // The length of the normalised (or, with `raw`, the raw) URI.
