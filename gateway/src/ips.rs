@@ -275,7 +275,7 @@ impl RuleBook {
                 .insert("HOME_NET".into(), format!("[{}]", nets.join(",")));
         }
         let (set, load) = load_files(&[path], &vars)?;
-        let (engine, build) = Engine::build(&set);
+        let (engine, build) = Engine::build_owned(set);
         Ok(RuleBook {
             engine,
             load,
