@@ -440,3 +440,34 @@ fn tcp_flags_and_icmp_type_code() {
     assert_eq!(check(6, 0x02, None), vec![3]);
     assert_eq!(check(6, 0x12, None), Vec::<u32>::new());
 }
+
+#[test]
+fn base64_decode_and_base64_data() {
+    let (e, rep) = engine(&[
+        // Base64 after "data=": decoded, then searched.
+        r#"alert tcp any any -> any any (content:"data="; base64_decode:relative; base64_data; content:"whoami"; sid:60;)"#,
+        // Only 8 base64 bytes are decoded ("cmd=wh"): SECRET is beyond them.
+        r#"alert tcp any any -> any any (content:"data="; base64_decode:bytes 8,relative; base64_data; content:"SECRET"; sid:61;)"#,
+    ]);
+    assert_eq!(rep.compiled, 2, "{:?}", rep.skipped_by_reason);
+    let s = |p: &[u8]| sids(&e, &[(Buffer::Packet, p)], true);
+    // "cmd=whoami&key=SECRET" in base64.
+    assert_eq!(s(b"GET /?data=Y21kPXdob2FtaSZrZXk9U0VDUkVU HTTP/1.1"), [60]);
+    assert_eq!(
+        s(b"GET /?data=Y21kPXdob2FtaQ%3D%3D"),
+        [60],
+        "decoding stops at '%'"
+    );
+    assert!(
+        s(b"GET /?data=whoami").is_empty(),
+        "not the base64 of whoami"
+    );
+    assert!(
+        parse_rule(
+            r#"alert tcp any any -> any any (content:"x"; base64_data; content:"y"; sid:62;)"#,
+            &Vars::default()
+        )
+        .is_err(),
+        "base64_data needs a base64_decode"
+    );
+}

@@ -180,6 +180,10 @@ fn fast_pattern(groups: &[(Buffer, Vec<Step>)]) -> Option<(Buffer, Vec<u8>)> {
             .iter()
             .any(|s| matches!(s, Step::Transform(crate::rule::Transform::DotPrefix)));
         for s in steps {
+            // What follows base64_decode is in the decoded bytes, not in the buffer.
+            if matches!(s, Step::Base64 { .. }) {
+                break;
+            }
             if let Step::Content(c, ..) = s
                 && !c.negated
             {
@@ -332,6 +336,19 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
             }
             Match::Pcre(p) => push(p.buffer, verify::compile_pcre(p)?),
             Match::Transform(b, t) => push(*b, Step::Transform(*t)),
+            Match::Base64Decode {
+                bytes,
+                offset,
+                relative,
+                buffer,
+            } => push(
+                *buffer,
+                Step::Base64 {
+                    bytes: bytes.map(|b| b as usize),
+                    offset: *offset as usize,
+                    relative: *relative,
+                },
+            ),
             Match::IsDataAt {
                 offset,
                 relative,

@@ -35,6 +35,40 @@ pub enum Step {
     ByteTest(ByteTest),
     ByteJump(ByteJump),
     ByteExtract(ByteExtract),
+    /// base64_decode: the steps after it match the decoded bytes.
+    Base64 {
+        bytes: Option<usize>,
+        offset: usize,
+        relative: bool,
+    },
+}
+
+/// Most decoded bytes base64_decode produces.
+const BASE64_MAX: usize = 64 * 1024;
+
+/// Decodes base64 from the start of `src` until the first byte outside the alphabet
+/// (padding and line ends end it too), as Suricata's base64_decode does by default.
+fn base64_decode(src: &[u8], out: &mut Vec<u8>) {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in src.iter().map_while(|&c| value(c)) {
+        acc = acc << 6 | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            if out.len() == BASE64_MAX {
+                return;
+            }
+        }
+    }
 }
 
 /// byte_extract variables one rule may define.
@@ -576,6 +610,21 @@ fn matches_from(steps: &[Step], buf: &[u8], prev: usize, tries: &mut u32, vars: 
             }
         }
         Step::Transform(_) => matches_from(rest, buf, prev, tries, vars),
+        Step::Base64 {
+            bytes,
+            offset,
+            relative,
+        } => {
+            let start = if *relative { prev + offset } else { *offset };
+            let Some(src) = buf.get(start..) else {
+                return false;
+            };
+            let src = &src[..bytes.map_or(src.len(), |b| b.min(src.len()))];
+            // Allocates: only a candidate that got this far decodes, once per check.
+            let mut decoded = Vec::new();
+            base64_decode(src, &mut decoded);
+            !decoded.is_empty() && matches_from(rest, &decoded, 0, tries, vars)
+        }
         Step::ByteExtract(e) => {
             let Some((v, after)) = read_value(&e.read, buf, prev, vars) else {
                 return false;

@@ -317,6 +317,14 @@ pub enum Match {
     /// TCP flags: the flags, how they are compared, and flags to ignore.
     Flags(TcpFlags),
     StreamSize(StreamSize),
+    /// Decode base64 from the current position; the matches after `base64_data` look at
+    /// the decoded bytes.
+    Base64Decode {
+        bytes: Option<u32>,
+        offset: u32,
+        relative: bool,
+        buffer: Buffer,
+    },
     Itype(SizeCmp),
     Icode(SizeCmp),
     Flow(Vec<FlowOpt>),
@@ -580,6 +588,38 @@ pub fn parse(body: &str, header: &Header) -> Result<(Meta, Vec<Match>), RuleErro
                     "byte_jump" => Match::ByteJump(args, buffer),
                     _ => Match::ByteExtract(args, buffer),
                 });
+            }
+            "base64_decode" => {
+                let (mut bytes, mut offset, mut relative) = (None, 0, false);
+                for o in v
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                {
+                    let (k, n) = o.split_once(' ').unwrap_or((o, ""));
+                    match k {
+                        "relative" => relative = true,
+                        "bytes" => bytes = Some(num::<u32>("base64_decode bytes", Some(n))?),
+                        "offset" => offset = num::<u32>("base64_decode offset", Some(n))?,
+                        _ => return malformed(format!("base64_decode option {o:?}")),
+                    }
+                }
+                matches.push(Match::Base64Decode {
+                    bytes,
+                    offset,
+                    relative,
+                    buffer,
+                });
+            }
+            // The content after it reads what base64_decode produced (in the same group).
+            "base64_data" => {
+                if !matches
+                    .iter()
+                    .any(|m| matches!(m, Match::Base64Decode { .. }))
+                {
+                    return malformed("base64_data without a base64_decode before it");
+                }
             }
             "isdataat" => {
                 let raw = v.ok_or_else(|| RuleError::Malformed("isdataat needs a value".into()))?;
