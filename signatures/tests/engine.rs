@@ -471,3 +471,40 @@ fn base64_decode_and_base64_data() {
         "base64_data needs a base64_decode"
     );
 }
+
+#[test]
+fn xbits_are_kept_per_host_across_flows_and_expire() {
+    use mimamori_signatures::engine::{FlowBits, RateTable};
+    let (e, rep) = engine(&[
+        r#"alert tcp any any -> any any (msg:"login"; content:"login"; xbits:set,seen,track ip_src,expire 10; sid:70;)"#,
+        r#"alert tcp any any -> any any (msg:"exfil after login"; content:"exfil"; xbits:isset,seen,track ip_src; sid:71;)"#,
+        r#"alert tcp any any -> any any (msg:"logout"; content:"logout"; xbits:unset,seen,track ip_src; sid:72;)"#,
+    ]);
+    assert_eq!(rep.compiled, 3, "{:?}", rep.skipped_by_reason);
+    let other = LAN + 1;
+    let mut rates = RateTable::new(1024);
+    // Each call is its own flow (fresh flow bits): the state is the host's.
+    let mut run = |payload: &[u8], src: u128, t: u64| {
+        stateful(&e, payload, src, &mut FlowBits::default(), &mut rates, t)
+    };
+    assert_eq!(run(b"exfil", LAN, 100), Vec::<u32>::new());
+    assert_eq!(run(b"login", LAN, 101), [70]);
+    assert_eq!(run(b"exfil", LAN, 102), [71]);
+    assert_eq!(run(b"exfil", other, 102), Vec::<u32>::new(), "another host");
+    assert_eq!(
+        run(b"exfil", LAN, 112),
+        Vec::<u32>::new(),
+        "expired after 10 s"
+    );
+    run(b"login", LAN, 120);
+    assert_eq!(run(b"logout", LAN, 121), [72]);
+    assert_eq!(run(b"exfil", LAN, 122), Vec::<u32>::new(), "unset");
+    assert!(
+        parse_rule(
+            r#"alert tcp any any -> any any (xbits:set,x; sid:1;)"#,
+            &Vars::default()
+        )
+        .is_err(),
+        "xbits needs a track"
+    );
+}

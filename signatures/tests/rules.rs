@@ -85,7 +85,7 @@ fn unsupported_and_malformed_are_told_apart() {
     let v = Vars::default();
     let err = |s: &str| parse_rule(s, &v).unwrap_err();
     assert!(
-        matches!(err(r#"alert tcp any any -> any any (msg:"x"; xbits:set,x,track ip_src; sid:1;)"#), RuleError::Unsupported(m) if m == "keyword xbits")
+        matches!(err(r#"alert tcp any any -> any any (msg:"x"; tag:session,5,packets; sid:1;)"#), RuleError::Unsupported(m) if m == "keyword tag")
     );
     assert!(
         matches!(err(r#"alert tcp any any -> any any (msg:"x"; nocase; sid:1;)"#), RuleError::Malformed(m) if m.contains("without a preceding content"))
@@ -118,7 +118,7 @@ fn loader_reports_file_line_sid_and_reason() {
     let f = dir.join("t.rules");
     std::fs::write(
         &f,
-        format!("# a comment\n#alert tcp any any -> any any (sid:5;)\n{HTTP_RULE}\nalert tcp any any -> any any (msg:\"multi\"; \\\n content:\"a\"; sid:2;)\nalert tcp any any -> any any (xbits:set,x,track ip_src; sid:3;)\nalert tcp any any -> any any (sid:2;)\n"),
+        format!("# a comment\n#alert tcp any any -> any any (sid:5;)\n{HTTP_RULE}\nalert tcp any any -> any any (msg:\"multi\"; \\\n content:\"a\"; sid:2;)\nalert tcp any any -> any any (tag:session,5,packets; sid:3;)\nalert tcp any any -> any any (sid:2;)\n"),
     )
     .unwrap();
     let (set, rep) = load_files(&[f.as_path()], &Vars::default()).unwrap();
@@ -129,7 +129,7 @@ fn loader_reports_file_line_sid_and_reason() {
     );
     assert_eq!(rep.skipped.len(), 2);
     assert_eq!((rep.skipped[0].line, rep.skipped[0].sid), (6, Some(3)));
-    assert!(rep.skipped[0].reason.contains("xbits"));
+    assert!(rep.skipped[0].reason.contains("tag"));
     assert!(rep.skipped[1].reason.contains("duplicate sid 1:2"));
     assert_eq!(rep.skipped_by_reason.get("duplicate sid"), Some(&1));
     assert!(

@@ -75,6 +75,8 @@ pub struct CompiledRule {
     pub bit_conditions: Vec<(bool, bool, Vec<u16>)>,
     /// Flowbit changes when the rule matches.
     pub bit_actions: Vec<(FlowbitsCmd, Vec<u16>)>,
+    /// xbits tests and changes, in rule order.
+    pub xbits: Vec<Xbit>,
     /// threshold / detection_filter.
     pub rate: Option<Rate>,
     pub meta: Meta,
@@ -275,6 +277,21 @@ fn has_run(hay: &[u8], byte: u8, len: usize) -> bool {
 /// Distinct fast patterns of one buffer, the rules of each, and each pattern's index.
 type PatternSet = (Vec<Vec<u8>>, Vec<Vec<u32>>, HashMap<Vec<u8>, usize>);
 
+/// One xbits keyword of a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Xbit {
+    pub cmd: FlowbitsCmd,
+    pub id: u16,
+    pub track: Track,
+    pub expire_secs: u32,
+}
+
+impl Xbit {
+    fn is_test(&self) -> bool {
+        matches!(self.cmd, FlowbitsCmd::Isset | FlowbitsCmd::Isnotset)
+    }
+}
+
 /// A rule's alert rate control.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
@@ -305,8 +322,13 @@ impl BitNames {
     }
 }
 
-fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String> {
+fn compile_rule(
+    l: &Loaded,
+    bits: &mut BitNames,
+    xbit_names: &mut BitNames,
+) -> Result<CompiledRule, String> {
     let r = &l.rule;
+    let mut xbits = Vec::new();
     let (mut bit_conditions, mut bit_actions, mut rate) = (Vec::new(), Vec::new(), None);
     let mut groups: Vec<(Buffer, Vec<Step>)> = Vec::new();
     let (mut direction, mut established, mut dsize) = (None, None, None);
@@ -405,6 +427,17 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
                 }
                 _ => bit_actions.push((*cmd, bits.ids(names)?)),
             },
+            Match::Xbits {
+                cmd,
+                name,
+                track,
+                expire,
+            } => xbits.push(Xbit {
+                cmd: *cmd,
+                id: xbit_names.ids(std::slice::from_ref(name))?[0],
+                track: *track,
+                expire_secs: *expire,
+            }),
             Match::Threshold {
                 kind,
                 track,
@@ -445,6 +478,7 @@ fn compile_rule(l: &Loaded, bits: &mut BitNames) -> Result<CompiledRule, String>
     Ok(CompiledRule {
         bit_conditions,
         bit_actions,
+        xbits,
         rate,
         // Alerts need the names, not the metadata and references (about 10 MB on ET Open).
         meta: crate::rule::Meta {
@@ -489,10 +523,10 @@ impl Engine {
         let mut patterns: HashMap<Buffer, PatternSet> = HashMap::new();
         let mut always = Vec::new();
         let mut by_host: HashMap<u128, Vec<u32>> = HashMap::new();
-        let mut bits = BitNames::default();
+        let (mut bits, mut xbit_names) = (BitNames::default(), BitNames::default());
         for l in loaded {
             let l = l.borrow();
-            match compile_rule(l, &mut bits) {
+            match compile_rule(l, &mut bits, &mut xbit_names) {
                 Ok(c) => {
                     let id = rules.len() as u32;
                     match fast_pattern(&c.groups) {
@@ -674,7 +708,8 @@ impl Engine {
         let before = alerts.len();
         for &id in scratch.candidates.iter().chain(self.always.iter()) {
             let r = &self.rules[id as usize];
-            let holds = r.bit_conditions.iter().all(|(isset, _, _)| !isset);
+            let holds = r.bit_conditions.iter().all(|(isset, _, _)| !isset)
+                && r.xbits.iter().all(|x| x.cmd != FlowbitsCmd::Isset);
             if holds && verify::rule_matches(r, p) {
                 alerts.push(id);
             }
@@ -704,18 +739,66 @@ impl FlowBits {
 /// Most flowbits one flow holds; more are not recorded.
 const MAX_BITS_PER_FLOW: usize = 64;
 
-/// Alert-rate state of threshold and detection_filter, per rule and tracked address.
+/// State kept per host: alert rates of threshold and detection_filter (per rule and
+/// tracked address) and xbits (per bit and host or host pair), bounded.
 pub struct RateTable {
     map: HashMap<(u32, u128), (u64, u32)>,
+    /// xbits per (bit, tracked host or pair): when each expires.
+    xbits: HashMap<(u16, u128), u64>,
     cap: usize,
     /// Times the table was full and started over.
     pub resets: u64,
 }
 
+/// The host (or order-independent host pair) an xbit or a rate is kept for.
+fn tracked(track: Track, p: &Inspection<'_>) -> u128 {
+    match track {
+        Track::Src => p.src,
+        Track::Dst => p.dst,
+        Track::Rule => 0,
+        Track::Both => {
+            let (lo, hi) = (p.src.min(p.dst), p.src.max(p.dst));
+            lo ^ hi.rotate_left(64)
+        }
+    }
+}
+
 impl RateTable {
+    fn xbit_is_set(&self, x: &Xbit, p: &Inspection<'_>, now_ns: u64) -> bool {
+        self.xbits
+            .get(&(x.id, tracked(x.track, p)))
+            .is_some_and(|&until| until > now_ns)
+    }
+
+    fn change_xbit(&mut self, x: &Xbit, p: &Inspection<'_>, now_ns: u64) {
+        let key = (x.id, tracked(x.track, p));
+        let set = match x.cmd {
+            FlowbitsCmd::Set => true,
+            FlowbitsCmd::Toggle => !self.xbit_is_set(x, p, now_ns),
+            _ => false,
+        };
+        if !set {
+            self.xbits.remove(&key);
+            return;
+        }
+        if self.xbits.len() >= self.cap && !self.xbits.contains_key(&key) {
+            self.xbits.retain(|_, &mut until| until > now_ns);
+            if self.xbits.len() >= self.cap {
+                self.xbits.clear();
+                self.resets += 1;
+            }
+        }
+        let until = match x.expire_secs {
+            0 => u64::MAX,
+            s => now_ns.saturating_add(u64::from(s) * 1_000_000_000),
+        };
+        self.xbits.insert(key, until);
+    }
+
     pub fn new(cap: usize) -> Self {
         Self {
             map: HashMap::new(),
+            xbits: HashMap::new(),
             cap,
             resets: 0,
         }
@@ -785,7 +868,8 @@ impl Engine {
         for conditional in [false, true] {
             for &id in scratch.candidates.iter().chain(self.always.iter()) {
                 let r = &self.rules[id as usize];
-                if r.bit_conditions.is_empty() == conditional {
+                let has_tests = !r.bit_conditions.is_empty() || r.xbits.iter().any(Xbit::is_test);
+                if has_tests != conditional {
                     continue;
                 }
                 // Flowbit tests are cheap: before the content verification.
@@ -797,8 +881,16 @@ impl Engine {
                         ids.iter().any(test)
                     }
                 });
+                let holds = holds
+                    && r.xbits
+                        .iter()
+                        .filter(|x| x.is_test())
+                        .all(|x| rates.xbit_is_set(x, p, now_ns) == (x.cmd == FlowbitsCmd::Isset));
                 if !holds || !verify::rule_matches(r, p) {
                     continue;
+                }
+                for x in r.xbits.iter().filter(|x| !x.is_test()) {
+                    rates.change_xbit(x, p, now_ns);
                 }
                 for (cmd, ids) in &r.bit_actions {
                     for &b in ids {

@@ -330,6 +330,14 @@ pub enum Match {
     Flow(Vec<FlowOpt>),
     /// Command, names, and whether a condition needs all names (`a&b`) or any (`a|b`).
     Flowbits(FlowbitsCmd, Vec<String>, bool),
+    /// `xbits`: a bit kept per host (`Track::Src`/`Dst`) or host pair (`Track::Both`),
+    /// with an expiry in seconds (0: none).
+    Xbits {
+        cmd: FlowbitsCmd,
+        name: String,
+        track: Track,
+        expire: u32,
+    },
     Threshold {
         kind: ThresholdKind,
         track: Track,
@@ -701,6 +709,43 @@ pub fn parse(body: &str, header: &Header) -> Result<(Meta, Vec<Match>), RuleErro
                         .collect(),
                     names.contains('&'),
                 ));
+            }
+            "xbits" => {
+                let raw = v.unwrap_or("");
+                let parts: Vec<&str> = raw.split(',').map(str::trim).collect();
+                let [cmd, name, rest @ ..] = &parts[..] else {
+                    return malformed(format!("xbits {raw:?}: want command,name,track …"));
+                };
+                let cmd = match *cmd {
+                    "set" => FlowbitsCmd::Set,
+                    "unset" => FlowbitsCmd::Unset,
+                    "isset" => FlowbitsCmd::Isset,
+                    "isnotset" => FlowbitsCmd::Isnotset,
+                    "toggle" => FlowbitsCmd::Toggle,
+                    c => return malformed(format!("xbits command {c:?}")),
+                };
+                let (mut track, mut expire) = (None, 0);
+                for o in rest {
+                    match o
+                        .split_once(char::is_whitespace)
+                        .map(|(k, v)| (k, v.trim()))
+                    {
+                        Some(("track", "ip_src")) => track = Some(Track::Src),
+                        Some(("track", "ip_dst")) => track = Some(Track::Dst),
+                        Some(("track", "ip_pair")) => track = Some(Track::Both),
+                        Some(("expire", n)) => expire = num::<u32>("xbits expire", Some(n))?,
+                        _ => return malformed(format!("xbits option {o:?}")),
+                    }
+                }
+                let Some(track) = track else {
+                    return malformed("xbits needs track ip_src, ip_dst or ip_pair");
+                };
+                matches.push(Match::Xbits {
+                    cmd,
+                    name: name.to_string(),
+                    track,
+                    expire,
+                });
             }
             "threshold" | "detection_filter" => {
                 let (mut kind, mut tr, mut count, mut seconds) = (None, None, None, None);
