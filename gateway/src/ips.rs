@@ -126,8 +126,8 @@ impl Default for InspectorLimits {
     }
 }
 
-/// What happens to the packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What happens to the packet, mildest first (several rules: the strictest wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum IpsVerdict {
     Pass,
     Drop,
@@ -714,6 +714,8 @@ impl Inspector {
         hits.clear();
         book.engine
             .inspect_stateful(&p, scratch, &mut flow.bits, rates, now_ns, hits);
+        // Rules the policy switched off take no part, pass rules included.
+        hits.retain(|&i| !settings.disabled[i as usize]);
         let rules = &book.engine.rules;
         if message.is_some() {
             flow.half[d].inspected = flow.half[d].contiguous().len();
@@ -727,14 +729,12 @@ impl Inspector {
                 .any(|&i| rules[i as usize].action == Action::Pass)
         {
             stats.passed += 1;
-            return finish(flows, key, closing, m, mem);
+            forget_if_closed(flows, key, closing, m, mem);
+            return IpsVerdict::Pass;
         }
         let ips = settings.mode == IpsMode::Ips;
         let mut verdict = IpsVerdict::Pass;
         for &i in hits.iter() {
-            if settings.disabled[i as usize] {
-                continue;
-            }
             // Reassembled data: a rule alerts once per message.
             let alerted = &mut flow.alerted[d];
             if message.is_some() {
@@ -754,11 +754,11 @@ impl Inspector {
             let blocked = ips && matches!(act, Action::Drop | Action::Reject);
             if blocked {
                 flow.dropped = true;
-                if act == Action::Reject && verdict != IpsVerdict::Reject {
-                    verdict = IpsVerdict::Reject;
-                } else if verdict == IpsVerdict::Pass {
-                    verdict = IpsVerdict::Drop;
-                }
+                verdict = verdict.max(if act == Action::Reject {
+                    IpsVerdict::Reject
+                } else {
+                    IpsVerdict::Drop
+                });
             }
             alerts.push(Alert {
                 rule: i,
@@ -778,7 +778,7 @@ impl Inspector {
             }
             IpsVerdict::Pass => {}
         }
-        finish(flows, key, closing, m, mem);
+        forget_if_closed(flows, key, closing, m, mem);
         verdict
     }
 
@@ -818,16 +818,17 @@ fn release(f: &mut IpsFlow, mem: &mut Memcap) {
     }
 }
 
-/// A RST, or a FIN from both sides, ends the flow's inspection state.
-fn finish(
+/// A RST, or a FIN from both sides, ends the flow's inspection state (a flow a rule
+/// dropped is kept, so its later packets stay dropped).
+fn forget_if_closed(
     flows: &mut FlowMap,
     key: FlowKey,
     closing: bool,
     m: &PacketMeta,
     mem: &mut Memcap,
-) -> IpsVerdict {
+) {
     if !closing {
-        return IpsVerdict::Pass;
+        return;
     }
     let done = flows.get(&key).is_some_and(|f| {
         !f.dropped && (m.tcp_flags & flags::RST != 0 || (f.half[0].fin && f.half[1].fin))
@@ -835,5 +836,4 @@ fn finish(
     if done && let Some(mut f) = flows.remove(&key) {
         release(&mut f, mem);
     }
-    IpsVerdict::Pass
 }

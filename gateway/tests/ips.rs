@@ -240,6 +240,19 @@ fn pass_rules_silence_alerts_and_disabled_sids_are_quiet() {
     let (_, sids) = run(&mut ips, &f);
     assert!(sids.is_empty(), "{sids:?}");
 
+    // A disabled pass rule silences nothing.
+    let mut ips = inspector(IpsMode::Ids);
+    ips.set_config(&IpsConfig {
+        disabled_sids: vec![104],
+        ..Default::default()
+    });
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, b"TRUSTED EVILTOKEN"));
+    let (_, mut sids) = run(&mut ips, &f);
+    sids.sort_unstable();
+    assert_eq!(sids, vec![100, 105]);
+
     let mut ips = inspector(IpsMode::Ips);
     ips.set_config(&IpsConfig {
         mode: IpsMode::Ips,

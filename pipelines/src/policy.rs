@@ -220,8 +220,8 @@ pub struct Policy {
     pub ips: IpsConfig,
 }
 
-/// IPS settings. Kept and checked with the policy; the signature engine runs in
-/// `replay --rules` only so far, so the live path does not use them yet.
+/// IPS settings: read by every signature inspector (`run --rules`, `replay --rules`) and
+/// taken again at each hot apply.
 #[derive(Deserialize, serde::Serialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct IpsConfig {
