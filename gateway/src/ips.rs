@@ -15,6 +15,7 @@
 
 use mimamori_pipelines::app::{self, AppProto, http, tls};
 use mimamori_pipelines::defrag::{DefragStats, Defragmenter};
+use mimamori_pipelines::event::{EventKind, EventRecord};
 use mimamori_pipelines::firewall::{Cidr, CidrSet};
 use mimamori_pipelines::flow::{FlowKey, Side};
 use mimamori_pipelines::packet::{PacketMeta, V4_MAPPED, to_ip};
@@ -24,6 +25,7 @@ use mimamori_pipelines::stream::{HalfStream, LOOKBACK, Memcap, StreamLimits, Str
 use mimamori_pipelines::web::answer;
 use mimamori_pipelines::web::names::{self, NAME_MAX};
 use mimamori_pipelines::wire::{ip_proto, tcp::flags};
+use mimamori_pipelines::{Classifier, DropReason, Verdict};
 use mimamori_signatures::engine::{
     CompiledRule, Engine, EngineReport, FlowBits, Inspection, Rate, RateTable, Scratch,
 };
@@ -780,6 +782,42 @@ impl Inspector {
         }
         forget_if_closed(flows, key, closing, m, mem);
         verdict
+    }
+
+    /// The step after the classifier, shared by the live stages and replay: inspects a
+    /// frame the classifier forwarded, queues its alerts as events (with `pcap_cnt`, 0 on
+    /// the live path) and reject answers in the classifier's queues, and overrules the
+    /// verdict when IPS mode blocks it.
+    pub fn after_classifier(
+        &mut self,
+        cls: &mut Classifier,
+        frame: &[u8],
+        side_of: impl FnOnce(&PacketMeta) -> Side,
+        now_ns: u64,
+        pcap_cnt: u64,
+        verdict: &mut Verdict,
+    ) {
+        if !verdict.is_forward() {
+            return;
+        }
+        let Ok(m) = mimamori_pipelines::parse(frame) else {
+            return;
+        };
+        let side = side_of(&m);
+        let v = self.inspect(frame, &m, side, now_ns, &mut cls.injects);
+        for a in &self.alerts {
+            let kind = EventKind::Signature {
+                rule: a.rule,
+                blocked: a.blocked,
+                defrag: a.defrag,
+            };
+            let mut rec = EventRecord::from_packet(&m, side, cls.flow_id(&m), kind, now_ns);
+            rec.pcap_cnt = pcap_cnt;
+            cls.events.push(rec);
+        }
+        if v != IpsVerdict::Pass {
+            cls.overrule(verdict, DropReason::Signature);
+        }
     }
 
     /// Makes room for a new flow: forgets one (a table of live flows has no better

@@ -3,14 +3,13 @@
 
 use crate::capture::{CaptureError, CaptureReader, PcapWriter, to_ethernet};
 use crate::eve::{EveWriter, PolicyHistory};
-use crate::ips::{IdsStats, Inspector, InspectorLimits, IpsVerdict, RuleBook};
+use crate::ips::{IdsStats, Inspector, InspectorLimits, RuleBook};
 use crate::webfilter::WebSetup;
 use anyhow::Context;
 use mimamori_pipelines::classify::Report;
-use mimamori_pipelines::event::{EventKind, EventRecord};
 use mimamori_pipelines::policy::SideMap;
 use mimamori_pipelines::web::hosts::Host;
-use mimamori_pipelines::{Classifier, DropReason, ForwardReason, Policy, Verdict};
+use mimamori_pipelines::{Classifier, ForwardReason, Policy, Verdict};
 use serde::Serialize;
 use std::fs::File;
 use std::io::BufWriter;
@@ -75,28 +74,9 @@ impl Burst {
         );
         if let Some(ips) = ids {
             for i in 0..self.n {
-                if !self.verdicts[i].is_forward() {
-                    continue;
-                }
-                let Ok(m) = mimamori_pipelines::parse(&self.frames[i]) else {
-                    continue;
-                };
-                let side = sides.side_of(&m);
-                let v = ips.inspect(&self.frames[i], &m, side, self.ts[i], &mut cls.injects);
-                for a in &ips.alerts {
-                    let kind = EventKind::Signature {
-                        rule: a.rule,
-                        blocked: a.blocked,
-                        defrag: a.defrag,
-                    };
-                    let mut rec =
-                        EventRecord::from_packet(&m, side, cls.flow_id(&m), kind, self.ts[i]);
-                    rec.pcap_cnt = self.cnt[i];
-                    cls.events.push(rec);
-                }
-                if v != IpsVerdict::Pass {
-                    cls.overrule(&mut self.verdicts[i], DropReason::Signature);
-                }
+                let (frame, ts, cnt) = (&self.frames[i], self.ts[i], self.cnt[i]);
+                let side_of = |m: &_| sides.side_of(m);
+                ips.after_classifier(cls, frame, side_of, ts, cnt, &mut self.verdicts[i]);
             }
         }
         let mut written = 0;

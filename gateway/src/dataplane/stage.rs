@@ -6,9 +6,9 @@ use super::apply::PolicySlot;
 use super::config::Overload;
 use super::stats::StageCounters;
 use crate::dpdk::{self, BURST, Burst, Mbuf, Mempool, Port, Ring};
-use crate::ips::{Inspector, IpsVerdict};
-use mimamori_pipelines::event::{EventKind, EventRecord};
-use mimamori_pipelines::{Classifier, DropReason, ForwardReason, Side, Verdict};
+use crate::ips::Inspector;
+use mimamori_pipelines::event::EventRecord;
+use mimamori_pipelines::{Classifier, ForwardReason, Side, Verdict};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -142,14 +142,9 @@ impl ClassifyStage {
                 &mut self.verdicts[..n],
             );
             if let Some(ips) = self.ips.as_mut() {
-                inspect_burst(
-                    ips,
-                    &mut self.cls,
-                    &frames[..n],
-                    &sides,
-                    &mut self.verdicts,
-                    now_ns,
-                );
+                for (i, v) in self.verdicts.iter_mut().enumerate().take(n) {
+                    ips.after_classifier(&mut self.cls, frames[i], |_| sides[i], now_ns, 0, v);
+                }
             }
             let mut dropped = 0;
             for (i, (verdict, side)) in self.verdicts.iter().zip(sides).enumerate().take(n) {
@@ -234,40 +229,6 @@ impl ClassifyStage {
         }
         if let (Some(ips), Ok(mut r)) = (&self.ips, self.counters.ips.lock()) {
             *r = Some(ips.stats.clone());
-        }
-    }
-}
-
-/// Runs the forwarded frames of a burst through the inspector: alerts become events, IPS
-/// drops overrule the classifier's verdict, reject answers join its inject queue.
-fn inspect_burst(
-    ips: &mut Inspector,
-    cls: &mut Classifier,
-    frames: &[&[u8]],
-    sides: &[Side],
-    verdicts: &mut [Verdict],
-    now_ns: u64,
-) {
-    for (i, frame) in frames.iter().enumerate() {
-        if !verdicts[i].is_forward() {
-            continue;
-        }
-        let Ok(m) = mimamori_pipelines::parse(frame) else {
-            continue;
-        };
-        let v = ips.inspect(frame, &m, sides[i], now_ns, &mut cls.injects);
-        for a in &ips.alerts {
-            let kind = EventKind::Signature {
-                rule: a.rule,
-                blocked: a.blocked,
-                defrag: a.defrag,
-            };
-            let flow = cls.flow_id(&m);
-            cls.events
-                .push(EventRecord::from_packet(&m, sides[i], flow, kind, now_ns));
-        }
-        if v != IpsVerdict::Pass {
-            cls.overrule(&mut verdicts[i], DropReason::Signature);
         }
     }
 }
