@@ -224,11 +224,6 @@ pub fn render(app: &App, stored_version: u64, gw: Option<&Value>) -> String {
             "Packets rejected by reject rules (IPS mode)",
         ),
         (
-            "flow_dropped",
-            &["flow_dropped"][..],
-            "Later packets of flows a rule dropped",
-        ),
-        (
             "stream_segments",
             &["stream", "segments"][..],
             "TCP segments reassembled",

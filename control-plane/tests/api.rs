@@ -37,7 +37,7 @@ fn fake_gateway(path: &Path) -> Arc<FakeGateway> {
                     "mempool_in_use": 3, "events_unsent": 0,
                     "ports": [{"side": "lan", "name": "p0", "rx_packets": 10, "tx_packets": 9, "rx_bytes": 1000, "tx_bytes": 900, "rx_missed": 0, "rx_errors": 0, "tx_errors": 0, "rx_nombuf": 0},
                               {"side": "wan", "name": "p1", "rx_packets": 7, "tx_packets": 8, "rx_bytes": 700, "tx_bytes": 800, "rx_missed": 0, "rx_errors": 0, "tx_errors": 0, "rx_nombuf": 0}],
-                    "stages": [{"name": "rtc", "rx": 17, "tx": 17, "dropped": 2, "classifier": {"forwarded": {"flow": 15}, "dropped": {"firewall_deny": 2}}, "ips": {"inspected": 12, "alerts": 3, "dropped": 1, "rejected": 0, "flow_dropped": 4, "stream": {"segments": 9, "overlap_diff": 0, "memcap_refused": 0}, "defrag": {"reassembled": 0}}}]
+                    "stages": [{"name": "rtc", "rx": 17, "tx": 17, "dropped": 2, "classifier": {"forwarded": {"flow": 15}, "dropped": {"firewall_deny": 2}}, "ips": {"inspected": 12, "alerts": 3, "dropped": 1, "rejected": 0, "stream": {"segments": 9, "overlap_diff": 0, "memcap_refused": 0}, "defrag": {"reassembled": 0}}}]
                 }).to_string() + "\n",
                 ["apply", v, n] => {
                     let mut text = vec![0u8; n.parse().unwrap()];
@@ -527,7 +527,6 @@ fn quarantine_metrics_and_openapi() {
         "mimamori_port_rx_packets_total{port=\"lan\"} 10",
         "mimamori_classifier_dropped_total{stage=\"rtc\",reason=\"firewall_deny\"} 2",
         "mimamori_ips_alerts_total{stage=\"rtc\"} 3",
-        "mimamori_ips_flow_dropped_total{stage=\"rtc\"} 4",
         "mimamori_ips_stream_segments_total{stage=\"rtc\"} 9",
         "# TYPE mimamori_cp_events_total counter",
         "mimamori_cp_policy_version ",

@@ -1,6 +1,6 @@
 //! Writing event records as EVE JSON lines.
 
-use crate::ips::RuleBook;
+use mimamori_pipelines::inspect::RuleBook;
 use mimamori_pipelines::Policy;
 use mimamori_pipelines::event::{EventKind, EventQueue, EventRecord, WebNames};
 use mimamori_pipelines::web::WebRules;

@@ -9,7 +9,6 @@ pub mod dataplane;
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod eve;
-pub mod ips;
 pub mod replay;
 #[allow(unsafe_code)]
 pub mod webfilter;

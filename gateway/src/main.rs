@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use mimamori_gateway::bench::{self, BenchConfig};
 use mimamori_gateway::capture::PcapWriter;
 use mimamori_gateway::dataplane::{self, Layout, Overload, RunConfig, Tier};
-use mimamori_gateway::ips::RuleBook;
+use mimamori_pipelines::inspect::RuleBook;
 use mimamori_gateway::replay::Replay;
 use mimamori_gateway::webfilter::WebSetup;
 use mimamori_pipelines::{Policy, synth};

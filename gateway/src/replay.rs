@@ -3,10 +3,11 @@
 
 use crate::capture::{CaptureError, CaptureReader, PcapWriter, to_ethernet};
 use crate::eve::{EveWriter, PolicyHistory};
-use crate::ips::{IdsStats, Inspector, InspectorLimits, RuleBook};
 use crate::webfilter::WebSetup;
 use anyhow::Context;
-use mimamori_pipelines::classify::Report;
+use mimamori_pipelines::classify::{Report, Stages};
+use mimamori_pipelines::inspect::{IdsStats, Inspector, InspectorLimits, IpsSettings, RuleBook};
+use mimamori_pipelines::stage::Arrival;
 use mimamori_pipelines::policy::SideMap;
 use mimamori_pipelines::web::hosts::Host;
 use mimamori_pipelines::{Classifier, ForwardReason, Policy, Verdict};
@@ -59,26 +60,24 @@ impl Burst {
         sides: &SideMap,
         out: Option<&mut PcapWriter<BufWriter<File>>>,
         eve: Option<&mut EveWriter>,
-        ids: Option<&mut Inspector>,
     ) -> anyhow::Result<u64> {
         if self.n == 0 {
             return Ok(0);
         }
-        let now = self.ts[0];
-        let frames: Vec<&[u8]> = self.frames[..self.n].iter().map(|f| f.as_slice()).collect();
-        cls.process_burst(
-            &frames,
-            now,
-            |_, m| sides.side_of(m),
+        let mut frames: [&[u8]; BURST] = [&[]; BURST];
+        for (f, buf) in frames.iter_mut().zip(&self.frames[..self.n]) {
+            *f = buf;
+        }
+        let (ts, cnt) = (&self.ts, &self.cnt);
+        cls.process_burst_at(
+            &frames[..self.n],
+            |i, m| Arrival {
+                side: sides.side_of(m),
+                now_ns: ts[i],
+                pcap_cnt: cnt[i],
+            },
             &mut self.verdicts[..self.n],
         );
-        if let Some(ips) = ids {
-            for i in 0..self.n {
-                let (frame, ts, cnt) = (&self.frames[i], self.ts[i], self.cnt[i]);
-                let side_of = |m: &_| sides.side_of(m);
-                ips.after_classifier(cls, frame, side_of, ts, cnt, &mut self.verdicts[i]);
-            }
-        }
         let mut written = 0;
         if let Some(w) = out {
             for i in 0..self.n {
@@ -171,7 +170,7 @@ impl Replay<'_> {
             ),
             None => None,
         };
-        let mut ids = match self.rules {
+        let ips = match self.rules {
             Some(p) => {
                 let book = Arc::new(
                     RuleBook::load(p, &self.policy.sides.lan_subnets)
@@ -180,17 +179,17 @@ impl Replay<'_> {
                 if let Some(e) = eve.as_ref() {
                     e.history().set_rules(book.clone());
                 }
-                Some(Inspector::new(
-                    book,
-                    &self.policy.ips,
-                    InspectorLimits::default(),
-                ))
+                let settings = IpsSettings::compile(book, &self.policy.ips);
+                Some(Inspector::new(settings, InspectorLimits::default()))
             }
             None => None,
         };
         let sides = self.policy.sides.clone();
-        let mut cls =
-            Classifier::with_web(self.policy.clone(), self.web.as_ref().map(|w| w.filter()));
+        let stages = Stages {
+            web: self.web.as_ref().map(|w| w.filter()),
+            ips,
+        };
+        let mut cls = Classifier::with_stages(self.policy.clone(), stages);
         let mut burst = Burst::new();
         let mut frame = Vec::with_capacity(2048);
         let (mut skipped, mut written, mut last_ts, mut damage) = (0u64, 0u64, 0u64, None);
@@ -213,10 +212,10 @@ impl Replay<'_> {
             }
             last_ts = last_ts.max(rec.ts_ns);
             if burst.push(rec.ts_ns, reader.records(), &frame) {
-                written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut(), ids.as_mut())?;
+                written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut())?;
             }
         }
-        written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut(), ids.as_mut())?;
+        written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut())?;
         cls.finish(last_ts);
         if let Some(e) = eve.as_mut() {
             e.write_all(&mut cls.events)?;
@@ -242,7 +241,7 @@ impl Replay<'_> {
             gbits_per_sec: report.bytes as f64 * 8.0 / elapsed / 1e9,
             classifier: report,
             hosts: self.web.as_ref().map(|w| w.hosts.snapshot().0),
-            ids: ids.map(|i| {
+            ids: cls.ips().map(|i| {
                 let b = i.book();
                 let mut skipped = b.load.skipped_by_reason.clone();
                 for (k, v) in &b.build.skipped_by_reason {
@@ -379,7 +378,7 @@ impl Summary {
                 i.stats.alerts,
                 i.stats.inspected,
                 i.mode,
-                i.stats.dropped + i.stats.flow_dropped,
+                r.dropped.get("signature").copied().unwrap_or(0),
                 i.stats.rejected,
                 i.stats.http_requests,
                 i.stats.http_responses,

@@ -1,6 +1,8 @@
 //! The classify stage: parse, flow lookup or create, firewall decision cached in the flow,
-//! TCP state, fragments, and the reject answer. The same code runs in `replay` and on the
-//! live DPDK path; one `Classifier` per worker, so nothing here is shared or locked.
+//! TCP state, fragments, and the reject answer; then, for what the firewall allows, the
+//! inspectors ([`Stages`]: web filter, signatures) through the one stage interface
+//! ([`crate::stage`]). The same code runs in `replay` and on the live DPDK path; one
+//! `Classifier` per worker, so nothing here is shared or locked.
 
 use crate::error::ParseErrorCounts;
 use crate::event::{EventKind, EventQueue, EventRecord};
@@ -8,10 +10,12 @@ use crate::flow::{
     EndReason, Flow, FlowKey, FlowTable, FlowTableStats, FlowVerdict, NO_RULE, Side, tcp,
 };
 use crate::fragment::{FragmentStats, FragmentTracker, FragmentVerdict};
+use crate::inspect::{Inspector, IpsSettings};
 use crate::packet::{self, PacketMeta, V4_MAPPED};
 use crate::policy::{FlowEvents, Policy, SideMap};
 use crate::reject::{self, InjectQueue};
-use crate::web::{self, FlowCtx, WebFilter, WebStats, WebVerdict};
+use crate::stage::{Arrival, FlowRef, Inspect, Output, PacketCtx, StageVerdict};
+use crate::web::{WebFilter, WebStats};
 use crate::wire::tcp::flags::{ACK as TCP_ACK, SYN as TCP_SYN};
 use crate::wire::{icmp, ip_proto};
 use serde::Serialize;
@@ -127,9 +131,7 @@ pub const BURST_MAX: usize = 64;
 struct Prepared {
     m: PacketMeta,
     class: Class,
-    key: FlowKey,
-    hash: u64,
-    src_is_lo: bool,
+    key: Keyed,
     found: Option<u32>,
 }
 
@@ -143,6 +145,84 @@ enum Class {
     Fast,
 }
 
+/// One packet on its way through the classifier: parsed once, here.
+#[derive(Clone, Copy)]
+struct Pkt<'a> {
+    frame: &'a [u8],
+    m: &'a PacketMeta,
+    at: Arrival,
+}
+
+impl<'a> Pkt<'a> {
+    fn ctx(&self, flow: Option<FlowRef>) -> PacketCtx<'a> {
+        PacketCtx {
+            frame: self.frame,
+            meta: self.m,
+            side: self.at.side,
+            flow,
+            now_ns: self.at.now_ns,
+            pcap_cnt: self.at.pcap_cnt,
+        }
+    }
+}
+
+/// A packet's flow key, its hash and which end of the key sent it.
+#[derive(Clone, Copy, Default)]
+struct Keyed {
+    key: FlowKey,
+    hash: u64,
+    src_is_lo: bool,
+}
+
+/// The inspectors behind the firewall, in the order they run. Each is a peer behind
+/// [`Inspect`]; a new one is a field here and a link in [`Stages::each`].
+#[derive(Default)]
+pub struct Stages {
+    pub web: Option<WebFilter>,
+    pub ips: Option<Inspector>,
+}
+
+impl Stages {
+    fn each(&mut self) -> impl Iterator<Item = &mut dyn Inspect> {
+        let web = self.web.as_mut().map(|w| w as &mut dyn Inspect);
+        let ips = self.ips.as_mut().map(|i| i as &mut dyn Inspect);
+        web.into_iter().chain(ips)
+    }
+
+    /// Runs the stages in order while the packet passes; the strictest verdict wins.
+    fn inspect(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> StageVerdict {
+        let mut v = StageVerdict::Pass;
+        for s in self.each() {
+            v = v.strictest(s.inspect(pkt, out));
+            if !v.is_pass() {
+                break;
+            }
+        }
+        v
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.web.is_none() && self.ips.is_none()
+    }
+}
+
+/// What a flow's end touches: its flow-end event and every stage's state for the slot.
+struct FlowEnd<'a> {
+    events: &'a mut EventQueue,
+    stages: &'a mut Stages,
+    which: FlowEvents,
+    now_ns: u64,
+}
+
+impl FlowEnd<'_> {
+    fn ended(&mut self, slot: u32, f: &Flow, reason: EndReason) {
+        for s in self.stages.each() {
+            s.flow_ended(slot);
+        }
+        push_flow_end(self.events, self.which, f, reason, self.now_ns);
+    }
+}
+
 pub struct Classifier {
     policy: Arc<Policy>,
     scratch: Box<[Prepared]>,
@@ -152,9 +232,9 @@ pub struct Classifier {
     pub events: EventQueue,
     pub injects: InjectQueue,
     injected: u64,
-    web: Option<WebFilter>,
+    stages: Stages,
     /// Moves with every policy swap; flows decided under an older one are re-decided.
-    generation: u8,
+    generation: u32,
 }
 
 /// Slots in the flow table visited for expiry on each `tick`.
@@ -162,14 +242,19 @@ const EXPIRY_BUDGET: usize = 16;
 
 impl Classifier {
     pub fn new(policy: Arc<Policy>) -> Self {
-        Self::with_web(policy, None)
+        Self::with_stages(policy, Stages::default())
     }
 
     /// A classifier that also filters the web (`web` is built from the same policy's
     /// `[web]` section and a category database).
     pub fn with_web(policy: Arc<Policy>, web: Option<WebFilter>) -> Self {
+        Self::with_stages(policy, Stages { web, ips: None })
+    }
+
+    /// A classifier that runs `stages` on what its firewall allows.
+    pub fn with_stages(policy: Arc<Policy>, stages: Stages) -> Self {
         Self {
-            web,
+            stages,
             generation: 0,
             flows: FlowTable::new(policy.flows.capacity, policy.flows.on_full),
             frags: FragmentTracker::new(policy.fragments.capacity, policy.fragments.timeout),
@@ -189,17 +274,41 @@ impl Classifier {
         &self.flows
     }
     pub fn web(&self) -> Option<&WebFilter> {
-        self.web.as_ref()
+        self.stages.web.as_ref()
+    }
+    pub fn ips(&self) -> Option<&Inspector> {
+        self.stages.ips.as_ref()
+    }
+    pub fn stages(&self) -> &Stages {
+        &self.stages
     }
 
-    /// Swaps in policy `version` between bursts. Flows stay; each is re-decided by the new
-    /// firewall rules at its next packet (web verdicts already taken stand). Table sizes
-    /// are fixed at start: the caller refuses policies that change them.
-    pub fn set_policy(&mut self, policy: Arc<Policy>, web: Option<WebFilter>, version: u64) {
+    /// Swaps in policy `version` between bursts, with the tables the apply path compiled
+    /// from it: a web filter (which takes over the old one's flow states and counters)
+    /// and the IPS settings. Constant time apart from dropping what is replaced. Flows
+    /// stay; each is re-decided by the new firewall rules at its next packet (blocks
+    /// already taken stand). Table sizes are fixed at start: the caller refuses policies
+    /// that change them.
+    pub fn set_policy(
+        &mut self,
+        policy: Arc<Policy>,
+        web: Option<WebFilter>,
+        ips: Option<Arc<IpsSettings>>,
+        version: u64,
+    ) {
         self.events.policy_version = version;
         self.stats.rule_hits = vec![0; policy.firewall.rules.len() + 2];
         self.policy = policy;
-        self.web = web;
+        self.stages.web = match (web, self.stages.web.take()) {
+            (Some(mut new), Some(old)) => {
+                new.adopt(old);
+                Some(new)
+            }
+            (new, _) => new,
+        };
+        if let (Some(i), Some(s)) = (self.stages.ips.as_mut(), ips) {
+            i.set_settings(s);
+        }
         self.generation = self.generation.wrapping_add(1);
     }
 
@@ -223,8 +332,7 @@ impl Classifier {
             l4_offset: 1,
             ..PacketMeta::default()
         };
-        let keep = matches!(f.key.proto, ip_proto::ICMP | ip_proto::ICMPV6)
-            || f.web & (web::state::BLOCKED | web::state::QUARANTINE) != 0;
+        let keep = matches!(f.key.proto, ip_proto::ICMP | ip_proto::ICMPV6) || f.blocked.is_some();
         let d = self.policy.firewall.decide(f.initiator_side, &m);
         let f = self.flows.get_mut(idx);
         f.generation = self.generation;
@@ -253,8 +361,12 @@ impl Classifier {
         self.stats.bytes += frame.len() as u64;
         let v = match packet::parse(frame) {
             Ok(m) => {
-                let side = side_of(&m);
-                self.classify(frame, &m, side, now_ns)
+                let at = Arrival {
+                    side: side_of(&m),
+                    now_ns,
+                    pcap_cnt: 0,
+                };
+                self.classify(&Pkt { frame, m: &m, at })
             }
             Err(e) => {
                 self.stats.parse_errors.count(e);
@@ -265,14 +377,33 @@ impl Classifier {
         v
     }
 
-    /// Classifies a burst of frames, writing one verdict per frame. First every frame is
-    /// parsed and its flow looked up, so the lookups' cache misses overlap; then each is
-    /// decided in order. `side_of` gives the arrival side of frame `i`.
+    /// Classifies a burst of frames that arrived at `now_ns`, writing one verdict per
+    /// frame; `side_of` gives the arrival side of frame `i`.
     pub fn process_burst(
         &mut self,
         frames: &[&[u8]],
         now_ns: u64,
         side_of: impl Fn(usize, &PacketMeta) -> Side,
+        verdicts: &mut [Verdict],
+    ) {
+        self.process_burst_at(
+            frames,
+            |i, m| Arrival {
+                side: side_of(i, m),
+                now_ns,
+                pcap_cnt: 0,
+            },
+            verdicts,
+        );
+    }
+
+    /// Classifies a burst of frames, writing one verdict per frame. First every frame is
+    /// parsed and its flow looked up, so the lookups' cache misses overlap; then each is
+    /// decided in order. `arrival` gives where and when frame `i` arrived.
+    pub fn process_burst_at(
+        &mut self,
+        frames: &[&[u8]],
+        arrival: impl Fn(usize, &PacketMeta) -> Arrival,
         verdicts: &mut [Verdict],
     ) {
         let n = frames.len().min(verdicts.len());
@@ -281,8 +412,7 @@ impl Classifier {
             let end = (base + BURST_MAX).min(n);
             self.burst_chunk(
                 &frames[base..end],
-                now_ns,
-                |i, m| side_of(base + i, m),
+                |i, m| arrival(base + i, m),
                 &mut verdicts[base..end],
             );
             base = end;
@@ -292,8 +422,7 @@ impl Classifier {
     fn burst_chunk(
         &mut self,
         frames: &[&[u8]],
-        now_ns: u64,
-        side_of: impl Fn(usize, &PacketMeta) -> Side,
+        arrival: impl Fn(usize, &PacketMeta) -> Arrival,
         verdicts: &mut [Verdict],
     ) {
         let mut pre = std::mem::take(&mut self.scratch);
@@ -312,8 +441,11 @@ impl Classifier {
                     // Hash the key while it is in registers: reading it back from the
                     // slot just written stalls on store forwarding.
                     let (key, src_is_lo) = FlowKey::from_meta(&p.m);
-                    p.hash = self.flows.hash(&key);
-                    (p.key, p.src_is_lo) = (key, src_is_lo);
+                    p.key = Keyed {
+                        hash: self.flows.hash(&key),
+                        key,
+                        src_is_lo,
+                    };
                     Class::Fast
                 }
             };
@@ -321,7 +453,7 @@ impl Classifier {
         // A tight loop of independent lookups, so that their cache misses overlap.
         for p in pre[..n].iter_mut() {
             if let Class::Fast = p.class {
-                p.found = self.flows.find_and_touch(&p.key, p.hash);
+                p.found = self.flows.find_and_touch(&p.key.key, p.key.hash);
             }
         }
         for (i, (p, frame)) in pre[..n].iter().zip(frames).enumerate() {
@@ -332,51 +464,30 @@ impl Classifier {
                     self.stats.parse_errors.count(e);
                     Verdict::Drop(DropReason::Malformed)
                 }
-                Class::Slow => self.classify(frame, &p.m, side_of(i, &p.m), now_ns),
+                Class::Slow => self.classify(&Pkt {
+                    frame,
+                    m: &p.m,
+                    at: arrival(i, &p.m),
+                }),
                 Class::Fast => {
                     // An earlier packet of this burst may have created or removed the flow.
+                    let k = p.key;
                     let found = match p.found {
-                        Some(idx) if self.flows.holds(idx, &p.key) => Some(idx),
-                        _ => self.flows.find(&p.key, p.hash),
+                        Some(idx) if self.flows.holds(idx, &k.key) => Some(idx),
+                        _ => self.flows.find(&k.key, k.hash),
                     };
-                    self.on_flow(
+                    let pkt = Pkt {
                         frame,
-                        &p.m,
-                        side_of(i, &p.m),
-                        now_ns,
-                        p.key,
-                        p.hash,
-                        p.src_is_lo,
-                        found,
-                    )
+                        m: &p.m,
+                        at: arrival(i, &p.m),
+                    };
+                    self.on_flow(&pkt, k, found)
                 }
             };
             self.count(v);
             verdicts[i] = v;
         }
         self.scratch = pre;
-    }
-
-    /// The id of the flow `m` belongs to (0 when it has none), for events of later stages.
-    pub fn flow_id(&self, m: &PacketMeta) -> u64 {
-        if !m.is_ip() {
-            return 0;
-        }
-        let (key, _) = FlowKey::from_meta(m);
-        let hash = self.flows.hash(&key);
-        self.flows
-            .find(&key, hash)
-            .map_or(0, |i| self.flows.get(i).id)
-    }
-
-    /// A later stage (the IPS) drops a packet this classifier forwarded: the counters
-    /// move it from its forward reason to `reason`.
-    pub fn overrule(&mut self, v: &mut Verdict, reason: DropReason) {
-        if let Verdict::Forward(r) = *v {
-            self.stats.forwarded[r as usize] -= 1;
-            self.stats.dropped[reason as usize] += 1;
-            *v = Verdict::Drop(reason);
-        }
     }
 
     #[inline]
@@ -387,24 +498,25 @@ impl Classifier {
         }
     }
 
-    fn classify(&mut self, frame: &[u8], m: &PacketMeta, side: Side, now_ns: u64) -> Verdict {
+    fn classify(&mut self, p: &Pkt<'_>) -> Verdict {
+        let m = p.m;
         if !m.is_ip() {
-            if let Some(w) = self.web.as_mut()
-                && side == Side::Lan
+            if let Some(w) = self.stages.web.as_mut()
+                && p.at.side == Side::Lan
                 && m.ethertype == crate::wire::EtherType::ARP
             {
-                w.learn_arp(frame, m);
+                w.learn_arp(p.frame, m);
             }
             return Verdict::Forward(ForwardReason::NonIp);
         }
         if m.proto == ip_proto::ICMPV6 && m.has_l4() && icmp::is_link_plumbing_v6(m.icmp_type) {
-            return Verdict::Forward(ForwardReason::LinkLocal);
+            return self.flowless(p, Verdict::Forward(ForwardReason::LinkLocal));
         }
-        if let Some(v) = self.related(frame, m) {
-            return v;
+        if let Some(v) = self.related(p.frame, m) {
+            return self.flowless(p, v);
         }
         let (sp, dp) = if m.fragment.is_some() {
-            match self.frags.track(m, now_ns) {
+            match self.frags.track(m, p.at.now_ns) {
                 FragmentVerdict::Ports(a, b) => (a, b),
                 FragmentVerdict::Overlap => return Verdict::Drop(DropReason::FragmentOverlap),
                 FragmentVerdict::NoHead => return Verdict::Drop(DropReason::FragmentNoHead),
@@ -417,26 +529,33 @@ impl Classifier {
         let (key, src_is_lo) = FlowKey::new(m.src, sp, m.dst, dp, m.proto, m.vlan_key());
         let hash = self.flows.hash(&key);
         let found = self.flows.find(&key, hash);
-        self.on_flow(frame, m, side, now_ns, key, hash, src_is_lo, found)
+        self.on_flow(
+            p,
+            Keyed {
+                key,
+                hash,
+                src_is_lo,
+            },
+            found,
+        )
+    }
+
+    /// A packet forwarded without a flow of its own (neighbour discovery, an ICMP error
+    /// about a flow): the stages see it without flow state.
+    fn flowless(&mut self, p: &Pkt<'_>, v: Verdict) -> Verdict {
+        if !v.is_forward() || self.stages.is_empty() {
+            return v;
+        }
+        self.run_stages(p, None).unwrap_or(v)
     }
 
     /// The flow part of classification, once the key is known and looked up.
-    #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn on_flow(
-        &mut self,
-        frame: &[u8],
-        m: &PacketMeta,
-        side: Side,
-        now_ns: u64,
-        key: FlowKey,
-        hash: u64,
-        src_is_lo: bool,
-        found: Option<u32>,
-    ) -> Verdict {
+    fn on_flow(&mut self, p: &Pkt<'_>, k: Keyed, found: Option<u32>) -> Verdict {
         let Some(idx) = found else {
-            return self.open(frame, m, key, hash, src_is_lo, side, now_ns);
+            return self.open(p, k);
         };
+        let (m, side) = (p.m, p.at.side);
         if self.flows.get(idx).generation != self.generation {
             self.redecide(idx);
         }
@@ -446,13 +565,13 @@ impl Classifier {
         if f.verdict != FlowVerdict::Allow && side != f.initiator_side && opens {
             // A flow refused from one side must not stop the other side from opening the
             // same tuple (UDP hole punching, a port scan racing a real connection).
-            self.end_flow(idx, EndReason::Forced, now_ns);
-            return self.open(frame, m, key, hash, src_is_lo, side, now_ns);
+            self.end_flow(idx, EndReason::Forced, p.at.now_ns);
+            return self.open(p, k);
         }
-        let dir = f.dir(src_is_lo);
+        let dir = f.dir(k.src_is_lo);
         f.pkts[dir] += 1;
-        f.bytes[dir] += frame.len() as u64;
-        f.last_seen_ns = now_ns;
+        f.bytes[dir] += p.frame.len() as u64;
+        f.last_seen_ns = p.at.now_ns;
         let mut invalid = false;
         if m.proto == ip_proto::TCP && m.has_l4() {
             match tcp::advance(f.tcp, m.tcp_flags, dir == 0) {
@@ -460,30 +579,29 @@ impl Classifier {
                 Err(tcp::Invalid) => invalid = true,
             }
         }
-        f.expires_ns = now_ns + timeouts.for_flow(f);
-        let verdict = f.verdict;
-        let web_state = f.web;
-        let inspect = web_state & web::state::DONE == 0 && m.payload_len > 0;
+        f.expires_ns = p.at.now_ns + timeouts.for_flow(f);
+        let (verdict, blocked) = (f.verdict, f.blocked);
+        let flow = FlowRef {
+            slot: idx,
+            id: f.id,
+            from_initiator: dir == 0,
+            initiator_side: f.initiator_side,
+            opened: false,
+        };
         if invalid {
             self.stats.tcp_invalid += 1;
             if self.policy.flows.tcp_drop_invalid && verdict == FlowVerdict::Allow {
                 return Verdict::Drop(DropReason::TcpInvalid);
             }
         }
-        if inspect
-            && verdict == FlowVerdict::Allow
-            && let Some(v) = self.web_step(idx, frame, m, side, src_is_lo, now_ns)
+        if verdict == FlowVerdict::Allow
+            && let Some(v) = self.run_stages(p, Some(flow))
         {
             return v;
         }
-        match self.apply(verdict, frame, m, side) {
-            Verdict::Drop(_) if web_state & web::state::BLOCKED != 0 => {
-                Verdict::Drop(DropReason::WebBlock)
-            }
-            Verdict::Drop(_) if web_state & web::state::QUARANTINE != 0 => {
-                Verdict::Drop(DropReason::Quarantine)
-            }
-            v => v,
+        match (self.apply(verdict, p), blocked) {
+            (Verdict::Drop(_), Some(reason)) => Verdict::Drop(reason),
+            (v, _) => v,
         }
     }
 
@@ -515,17 +633,8 @@ impl Classifier {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn open(
-        &mut self,
-        frame: &[u8],
-        m: &PacketMeta,
-        key: FlowKey,
-        hash: u64,
-        src_is_lo: bool,
-        side: Side,
-        now_ns: u64,
-    ) -> Verdict {
+    fn open(&mut self, p: &Pkt<'_>, k: Keyed) -> Verdict {
+        let (m, side, now_ns) = (p.m, p.at.side, p.at.now_ns);
         let mut state = tcp::TcpState::None;
         if m.proto == ip_proto::TCP {
             if m.has_l4() {
@@ -539,10 +648,10 @@ impl Classifier {
         }
         // Fragments after the first carry the first one's ports in `key`.
         let mut mm = *m;
-        (mm.src_port, mm.dst_port) = if src_is_lo {
-            (key.lo_port, key.hi_port)
+        (mm.src_port, mm.dst_port) = if k.src_is_lo {
+            (k.key.lo_port, k.key.hi_port)
         } else {
-            (key.hi_port, key.lo_port)
+            (k.key.hi_port, k.key.lo_port)
         };
         let d = self.policy.firewall.decide(side, &mm);
         let hit = match (d.rule, side) {
@@ -552,16 +661,21 @@ impl Classifier {
         };
         self.stats.rule_hits[hit] += 1;
 
-        let flow_events = self.policy.events.flow;
-        let Self { flows, events, .. } = self;
-        let Some(idx) = flows.insert(key, hash, now_ns, |f, r| {
-            push_flow_end(events, flow_events, f, r, now_ns)
-        }) else {
+        let mut end = FlowEnd {
+            events: &mut self.events,
+            stages: &mut self.stages,
+            which: self.policy.events.flow,
+            now_ns,
+        };
+        let Some(idx) = self
+            .flows
+            .insert(k.key, k.hash, now_ns, |slot, f, r| end.ended(slot, f, r))
+        else {
             return Verdict::Drop(DropReason::FlowTableFull);
         };
         let timeouts = self.policy.flows.timeouts;
         let f = self.flows.get_mut(idx);
-        f.initiator_is_lo = src_is_lo;
+        f.initiator_is_lo = k.src_is_lo;
         f.initiator_side = side;
         f.generation = self.generation;
         f.verdict = d.verdict;
@@ -569,20 +683,15 @@ impl Classifier {
         f.tcp = state;
         f.logged = d.log;
         f.pkts[0] = 1;
-        f.bytes[0] = frame.len() as u64;
+        f.bytes[0] = p.frame.len() as u64;
         f.expires_ns = now_ns + timeouts.for_flow(f);
-        if let (Some(w), FlowVerdict::Allow) = (self.web.as_ref(), d.verdict) {
-            let st = w.start_state(m, side);
-            f.web = st;
-            if st & web::state::QUARANTINE != 0 && !WebFilter::quarantine_admits(m) {
-                f.verdict = FlowVerdict::Deny;
-                f.web |= web::state::DONE;
-                if let Some(w) = self.web.as_mut() {
-                    w.stats.quarantine_refused += 1;
-                }
-                return Verdict::Drop(DropReason::Quarantine);
-            }
-        }
+        let flow = FlowRef {
+            slot: idx,
+            id: f.id,
+            from_initiator: true,
+            initiator_side: side,
+            opened: true,
+        };
         if d.log {
             let f = self.flows.get(idx);
             let rec = EventRecord::from_flow(
@@ -597,73 +706,55 @@ impl Classifier {
             self.events.push(rec);
         }
         if d.verdict == FlowVerdict::Allow
-            && m.payload_len > 0
-            && self.web.is_some()
-            && let Some(v) = self.web_step(idx, frame, m, side, src_is_lo, now_ns)
+            && let Some(v) = self.run_stages(p, Some(flow))
         {
             return v;
         }
-        self.apply(d.verdict, frame, m, side)
+        self.apply(d.verdict, p)
     }
 
-    /// Runs the web filter on a packet of flow `idx`; `Some` when it decided the packet.
-    fn web_step(
-        &mut self,
-        idx: u32,
-        frame: &[u8],
-        m: &PacketMeta,
-        side: Side,
-        src_is_lo: bool,
-        now_ns: u64,
-    ) -> Option<Verdict> {
-        let w = self.web.as_mut()?;
-        let f = self.flows.get(idx);
-        let cx = FlowCtx {
-            flow_id: f.id,
-            side,
-            from_initiator: f.dir(src_is_lo) == 0,
-            initiator_side: f.initiator_side,
-        };
-        let mut st = f.web;
+    /// Runs the stages on a packet the firewall allowed; `Some` when one dropped it. A
+    /// stage that blocks the flow turns its verdict to deny (or reject, answering later
+    /// TCP packets with a RST) and marks it with the stage's reason.
+    fn run_stages(&mut self, p: &Pkt<'_>, flow: Option<FlowRef>) -> Option<Verdict> {
+        if self.stages.is_empty() {
+            return None;
+        }
         let before = self.injects.len();
-        let v = w.inspect(
-            frame,
-            m,
-            cx,
-            &mut st,
-            &mut self.injects,
-            &mut self.events,
-            now_ns,
-        );
+        let mut out = Output {
+            events: &mut self.events,
+            injects: &mut self.injects,
+        };
+        let v = self.stages.inspect(&p.ctx(flow), &mut out);
         self.injected += (self.injects.len() - before) as u64;
-        let f = self.flows.get_mut(idx);
-        f.web = st;
         match v {
-            WebVerdict::Pass => None,
-            WebVerdict::DropPacket => Some(Verdict::Drop(DropReason::WebSinkhole)),
-            WebVerdict::BlockFlow => {
-                // Later packets of a blocked TCP flow get a RST (their peer gives up at
-                // once); other protocols are dropped.
-                f.verdict = if m.proto == ip_proto::TCP {
-                    FlowVerdict::Reject
-                } else {
-                    FlowVerdict::Deny
-                };
-                f.web |= web::state::DONE | web::state::BLOCKED;
-                Some(Verdict::Drop(DropReason::WebBlock))
+            StageVerdict::Pass => None,
+            StageVerdict::DropPacket(reason) => Some(Verdict::Drop(reason)),
+            StageVerdict::BlockFlow { reason, reset } => {
+                if let Some(fr) = flow {
+                    let f = self.flows.get_mut(fr.slot);
+                    f.verdict = if reset {
+                        FlowVerdict::Reject
+                    } else {
+                        FlowVerdict::Deny
+                    };
+                    f.blocked = Some(reason);
+                }
+                Some(Verdict::Drop(reason))
             }
         }
     }
 
     #[inline]
-    fn apply(&mut self, verdict: FlowVerdict, frame: &[u8], m: &PacketMeta, side: Side) -> Verdict {
+    fn apply(&mut self, verdict: FlowVerdict, p: &Pkt<'_>) -> Verdict {
         match verdict {
             FlowVerdict::Allow => Verdict::Forward(ForwardReason::Flow),
             FlowVerdict::Deny => Verdict::Drop(DropReason::FirewallDeny),
             FlowVerdict::Reject => {
+                let (frame, m) = (p.frame, p.m);
                 if self
                     .injects
-                    .push_with(side, |out| reject::build(frame, m, out))
+                    .push_with(p.at.side, |out| reject::build(frame, m, out))
                 {
                     self.injected += 1;
                 }
@@ -673,33 +764,45 @@ impl Classifier {
     }
 
     fn end_flow(&mut self, idx: u32, reason: EndReason, now_ns: u64) {
-        push_flow_end(
-            &mut self.events,
-            self.policy.events.flow,
-            self.flows.get(idx),
-            reason,
+        let mut end = FlowEnd {
+            events: &mut self.events,
+            stages: &mut self.stages,
+            which: self.policy.events.flow,
             now_ns,
-        );
+        };
+        end.ended(idx, self.flows.get(idx), reason);
         self.flows.remove(idx);
     }
 
-    /// Housekeeping between bursts: expires a slice of the flow table.
+    /// Housekeeping between bursts: expires a slice of the flow table, lets the stages
+    /// hand over what they collected.
     pub fn tick(&mut self, now_ns: u64) {
-        let flow_events = self.policy.events.flow;
-        let Self { flows, events, .. } = self;
-        flows.expire(now_ns, EXPIRY_BUDGET, |f, r| {
-            push_flow_end(events, flow_events, f, r, now_ns)
-        });
-        if let Some(w) = self.web.as_mut() {
-            w.tick(now_ns, &mut self.events);
+        let mut end = FlowEnd {
+            events: &mut self.events,
+            stages: &mut self.stages,
+            which: self.policy.events.flow,
+            now_ns,
+        };
+        self.flows
+            .expire(now_ns, EXPIRY_BUDGET, |slot, f, r| end.ended(slot, f, r));
+        let mut out = Output {
+            events: &mut self.events,
+            injects: &mut self.injects,
+        };
+        for s in self.stages.each() {
+            s.tick(now_ns, &mut out);
         }
     }
 
     /// Ends every flow (shutdown, or the end of a replay), writing their flow-end events.
     pub fn finish(&mut self, now_ns: u64) {
-        let flow_events = self.policy.events.flow;
-        let Self { flows, events, .. } = self;
-        flows.drain(|f, r| push_flow_end(events, flow_events, f, r, now_ns));
+        let mut end = FlowEnd {
+            events: &mut self.events,
+            stages: &mut self.stages,
+            which: self.policy.events.flow,
+            now_ns,
+        };
+        self.flows.drain(|slot, f, r| end.ended(slot, f, r));
     }
 
     pub fn report(&self) -> Report {
@@ -750,7 +853,7 @@ impl Classifier {
             injected: self.injected,
             inject_dropped: self.injects.dropped,
             events_dropped: self.events.dropped,
-            web: self.web.as_ref().map(|w| w.stats.clone()),
+            web: self.web().map(|w| w.stats.clone()),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! mimamori's data path, free of DPDK: packet views, the flow table, the stateful firewall,
-//! the stage functions, events, and the traffic synthesizer. Everything here runs on plain
+//! the stage interface and its inspectors (web filter, signatures), events, and the
+//! traffic synthesizer. Everything here runs on plain
 //! byte buffers, so it is tested and benchmarked without root or hugepages.
 #![forbid(unsafe_code)]
 
@@ -11,9 +12,11 @@ pub mod event;
 pub mod firewall;
 pub mod flow;
 pub mod fragment;
+pub mod inspect;
 pub mod packet;
 pub mod policy;
 pub mod reject;
+pub mod stage;
 pub mod stream;
 pub mod synth;
 pub mod web;

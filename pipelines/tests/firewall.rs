@@ -594,3 +594,18 @@ fn burst_and_single_packet_paths_agree() {
     );
     assert_eq!(one.report().flows.created, many.report().flows.created);
 }
+
+#[test]
+fn a_flow_idle_through_many_policy_swaps_is_still_re_decided() {
+    // 256 swaps would wrap an 8-bit generation back to the flow's own and skip it.
+    let mut c = classifier("");
+    let pc = Endpoint::client(20, false, 50000);
+    let dns = Endpoint::server(53, false, 5353);
+    assert_eq!(c.process(&udp(&pc, &dns, b"q"), Side::Lan, T0), FWD);
+    let text = "[sides]\nlan_subnets = [\"198.18.0.0/16\"]\n[[firewall.rule]]\nname = \"no udp out\"\nfrom = \"lan\"\nproto = \"udp\"\naction = \"deny\"\n";
+    let deny = Arc::new(Policy::from_toml("deny.toml", text).unwrap());
+    for v in 1..=256 {
+        c.set_policy(deny.clone(), None, None, v);
+    }
+    assert_eq!(c.process(&udp(&pc, &dns, b"q"), Side::Lan, T0 + SEC), DENY);
+}

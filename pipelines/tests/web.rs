@@ -448,7 +448,8 @@ fn callbacks_quarantine_the_host_named_by_dhcp_until_released() {
         &http_get("web.test", "/"),
         20,
     );
-    assert_eq!(v, Verdict::Drop(DropReason::WebBlock));
+    // Counted as the quarantine's, not as a category block.
+    assert_eq!(v, Verdict::Drop(DropReason::Quarantine));
     let page = injected(&cls)[0].0.clone();
     let m = parse(&page).unwrap();
     assert!(String::from_utf8_lossy(&page[usize::from(m.payload_offset)..]).contains("隔離"));

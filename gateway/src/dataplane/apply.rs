@@ -1,5 +1,6 @@
 //! Hot policy apply. The control thread compiles a policy snapshot (firewall, web rules,
-//! one web filter per classify stage) off the data path and publishes it; each stage checks
+//! one web filter per classify stage, the IPS settings resolved against the rules) off
+//! the data path and publishes it; each stage checks
 //! one atomic per burst and, when it moved, swaps the new tables in between two bursts and
 //! says so. The snapshot is acknowledged once every stage runs it; a snapshot that does
 //! not compile is refused with the reason and the running one stays.
@@ -7,6 +8,7 @@
 use crate::eve::PolicyHistory;
 use crate::webfilter::WebSetup;
 use mimamori_pipelines::Policy;
+use mimamori_pipelines::inspect::{IpsSettings, RuleBook};
 use mimamori_pipelines::web::WebFilter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,19 +18,31 @@ pub struct PolicyUpdate {
     pub version: u64,
     pub policy: Arc<Policy>,
     pub web: Option<WebSetup>,
+    /// The policy's `[ips]` resolved against the loaded rules (when there are rules),
+    /// shared by every stage.
+    pub ips: Option<Arc<IpsSettings>>,
     /// One prebuilt web filter per classify stage, taken by that stage.
     filters: Vec<Mutex<Option<WebFilter>>>,
 }
 
 impl PolicyUpdate {
-    pub fn new(version: u64, policy: Arc<Policy>, web: Option<WebSetup>, stages: usize) -> Self {
+    /// Builds everything the stages need from `policy`, here, off the data path.
+    pub fn new(
+        version: u64,
+        policy: Arc<Policy>,
+        web: Option<WebSetup>,
+        rules: Option<&Arc<RuleBook>>,
+        stages: usize,
+    ) -> Self {
         let filters = (0..stages)
             .map(|_| Mutex::new(web.as_ref().map(|w| w.filter())))
             .collect();
+        let ips = rules.map(|book| IpsSettings::compile(book.clone(), &policy.ips));
         Self {
             version,
             policy,
             web,
+            ips,
             filters,
         }
     }
@@ -47,10 +61,16 @@ pub struct PolicySlot {
     published: AtomicU64,
     current: Mutex<Arc<PolicyUpdate>>,
     applied: Vec<AtomicU64>,
+    /// The rules every policy's `[ips]` is resolved against.
+    rules: Option<Arc<RuleBook>>,
 }
 
 impl PolicySlot {
-    pub fn new(initial: Arc<PolicyUpdate>, stages: usize) -> Arc<Self> {
+    pub fn new(
+        initial: Arc<PolicyUpdate>,
+        rules: Option<Arc<RuleBook>>,
+        stages: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             history: PolicyHistory::new(
                 initial.version,
@@ -62,6 +82,7 @@ impl PolicySlot {
                 .map(|_| AtomicU64::new(initial.version))
                 .collect(),
             current: Mutex::new(initial),
+            rules,
         })
     }
 
@@ -120,6 +141,7 @@ impl PolicySlot {
             version,
             Arc::new(policy),
             web,
+            self.rules.as_ref(),
             self.applied.len(),
         ));
         self.history.record(

@@ -60,7 +60,7 @@ pub struct RunConfig {
     /// The web filter, when a category database was given.
     pub web: Option<crate::webfilter::WebSetup>,
     /// Compiled signature rules, when given: every classify stage inspects with them.
-    pub rules: Option<std::sync::Arc<crate::ips::RuleBook>>,
+    pub rules: Option<std::sync::Arc<mimamori_pipelines::inspect::RuleBook>>,
     /// The control plane's gateway socket: events go there (EVE lines).
     pub control_plane: Option<PathBuf>,
     pub eve: Option<PathBuf>,

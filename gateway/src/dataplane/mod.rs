@@ -6,7 +6,8 @@ mod control;
 mod stage;
 pub mod stats;
 
-use crate::ips::{Inspector, InspectorLimits};
+use mimamori_pipelines::classify::Stages;
+use mimamori_pipelines::inspect::{Inspector, InspectorLimits};
 pub use config::{Layout, Overload, RunConfig, Tier};
 pub use control::{command, query_stats};
 
@@ -76,9 +77,10 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         cfg.policy_version,
         cfg.policy.clone(),
         cfg.web.clone(),
+        cfg.rules.as_ref(),
         classify_stages,
     ));
-    let slot = apply::PolicySlot::new(initial.clone(), classify_stages);
+    let slot = apply::PolicySlot::new(initial.clone(), cfg.rules.clone(), classify_stages);
     let unsent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (events_tx, exporter) = if cfg.eve.is_some() || cfg.control_plane.is_some() {
         let (tx, handle) = control::spawn_eve_exporter(
@@ -96,10 +98,19 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     if let Some(book) = &cfg.rules {
         slot.history.set_rules(book.clone());
     }
-    let inspector = || {
-        cfg.rules
-            .as_ref()
-            .map(|book| Inspector::new(book.clone(), &cfg.policy.ips, InspectorLimits::default()))
+    // Stage `i`'s classifier: the firewall, then the web filter and the signature
+    // inspector built from the initial snapshot.
+    let classifier = |i: usize| {
+        let stages = Stages {
+            web: initial.take_filter(i),
+            ips: initial
+                .ips
+                .clone()
+                .map(|s| Inspector::new(s, InspectorLimits::default())),
+        };
+        let mut cls = Classifier::with_stages(initial.policy.clone(), stages);
+        cls.events.policy_version = initial.version;
+        cls
     };
     let clock = Clock::new();
     let mut stages: Vec<Arc<StageCounters>> = Vec::new();
@@ -115,11 +126,9 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         Layout::Rtc => {
             let l = lcores[0];
             let c = new_stage("rtc", l, &mut stages);
-            let mut cls = Classifier::with_web(initial.policy.clone(), initial.take_filter(0));
-            cls.events.policy_version = initial.version;
-            let st = ClassifyStage::new(cls, pool.clone(), ports.clone(), events_tx.clone(), c)
-                .follow(slot.clone(), 0, initial.version)
-                .inspect_with(inspector());
+            let st =
+                ClassifyStage::new(classifier(0), pool.clone(), ports.clone(), events_tx.clone(), c)
+                    .follow(slot.clone(), 0, initial.version);
             let stop = stop.clone();
             dpdk::launch(&eal, l, move || stage::run_to_completion(st, stop, clock))?;
             launched.push(l);
@@ -147,11 +156,14 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             for (w, ring) in worker_rings.iter().enumerate() {
                 let l = lcores[2 + w];
                 let c = new_stage(&format!("classify{w}"), l, &mut stages);
-                let mut cls = Classifier::with_web(initial.policy.clone(), initial.take_filter(w));
-                cls.events.policy_version = initial.version;
-                let st = ClassifyStage::new(cls, pool.clone(), ports.clone(), events_tx.clone(), c)
-                    .follow(slot.clone(), w, initial.version)
-                    .inspect_with(inspector());
+                let st = ClassifyStage::new(
+                    classifier(w),
+                    pool.clone(),
+                    ports.clone(),
+                    events_tx.clone(),
+                    c,
+                )
+                .follow(slot.clone(), w, initial.version);
                 let (r, t, s) = (ring.clone(), tx_ring.clone(), stop.clone());
                 dpdk::launch(&eal, l, move || stage::worker_stage(st, r, t, s, clock))?;
                 launched.push(l);

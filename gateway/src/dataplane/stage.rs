@@ -6,7 +6,6 @@ use super::apply::PolicySlot;
 use super::config::Overload;
 use super::stats::StageCounters;
 use crate::dpdk::{self, BURST, Burst, Mbuf, Mempool, Port, Ring};
-use crate::ips::Inspector;
 use mimamori_pipelines::event::EventRecord;
 use mimamori_pipelines::{Classifier, ForwardReason, Side, Verdict};
 use std::sync::Arc;
@@ -82,8 +81,6 @@ pub struct ClassifyStage {
     /// Where new policies come from, this stage's index there, and the version it runs.
     policy: Option<(Arc<PolicySlot>, usize)>,
     version: u64,
-    /// Signature inspection of what the classifier forwards, when rules are loaded.
-    ips: Option<Inspector>,
 }
 
 impl ClassifyStage {
@@ -104,14 +101,7 @@ impl ClassifyStage {
             next_publish_ns: 0,
             policy: None,
             version: 0,
-            ips: None,
         }
-    }
-
-    /// Inspects forwarded packets with signatures (IDS or IPS by the policy's `[ips]`).
-    pub fn inspect_with(mut self, ips: Option<Inspector>) -> Self {
-        self.ips = ips;
-        self
     }
 
     /// Follows `slot` for new policies as stage `index`, starting from `version`.
@@ -141,11 +131,6 @@ impl ClassifyStage {
                 |i, _| sides[i],
                 &mut self.verdicts[..n],
             );
-            if let Some(ips) = self.ips.as_mut() {
-                for (i, v) in self.verdicts.iter_mut().enumerate().take(n) {
-                    ips.after_classifier(&mut self.cls, frames[i], |_| sides[i], now_ns, 0, v);
-                }
-            }
             let mut dropped = 0;
             for (i, (verdict, side)) in self.verdicts.iter().zip(sides).enumerate().take(n) {
                 let Some(mut m) = input.take(i) else { continue };
@@ -179,10 +164,7 @@ impl ClassifyStage {
             // Between two bursts: the tables were built by the control thread.
             let u = slot.current();
             self.cls
-                .set_policy(u.policy.clone(), u.take_filter(*i), u.version);
-            if let Some(ips) = self.ips.as_mut() {
-                ips.set_config(&u.policy.ips);
-            }
+                .set_policy(u.policy.clone(), u.take_filter(*i), u.ips.clone(), u.version);
             self.version = u.version;
             slot.mark_applied(*i, u.version);
         }
@@ -217,7 +199,7 @@ impl ClassifyStage {
         if let Ok(mut r) = self.counters.report.try_lock() {
             *r = Some(self.cls.report());
         }
-        if let (Some(ips), Ok(mut r)) = (&self.ips, self.counters.ips.try_lock()) {
+        if let (Some(ips), Ok(mut r)) = (self.cls.ips(), self.counters.ips.try_lock()) {
             *r = Some(ips.stats.clone());
         }
     }
@@ -227,7 +209,7 @@ impl ClassifyStage {
         if let Ok(mut r) = self.counters.report.lock() {
             *r = Some(self.cls.report());
         }
-        if let (Some(ips), Ok(mut r)) = (&self.ips, self.counters.ips.lock()) {
+        if let (Some(ips), Ok(mut r)) = (self.cls.ips(), self.counters.ips.lock()) {
             *r = Some(ips.stats.clone());
         }
     }

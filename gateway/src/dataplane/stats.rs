@@ -1,7 +1,7 @@
 //! Counters shared between the stage lcores and the control thread. Stages bump their own
 //! atomics once per burst (relaxed: they are statistics, not synchronisation).
 
-use crate::ips::IdsStats;
+use mimamori_pipelines::inspect::IdsStats;
 use mimamori_pipelines::classify::Report;
 use serde::Serialize;
 use std::sync::Mutex;
@@ -178,12 +178,11 @@ impl Snapshot {
             if let Some(i) = &st.ips {
                 let _ = writeln!(
                     s,
-                    "      ips inspected {} alerts {} dropped {} rejected {} flow_dropped {}  stream segments {} out_of_order {} overlap_diff {} memcap_refused {}  datagrams reassembled {}",
+                    "      ips inspected {} alerts {} dropped {} rejected {}  stream segments {} out_of_order {} overlap_diff {} memcap_refused {}  datagrams reassembled {}",
                     i.inspected,
                     i.alerts,
                     i.dropped,
                     i.rejected,
-                    i.flow_dropped,
                     i.stream.segments,
                     i.stream.out_of_order,
                     i.stream.overlap_diff,

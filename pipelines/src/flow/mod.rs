@@ -149,16 +149,18 @@ pub struct Flow {
     pub first_seen_ns: u64,
     /// Index of the firewall rule that decided, or [`NO_RULE`] for a zone default.
     pub rule: u32,
+    /// The policy generation the verdict was taken under (re-decided when it moves).
+    /// Compared for equality only: wrapping needs 2^32 swaps while a flow sits idle.
+    pub generation: u32,
     pub verdict: FlowVerdict,
     pub tcp: TcpState,
     pub initiator_is_lo: bool,
     pub initiator_side: Side,
     /// Set when the decision was logged, so the flow's end is logged too.
     pub logged: bool,
-    /// Web filter inspection state (`web::state`).
-    pub web: u8,
-    /// The policy generation the verdict was taken under (re-decided when it moves).
-    pub generation: u8,
+    /// Set when an inspector blocked the flow: its later drops are counted for it, and a
+    /// policy swap does not re-decide it.
+    pub blocked: Option<crate::classify::DropReason>,
     live: bool,
 }
 
@@ -390,14 +392,15 @@ impl FlowTable {
     }
 
     /// Inserts a new flow for `key` (which must not be present). When full, applies the
-    /// `on_full` policy; an evicted flow is handed to `ended` before its slot is reused.
+    /// `on_full` policy; an evicted flow is handed to `ended` (with its slot) before its
+    /// slot is reused.
     /// Returns `None` when the flow was refused.
     pub fn insert(
         &mut self,
         key: FlowKey,
         hash: u64,
         now_ns: u64,
-        mut ended: impl FnMut(&Flow, EndReason),
+        mut ended: impl FnMut(u32, &Flow, EndReason),
     ) -> Option<u32> {
         if self.live >= self.capacity {
             match self.on_full {
@@ -407,7 +410,7 @@ impl FlowTable {
                 }
                 OnFull::EvictOldest => {
                     let victim = self.pick_victim();
-                    ended(&self.slab[victim as usize], EndReason::Forced);
+                    ended(victim, &self.slab[victim as usize], EndReason::Forced);
                     self.remove(victim);
                     self.stats.evicted += 1;
                 }
@@ -483,7 +486,12 @@ impl FlowTable {
 
     /// Visits up to `budget` slots and removes flows whose timeout has passed, handing
     /// each to `ended` first. Called between bursts, so the cost is spread out.
-    pub fn expire(&mut self, now_ns: u64, budget: usize, mut ended: impl FnMut(&Flow, EndReason)) {
+    pub fn expire(
+        &mut self,
+        now_ns: u64,
+        budget: usize,
+        mut ended: impl FnMut(u32, &Flow, EndReason),
+    ) {
         let n = self.slab.len();
         if n == 0 {
             return;
@@ -495,7 +503,7 @@ impl FlowTable {
             }
             let f = &self.slab[self.hand];
             if f.expires_ns <= now_ns && f.live {
-                ended(f, EndReason::Timeout);
+                ended(self.hand as u32, f, EndReason::Timeout);
                 self.remove(self.hand as u32);
                 self.stats.expired += 1;
             }
@@ -503,10 +511,10 @@ impl FlowTable {
     }
 
     /// Removes every flow (at shutdown), handing each to `ended`.
-    pub fn drain(&mut self, mut ended: impl FnMut(&Flow, EndReason)) {
+    pub fn drain(&mut self, mut ended: impl FnMut(u32, &Flow, EndReason)) {
         for i in 0..self.slab.len() {
             if self.slab[i].live {
-                ended(&self.slab[i], EndReason::Shutdown);
+                ended(i as u32, &self.slab[i], EndReason::Shutdown);
                 self.remove(i as u32);
             }
         }
@@ -544,12 +552,12 @@ mod tests {
         let mut t = FlowTable::new(4, OnFull::DropNew);
         let k = key(1);
         let h = t.hash(&k);
-        let i = t.insert(k, h, 0, |_, _| {}).unwrap();
+        let i = t.insert(k, h, 0, |_, _, _| {}).unwrap();
         assert_eq!(t.find(&k, h), Some(i));
         t.remove(i);
         assert_eq!(t.find(&k, h), None);
         assert!(t.is_empty());
-        let j = t.insert(key(2), t.hash(&key(2)), 0, |_, _| {}).unwrap();
+        let j = t.insert(key(2), t.hash(&key(2)), 0, |_, _, _| {}).unwrap();
         assert_eq!(i, j, "freed slot reused");
     }
 
@@ -557,9 +565,9 @@ mod tests {
     fn full_table_drop_new_refuses_and_counts() {
         let mut t = FlowTable::new(2, OnFull::DropNew);
         for n in 0..2 {
-            assert!(t.insert(key(n), t.hash(&key(n)), 0, |_, _| {}).is_some());
+            assert!(t.insert(key(n), t.hash(&key(n)), 0, |_, _, _| {}).is_some());
         }
-        assert!(t.insert(key(9), t.hash(&key(9)), 0, |_, _| {}).is_none());
+        assert!(t.insert(key(9), t.hash(&key(9)), 0, |_, _, _| {}).is_none());
         assert_eq!(t.stats.refused, 1);
         assert_eq!(t.len(), 2);
     }
@@ -569,7 +577,7 @@ mod tests {
         let mut t = FlowTable::new(3, OnFull::EvictOldest);
         for n in 0..3 {
             let i = t
-                .insert(key(n), t.hash(&key(n)), u64::from(n), |_, _| {})
+                .insert(key(n), t.hash(&key(n)), u64::from(n), |_, _, _| {})
                 .unwrap();
             t.get_mut(i).last_seen_ns = u64::from(n);
             t.get_mut(i).tcp = TcpState::Established;
@@ -579,14 +587,14 @@ mod tests {
         t.get_mut(i2).tcp = TcpState::SynSent;
         let mut ended = Vec::new();
         let i7 = t
-            .insert(key(7), t.hash(&key(7)), 10, |f, r| ended.push((f.key, r)))
+            .insert(key(7), t.hash(&key(7)), 10, |_, f, r| ended.push((f.key, r)))
             .unwrap();
         assert_eq!(ended, vec![(key(2), EndReason::Forced)]);
         t.get_mut(i7).tcp = TcpState::Established;
         t.get_mut(i7).last_seen_ns = 10;
         assert_eq!(t.stats.evicted, 1);
         let mut ended = Vec::new();
-        t.insert(key(8), t.hash(&key(8)), 11, |f, _| ended.push(f.key))
+        t.insert(key(8), t.hash(&key(8)), 11, |_, f, _| ended.push(f.key))
             .unwrap();
         assert_eq!(ended, vec![key(0)], "then the least recently seen");
     }
@@ -595,11 +603,11 @@ mod tests {
     fn expiry_removes_only_timed_out_flows() {
         let mut t = FlowTable::new(8, OnFull::DropNew);
         for n in 0..4 {
-            let i = t.insert(key(n), t.hash(&key(n)), 0, |_, _| {}).unwrap();
+            let i = t.insert(key(n), t.hash(&key(n)), 0, |_, _, _| {}).unwrap();
             t.get_mut(i).expires_ns = u64::from(n) * 10;
         }
         let mut gone = 0;
-        t.expire(15, 100, |_, r| {
+        t.expire(15, 100, |_, _, r| {
             assert_eq!(r, EndReason::Timeout);
             gone += 1
         });

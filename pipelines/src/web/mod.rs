@@ -4,8 +4,9 @@
 //! with site exceptions and host groups. Blocks answer the client (block page, RST, DNS
 //! sinkhole); callbacks to C&C and malware names are counted per LAN host and quarantine it.
 //!
-//! Only the first payload packets of a flow are looked at; the verdict is then kept in the
-//! flow like the firewall's. DNS flows are looked at on every query.
+//! Only the first payload packets of a flow are looked at ([`WebPhase`], in a side table
+//! by flow slot); a block is then kept in the flow like the firewall's. DNS flows are
+//! looked at on every query. The filter is one stage behind [`crate::stage::Inspect`].
 
 pub mod answer;
 pub mod config;
@@ -18,11 +19,14 @@ pub use hosts::{HostAgent, Hosts, Observation, Quarantined};
 pub use names::ShortName;
 
 use crate::app::tls;
-use crate::event::{EventKind, EventQueue, EventRecord};
+use crate::classify::DropReason;
+use crate::event::{EventKind, EventRecord};
 use crate::flow::Side;
 use crate::packet::PacketMeta;
 use crate::policy::PolicyError;
-use crate::reject::{self, InjectQueue};
+use crate::reject;
+use crate::stage::{FlowRef, Inspect, Output, PacketCtx, StageVerdict};
+use crate::wire::arp::ArpPacket;
 use crate::wire::{MacAddr, ip_proto};
 use mimamori_signatures::category::{Builder, CategoryDb, Match};
 use serde::Serialize;
@@ -368,27 +372,43 @@ pub struct WebStats {
     pub host_observations_dropped: u64,
 }
 
-/// What the classifier does with the packet and its flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WebVerdict {
-    Pass,
-    /// Drop this packet only (a sinkholed DNS query: the flow may ask for other names).
-    DropPacket,
-    /// Drop this packet and block the rest of the flow (an answer was sent where due).
-    BlockFlow,
+/// The web filter's phase in one flow: an explicit enum and a pure transition, like
+/// `flow::tcp`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WebPhase {
+    /// Looking for a name: `tries` payload packets seen without one.
+    #[default]
+    Waiting,
+    Tried(u8),
+    /// Judged, or given up on: nothing more to look at.
+    Done,
 }
 
-/// Per-flow inspection state, kept in the flow entry.
-pub mod state {
-    /// Nothing more to look at.
-    pub const DONE: u8 = 0x80;
-    /// The flow is from a quarantined host: only the allow-list passes.
-    pub const QUARANTINE: u8 = 0x40;
-    /// The web filter blocked the flow (its later drops are counted as the filter's).
-    pub const BLOCKED: u8 = 0x20;
-    /// Payload packets looked at so far.
-    pub const TRIES: u8 = 0x0f;
+impl WebPhase {
+    /// After a payload packet that carried no name: wait for the next one, or give up
+    /// (`Done`) after [`MAX_TRIES`].
+    pub fn no_name(self) -> WebPhase {
+        let tries = match self {
+            WebPhase::Waiting => 1,
+            WebPhase::Tried(n) => n + 1,
+            WebPhase::Done => return WebPhase::Done,
+        };
+        if tries >= MAX_TRIES {
+            WebPhase::Done
+        } else {
+            WebPhase::Tried(tries)
+        }
+    }
 }
+
+/// One flow's web state, in the side table at the flow's slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WebFlow {
+    pub phase: WebPhase,
+    /// The flow is from a quarantined host: only the allow-list passes.
+    pub quarantined: bool,
+}
+
 #[inline]
 fn answer_slot(addr: u128) -> usize {
     let x = (addr as u64) ^ ((addr >> 64) as u64).rotate_left(29);
@@ -409,6 +429,8 @@ struct AnswerSlot {
 pub struct WebFilter {
     rules: Arc<WebRules>,
     pub hosts: HostAgent,
+    /// The side table: per flow slot, grown on demand (bounded by the flow table).
+    flows: Vec<WebFlow>,
     matches: Vec<Match>,
     name: [u8; names::NAME_MAX],
     answers: Box<[AnswerSlot]>,
@@ -418,15 +440,12 @@ pub struct WebFilter {
     pub stats: WebStats,
 }
 
-/// The packet and the flow it belongs to, as the classifier knows them.
-#[derive(Clone, Copy)]
-pub struct FlowCtx {
-    pub flow_id: u64,
-    /// The port this packet arrived on.
-    pub side: Side,
-    /// The packet was sent by the flow's initiator.
-    pub from_initiator: bool,
-    pub initiator_side: Side,
+/// Blocks the rest of the flow; a TCP peer is answered with RSTs from then on.
+fn block_flow(m: &PacketMeta, reason: DropReason) -> StageVerdict {
+    StageVerdict::BlockFlow {
+        reason,
+        reset: m.proto == ip_proto::TCP,
+    }
 }
 
 impl WebFilter {
@@ -434,6 +453,7 @@ impl WebFilter {
         let slots = rules.config.dns_answers.next_power_of_two();
         Self {
             hosts: HostAgent::new(hosts),
+            flows: Vec::new(),
             matches: Vec::with_capacity(16),
             name: [0; names::NAME_MAX],
             answers: vec![AnswerSlot::default(); slots].into_boxed_slice(),
@@ -449,14 +469,20 @@ impl WebFilter {
         &self.rules
     }
 
-    /// The state a new flow starts in; a quarantined LAN host's flows carry the mark.
-    #[inline]
-    pub fn start_state(&self, m: &PacketMeta, side: Side) -> u8 {
-        if side == Side::Lan && self.hosts.is_quarantined(m.src_mac) {
-            state::QUARANTINE
-        } else {
-            0
+    /// Takes over what `old` (the filter of the policy before) learnt on the data path:
+    /// its flows' states, its counters and, when the table has the same size, the DNS
+    /// answers it remembered. Called at a policy swap, so nothing is forgotten.
+    pub fn adopt(&mut self, old: WebFilter) {
+        self.flows = old.flows;
+        self.stats = old.stats;
+        if old.answers.len() == self.answers.len() {
+            self.answers = old.answers;
         }
+    }
+
+    /// The state of flow `slot` (the default for slots never seen).
+    pub fn flow_state(&self, slot: u32) -> WebFlow {
+        self.flows.get(slot as usize).copied().unwrap_or_default()
     }
 
     /// Whether a quarantined host may open this flow at all: DNS and DHCP, and TCP (its
@@ -472,158 +498,89 @@ impl WebFilter {
 
     /// A LAN ARP frame: learn which MAC holds which IPv4 address.
     pub fn learn_arp(&mut self, frame: &[u8], m: &PacketMeta) {
-        let a = usize::from(m.l3_offset);
-        let Some(arp) = frame.get(a..a + 28) else {
+        let Some(arp) = frame
+            .get(usize::from(m.l3_offset)..)
+            .and_then(|b| ArpPacket::new_checked(b).ok())
+        else {
             return;
         };
-        if arp[0..2] != [0, 1] || arp[2..4] != [8, 0] || arp[4] != 6 || arp[5] != 4 {
-            return;
-        }
-        let mac = MacAddr([arp[8], arp[9], arp[10], arp[11], arp[12], arp[13]]);
-        let ip = [arp[14], arp[15], arp[16], arp[17]];
+        let ip = arp.sender_ip();
         if ip != [0; 4] {
             self.stats.arp += 1;
             self.hosts.observe(Observation::Arp {
-                mac,
+                mac: MacAddr(arp.sender_mac()),
                 ip: crate::packet::v4_bits(ip),
             });
         }
     }
 
-    /// Between bursts: hands host observations over and writes quarantine events.
-    pub fn tick(&mut self, now_ns: u64, events: &mut EventQueue) {
-        for q in self.hosts.sync(now_ns) {
-            events.push(EventRecord::quarantine(*q, now_ns));
+    /// The flow's entry, set up when the flow has just opened: a quarantined LAN host's
+    /// flows carry the mark.
+    fn entry(&mut self, f: FlowRef, pkt: &PacketCtx<'_>) -> &mut WebFlow {
+        let slot = f.slot as usize;
+        if slot >= self.flows.len() {
+            self.flows.resize(slot + 1, WebFlow::default());
         }
-        self.stats.host_observations_dropped = self.hosts.dropped;
+        if f.opened {
+            self.flows[slot] = WebFlow {
+                phase: WebPhase::Waiting,
+                quarantined: pkt.side == Side::Lan && self.hosts.is_quarantined(pkt.meta.src_mac),
+            };
+        }
+        &mut self.flows[slot]
     }
 
-    /// Looks at one packet of a flow still being inspected (`st` is the flow's state).
-    #[allow(clippy::too_many_arguments)]
-    pub fn inspect(
-        &mut self,
-        frame: &[u8],
-        m: &PacketMeta,
-        cx: FlowCtx,
-        st: &mut u8,
-        injects: &mut InjectQueue,
-        events: &mut EventQueue,
-        now_ns: u64,
-    ) -> WebVerdict {
-        let start = usize::from(m.payload_offset);
-        let Some(payload) = frame.get(start..start + usize::from(m.payload_len)) else {
-            return WebVerdict::Pass;
-        };
-        let lan_client = cx.initiator_side == Side::Lan;
-        match m.proto {
-            ip_proto::UDP => {
-                if m.dst_port == 67 || m.src_port == 67 {
-                    if let Some(d) = names::dhcp(payload) {
-                        self.stats.dhcp += 1;
-                        self.hosts.observe(Observation::Dhcp(d));
-                    }
-                    return WebVerdict::Pass;
-                }
-                if m.dst_port == 53 || m.src_port == 53 {
-                    return self.dns(payload, m, cx, injects, events, now_ns);
-                }
-                *st |= state::DONE;
-                if !(lan_client && cx.from_initiator) {
-                    return WebVerdict::Pass;
-                }
-                if quic::looks_like_initial(payload)
-                    && let Some(v) = self.quic(m, payload, cx, events, now_ns)
-                {
-                    return v;
-                }
-                self.by_answer(frame, m, cx, injects, events, now_ns)
-            }
-            ip_proto::TCP => {
-                if !(lan_client && cx.from_initiator) {
-                    return WebVerdict::Pass;
-                }
-                self.tcp(frame, payload, m, cx, st, injects, events, now_ns)
-            }
-            _ => {
-                *st |= state::DONE;
-                WebVerdict::Pass
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn dns(
-        &mut self,
-        payload: &[u8],
-        m: &PacketMeta,
-        cx: FlowCtx,
-        injects: &mut InjectQueue,
-        events: &mut EventQueue,
-        now_ns: u64,
-    ) -> WebVerdict {
+    fn dns(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> StageVerdict {
+        let (payload, m) = (pkt.payload(), pkt.meta);
         let Some(q) = names::dns_question(payload, &mut self.name) else {
-            return WebVerdict::Pass;
+            return StageVerdict::Pass;
         };
         let name = self.name;
         let Ok(host) = std::str::from_utf8(&name[..q.len]) else {
-            return WebVerdict::Pass;
+            return StageVerdict::Pass;
         };
         if q.response {
-            if cx.side == Side::Wan {
+            if pkt.side == Side::Wan {
                 let short = ShortName::new(host.as_bytes());
                 let mask = self.answers.len() - 1;
                 let (answers, stats) = (&mut self.answers, &mut self.stats);
                 names::dns_answers(payload, &q, 16, |addr, ttl| {
                     let slot = &mut answers[(answer_slot(addr)) & mask];
-                    if slot.addr != addr && slot.expires_ns > now_ns {
+                    if slot.addr != addr && slot.expires_ns > pkt.now_ns {
                         stats.dns_answers_replaced += 1;
                     }
                     *slot = AnswerSlot {
                         addr,
-                        expires_ns: now_ns + u64::from(ttl.clamp(60, 3600)) * 1_000_000_000,
+                        expires_ns: pkt.now_ns + u64::from(ttl.clamp(60, 3600)) * 1_000_000_000,
                         name: short,
                     };
                     stats.dns_answers_recorded += 1;
                 });
             }
-            return WebVerdict::Pass;
+            return StageVerdict::Pass;
         }
-        if cx.side != Side::Lan {
-            return WebVerdict::Pass;
+        if pkt.side != Side::Lan {
+            return StageVerdict::Pass;
         }
         self.stats.dns_queries += 1;
-        if self
-            .judge(
-                m,
-                cx,
-                Via::Dns,
-                host,
-                None,
-                Outcome::Sinkholed,
-                events,
-                now_ns,
-            )
-            .is_none()
-        {
-            return WebVerdict::Pass;
+        let seen = Seen {
+            via: Via::Dns,
+            name: host,
+            path: None,
+        };
+        if self.judge(pkt, &seen, Outcome::Sinkholed, out).is_none() {
+            return StageVerdict::Pass;
         }
         let c = &self.rules.config;
         let (v4, v6) = (c.sinkhole_v4, c.sinkhole_v6);
-        injects.push_with(cx.side, |out| {
-            answer::dns_sinkhole(m, payload, &q, v4, v6, out)
+        out.injects.push_with(pkt.side, |o| {
+            answer::dns_sinkhole(m, payload, &q, v4, v6, o)
         });
-        WebVerdict::DropPacket
+        StageVerdict::DropPacket(DropReason::WebSinkhole)
     }
 
-    fn quic(
-        &mut self,
-        m: &PacketMeta,
-        payload: &[u8],
-        cx: FlowCtx,
-        events: &mut EventQueue,
-        now_ns: u64,
-    ) -> Option<WebVerdict> {
-        let n = match quic::initial_crypto(payload, &mut self.scratch, &mut self.crypto) {
+    fn quic(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> Option<StageVerdict> {
+        let n = match quic::initial_crypto(pkt.payload(), &mut self.scratch, &mut self.crypto) {
             Ok(n) => n,
             Err(_) => {
                 self.stats.quic_unreadable += 1;
@@ -641,34 +598,20 @@ impl WebFilter {
             return None;
         };
         self.stats.quic_sni += 1;
-        let blocked = self.judge(
-            m,
-            cx,
-            Via::Quic,
-            sni.as_str(),
-            None,
-            Outcome::Blocked,
-            events,
-            now_ns,
-        );
-        Some(match blocked {
-            Some(_) => WebVerdict::BlockFlow,
-            None => WebVerdict::Pass,
+        let seen = Seen {
+            via: Via::Quic,
+            name: sni.as_str(),
+            path: None,
+        };
+        Some(match self.judge(pkt, &seen, Outcome::Blocked, out) {
+            Some(_) => block_flow(pkt.meta, DropReason::WebBlock),
+            None => StageVerdict::Pass,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn tcp(
-        &mut self,
-        frame: &[u8],
-        payload: &[u8],
-        m: &PacketMeta,
-        cx: FlowCtx,
-        st: &mut u8,
-        injects: &mut InjectQueue,
-        events: &mut EventQueue,
-        now_ns: u64,
-    ) -> WebVerdict {
+    /// A client's TCP payload: the SNI of a ClientHello or the Host of an HTTP request.
+    fn tcp(&mut self, pkt: &PacketCtx<'_>, st: WebFlow, out: &mut Output<'_>) -> (WebFlow, StageVerdict) {
+        let (payload, m) = (pkt.payload(), pkt.meta);
         let mut path_buf = [0u8; 512];
         let (host, path, via) = if tls::looks_like_tls(payload) {
             match tls::parse_client_hello_prefix(payload) {
@@ -680,7 +623,7 @@ impl WebFilter {
                         Via::Sni,
                     )
                 }
-                _ => return self.give_up_or_wait(frame, m, cx, st, injects, events, now_ns),
+                _ => return self.give_up_or_wait(pkt, st, out),
             }
         } else if let Some((h, p)) = names::http_target(payload) {
             self.stats.http_hosts += 1;
@@ -688,17 +631,20 @@ impl WebFilter {
             path_buf[..p.len()].copy_from_slice(p);
             (ShortName::new(h.as_bytes()), Some(p.len()), Via::Http)
         } else {
-            return self.give_up_or_wait(frame, m, cx, st, injects, events, now_ns);
+            return self.give_up_or_wait(pkt, st, out);
         };
-        *st |= state::DONE;
-        let path = path.and_then(|n| std::str::from_utf8(&path_buf[..n]).ok());
-        let group = self.rules.group_of(m.src_mac, m.src);
-        if *st & state::QUARANTINE != 0 {
-            if self
-                .rules
-                .quarantine_allows(host.as_str(), &mut self.matches)
-            {
-                return WebVerdict::Pass;
+        let done = WebFlow {
+            phase: WebPhase::Done,
+            ..st
+        };
+        let seen = Seen {
+            via,
+            name: host.as_str(),
+            path: path.and_then(|n| std::str::from_utf8(&path_buf[..n]).ok()),
+        };
+        if st.quarantined {
+            if self.rules.quarantine_allows(seen.name, &mut self.matches) {
+                return (done, StageVerdict::Pass);
             }
             self.stats.quarantine_refused += 1;
             let d = Decision {
@@ -708,67 +654,35 @@ impl WebFilter {
                 threat: true,
                 callback: false,
             };
-            self.refuse(
-                frame,
-                m,
-                via,
-                answer::PageKind::Quarantine,
-                "quarantine",
-                injects,
-            );
-            self.event(
-                m,
-                cx,
-                Outcome::Quarantine,
-                via,
-                host.as_str(),
-                &d,
-                group,
-                events,
-                now_ns,
-            );
-            return WebVerdict::BlockFlow;
+            self.refuse(pkt, via, answer::PageKind::Quarantine, "quarantine", out);
+            let group = self.rules.group_of(m.src_mac, m.src);
+            self.event(pkt, &seen, Outcome::Quarantine, &d, group, out);
+            return (done, block_flow(m, DropReason::Quarantine));
         }
-        let Some(d) = self.judge(
-            m,
-            cx,
-            via,
-            host.as_str(),
-            path,
-            Outcome::Blocked,
-            events,
-            now_ns,
-        ) else {
-            return WebVerdict::Pass;
+        let Some(d) = self.judge(pkt, &seen, Outcome::Blocked, out) else {
+            return (done, StageVerdict::Pass);
         };
         let cat_name = match d.hit {
             Some(h) => self.rules.category_name(h.category).to_string(),
             None => "site exception".to_string(),
         };
-        self.refuse(frame, m, via, answer::PageKind::Blocked, &cat_name, injects);
-        WebVerdict::BlockFlow
+        self.refuse(pkt, via, answer::PageKind::Blocked, &cat_name, out);
+        (done, block_flow(m, DropReason::WebBlock))
     }
 
     /// Answers a refused TCP request: the page over HTTP, a RST to the client otherwise;
     /// a RST to the server either way.
     fn refuse(
         &mut self,
-        frame: &[u8],
-        m: &PacketMeta,
+        pkt: &PacketCtx<'_>,
         via: Via,
         kind: answer::PageKind,
         category: &str,
-        injects: &mut InjectQueue,
+        out: &mut Output<'_>,
     ) {
-        let server_side = Side::Wan;
-        let client_side = Side::Lan;
+        let (frame, m) = (pkt.frame, pkt.meta);
         if via == Via::Http {
-            let host = names::http_target(
-                frame
-                    .get(usize::from(m.payload_offset)..)
-                    .unwrap_or_default(),
-            )
-            .map_or("", |(h, _)| h);
+            let host = names::http_target(pkt.payload()).map_or("", |(h, _)| h);
             let n = answer::page(
                 kind,
                 host,
@@ -777,96 +691,85 @@ impl WebFilter {
                 &mut self.page,
             );
             let page = &self.page[..n];
-            injects.push_with(client_side, |out| answer::page_to_client(m, page, out));
+            out.injects
+                .push_with(Side::Lan, |o| answer::page_to_client(m, page, o));
         } else {
-            injects.push_with(client_side, |out| reject::build(frame, m, out));
+            out.injects
+                .push_with(Side::Lan, |o| reject::build(frame, m, o));
         }
-        injects.push_with(server_side, |out| answer::rst_to_server(m, out));
+        out.injects
+            .push_with(Side::Wan, |o| answer::rst_to_server(m, o));
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn give_up_or_wait(
         &mut self,
-        frame: &[u8],
-        m: &PacketMeta,
-        cx: FlowCtx,
-        st: &mut u8,
-        injects: &mut InjectQueue,
-        events: &mut EventQueue,
-        now_ns: u64,
-    ) -> WebVerdict {
-        let tries = (*st & state::TRIES) + 1;
-        *st = (*st & !state::TRIES) | tries;
-        if tries < MAX_TRIES {
-            return WebVerdict::Pass;
+        pkt: &PacketCtx<'_>,
+        st: WebFlow,
+        out: &mut Output<'_>,
+    ) -> (WebFlow, StageVerdict) {
+        let st = WebFlow {
+            phase: st.phase.no_name(),
+            ..st
+        };
+        if st.phase != WebPhase::Done {
+            return (st, StageVerdict::Pass);
         }
-        *st |= state::DONE;
         self.stats.no_name += 1;
-        if *st & state::QUARANTINE != 0 {
+        if st.quarantined {
             self.stats.quarantine_refused += 1;
-            injects.push_with(Side::Lan, |out| reject::build(frame, m, out));
-            injects.push_with(Side::Wan, |out| answer::rst_to_server(m, out));
-            return WebVerdict::BlockFlow;
+            let (frame, m) = (pkt.frame, pkt.meta);
+            out.injects
+                .push_with(Side::Lan, |o| reject::build(frame, m, o));
+            out.injects
+                .push_with(Side::Wan, |o| answer::rst_to_server(m, o));
+            return (st, block_flow(m, DropReason::Quarantine));
         }
-        self.by_answer(frame, m, cx, injects, events, now_ns)
+        (st, self.by_answer(pkt, out))
     }
 
     /// Judges a flow with no name of its own by the name a DNS answer gave its address.
-    fn by_answer(
-        &mut self,
-        frame: &[u8],
-        m: &PacketMeta,
-        cx: FlowCtx,
-        injects: &mut InjectQueue,
-        events: &mut EventQueue,
-        now_ns: u64,
-    ) -> WebVerdict {
+    fn by_answer(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> StageVerdict {
+        let m = pkt.meta;
         let slot = self.answers[answer_slot(m.dst) & (self.answers.len() - 1)];
-        if slot.addr != m.dst || slot.expires_ns <= now_ns || slot.name.is_empty() {
-            return WebVerdict::Pass;
+        if slot.addr != m.dst || slot.expires_ns <= pkt.now_ns || slot.name.is_empty() {
+            return StageVerdict::Pass;
         }
         self.stats.named_by_answer += 1;
         let name = slot.name;
-        if self
-            .judge(
-                m,
-                cx,
-                Via::DnsAnswer,
-                name.as_str(),
-                None,
-                Outcome::Blocked,
-                events,
-                now_ns,
-            )
-            .is_none()
-        {
-            return WebVerdict::Pass;
+        let seen = Seen {
+            via: Via::DnsAnswer,
+            name: name.as_str(),
+            path: None,
+        };
+        if self.judge(pkt, &seen, Outcome::Blocked, out).is_none() {
+            return StageVerdict::Pass;
         }
         if m.proto == ip_proto::TCP {
-            injects.push_with(Side::Lan, |out| reject::build(frame, m, out));
-            injects.push_with(Side::Wan, |out| answer::rst_to_server(m, out));
+            let frame = pkt.frame;
+            out.injects
+                .push_with(Side::Lan, |o| reject::build(frame, m, o));
+            out.injects
+                .push_with(Side::Wan, |o| answer::rst_to_server(m, o));
         }
-        WebVerdict::BlockFlow
+        block_flow(m, DropReason::WebBlock)
     }
 
     /// Judges a name by the sender's host group: counts it, writes the monitor or block
     /// event (`blocked` says which outcome a block is), and returns the decision when the
     /// caller must block.
-    #[allow(clippy::too_many_arguments)]
     fn judge(
         &mut self,
-        m: &PacketMeta,
-        cx: FlowCtx,
-        via: Via,
-        name: &str,
-        path: Option<&str>,
+        pkt: &PacketCtx<'_>,
+        seen: &Seen<'_>,
         blocked: Outcome,
-        events: &mut EventQueue,
-        now_ns: u64,
+        out: &mut Output<'_>,
     ) -> Option<Decision> {
+        let m = pkt.meta;
         let group = self.rules.group_of(m.src_mac, m.src);
-        let d = self.rules.decide(group, name, path, &mut self.matches);
-        self.count(&d, m, now_ns);
+        let d = self
+            .rules
+            .decide(group, seen.name, seen.path, &mut self.matches);
+        self.count(&d, m, pkt.now_ns);
         let outcome = match d.action {
             WebAction::Allow => return None,
             WebAction::Monitor => Outcome::Monitored,
@@ -879,7 +782,7 @@ impl WebFilter {
                 blocked
             }
         };
-        self.event(m, cx, outcome, via, name, &d, group, events, now_ns);
+        self.event(pkt, seen, outcome, &d, group, out);
         (outcome != Outcome::Monitored).then_some(d)
     }
 
@@ -903,23 +806,20 @@ impl WebFilter {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn event(
         &self,
-        m: &PacketMeta,
-        cx: FlowCtx,
+        pkt: &PacketCtx<'_>,
+        seen: &Seen<'_>,
         outcome: Outcome,
-        via: Via,
-        name: &str,
         d: &Decision,
         group: usize,
-        events: &mut EventQueue,
-        now_ns: u64,
+        out: &mut Output<'_>,
     ) {
+        let m = pkt.meta;
         let hit = WebHit {
             outcome,
-            via,
-            name: ShortName::new(name.as_bytes()),
+            via: seen.via,
+            name: ShortName::new(seen.name.as_bytes()),
             category: d.hit.map_or(NO_CATEGORY, |h| h.category),
             source: d.hit.map_or(NO_CATEGORY, |h| h.source),
             exception: d.exception,
@@ -927,12 +827,88 @@ impl WebFilter {
             group: group as u16,
             mac: m.src_mac,
         };
-        events.push(EventRecord::from_packet(
-            m,
-            cx.side,
-            cx.flow_id,
-            EventKind::Web(hit),
-            now_ns,
-        ));
+        let mut rec =
+            EventRecord::from_packet(m, pkt.side, pkt.flow_id(), EventKind::Web(hit), pkt.now_ns);
+        rec.pcap_cnt = pkt.pcap_cnt;
+        out.events.push(rec);
+    }
+}
+
+/// A name found in a packet, and where.
+struct Seen<'a> {
+    via: Via,
+    name: &'a str,
+    path: Option<&'a str>,
+}
+
+impl Inspect for WebFilter {
+    /// Looks at a packet of a flow still being judged; DHCP and DNS on every packet.
+    fn inspect(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> StageVerdict {
+        let Some(f) = pkt.flow else {
+            return StageVerdict::Pass;
+        };
+        let m = pkt.meta;
+        let st = *self.entry(f, pkt);
+        if f.opened && st.quarantined && !WebFilter::quarantine_admits(m) {
+            self.stats.quarantine_refused += 1;
+            self.flows[f.slot as usize].phase = WebPhase::Done;
+            return StageVerdict::BlockFlow {
+                reason: DropReason::Quarantine,
+                reset: false,
+            };
+        }
+        if st.phase == WebPhase::Done || m.payload_len == 0 {
+            return StageVerdict::Pass;
+        }
+        let lan_client = f.initiator_side == Side::Lan;
+        let (next, v) = match m.proto {
+            ip_proto::UDP => {
+                if m.dst_port == 67 || m.src_port == 67 {
+                    if let Some(d) = names::dhcp(pkt.payload()) {
+                        self.stats.dhcp += 1;
+                        self.hosts.observe(Observation::Dhcp(d));
+                    }
+                    return StageVerdict::Pass;
+                }
+                if m.dst_port == 53 || m.src_port == 53 {
+                    return self.dns(pkt, out);
+                }
+                let done = WebFlow {
+                    phase: WebPhase::Done,
+                    ..st
+                };
+                if !(lan_client && f.from_initiator) {
+                    (done, StageVerdict::Pass)
+                } else if quic::looks_like_initial(pkt.payload())
+                    && let Some(v) = self.quic(pkt, out)
+                {
+                    (done, v)
+                } else {
+                    (done, self.by_answer(pkt, out))
+                }
+            }
+            ip_proto::TCP if lan_client && f.from_initiator => self.tcp(pkt, st, out),
+            ip_proto::TCP => (st, StageVerdict::Pass),
+            _ => (
+                WebFlow {
+                    phase: WebPhase::Done,
+                    ..st
+                },
+                StageVerdict::Pass,
+            ),
+        };
+        self.flows[f.slot as usize] = next;
+        v
+    }
+
+    /// Nothing to free: a slot's entry is set afresh when its next flow opens.
+    fn flow_ended(&mut self, _slot: u32) {}
+
+    /// Hands host observations over and writes quarantine events.
+    fn tick(&mut self, now_ns: u64, out: &mut Output<'_>) {
+        for q in self.hosts.sync(now_ns) {
+            out.events.push(EventRecord::quarantine(*q, now_ns));
+        }
+        self.stats.host_observations_dropped = self.hosts.dropped;
     }
 }

@@ -1,16 +1,18 @@
-//! The signature inspector on hand-built traffic: reassembly closes the evasions
-//! (segmentation, reordering, overlap, fragmentation), alerts come once per message, IPS
-//! mode drops and rejects, IDS mode only alerts.
+//! The signature inspector on hand-built traffic, behind the classifier as on the data
+//! path: reassembly closes the evasions (segmentation, reordering, overlap,
+//! fragmentation), alerts come once per message, IPS mode drops and rejects, IDS mode
+//! only alerts, and the inspector's flow state lives and dies with the classifier's flow.
 
-use mimamori_gateway::ips::{Inspector, InspectorLimits, IpsVerdict, RuleBook};
+use mimamori_pipelines::classify::Stages;
+use mimamori_pipelines::event::EventKind;
 use mimamori_pipelines::firewall::CidrSet;
+use mimamori_pipelines::inspect::{IdsStats, Inspector, InspectorLimits, IpsSettings, RuleBook};
 use mimamori_pipelines::policy::{IpsConfig, IpsMode};
-use mimamori_pipelines::reject::InjectQueue;
 use mimamori_pipelines::synth::{self, Endpoint};
 use mimamori_pipelines::wire::checksum;
 use mimamori_pipelines::wire::emit::Transport;
 use mimamori_pipelines::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
-use mimamori_pipelines::{Side, parse};
+use mimamori_pipelines::{Classifier, DropReason, ForwardReason, Policy, Side, Verdict, parse};
 use std::sync::Arc;
 
 const T0: u64 = 1_795_708_800_000_000_000;
@@ -43,13 +45,65 @@ fn book_of(rules: &str, want: usize) -> Arc<RuleBook> {
     Arc::new(b)
 }
 
-fn inspector(mode: IpsMode) -> Inspector {
+/// A classifier (the embedded default policy with `cfg` as its `[ips]`) whose only stage
+/// is the signature inspector.
+struct Ips {
+    cls: Classifier,
+    book: Arc<RuleBook>,
+    version: u64,
+}
+
+impl Ips {
+    fn new(book: Arc<RuleBook>, cfg: IpsConfig) -> Ips {
+        let settings = IpsSettings::compile(book.clone(), &cfg);
+        let stages = Stages {
+            web: None,
+            ips: Some(Inspector::new(settings, InspectorLimits::default())),
+        };
+        Ips {
+            cls: Classifier::with_stages(policy_with(cfg), stages),
+            book,
+            version: 1,
+        }
+    }
+    /// Applies a policy with a new `[ips]`, as the apply path does.
+    fn set_config(&mut self, cfg: IpsConfig) {
+        self.version += 1;
+        let settings = IpsSettings::compile(self.book.clone(), &cfg);
+        self.cls
+            .set_policy(policy_with(cfg), None, Some(settings), self.version);
+    }
+    fn inspector(&self) -> &Inspector {
+        self.cls.ips().unwrap()
+    }
+    fn stats(&self) -> &IdsStats {
+        &self.inspector().stats
+    }
+    fn stream_memory(&self) -> usize {
+        self.inspector().stream_memory()
+    }
+}
+
+fn policy_with(cfg: IpsConfig) -> Arc<Policy> {
+    let mut p = Policy::default();
+    p.ips = cfg;
+    Arc::new(p)
+}
+
+fn inspector(mode: IpsMode) -> Ips {
+    ips_with(book(), mode)
+}
+
+fn ips_with(book: Arc<RuleBook>, mode: IpsMode) -> Ips {
     let cfg = IpsConfig {
         mode,
         ..Default::default()
     };
-    Inspector::new(book(), &cfg, InspectorLimits::default())
+    Ips::new(book, cfg)
 }
+
+const PASS: Verdict = Verdict::Forward(ForwardReason::Flow);
+const DROP: Verdict = Verdict::Drop(DropReason::Signature);
 
 /// One TCP connection between a LAN client and a WAN server, with sequence numbers.
 struct Conn {
@@ -107,15 +161,19 @@ impl Conn {
     }
 }
 
-/// Runs frames through; returns each frame's verdict and the sids alerted.
-fn run(ips: &mut Inspector, frames: &[(Vec<u8>, Side)]) -> (Vec<IpsVerdict>, Vec<u32>) {
-    let mut injects = InjectQueue::new(8);
+/// Runs frames through the classifier; returns each frame's verdict and the sids of the
+/// alert events, in order.
+fn run(ips: &mut Ips, frames: &[(Vec<u8>, Side)]) -> (Vec<Verdict>, Vec<u32>) {
     let mut verdicts = Vec::new();
     let mut sids = Vec::new();
     for (i, (f, side)) in frames.iter().enumerate() {
-        let m = parse(f).unwrap();
-        verdicts.push(ips.inspect(f, &m, *side, T0 + i as u64 * 1000, &mut injects));
-        sids.extend(ips.alerts.iter().map(|a| ips.rule(a.rule).meta.sid));
+        verdicts.push(ips.cls.process(f, *side, T0 + i as u64 * 1000));
+        ips.cls.injects.clear();
+        for e in ips.cls.events.drain() {
+            if let EventKind::Signature { rule, .. } = e.kind {
+                sids.push(ips.book.engine.rules[rule as usize].meta.sid);
+            }
+        }
     }
     (verdicts, sids)
 }
@@ -143,7 +201,7 @@ fn out_of_order_segments_are_inspected_in_order() {
     f.push(c.data(true, 0, b"EVIL"));
     let (_, sids) = run(&mut ips, &f);
     assert_eq!(sids, vec![100]);
-    assert_eq!(ips.stats.stream.out_of_order, 1);
+    assert_eq!(ips.stats().stream.out_of_order, 1);
 }
 
 #[test]
@@ -156,7 +214,7 @@ fn an_overlapping_rewrite_cannot_hide_or_forge_a_token() {
     f.push(c.data(true, 0, b"EVILxxxxx"));
     let (_, sids) = run(&mut ips, &f);
     assert_eq!(sids, vec![100]);
-    assert_eq!(ips.stats.stream.overlap_diff, 1);
+    assert_eq!(ips.stats().stream.overlap_diff, 1);
 }
 
 #[test]
@@ -169,7 +227,7 @@ fn http_request_split_over_segments_matches_its_uri_once() {
     f.push(c.data(true, 42, b"\r\n"));
     let (_, sids) = run(&mut ips, &f);
     assert_eq!(sids, vec![103]);
-    assert_eq!(ips.stats.http_requests, 1);
+    assert_eq!(ips.stats().http_requests, 1);
     // The next request of the same connection is a new message: it alerts again.
     f.clear();
     f.push(c.data(
@@ -188,10 +246,7 @@ fn http_request_split_over_segments_matches_its_uri_once() {
 
 #[test]
 fn ips_mode_drops_the_flow_and_ids_mode_only_alerts() {
-    for (mode, want) in [
-        (IpsMode::Ips, IpsVerdict::Drop),
-        (IpsMode::Ids, IpsVerdict::Pass),
-    ] {
+    for (mode, want) in [(IpsMode::Ips, DROP), (IpsMode::Ids, PASS)] {
         let mut ips = inspector(mode);
         let mut c = Conn::new(false);
         let mut f = c.handshake();
@@ -200,8 +255,13 @@ fn ips_mode_drops_the_flow_and_ids_mode_only_alerts() {
         let (verdicts, sids) = run(&mut ips, &f);
         assert_eq!(sids, vec![101]);
         assert_eq!(verdicts[3], want, "{mode:?}");
-        // The rest of the flow follows in IPS mode.
+        // The rest of the flow follows in IPS mode, dropped by the classifier itself.
         assert_eq!(verdicts[4], want, "{mode:?}");
+        let flow_drops = ips.cls.stats.dropped[DropReason::Signature as usize];
+        assert_eq!(flow_drops, if mode == IpsMode::Ips { 2 } else { 0 });
+        // In IPS mode the blocked flow's last packet is not inspected again.
+        let inspected = if mode == IpsMode::Ips { 4 } else { 5 };
+        assert_eq!(ips.stats().inspected, inspected, "{mode:?}");
     }
 }
 
@@ -213,10 +273,12 @@ fn reject_sends_a_reset_both_ways() {
     run(&mut ips, &f);
     let (frame, side) = c.data(true, 0, b"REJECTME");
     let m = parse(&frame).unwrap();
-    let mut injects = InjectQueue::new(8);
-    let v = ips.inspect(&frame, &m, side, T0, &mut injects);
-    assert_eq!(v, IpsVerdict::Reject);
-    let sent: Vec<_> = injects
+    let v = ips.cls.process(&frame, side, T0);
+    assert_eq!(v, DROP);
+    assert_eq!(ips.stats().rejected, 1);
+    let sent: Vec<_> = ips
+        .cls
+        .injects
         .iter()
         .map(|(f, s)| (parse(f).unwrap(), s))
         .collect();
@@ -242,7 +304,7 @@ fn pass_rules_silence_alerts_and_disabled_sids_are_quiet() {
 
     // A disabled pass rule silences nothing.
     let mut ips = inspector(IpsMode::Ids);
-    ips.set_config(&IpsConfig {
+    ips.set_config(IpsConfig {
         disabled_sids: vec![104],
         ..Default::default()
     });
@@ -254,7 +316,7 @@ fn pass_rules_silence_alerts_and_disabled_sids_are_quiet() {
     assert_eq!(sids, vec![100, 105]);
 
     let mut ips = inspector(IpsMode::Ips);
-    ips.set_config(&IpsConfig {
+    ips.set_config(IpsConfig {
         mode: IpsMode::Ips,
         disabled_sids: vec![101],
         ..Default::default()
@@ -264,7 +326,7 @@ fn pass_rules_silence_alerts_and_disabled_sids_are_quiet() {
     f.push(c.data(true, 0, b"DROPME"));
     let (verdicts, sids) = run(&mut ips, &f);
     assert!(sids.is_empty());
-    assert_eq!(verdicts[3], IpsVerdict::Pass);
+    assert_eq!(verdicts[3], PASS);
 }
 
 #[test]
@@ -343,10 +405,10 @@ fn a_token_split_over_ip_fragments_is_found() {
         } else {
             fragment_v4(&whole, 16)
         };
-        // Last fragment first: nothing to inspect until the datagram is whole.
-        let (_, sids) = run(&mut ips, &[(b, Side::Lan), (a, Side::Lan)]);
+        // Nothing to inspect until the datagram is whole.
+        let (_, sids) = run(&mut ips, &[(a, Side::Lan), (b, Side::Lan)]);
         assert_eq!(sids, vec![106], "v6={v6}");
-        assert_eq!(ips.stats.defrag.reassembled, 1);
+        assert_eq!(ips.stats().defrag.reassembled, 1);
     }
 }
 
@@ -363,8 +425,7 @@ alert http any any -> any any (msg:"stat msg"; http.stat_msg; content:"Not Here"
 alert http any any -> any any (msg:"start"; http.start; content:"|0d 0a 0d 0a|"; endswith; sid:8;)
 alert http any any -> any any (msg:"protocol"; http.protocol; content:"HTTP/1.0"; sid:9;)
 "#;
-    let cfg = IpsConfig::default();
-    let mut ips = Inspector::new(book_of(rules, 9), &cfg, InspectorLimits::default());
+    let mut ips = ips_with(book_of(rules, 9), IpsMode::Ids);
     let mut c = Conn::new(false);
     let mut f = c.handshake();
     let req = b"POST /upload/x.php?a=bbbbbbbb HTTP/1.1\r\nHost: a.test\r\nX-Evil: 1\r\nContent-Type: application/x-evil\r\nContent-Length: 0\r\n\r\n";
@@ -449,11 +510,7 @@ alert tls any any -> any any (msg:"ja3s"; ja3s.hash; content:"f4febc55ea12b31ae1
     flight.extend(record(22, a));
     flight.extend(record(22, b));
 
-    let mut ips = Inspector::new(
-        book_of(rules, 6),
-        &IpsConfig::default(),
-        InspectorLimits::default(),
-    );
+    let mut ips = ips_with(book_of(rules, 6), IpsMode::Ids);
     let mut c = Conn::new(false);
     c.s.port = 443;
     let mut f = c.handshake();
@@ -464,7 +521,7 @@ alert tls any any -> any any (msg:"ja3s"; ja3s.hash; content:"f4febc55ea12b31ae1
     let (_, mut sids) = run(&mut ips, &f);
     sids.sort_unstable();
     assert_eq!(sids, vec![1, 2, 3, 4, 6]);
-    assert_eq!(ips.stats.tls_certificates, 1);
+    assert_eq!(ips.stats().tls_certificates, 1);
 }
 
 #[test]
@@ -500,11 +557,7 @@ alert tls any any -> any any (msg:"ja3 string"; ja3.string; content:"771,4865-48
     body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
     body.extend_from_slice(&ext);
     let hello = record(22, &handshake(1, &body));
-    let mut ips = Inspector::new(
-        book_of(rules, 3),
-        &IpsConfig::default(),
-        InspectorLimits::default(),
-    );
+    let mut ips = ips_with(book_of(rules, 3), IpsMode::Ids);
     let mut c = Conn::new(false);
     c.s.port = 443;
     let mut f = c.handshake();
@@ -520,11 +573,7 @@ fn stream_size_counts_what_each_side_sent() {
 alert tcp any any -> any any (msg:"client sent over 20"; flow:to_server; stream_size:client,>,20; sid:1;)
 alert tcp any any -> any any (msg:"server quiet"; content:"a"; stream_size:server,=,0; sid:2;)
 "#;
-    let mut ips = Inspector::new(
-        book_of(rules, 2),
-        &IpsConfig::default(),
-        InspectorLimits::default(),
-    );
+    let mut ips = ips_with(book_of(rules, 2), IpsMode::Ids);
     let mut c = Conn::new(false);
     let mut f = c.handshake();
     f.push(c.data(true, 0, &[b'a'; 10]));
@@ -533,4 +582,58 @@ alert tcp any any -> any any (msg:"server quiet"; content:"a"; stream_size:serve
     let (_, sids) = run(&mut ips, &f);
     // sid 2 once (one message), sid 1 once the client passed 20 bytes.
     assert_eq!(sids, vec![2, 1]);
+}
+
+#[test]
+fn a_flow_the_classifier_ends_takes_its_inspection_state_with_it() {
+    let mut ips = inspector(IpsMode::Ids);
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, &[b'a'; 1000]));
+    run(&mut ips, &f);
+    assert!(ips.stream_memory() > 0);
+    // The classifier is the only flow table: its end of the flow frees the window.
+    ips.cls.finish(T0 + 1_000_000);
+    assert_eq!(ips.stream_memory(), 0);
+    assert_eq!(ips.cls.flows().len(), 0);
+}
+
+#[test]
+fn a_reused_flow_slot_starts_with_fresh_inspection_state() {
+    // Half a token on one connection, the other half on a new connection that gets the
+    // same slot once the first is gone: no alert may join them.
+    let mut ips = inspector(IpsMode::Ids);
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, b"EVIL"));
+    run(&mut ips, &f);
+    ips.cls.finish(T0 + 1_000_000);
+    let mut c = Conn::new(false);
+    c.c.port = 40001;
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, b"TOKEN"));
+    let (_, sids) = run(&mut ips, &f);
+    assert!(sids.is_empty(), "{sids:?}");
+}
+
+#[test]
+fn a_policy_swap_hands_over_settings_compiled_off_the_data_path() {
+    let mut ips = inspector(IpsMode::Ids);
+    let cfg = IpsConfig {
+        mode: IpsMode::Ips,
+        disabled_sids: vec![100],
+        ..Default::default()
+    };
+    // The apply path compiles; the swap only stores the pointer (no rule-sized work).
+    let compiled = IpsSettings::compile(ips.book.clone(), &cfg);
+    ips.cls
+        .set_policy(policy_with(cfg), None, Some(compiled.clone()), 2);
+    assert!(Arc::ptr_eq(ips.inspector().settings(), &compiled));
+    assert_eq!(ips.inspector().mode(), IpsMode::Ips);
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, b"EVILTOKEN DROPME"));
+    let (verdicts, sids) = run(&mut ips, &f);
+    assert_eq!(sids, vec![101], "sid 100 is disabled");
+    assert_eq!(verdicts[3], DROP);
 }
