@@ -22,7 +22,7 @@ fn flows(c: &mut Criterion) {
         for i in 0..n {
             let k = key(i);
             let h = t.hash(&k);
-            t.insert(k, h, 0, |_, _| {});
+            t.insert(k, h, 0, |_, _, _| {});
         }
         let keys: Vec<_> = (0..n)
             .map(|i| key(i.wrapping_mul(2_654_435_761) % n))
@@ -53,7 +53,7 @@ fn flows(c: &mut Criterion) {
                 for i in 0..10_000 {
                     let k = key(i);
                     let h = t.hash(&k);
-                    let idx = t.insert(k, h, 0, |_, _| {});
+                    let idx = t.insert(k, h, 0, |_, _, _| {});
                     if i % 2 == 0
                         && let Some(idx) = idx
                     {

@@ -1,11 +1,15 @@
-//! The gateway process: the live runtime (DPDK, issue #3) and the offline paths that run the
-//! very same stage functions: pcap replay, the synthesizer CLI, the macro bench.
+//! The gateway process: the live runtime (DPDK, behind the default `dpdk` feature) and the
+//! offline paths that run the very same stage functions: pcap replay, the conformance
+//! runner, the synthesizer CLI, the macro bench. Without the feature everything but
+//! `run`, `apply` and `stats` builds and tests on a machine without libdpdk.
 #![deny(unsafe_code)]
 
 pub mod bench;
 pub mod capture;
 pub mod conformance;
+#[cfg(feature = "dpdk")]
 pub mod dataplane;
+#[cfg(feature = "dpdk")]
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod eve;

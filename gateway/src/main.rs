@@ -4,7 +4,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mimamori_gateway::bench::{self, BenchConfig};
 use mimamori_gateway::capture::PcapWriter;
+#[cfg(feature = "dpdk")]
 use mimamori_gateway::dataplane::{self, Layout, Overload, RunConfig, Tier};
+#[cfg(feature = "dpdk")]
 use mimamori_pipelines::inspect::RuleBook;
 use mimamori_gateway::replay::Replay;
 use mimamori_gateway::webfilter::WebSetup;
@@ -97,6 +99,7 @@ enum Cmd {
     },
     /// Check a policy file and print what it compiles to.
     CheckPolicy { policy: PathBuf },
+    #[cfg(feature = "dpdk")]
     /// Bridge a LAN port and a WAN port on DPDK, applying the firewall (needs root).
     Run {
         /// LAN port: a DPDK device string (`net_af_packet0,iface=eth1`, `0000:03:00.0`, …).
@@ -179,6 +182,7 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    #[cfg(feature = "dpdk")]
     /// Hand a policy to a running gateway (hot apply; the control plane does this).
     Apply {
         policy: PathBuf,
@@ -188,6 +192,7 @@ enum Cmd {
         #[arg(long, default_value = "/run/mimamori/gw.sock")]
         socket: PathBuf,
     },
+    #[cfg(feature = "dpdk")]
     /// Print the statistics of a running gateway.
     Stats {
         #[arg(long, default_value = "/run/mimamori/gw.sock")]
@@ -365,6 +370,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        #[cfg(feature = "dpdk")]
         Cmd::Run {
             lan,
             wan,
@@ -500,6 +506,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        #[cfg(feature = "dpdk")]
         Cmd::Apply {
             policy,
             version,
@@ -514,6 +521,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        #[cfg(feature = "dpdk")]
         Cmd::Stats { socket } => {
             println!(
                 "{}",

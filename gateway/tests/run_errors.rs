@@ -1,6 +1,8 @@
 //! `mimamori-gw run` refuses bad ports, core maps and device strings with one clear line
 //! and a non-zero exit, before DPDK can print a panic trace.
 
+#![cfg(feature = "dpdk")]
+
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String) {
