@@ -7,7 +7,6 @@ use mimamori_pipelines::Policy;
 use mimamori_pipelines::classify::{Classifier, DropReason, Verdict};
 use mimamori_pipelines::flow::Side;
 use mimamori_pipelines::synth::{self, Endpoint};
-use mimamori_pipelines::wire::emit::Transport;
 use mimamori_pipelines::wire::tcp::flags::{ACK, PSH, SYN};
 use mimamori_signatures::category::Builder;
 use std::path::PathBuf;
@@ -22,23 +21,7 @@ fn data_dir() -> PathBuf {
 fn get(cls: &mut Classifier, client_port: u16, host: &str) -> Verdict {
     let c = Endpoint::client(10, false, client_port);
     let s = Endpoint::server(80, false, 80);
-    let seg = |from: &Endpoint, to: &Endpoint, flags, seq, ack, p: &[u8]| {
-        synth::frame(
-            from,
-            to,
-            0,
-            &Transport::Tcp {
-                src_port: from.port,
-                dst_port: to.port,
-                seq,
-                ack,
-                flags,
-                window: 1000,
-                options: &[],
-            },
-            p,
-        )
-    };
+    let seg = synth::tcp_frame;
     cls.process(&seg(&c, &s, SYN, 1, 0, &[]), Side::Lan, 1);
     cls.process(&seg(&s, &c, SYN | ACK, 9, 2, &[]), Side::Wan, 1);
     let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");

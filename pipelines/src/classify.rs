@@ -201,6 +201,7 @@ impl Stages {
         v
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.web.is_none() && self.ips.is_none()
     }
@@ -471,7 +472,7 @@ impl Classifier {
                 }),
                 Class::Fast => {
                     // An earlier packet of this burst may have created or removed the flow.
-                    let k = p.key;
+                    let k = &p.key;
                     let found = match p.found {
                         Some(idx) if self.flows.holds(idx, &k.key) => Some(idx),
                         _ => self.flows.find(&k.key, k.hash),
@@ -529,15 +530,12 @@ impl Classifier {
         let (key, src_is_lo) = FlowKey::new(m.src, sp, m.dst, dp, m.proto, m.vlan_key());
         let hash = self.flows.hash(&key);
         let found = self.flows.find(&key, hash);
-        self.on_flow(
-            p,
-            Keyed {
-                key,
-                hash,
-                src_is_lo,
-            },
-            found,
-        )
+        let k = Keyed {
+            key,
+            hash,
+            src_is_lo,
+        };
+        self.on_flow(p, &k, found)
     }
 
     /// A packet forwarded without a flow of its own (neighbour discovery, an ICMP error
@@ -551,7 +549,7 @@ impl Classifier {
 
     /// The flow part of classification, once the key is known and looked up.
     #[inline]
-    fn on_flow(&mut self, p: &Pkt<'_>, k: Keyed, found: Option<u32>) -> Verdict {
+    fn on_flow(&mut self, p: &Pkt<'_>, k: &Keyed, found: Option<u32>) -> Verdict {
         let Some(idx) = found else {
             return self.open(p, k);
         };
@@ -580,24 +578,24 @@ impl Classifier {
             }
         }
         f.expires_ns = p.at.now_ns + timeouts.for_flow(f);
-        let (verdict, blocked) = (f.verdict, f.blocked);
-        let flow = FlowRef {
-            slot: idx,
-            id: f.id,
-            from_initiator: dir == 0,
-            initiator_side: f.initiator_side,
-            opened: false,
-        };
+        let (verdict, blocked, id, initiator_side) = (f.verdict, f.blocked, f.id, f.initiator_side);
         if invalid {
             self.stats.tcp_invalid += 1;
             if self.policy.flows.tcp_drop_invalid && verdict == FlowVerdict::Allow {
                 return Verdict::Drop(DropReason::TcpInvalid);
             }
         }
-        if verdict == FlowVerdict::Allow
-            && let Some(v) = self.run_stages(p, Some(flow))
-        {
-            return v;
+        if verdict == FlowVerdict::Allow && !self.stages.is_empty() {
+            let flow = FlowRef {
+                slot: idx,
+                id,
+                from_initiator: dir == 0,
+                initiator_side,
+                opened: false,
+            };
+            if let Some(v) = self.run_stages(p, Some(flow)) {
+                return v;
+            }
         }
         match (self.apply(verdict, p), blocked) {
             (Verdict::Drop(_), Some(reason)) => Verdict::Drop(reason),
@@ -633,7 +631,7 @@ impl Classifier {
         })
     }
 
-    fn open(&mut self, p: &Pkt<'_>, k: Keyed) -> Verdict {
+    fn open(&mut self, p: &Pkt<'_>, k: &Keyed) -> Verdict {
         let (m, side, now_ns) = (p.m, p.at.side, p.at.now_ns);
         let mut state = tcp::TcpState::None;
         if m.proto == ip_proto::TCP {
@@ -706,6 +704,7 @@ impl Classifier {
             self.events.push(rec);
         }
         if d.verdict == FlowVerdict::Allow
+            && !self.stages.is_empty()
             && let Some(v) = self.run_stages(p, Some(flow))
         {
             return v;
@@ -716,10 +715,8 @@ impl Classifier {
     /// Runs the stages on a packet the firewall allowed; `Some` when one dropped it. A
     /// stage that blocks the flow turns its verdict to deny (or reject, answering later
     /// TCP packets with a RST) and marks it with the stage's reason.
+    #[inline(never)]
     fn run_stages(&mut self, p: &Pkt<'_>, flow: Option<FlowRef>) -> Option<Verdict> {
-        if self.stages.is_empty() {
-            return None;
-        }
         let before = self.injects.len();
         let mut out = Output {
             events: &mut self.events,

@@ -246,22 +246,15 @@ fn parse_l4(m: &mut PacketMeta, l4: &[u8], off: usize, v6: bool) -> Result<(), P
             m.payload_len = tcp.payload().len() as u16;
         }
         ip_proto::UDP => {
-            if frag.is_some() {
-                // The length field covers the whole datagram, not this fragment.
-                if l4.len() < wire::udp::HEADER_LEN {
-                    return Err(ParseError::TinyFragment);
-                }
-                m.src_port = wire::be16(l4, 0);
-                m.dst_port = wire::be16(l4, 2);
-                m.payload_offset = (off + wire::udp::HEADER_LEN) as u16;
-                m.payload_len = (l4.len() - wire::udp::HEADER_LEN) as u16;
+            let udp = if frag.is_some() {
+                UdpHeader::first_fragment(l4)?
             } else {
-                let udp = UdpHeader::new_checked(l4)?;
-                m.src_port = udp.src_port();
-                m.dst_port = udp.dst_port();
-                m.payload_offset = (off + wire::udp::HEADER_LEN) as u16;
-                m.payload_len = udp.payload().len() as u16;
-            }
+                UdpHeader::new_checked(l4)?
+            };
+            m.src_port = udp.src_port();
+            m.dst_port = udp.dst_port();
+            m.payload_offset = (off + wire::udp::HEADER_LEN) as u16;
+            m.payload_len = udp.payload().len() as u16;
         }
         ip_proto::ICMP | ip_proto::ICMPV6 => {
             if (m.proto == ip_proto::ICMPV6) != v6 {

@@ -24,34 +24,11 @@ fn classifier(extra: &str) -> Classifier {
 }
 
 fn tcp(from: &Endpoint, to: &Endpoint, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
-    synth::frame(
-        from,
-        to,
-        0,
-        &Transport::Tcp {
-            src_port: from.port,
-            dst_port: to.port,
-            seq,
-            ack,
-            flags,
-            window: 1000,
-            options: &[],
-        },
-        payload,
-    )
+    synth::tcp_frame(from, to, flags, seq, ack, payload)
 }
 
 fn udp(from: &Endpoint, to: &Endpoint, payload: &[u8]) -> Vec<u8> {
-    synth::frame(
-        from,
-        to,
-        0,
-        &Transport::Udp {
-            src_port: from.port,
-            dst_port: to.port,
-        },
-        payload,
-    )
+    synth::udp_frame(from, to, payload)
 }
 
 const FWD: Verdict = Verdict::Forward(ForwardReason::Flow);

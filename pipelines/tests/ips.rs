@@ -10,7 +10,6 @@ use mimamori_pipelines::inspect::{IdsStats, Inspector, InspectorLimits, IpsSetti
 use mimamori_pipelines::policy::{IpsConfig, IpsMode};
 use mimamori_pipelines::synth::{self, Endpoint};
 use mimamori_pipelines::wire::checksum;
-use mimamori_pipelines::wire::emit::Transport;
 use mimamori_pipelines::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
 use mimamori_pipelines::{Classifier, DropReason, ForwardReason, Policy, Side, Verdict, parse};
 use std::sync::Arc;
@@ -128,21 +127,7 @@ impl Conn {
         } else {
             (&self.s, &self.c, self.cseq)
         };
-        synth::frame(
-            from,
-            to,
-            0,
-            &Transport::Tcp {
-                src_port: from.port,
-                dst_port: to.port,
-                seq,
-                ack,
-                flags,
-                window: 1000,
-                options: &[],
-            },
-            payload,
-        )
+        synth::tcp_frame(from, to, flags, seq, ack, payload)
     }
     /// The handshake frames (sequence numbers move past the SYNs).
     fn handshake(&mut self) -> Vec<(Vec<u8>, Side)> {
@@ -390,16 +375,7 @@ fn a_token_split_over_ip_fragments_is_found() {
         let c = Endpoint::client(3, v6, 5353);
         let s = Endpoint::server(4, v6, 9999);
         // 8 bytes of UDP header + 4 of payload in the first fragment: "FRAG" | "TOKEN".
-        let whole = synth::frame(
-            &c,
-            &s,
-            0,
-            &Transport::Udp {
-                src_port: 5353,
-                dst_port: 9999,
-            },
-            b"FRAGTOKEN and the rest",
-        );
+        let whole = synth::udp_frame(&c, &s, b"FRAGTOKEN and the rest");
         let [a, b] = if v6 {
             fragment_v6(&whole, 16)
         } else {

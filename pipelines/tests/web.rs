@@ -6,7 +6,6 @@ use mimamori_pipelines::event::EventKind;
 use mimamori_pipelines::flow::Side;
 use mimamori_pipelines::synth::{self, Endpoint, Rng};
 use mimamori_pipelines::web::{Hosts, Outcome, Via, WebFilter, WebRules, quic};
-use mimamori_pipelines::wire::emit::Transport;
 use mimamori_pipelines::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
 use mimamori_pipelines::{Policy, parse};
 use mimamori_signatures::category::{Builder, CategoryDb};
@@ -63,34 +62,11 @@ fn classifier(policy_text: &str) -> (Classifier, Arc<Hosts>) {
 }
 
 fn tcp(from: &Endpoint, to: &Endpoint, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
-    synth::frame(
-        from,
-        to,
-        0,
-        &Transport::Tcp {
-            src_port: from.port,
-            dst_port: to.port,
-            seq,
-            ack,
-            flags,
-            window: 65535,
-            options: &[],
-        },
-        payload,
-    )
+    synth::tcp_frame(from, to, flags, seq, ack, payload)
 }
 
 fn udp(from: &Endpoint, to: &Endpoint, payload: &[u8]) -> Vec<u8> {
-    synth::frame(
-        from,
-        to,
-        0,
-        &Transport::Udp {
-            src_port: from.port,
-            dst_port: to.port,
-        },
-        payload,
-    )
+    synth::udp_frame(from, to, payload)
 }
 
 /// Opens a TCP connection and sends `request`; returns the request's verdict.

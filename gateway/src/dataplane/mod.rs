@@ -55,7 +55,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             lcores.len()
         );
     }
-    let pool = Arc::new(Mempool::new("mimamori_mbufs", cfg.mbufs, -1)?);
+    let pool = Mempool::new("mimamori_mbufs", cfg.mbufs, -1)?;
     let (lan_name, _) = config::device_name("lan", &cfg.lan)?;
     let (wan_name, _) = config::device_name("wan", &cfg.wan)?;
     let ports = Ports {
@@ -127,7 +127,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             let l = lcores[0];
             let c = new_stage("rtc", l, &mut stages);
             let st =
-                ClassifyStage::new(classifier(0), pool.clone(), ports.clone(), events_tx.clone(), c)
+                ClassifyStage::new(classifier(0), pool, ports.clone(), events_tx.clone(), c)
                     .follow(slot.clone(), 0, initial.version);
             let stop = stop.clone();
             dpdk::launch(&eal, l, move || stage::run_to_completion(st, stop, clock))?;
@@ -158,7 +158,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
                 let c = new_stage(&format!("classify{w}"), l, &mut stages);
                 let st = ClassifyStage::new(
                     classifier(w),
-                    pool.clone(),
+                    pool,
                     ports.clone(),
                     events_tx.clone(),
                     c,
@@ -182,7 +182,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     let snapshot = {
         let (ports, pool, stages, rings, layout, slot, unsent) = (
             ports.clone(),
-            pool.clone(),
+            pool,
             stages.clone(),
             rings.clone(),
             layout.clone(),
@@ -248,7 +248,6 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     if !failed.is_empty() {
         anyhow::bail!("stage lcores {failed:?} ended with an error");
     }
-    drop(pool);
     drop(eal);
     Ok(snap)
 }

@@ -72,7 +72,7 @@ impl Ports {
 /// The classify step shared by the run-to-completion loop and the pipeline workers.
 pub struct ClassifyStage {
     pub cls: Classifier,
-    pub pool: Arc<Mempool>,
+    pub pool: &'static Mempool,
     pub ports: Ports,
     pub events: Option<SyncSender<EventRecord>>,
     pub counters: Arc<StageCounters>,
@@ -86,7 +86,7 @@ pub struct ClassifyStage {
 impl ClassifyStage {
     pub fn new(
         cls: Classifier,
-        pool: Arc<Mempool>,
+        pool: &'static Mempool,
         ports: Ports,
         events: Option<SyncSender<EventRecord>>,
         counters: Arc<StageCounters>,

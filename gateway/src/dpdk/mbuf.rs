@@ -1,5 +1,9 @@
 //! Mempools and the owned mbuf: an `Mbuf` frees itself exactly once, on drop, unless it
 //! was handed to DPDK (`into_raw`) by a TX burst or a ring.
+//!
+//! A pool is never freed by safe code: `Mempool::new` hands out a `&'static Mempool`, so
+//! no mbuf, port queue or stage can outlive the pool it points into. DPDK releases the
+//! pool's memory with everything else at `rte_eal_cleanup`, after every lcore is joined.
 
 use super::{BURST, DpdkError};
 use std::ffi::CString;
@@ -15,8 +19,9 @@ unsafe impl Send for Mempool {}
 unsafe impl Sync for Mempool {}
 
 impl Mempool {
-    /// A packet mempool of `n` mbufs with the default data room (2 KB + headroom).
-    pub fn new(name: &str, n: u32, socket: i32) -> Result<Mempool, DpdkError> {
+    /// A packet mempool of `n` mbufs with the default data room (2 KB + headroom), alive
+    /// for the rest of the process (one per `run`; the handle is a pointer's size).
+    pub fn new(name: &str, n: u32, socket: i32) -> Result<&'static Mempool, DpdkError> {
         let cname = CString::new(name).map_err(|_| DpdkError::Call {
             what: "mempool".into(),
             reason: "name has a NUL".into(),
@@ -33,7 +38,7 @@ impl Mempool {
             )
         };
         NonNull::new(ptr)
-            .map(|ptr| Mempool { ptr })
+            .map(|ptr| &*Box::leak(Box::new(Mempool { ptr })))
             .ok_or_else(|| DpdkError::Call {
                 what: format!("mempool {name} ({n} mbufs)"),
                 reason: format!(
@@ -75,14 +80,6 @@ impl Mempool {
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
         mbuf.set_port(0);
         Some(mbuf)
-    }
-}
-
-impl Drop for Mempool {
-    fn drop(&mut self) {
-        // SAFETY: every Mbuf borrows nothing from the pool by lifetime, so the dataplane
-        // drops its pools only after all lcores are joined and all mbufs are freed.
-        unsafe { dpdk_sys::rte_mempool_free(self.ptr.as_ptr()) }
     }
 }
 

@@ -131,6 +131,37 @@ pub fn generate(cfg: &Config) -> Vec<Packet> {
     out
 }
 
+/// A TCP segment from `from` to `to` (their ports), window 65535, no options: the frame
+/// builder tests and benches share.
+pub fn tcp_frame(
+    from: &Endpoint,
+    to: &Endpoint,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let t = Transport::Tcp {
+        src_port: from.port,
+        dst_port: to.port,
+        seq,
+        ack,
+        flags,
+        window: 65535,
+        options: &[],
+    };
+    frame(from, to, 0, &t, payload)
+}
+
+/// A UDP datagram from `from` to `to` (their ports).
+pub fn udp_frame(from: &Endpoint, to: &Endpoint, payload: &[u8]) -> Vec<u8> {
+    let t = Transport::Udp {
+        src_port: from.port,
+        dst_port: to.port,
+    };
+    frame(from, to, 0, &t, payload)
+}
+
 /// Builds one frame (used by the generator and by benchmarks that need exact packets).
 pub fn frame(
     from: &Endpoint,

@@ -22,6 +22,14 @@ impl<'a> UdpHeader<'a> {
         }
         Ok(Self { buf: &buf[..len] })
     }
+    /// The header at the front of a datagram's first fragment: its length field covers
+    /// the whole datagram, so the payload is what this fragment carries.
+    pub fn first_fragment(buf: &'a [u8]) -> Result<Self, ParseError> {
+        if buf.len() < HEADER_LEN {
+            return Err(ParseError::TinyFragment);
+        }
+        Ok(Self { buf })
+    }
     pub fn src_port(&self) -> u16 {
         be16(self.buf, 0)
     }
