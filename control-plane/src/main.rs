@@ -270,8 +270,18 @@ fn ctl(url: &str, token: &str, op: Ctl) -> anyhow::Result<()> {
             Some(serde_json::json!({"name": name, "role": role}).to_string()),
         )?,
     };
-    println!("{}", serde_json::to_string_pretty(&v)?);
-    Ok(())
+    print_out(&serde_json::to_string_pretty(&v)?)
+}
+
+/// Writes the answer to stdout; a reader that stopped early (`| grep -q`, `| head`) is not
+/// an error, and never a panic.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Streams `n` EVE lines over the gateway socket protocol into a fresh database.
