@@ -1,8 +1,8 @@
 //! Writing event records as EVE JSON lines.
 
-use mimamori_pipelines::inspect::RuleBook;
 use mimamori_pipelines::Policy;
 use mimamori_pipelines::event::{EventKind, EventQueue, EventRecord, WebNames};
+use mimamori_pipelines::inspect::RuleBook;
 use mimamori_pipelines::web::WebRules;
 use std::collections::VecDeque;
 use std::fs::File;

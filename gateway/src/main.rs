@@ -6,10 +6,10 @@ use mimamori_gateway::bench::{self, BenchConfig};
 use mimamori_gateway::capture::PcapWriter;
 #[cfg(feature = "dpdk")]
 use mimamori_gateway::dataplane::{self, Layout, Overload, RunConfig, Tier};
-#[cfg(feature = "dpdk")]
-use mimamori_pipelines::inspect::RuleBook;
 use mimamori_gateway::replay::Replay;
 use mimamori_gateway::webfilter::WebSetup;
+#[cfg(feature = "dpdk")]
+use mimamori_pipelines::inspect::RuleBook;
 use mimamori_pipelines::{Policy, synth};
 use std::path::PathBuf;
 use std::sync::Arc;

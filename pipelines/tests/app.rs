@@ -2,9 +2,9 @@
 //! arbitrary bytes.
 
 use mimamori_pipelines::app::{self, AppProto, http, tls};
-use mimamori_pipelines::web::names::{self, NAME_MAX};
 use mimamori_pipelines::flow::FlowKey;
 use mimamori_pipelines::synth;
+use mimamori_pipelines::web::names::{self, NAME_MAX};
 use mimamori_pipelines::wire::ip_proto;
 use proptest::prelude::*;
 use std::collections::HashMap;

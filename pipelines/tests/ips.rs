@@ -84,9 +84,10 @@ impl Ips {
 }
 
 fn policy_with(cfg: IpsConfig) -> Arc<Policy> {
-    let mut p = Policy::default();
-    p.ips = cfg;
-    Arc::new(p)
+    Arc::new(Policy {
+        ips: cfg,
+        ..Policy::default()
+    })
 }
 
 fn inspector(mode: IpsMode) -> Ips {

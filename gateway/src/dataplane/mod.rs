@@ -6,10 +6,10 @@ mod control;
 mod stage;
 pub mod stats;
 
-use mimamori_pipelines::classify::Stages;
-use mimamori_pipelines::inspect::{Inspector, InspectorLimits};
 pub use config::{Layout, Overload, RunConfig, Tier};
 pub use control::{command, query_stats};
+use mimamori_pipelines::classify::Stages;
+use mimamori_pipelines::inspect::{Inspector, InspectorLimits};
 
 /// Asks the control plane's gateway socket for the current policy: `Some((version,
 /// policy))`, or `None` when it has none yet.
@@ -60,8 +60,8 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     let (wan_name, _) = config::device_name("wan", &cfg.wan)?;
     let ports = Ports {
         ports: Arc::new([
-            Port::open(&lan_name, &pool, 1)?,
-            Port::open(&wan_name, &pool, 1)?,
+            Port::open(&lan_name, pool, 1)?,
+            Port::open(&wan_name, pool, 1)?,
         ]),
     };
 
@@ -126,9 +126,8 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         Layout::Rtc => {
             let l = lcores[0];
             let c = new_stage("rtc", l, &mut stages);
-            let st =
-                ClassifyStage::new(classifier(0), pool, ports.clone(), events_tx.clone(), c)
-                    .follow(slot.clone(), 0, initial.version);
+            let st = ClassifyStage::new(classifier(0), pool, ports.clone(), events_tx.clone(), c)
+                .follow(slot.clone(), 0, initial.version);
             let stop = stop.clone();
             dpdk::launch(&eal, l, move || stage::run_to_completion(st, stop, clock))?;
             launched.push(l);
@@ -156,14 +155,9 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             for (w, ring) in worker_rings.iter().enumerate() {
                 let l = lcores[2 + w];
                 let c = new_stage(&format!("classify{w}"), l, &mut stages);
-                let st = ClassifyStage::new(
-                    classifier(w),
-                    pool,
-                    ports.clone(),
-                    events_tx.clone(),
-                    c,
-                )
-                .follow(slot.clone(), w, initial.version);
+                let st =
+                    ClassifyStage::new(classifier(w), pool, ports.clone(), events_tx.clone(), c)
+                        .follow(slot.clone(), w, initial.version);
                 let (r, t, s) = (ring.clone(), tx_ring.clone(), stop.clone());
                 dpdk::launch(&eal, l, move || stage::worker_stage(st, r, t, s, clock))?;
                 launched.push(l);
@@ -190,7 +184,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             unsent.clone(),
         );
         move || {
-            let mut s = control::snapshot(&layout, started, &ports, &pool, &stages, &rings);
+            let mut s = control::snapshot(&layout, started, &ports, pool, &stages, &rings);
             s.policy_version = slot.current().version;
             s.events_unsent = unsent.load(Ordering::Relaxed);
             s

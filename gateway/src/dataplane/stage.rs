@@ -163,8 +163,12 @@ impl ClassifyStage {
         {
             // Between two bursts: the tables were built by the control thread.
             let u = slot.current();
-            self.cls
-                .set_policy(u.policy.clone(), u.take_filter(*i), u.ips.clone(), u.version);
+            self.cls.set_policy(
+                u.policy.clone(),
+                u.take_filter(*i),
+                u.ips.clone(),
+                u.version,
+            );
             self.version = u.version;
             slot.mark_applied(*i, u.version);
         }

@@ -1,8 +1,8 @@
 //! Counters shared between the stage lcores and the control thread. Stages bump their own
 //! atomics once per burst (relaxed: they are statistics, not synchronisation).
 
-use mimamori_pipelines::inspect::IdsStats;
 use mimamori_pipelines::classify::Report;
+use mimamori_pipelines::inspect::IdsStats;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};

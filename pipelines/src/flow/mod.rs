@@ -587,7 +587,9 @@ mod tests {
         t.get_mut(i2).tcp = TcpState::SynSent;
         let mut ended = Vec::new();
         let i7 = t
-            .insert(key(7), t.hash(&key(7)), 10, |_, f, r| ended.push((f.key, r)))
+            .insert(key(7), t.hash(&key(7)), 10, |_, f, r| {
+                ended.push((f.key, r))
+            })
             .unwrap();
         assert_eq!(ended, vec![(key(2), EndReason::Forced)]);
         t.get_mut(i7).tcp = TcpState::Established;

@@ -69,9 +69,25 @@ mod tests {
     #[test]
     fn a_head_then_its_body_are_each_inspected_once() {
         let mut p = MessagePhase::Fresh;
-        assert_eq!(due(&mut p, false), Some(Due { body: false, first: true }));
-        assert_eq!(due(&mut p, false), None, "more of the body, still incomplete");
-        assert_eq!(due(&mut p, true), Some(Due { body: true, first: false }));
+        assert_eq!(
+            due(&mut p, false),
+            Some(Due {
+                body: false,
+                first: true
+            })
+        );
+        assert_eq!(
+            due(&mut p, false),
+            None,
+            "more of the body, still incomplete"
+        );
+        assert_eq!(
+            due(&mut p, true),
+            Some(Due {
+                body: true,
+                first: false
+            })
+        );
         assert_eq!(due(&mut p, true), None);
         assert_eq!(p, MessagePhase::Done);
     }
@@ -79,7 +95,13 @@ mod tests {
     #[test]
     fn a_complete_message_is_inspected_once() {
         let mut p = MessagePhase::Fresh;
-        assert_eq!(due(&mut p, true), Some(Due { body: true, first: true }));
+        assert_eq!(
+            due(&mut p, true),
+            Some(Due {
+                body: true,
+                first: true
+            })
+        );
         assert_eq!(due(&mut p, true), None);
     }
 }

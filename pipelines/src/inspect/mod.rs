@@ -392,8 +392,8 @@ impl Inspector {
             IpsVerdict::Pass => {}
         }
         // A blocked flow is not inspected again; a closed one keeps nothing buffered.
-        let closed = tcp
-            && (m.tcp_flags & flags::RST != 0 || (flow.half[0].fin && flow.half[1].fin));
+        let closed =
+            tcp && (m.tcp_flags & flags::RST != 0 || (flow.half[0].fin && flow.half[1].fin));
         if verdict != IpsVerdict::Pass || closed {
             flow.release(mem);
         }

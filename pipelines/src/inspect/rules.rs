@@ -59,7 +59,8 @@ impl IpsSettings {
     pub fn compile(book: Arc<RuleBook>, cfg: &IpsConfig) -> Arc<IpsSettings> {
         let rules = &book.engine.rules;
         let sids: HashSet<u32> = cfg.disabled_sids.iter().copied().collect();
-        let classtypes: HashSet<&str> = cfg.disabled_classtypes.iter().map(String::as_str).collect();
+        let classtypes: HashSet<&str> =
+            cfg.disabled_classtypes.iter().map(String::as_str).collect();
         let disabled = rules
             .iter()
             .map(|r| {

@@ -610,7 +610,12 @@ impl WebFilter {
     }
 
     /// A client's TCP payload: the SNI of a ClientHello or the Host of an HTTP request.
-    fn tcp(&mut self, pkt: &PacketCtx<'_>, st: WebFlow, out: &mut Output<'_>) -> (WebFlow, StageVerdict) {
+    fn tcp(
+        &mut self,
+        pkt: &PacketCtx<'_>,
+        st: WebFlow,
+        out: &mut Output<'_>,
+    ) -> (WebFlow, StageVerdict) {
         let (payload, m) = (pkt.payload(), pkt.meta);
         let mut path_buf = [0u8; 512];
         let (host, path, via) = if tls::looks_like_tls(payload) {
