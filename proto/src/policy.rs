@@ -180,6 +180,76 @@ pub struct IpsThresholdEntry {
     pub seconds: u32,
 }
 
+/// One step of a field path as the gateway's policy errors name it
+/// (`firewall.rule[2].dst[1]` is `firewall`, `rule`, `2`, `dst`, `1`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldStep {
+    Key(String),
+    Index(usize),
+}
+
+/// A policy-file field path, parsed so a consumer maps sections without string surgery.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldPath(pub Vec<FieldStep>);
+
+impl FieldPath {
+    /// `None` for what is not a path (the compiler's `-` or a TOML excerpt).
+    pub fn parse(text: &str) -> Option<FieldPath> {
+        let mut steps = Vec::new();
+        for part in text.split('.') {
+            let (key, mut indexes) = match part.split_once('[') {
+                Some((key, rest)) => (key, Some(rest)),
+                None => (part, None),
+            };
+            // Keys are TOML bare words or category names; the compiler's `-` (no field) and
+            // a TOML excerpt (blanks, `=`) are not paths.
+            let starts_as_word = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+            if !starts_as_word || key.chars().any(|c| c.is_whitespace() || "[]=\"".contains(c)) {
+                return None;
+            }
+            steps.push(FieldStep::Key(key.to_string()));
+            // `rest` is `2]` or `2][3]`: indexes, each closed.
+            while let Some(rest) = indexes {
+                let (n, after) = rest.split_once(']')?;
+                steps.push(FieldStep::Index(n.parse().ok()?));
+                indexes = match after {
+                    "" => None,
+                    more => Some(more.strip_prefix('[')?),
+                };
+            }
+        }
+        Some(FieldPath(steps))
+    }
+
+    /// Whether the path begins with these keys.
+    pub fn starts_with_keys(&self, keys: &[&str]) -> bool {
+        keys.len() <= self.0.len()
+            && keys
+                .iter()
+                .zip(&self.0)
+                .all(|(k, step)| matches!(step, FieldStep::Key(s) if s == k))
+    }
+
+    /// The path with its first `n` steps replaced by `keys`.
+    pub fn replace_prefix(&self, n: usize, keys: &[&str]) -> FieldPath {
+        let head = keys.iter().map(|k| FieldStep::Key(k.to_string()));
+        FieldPath(head.chain(self.0.iter().skip(n).cloned()).collect())
+    }
+}
+
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, step) in self.0.iter().enumerate() {
+            match step {
+                FieldStep::Key(k) if i == 0 => write!(f, "{k}")?,
+                FieldStep::Key(k) => write!(f, ".{k}")?,
+                FieldStep::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +323,24 @@ mod tests {
         assert_eq!(p.ips.thresholds[0].count, 5);
         // The empty snapshot is the gateway's default-free policy, also readable.
         Policy::from_toml("empty", &PolicySnapshot::default().to_toml().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn field_paths_parse_and_print() {
+        for text in ["firewall.rule[2].dst[1]", "web.categories.adult", "ips.thresholds[0]", "a[1][2].b"] {
+            let path = FieldPath::parse(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(path.to_string(), text);
+        }
+        let path = FieldPath::parse("firewall.rule[2].dst[1]").unwrap();
+        assert!(path.starts_with_keys(&["firewall", "rule"]));
+        assert!(!path.starts_with_keys(&["firewall", "rules"]));
+        assert_eq!(
+            path.replace_prefix(2, &["firewall", "rules"]).to_string(),
+            "firewall.rules[2].dst[1]"
+        );
+        for junk in ["-", "", "a..b", "a[x]", "a[1", "a[1]b", "name = \"x\"", "a]"] {
+            assert_eq!(FieldPath::parse(junk), None, "{junk}");
+        }
     }
 
     #[test]
