@@ -221,7 +221,7 @@ async fn policy(State(app): State<Arc<App>>, _c: Caller) -> Result<Json<Value>, 
     let cur = with_db(&app, |c| db::current_policy(c)).await?;
     Ok(Json(json!({
         "version": cur.version, "created": cur.created, "actor": cur.actor,
-        "applied": cur.applied, "note": cur.note, "doc": cur.doc, "toml": cur.doc.to_toml(),
+        "applied": cur.applied, "note": cur.note, "doc": cur.doc, "toml": cur.doc.to_toml().map_err(internal)?,
     })))
 }
 
@@ -262,7 +262,7 @@ async fn put_section(
     }
     let after = section_value(&doc, &section).unwrap_or(Value::Null);
     let version = cur.version + 1;
-    let toml = doc.to_toml();
+    let toml = doc.to_toml().map_err(internal)?;
     let started = Instant::now();
     let gw = app.gateway.clone();
     let pushed = {

@@ -3,28 +3,26 @@
 //! (the gateway asks for the current policy at start and streams its events).
 
 use crate::events::EventStore;
-use std::io::{BufRead, BufReader, Read, Write};
+use mimamori_proto::gateway::decode_event;
+use mimamori_proto::{Answer, CpAnswer, CpRequest, ProtoError, Request};
+use std::io::BufReader;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GwError {
     /// The gateway answered and said no: the reason is its own.
+    #[error("the gateway refused: {0}")]
     Refused(String),
-    /// No answer: not running, socket missing, timed out.
+    /// No answer: not running, socket missing, timed out, or an answer we cannot read.
+    #[error("the gateway is unreachable: {0}")]
     Unreachable(String),
 }
 
-impl std::fmt::Display for GwError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GwError::Refused(r) => write!(f, "the gateway refused: {r}"),
-            GwError::Unreachable(r) => write!(f, "the gateway is unreachable: {r}"),
-        }
-    }
-}
+/// How long we wait on each read and write to the gateway.
+const GATEWAY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 pub struct GatewayLink {
@@ -32,50 +30,52 @@ pub struct GatewayLink {
 }
 
 impl GatewayLink {
-    fn call(&self, line: &str, body: &[u8]) -> Result<String, GwError> {
-        let unreachable =
-            |e: std::io::Error| GwError::Unreachable(format!("{}: {e}", self.socket.display()));
-        let mut s = UnixStream::connect(&self.socket).map_err(unreachable)?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(unreachable)?;
-        s.set_write_timeout(Some(Duration::from_secs(10)))
-            .map_err(unreachable)?;
-        s.write_all(line.as_bytes()).map_err(unreachable)?;
-        s.write_all(b"\n").map_err(unreachable)?;
-        s.write_all(body).map_err(unreachable)?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).map_err(unreachable)?;
-        if let Some(reason) = out.strip_prefix("error ") {
-            return Err(GwError::Refused(reason.trim().to_string()));
+    fn call(&self, request: &Request) -> Result<Answer, GwError> {
+        match mimamori_proto::call(&self.socket, request, GATEWAY_TIMEOUT) {
+            Ok(Answer::Error(reason)) => Err(GwError::Refused(reason)),
+            Ok(answer) => Ok(answer),
+            Err(e) => Err(GwError::Unreachable(e.to_string())),
         }
-        if out.is_empty() {
-            return Err(GwError::Unreachable("closed without an answer".into()));
-        }
-        Ok(out)
+    }
+
+    fn unexpected(answer: Answer) -> GwError {
+        GwError::Unreachable(format!("unexpected answer {answer:?}"))
     }
 
     /// Hands a policy snapshot over; returns the microseconds until every stage ran it.
     pub fn apply(&self, version: u64, toml: &str) -> Result<u64, GwError> {
-        let out = self.call(&format!("apply {version} {}", toml.len()), toml.as_bytes())?;
-        let mut w = out.split_whitespace();
-        match (w.next(), w.next(), w.next().and_then(|m| m.parse().ok())) {
-            (Some("ok"), Some(_), Some(us)) => Ok(us),
-            _ => Err(GwError::Unreachable(format!("unexpected answer {out:?}"))),
+        let request = Request::Apply {
+            version,
+            policy: toml.to_string(),
+        };
+        match self.call(&request)? {
+            Answer::Applied { micros, .. } => Ok(micros),
+            other => Err(Self::unexpected(other)),
         }
     }
 
     pub fn stats(&self) -> Result<serde_json::Value, GwError> {
-        let out = self.call("stats", b"")?;
-        serde_json::from_str(&out).map_err(|e| GwError::Unreachable(format!("bad stats: {e}")))
+        match self.call(&Request::Stats)? {
+            Answer::Stats(v) => Ok(v),
+            other => Err(Self::unexpected(other)),
+        }
     }
 
     pub fn hosts(&self) -> Result<serde_json::Value, GwError> {
-        let out = self.call("hosts", b"")?;
-        serde_json::from_str(&out).map_err(|e| GwError::Unreachable(format!("bad hosts: {e}")))
+        match self.call(&Request::Hosts)? {
+            Answer::Hosts(v) => Ok(v),
+            other => Err(Self::unexpected(other)),
+        }
     }
 
     pub fn release(&self, mac: &str) -> Result<(), GwError> {
-        self.call(&format!("release {mac}"), b"").map(|_| ())
+        let request = Request::Release {
+            mac: mac.to_string(),
+        };
+        match self.call(&request)? {
+            Answer::Released => Ok(()),
+            other => Err(Self::unexpected(other)),
+        }
     }
 }
 
@@ -110,36 +110,28 @@ pub fn spawn_gateway_socket(
     Ok(())
 }
 
-fn serve(conn: UnixStream, current: &Current, store: &EventStore) -> std::io::Result<()> {
+fn serve(conn: UnixStream, current: &Current, store: &EventStore) -> Result<(), ProtoError> {
     let mut r = BufReader::with_capacity(1 << 16, conn.try_clone()?);
     let mut w = conn;
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    match line.trim() {
-        "current" => {
+    match CpRequest::decode(&mut r) {
+        Ok(CpRequest::Current) => {
             let cur = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
             match cur {
-                Some((v, toml)) => {
-                    w.write_all(format!("policy {v}\n").as_bytes())?;
-                    w.write_all(toml.as_bytes())?;
-                }
-                None => w.write_all(b"none\n")?,
+                Some((version, policy)) => CpAnswer::Policy { version, policy },
+                None => CpAnswer::None,
             }
+            .encode(&mut w)
         }
-        "events" => {
+        Ok(CpRequest::Events) => {
             let mut buf = String::new();
-            loop {
-                buf.clear();
-                if r.by_ref().take(1 << 20).read_line(&mut buf)? == 0 {
-                    break;
-                }
-                let l = buf.trim_end();
-                if !l.is_empty() && !store.put(l) {
+            while let Some(line) = decode_event(&mut r, &mut buf)? {
+                if !store.put(line) {
                     break;
                 }
             }
+            Ok(())
         }
-        other => w.write_all(format!("error unknown command {other:?}\n").as_bytes())?,
+        Err(ProtoError::Io(e)) => Err(e.into()),
+        Err(e) => CpAnswer::Error(e.to_string()).encode(&mut w),
     }
-    Ok(())
 }

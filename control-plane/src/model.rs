@@ -2,6 +2,11 @@
 //! gateway's policy file (TOML) — the snapshot pushed to `mimamori-gw`.
 
 use mimamori_pipelines::Policy;
+use mimamori_proto::policy::{
+    ExceptionEntry, FieldPath, FirewallSection, GroupEntry, IpsSection, IpsThresholdEntry,
+    PolicySnapshot, PortSpec, QuarantineSection, RuleEntry, SidesSection, SnapshotError,
+    WebSection,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -28,6 +33,36 @@ pub struct FirewallRule {
     pub action: String,
     #[serde(default)]
     pub log: bool,
+}
+
+impl FirewallRule {
+    fn entry(&self) -> RuleEntry {
+        RuleEntry {
+            name: self.name.clone(),
+            from: self.from.clone(),
+            src: self.src.clone(),
+            dst: self.dst.clone(),
+            proto: self.proto.clone(),
+            src_ports: self.src_ports.iter().map(port_spec).collect(),
+            dst_ports: self.dst_ports.iter().map(port_spec).collect(),
+            icmp_type: self.icmp_type,
+            action: self.action.clone(),
+            log: self.log,
+        }
+    }
+}
+
+/// A port as the API took it (JSON number or text); what is neither an integer nor text
+/// goes over as text, for the gateway's compiler to refuse with the field named.
+fn port_spec(v: &serde_json::Value) -> PortSpec {
+    match v {
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => PortSpec::Number(i),
+            None => PortSpec::Text(n.to_string()),
+        },
+        serde_json::Value::String(s) => PortSpec::Text(s.clone()),
+        other => PortSpec::Text(other.to_string()),
+    }
 }
 
 fn lan() -> String {
@@ -217,138 +252,73 @@ pub struct Invalid {
 }
 
 impl PolicyDoc {
-    /// The gateway's policy file for this document.
-    pub fn to_toml(&self) -> String {
-        use toml::{Table, Value};
-        let strings = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
-        let mut root = Table::new();
-        let mut sides = Table::new();
-        sides.insert("lan_subnets".into(), strings(&self.lan_subnets));
-        root.insert("sides".into(), Value::Table(sides));
-        let mut fw = Table::new();
-        fw.insert(
-            "default_lan_to_wan".into(),
-            Value::String(self.firewall.default_lan_to_wan.clone()),
-        );
-        fw.insert(
-            "default_wan_to_lan".into(),
-            Value::String(self.firewall.default_wan_to_lan.clone()),
-        );
-        fw.insert("log_defaults".into(), Value::Boolean(true));
-        fw.insert("allow_dhcp".into(), Value::Boolean(true));
-        let rules = self
-            .firewall
-            .rules
-            .iter()
-            .map(|r| {
-                let mut t = Table::new();
-                t.insert("name".into(), Value::String(r.name.clone()));
-                t.insert("from".into(), Value::String(r.from.clone()));
-                t.insert("src".into(), strings(&r.src));
-                t.insert("dst".into(), strings(&r.dst));
-                if let Some(p) = &r.proto {
-                    t.insert("proto".into(), Value::String(p.clone()));
-                }
-                let ports = |v: &[serde_json::Value]| {
-                    Value::Array(
-                        v.iter()
-                            .map(|p| match p {
-                                serde_json::Value::Number(n) => {
-                                    Value::Integer(n.as_i64().unwrap_or(-1))
-                                }
-                                serde_json::Value::String(s) => Value::String(s.clone()),
-                                other => Value::String(other.to_string()),
-                            })
-                            .collect(),
-                    )
-                };
-                t.insert("src_ports".into(), ports(&r.src_ports));
-                t.insert("dst_ports".into(), ports(&r.dst_ports));
-                if let Some(i) = r.icmp_type {
-                    t.insert("icmp_type".into(), Value::Integer(i));
-                }
-                t.insert("action".into(), Value::String(r.action.clone()));
-                t.insert("log".into(), Value::Boolean(r.log));
-                Value::Table(t)
-            })
-            .collect();
-        fw.insert("rule".into(), Value::Array(rules));
-        root.insert("firewall".into(), Value::Table(fw));
-        let actions = |m: &BTreeMap<String, String>| {
-            Value::Table(
-                m.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect(),
-            )
-        };
-        let mut web = Table::new();
-        web.insert("categories".into(), actions(&self.categories));
-        let exc = |e: &Exception| {
-            let mut t = Table::new();
-            t.insert("entry".into(), Value::String(e.entry.clone()));
-            t.insert("action".into(), Value::String(e.action.clone()));
-            Value::Table(t)
-        };
-        web.insert(
-            "exception".into(),
-            Value::Array(self.exceptions.iter().map(exc).collect()),
-        );
-        let groups = self
-            .host_groups
-            .iter()
-            .map(|g| {
-                let mut t = Table::new();
-                t.insert("name".into(), Value::String(g.name.clone()));
-                t.insert("subnets".into(), strings(&g.subnets));
-                t.insert("macs".into(), strings(&g.macs));
-                t.insert("categories".into(), actions(&g.categories));
-                Value::Table(t)
-            })
-            .collect();
-        web.insert("group".into(), Value::Array(groups));
-        let mut q = Table::new();
-        q.insert(
-            "callbacks".into(),
-            Value::Integer(i64::from(self.quarantine.callbacks)),
-        );
-        q.insert(
-            "window_secs".into(),
-            Value::Integer(i64::from(self.quarantine.window_secs)),
-        );
-        q.insert("allow".into(), strings(&self.quarantine.allow));
-        web.insert("quarantine".into(), Value::Table(q));
-        root.insert("web".into(), Value::Table(web));
-        let mut ips = Table::new();
-        ips.insert("mode".into(), Value::String(self.ips.mode.clone()));
-        ips.insert(
-            "disabled_sids".into(),
-            Value::Array(
-                self.ips
-                    .disabled_sids
+    /// The typed policy snapshot the gateway gets for this document.
+    pub fn snapshot(&self) -> PolicySnapshot {
+        PolicySnapshot {
+            sides: SidesSection {
+                lan_subnets: self.lan_subnets.clone(),
+                lan_macs: Vec::new(),
+            },
+            firewall: FirewallSection {
+                default_lan_to_wan: self.firewall.default_lan_to_wan.clone(),
+                default_wan_to_lan: self.firewall.default_wan_to_lan.clone(),
+                // The box logs its default decisions and always lets DHCP through.
+                log_defaults: true,
+                allow_dhcp: true,
+                rule: self
+                    .firewall
+                    .rules
                     .iter()
-                    .map(|&s| Value::Integer(i64::from(s)))
+                    .map(FirewallRule::entry)
                     .collect(),
-            ),
-        );
-        ips.insert(
-            "disabled_classtypes".into(),
-            strings(&self.ips.disabled_classtypes),
-        );
-        let th = self
-            .ips
-            .thresholds
-            .iter()
-            .map(|t| {
-                let mut x = Table::new();
-                x.insert("sid".into(), Value::Integer(i64::from(t.sid)));
-                x.insert("count".into(), Value::Integer(i64::from(t.count)));
-                x.insert("seconds".into(), Value::Integer(i64::from(t.seconds)));
-                Value::Table(x)
-            })
-            .collect();
-        ips.insert("thresholds".into(), Value::Array(th));
-        root.insert("ips".into(), Value::Table(ips));
-        toml::to_string(&root).unwrap_or_default()
+            },
+            web: WebSection {
+                categories: self.categories.clone(),
+                exception: self
+                    .exceptions
+                    .iter()
+                    .map(|e| ExceptionEntry {
+                        entry: e.entry.clone(),
+                        action: e.action.clone(),
+                    })
+                    .collect(),
+                group: self
+                    .host_groups
+                    .iter()
+                    .map(|g| GroupEntry {
+                        name: g.name.clone(),
+                        subnets: g.subnets.clone(),
+                        macs: g.macs.clone(),
+                        categories: g.categories.clone(),
+                    })
+                    .collect(),
+                quarantine: QuarantineSection {
+                    callbacks: Some(i64::from(self.quarantine.callbacks)),
+                    window_secs: Some(i64::from(self.quarantine.window_secs)),
+                    allow: self.quarantine.allow.clone(),
+                },
+            },
+            ips: IpsSection {
+                mode: self.ips.mode.clone(),
+                disabled_sids: self.ips.disabled_sids.clone(),
+                disabled_classtypes: self.ips.disabled_classtypes.clone(),
+                thresholds: self
+                    .ips
+                    .thresholds
+                    .iter()
+                    .map(|t| IpsThresholdEntry {
+                        sid: t.sid,
+                        count: t.count,
+                        seconds: t.seconds,
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    /// The gateway's policy file for this document.
+    pub fn to_toml(&self) -> Result<String, SnapshotError> {
+        self.snapshot().to_toml()
     }
 
     /// Checks the document the way the gateway will (the same policy compiler), and maps
@@ -438,29 +408,42 @@ impl PolicyDoc {
                 });
             }
         }
-        Policy::from_toml("policy", &self.to_toml()).map_err(|e| Invalid {
+        let text = self.to_toml().map_err(|e| Invalid {
+            field: "-".into(),
+            reason: e.to_string(),
+        })?;
+        Policy::from_toml("policy", &text).map_err(|e| Invalid {
             field: api_field(&e.field),
             reason: e.message,
         })
     }
 }
 
+/// Where each snapshot section comes from in the document (the inverse of `snapshot`):
+/// policy-file keys → API keys; sections not listed have the same name in both.
+const SECTION_ORIGINS: &[(&[&str], &[&str])] = &[
+    (&["sides", "lan_subnets"], &["lan_subnets"]),
+    (&["firewall", "rule"], &["firewall", "rules"]),
+    (&["web", "categories"], &["categories"]),
+    (&["web", "exception"], &["exceptions"]),
+    (&["web", "group"], &["host_groups"]),
+    (&["web", "quarantine"], &["quarantine"]),
+];
+
+/// The API field for a field the gateway's compiler named in the snapshot:
 /// `firewall.rule[2].dst[1]` → `firewall.rules[2].dst[1]`, `web.exception[0]` →
-/// `exceptions[0]`, and so on.
-fn api_field(f: &str) -> String {
-    let f = f.replacen("firewall.rule[", "firewall.rules[", 1);
-    for (from, to) in [
-        ("web.exception", "exceptions"),
-        ("web.group", "host_groups"),
-        ("web.categories", "categories"),
-        ("web.quarantine", "quarantine"),
-        ("sides.lan_subnets", "lan_subnets"),
-    ] {
-        if let Some(rest) = f.strip_prefix(from) {
-            return format!("{to}{rest}");
-        }
-    }
-    f
+/// `exceptions[0]`. What is not a path is passed through.
+fn api_field(file_field: &str) -> String {
+    let Some(path) = FieldPath::parse(file_field) else {
+        return file_field.to_string();
+    };
+    SECTION_ORIGINS
+        .iter()
+        .find(|(file, _)| path.starts_with_keys(file))
+        .map_or(path.clone(), |(file, api)| {
+            path.replace_prefix(file.len(), api)
+        })
+        .to_string()
 }
 
 #[cfg(test)]
@@ -491,5 +474,36 @@ mod tests {
         let mut d = PolicyDoc::default();
         d.categories.insert("adult".into(), "blok".into());
         assert_eq!(d.validate().unwrap_err().field, "categories.adult");
+        let mut d = PolicyDoc::default();
+        d.lan_subnets.push("300.0.0.0/8".into());
+        assert_eq!(d.validate().unwrap_err().field, "lan_subnets[2]");
+        let mut d = PolicyDoc::default();
+        d.host_groups.push(HostGroup {
+            name: "kids".into(),
+            subnets: vec!["10.0.0.0/99".into()],
+            macs: vec![],
+            categories: BTreeMap::new(),
+        });
+        assert_eq!(d.validate().unwrap_err().field, "host_groups[0].subnets[0]");
+        let mut d = PolicyDoc::default();
+        d.quarantine.allow.push("not a name".into());
+        assert_eq!(d.validate().unwrap_err().field, "quarantine.allow[0]");
+        let mut d = PolicyDoc::default();
+        d.firewall.rules[0].dst_ports = vec![serde_json::json!(80.5)];
+        assert_eq!(
+            d.validate().unwrap_err().field,
+            "firewall.rules[0].dst_ports[0]"
+        );
+    }
+
+    #[test]
+    fn snapshot_text_is_what_the_gateway_parses() {
+        let d = PolicyDoc::default();
+        let text = d.to_toml().unwrap();
+        let p = Policy::from_toml("snapshot", &text).unwrap();
+        assert!(p.firewall.log_defaults);
+        assert_eq!(p.firewall.rules[1].dst_ports.0, [(139, 139), (445, 445)]);
+        let back: PolicySnapshot = toml::from_str(&text).unwrap();
+        assert_eq!(back, d.snapshot());
     }
 }

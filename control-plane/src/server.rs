@@ -70,7 +70,7 @@ pub async fn start(
         );
     }
     let cur = db::current_policy(&conn)?;
-    let current = Arc::new(Mutex::new(Some((cur.version, cur.doc.to_toml()))));
+    let current = Arc::new(Mutex::new(Some((cur.version, cur.doc.to_toml()?))));
     let (store, _writer) = EventStore::start(&o.db, o.event_queue)?;
     let store = Arc::new(store);
     events::spawn_retention(

@@ -512,21 +512,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             version,
             socket,
         } => {
-            let text = std::fs::read(&policy)
+            let text = std::fs::read_to_string(&policy)
                 .with_context(|| format!("{}: cannot read", policy.display()))?;
-            let answer =
-                dataplane::command(&socket, &format!("apply {version} {}", text.len()), &text)?;
-            print!("{answer}");
-            if !answer.starts_with("ok") {
-                std::process::exit(1);
+            let request = mimamori_proto::Request::Apply {
+                version,
+                policy: text,
+            };
+            match dataplane::control_call(&socket, &request)? {
+                mimamori_proto::Answer::Applied { version, micros } => {
+                    println!("ok {version} {micros}")
+                }
+                mimamori_proto::Answer::Error(reason) => {
+                    println!("error {reason}");
+                    std::process::exit(1);
+                }
+                other => anyhow::bail!("unexpected answer {other:?}"),
             }
         }
         #[cfg(feature = "dpdk")]
         Cmd::Stats { socket } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&dataplane::query_stats(&socket)?)?
-            );
+            match dataplane::control_call(&socket, &mimamori_proto::Request::Stats)? {
+                mimamori_proto::Answer::Stats(v) => {
+                    println!("{}", serde_json::to_string_pretty(&v)?)
+                }
+                mimamori_proto::Answer::Error(reason) => {
+                    anyhow::bail!("the gateway refused: {reason}")
+                }
+                other => anyhow::bail!("unexpected answer {other:?}"),
+            }
         }
     }
     Ok(())

@@ -9,7 +9,8 @@ use crate::eve::{EveWriter, PolicyHistory};
 use mimamori_pipelines::event::EventRecord;
 use mimamori_pipelines::web::Hosts;
 use mimamori_pipelines::wire::MacAddr;
-use std::io::{BufRead, BufReader, Read, Write};
+use mimamori_proto::{Answer, ProtoError, Request};
+use std::io::{BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::path::PathBuf;
@@ -51,17 +52,8 @@ pub fn snapshot(
     }
 }
 
-/// The gateway's control socket: one command line per connection, one answer.
-///
-/// ```text
-/// stats                       -> the JSON snapshot
-/// version                     -> the running policy version
-/// apply <version> <bytes>\n<policy TOML>
-///                             -> "ok <version> <microseconds>" once every stage runs it,
-///                                or "error <reason>" (the running policy stays)
-/// hosts                       -> JSON: the web filter's LAN hosts (quarantined marked)
-/// release <mac>               -> "ok" or "error <reason>": lets a quarantined host out
-/// ```
+/// The gateway's control socket: one command line per connection, one answer (the
+/// commands and their wire format: `mimamori_proto::control`).
 pub fn spawn_control_server(
     path: &Path,
     stop: Arc<AtomicBool>,
@@ -95,86 +87,57 @@ pub fn spawn_control_server(
     }))
 }
 
-/// Longest policy text accepted over the socket.
-const POLICY_MAX: usize = 16 << 20;
-
 fn serve_one(
     s: UnixStream,
     snap: &impl Fn() -> Snapshot,
     slot: &PolicySlot,
     hosts: Option<&Hosts>,
-) -> std::io::Result<()> {
+) -> Result<(), ProtoError> {
     let mut r = BufReader::new(s.try_clone()?);
     let mut w = s;
-    let mut line = String::new();
-    r.by_ref().take(256).read_line(&mut line)?;
-    let mut words = line.split_whitespace();
-    let answer = match (words.next(), words.next(), words.next()) {
-        (Some("stats") | None, _, _) => {
-            let mut v = serde_json::to_vec(&snap()).unwrap_or_default();
-            v.push(b'\n');
-            v
-        }
-        (Some("version"), _, _) => format!("{}\n", slot.current().version).into_bytes(),
-        (Some("apply"), Some(v), Some(n)) => match (v.parse::<u64>(), n.parse::<usize>()) {
-            (Ok(version), Ok(n)) if n <= POLICY_MAX => {
-                let mut text = vec![0u8; n];
-                r.read_exact(&mut text)?;
-                match String::from_utf8(text) {
-                    Ok(text) => match slot.apply(version, &text) {
-                        Ok(took) => format!("ok {version} {}\n", took.as_micros()).into_bytes(),
-                        Err(e) => format!("error {}\n", e.replace('\n', " ")).into_bytes(),
-                    },
-                    Err(_) => b"error the policy is not UTF-8\n".to_vec(),
-                }
-            }
-            _ => {
-                format!("error apply wants <version> <bytes> (at most {POLICY_MAX})\n").into_bytes()
-            }
+    let answer = match Request::decode(&mut r) {
+        Ok(request) => answer(request, snap, slot, hosts),
+        Err(ProtoError::Io(e)) => return Err(e.into()),
+        Err(e) => Answer::Error(e.to_string()),
+    };
+    answer.encode(&mut w)
+}
+
+const NO_WEB_FILTER: &str = "no web filter (start the gateway with --categories)";
+
+fn answer(
+    request: Request,
+    snap: &impl Fn() -> Snapshot,
+    slot: &PolicySlot,
+    hosts: Option<&Hosts>,
+) -> Answer {
+    match request {
+        Request::Stats => match serde_json::to_value(snap()) {
+            Ok(v) => Answer::Stats(v),
+            Err(e) => Answer::Error(format!("cannot write the snapshot: {e}")),
         },
-        (Some("hosts"), _, _) => match hosts {
+        Request::Version => Answer::Version(slot.current().version),
+        Request::Apply { version, policy } => match slot.apply(version, &policy) {
+            Ok(took) => Answer::Applied {
+                version,
+                micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            },
+            Err(e) => Answer::Error(e),
+        },
+        Request::Hosts => match hosts {
             Some(h) => {
                 let (list, stats) = h.snapshot();
-                let mut v = serde_json::to_vec(&serde_json::json!({"hosts": list, "stats": stats}))
-                    .unwrap_or_default();
-                v.push(b'\n');
-                v
+                Answer::Hosts(serde_json::json!({"hosts": list, "stats": stats}))
             }
-            None => b"error no web filter (start the gateway with --categories)\n".to_vec(),
+            None => Answer::Error(NO_WEB_FILTER.into()),
         },
-        (Some("release"), Some(mac), _) => match (hosts, mac.parse::<MacAddr>()) {
-            (Some(h), Ok(m)) if h.release(m) => b"ok\n".to_vec(),
-            (Some(_), Ok(m)) => format!("error {m} is not quarantined\n").into_bytes(),
-            (None, _) => b"error no web filter (start the gateway with --categories)\n".to_vec(),
-            (_, Err(e)) => format!("error {e}\n").into_bytes(),
+        Request::Release { mac } => match (hosts, mac.parse::<MacAddr>()) {
+            (Some(h), Ok(m)) if h.release(m) => Answer::Released,
+            (Some(_), Ok(m)) => Answer::Error(format!("{m} is not quarantined")),
+            (None, _) => Answer::Error(NO_WEB_FILTER.into()),
+            (_, Err(e)) => Answer::Error(e.to_string()),
         },
-        (Some(other), _, _) => format!("error unknown command {other:?}\n").into_bytes(),
-    };
-    w.write_all(&answer)
-}
-
-/// Sends one command to a gateway's control socket and returns the answer.
-pub fn command(path: &Path, line: &str, body: &[u8]) -> anyhow::Result<String> {
-    let mut s = UnixStream::connect(path).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: cannot connect (is mimamori-gw run going with --stats-socket?): {e}",
-            path.display()
-        )
-    })?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(line.as_bytes())?;
-    s.write_all(b"\n")?;
-    s.write_all(body)?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf)?;
-    Ok(buf)
-}
-
-/// `mimamori-gw stats`: one snapshot from a running gateway.
-pub fn query_stats(path: &Path) -> anyhow::Result<serde_json::Value> {
-    let buf = command(path, "stats", b"")?;
-    serde_json::from_str(&buf)
-        .map_err(|e| anyhow::anyhow!("bad stats from {}: {e}", path.display()))
+    }
 }
 
 /// Notices a stage whose heartbeat stands still for a second.
@@ -293,11 +256,10 @@ impl CpSink {
                 .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
         {
             self.last_try = Some(Instant::now());
-            if let Ok(mut s) = UnixStream::connect(&self.path) {
-                let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-                if s.write_all(b"events\n").is_ok() {
-                    self.conn = Some(std::io::BufWriter::with_capacity(1 << 16, s));
-                }
+            if let Ok(mut s) = mimamori_proto::connect(&self.path, Duration::from_secs(2))
+                && mimamori_proto::CpRequest::Events.encode(&mut s).is_ok()
+            {
+                self.conn = Some(std::io::BufWriter::with_capacity(1 << 16, s));
             }
         }
         let Some(c) = self.conn.as_mut() else {
@@ -305,10 +267,9 @@ impl CpSink {
         };
         let eve = crate::eve::to_eve(rec, &self.history);
         self.line.clear();
-        if serde_json::to_writer(&mut self.line, &eve).is_err() {
+        if mimamori_proto::gateway::encode_event(&mut self.line, &eve).is_err() {
             return false;
         }
-        self.line.push(b'\n');
         if c.write_all(&self.line).is_err() {
             self.conn = None;
             return false;

@@ -7,26 +7,42 @@ mod stage;
 pub mod stats;
 
 pub use config::{Layout, Overload, RunConfig, Tier};
-pub use control::{command, query_stats};
 use mimamori_pipelines::classify::Stages;
 use mimamori_pipelines::inspect::{Inspector, InspectorLimits};
+
+/// How long a control-socket client waits on each read and write.
+pub const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Asks the control plane's gateway socket for the current policy: `Some((version,
 /// policy))`, or `None` when it has none yet.
 pub fn current_policy(
     path: &std::path::Path,
 ) -> anyhow::Result<Option<(u64, mimamori_pipelines::Policy)>> {
-    let answer = control::command(path, "current", b"")?;
-    let (head, text) = answer.split_once('\n').unwrap_or((answer.as_str(), ""));
-    let mut w = head.split_whitespace();
-    match (w.next(), w.next().and_then(|v| v.parse::<u64>().ok())) {
-        (Some("none"), _) => Ok(None),
-        (Some("policy"), Some(v)) => {
-            let p = mimamori_pipelines::Policy::from_toml(&format!("policy version {v}"), text)?;
-            Ok(Some((v, p)))
+    use mimamori_proto::{CpAnswer, CpRequest};
+    match mimamori_proto::call(path, &CpRequest::Current, SOCKET_TIMEOUT)? {
+        CpAnswer::None => Ok(None),
+        CpAnswer::Policy { version, policy } => {
+            let name = format!("policy version {version}");
+            let p = mimamori_pipelines::Policy::from_toml(&name, &policy)?;
+            Ok(Some((version, p)))
         }
-        _ => anyhow::bail!("unexpected answer from {}: {head:?}", path.display()),
+        CpAnswer::Error(reason) => {
+            anyhow::bail!("{}: the control plane refused: {reason}", path.display())
+        }
     }
+}
+
+/// One request to a running gateway's control socket (`mimamori-gw apply/stats`).
+pub fn control_call(
+    path: &std::path::Path,
+    request: &mimamori_proto::Request,
+) -> anyhow::Result<mimamori_proto::Answer> {
+    mimamori_proto::call(path, request, SOCKET_TIMEOUT).map_err(|e| match e {
+        mimamori_proto::CallError::Connect { .. } => {
+            anyhow::anyhow!("{e} (is mimamori-gw run going with --stats-socket?)")
+        }
+        other => other.into(),
+    })
 }
 
 use crate::dpdk::{self, Eal, Mempool, Port, Ring};

@@ -1,0 +1,218 @@
+//! The control plane's gateway-facing socket: the gateway asks for the current policy at
+//! start, and streams its events.
+//!
+//! ```text
+//! current                     -> "policy <version>\n<policy TOML>" (to the end of the
+//!                                connection) or "none"
+//! events\n<EVE line>\n...     -> no answer; one EVE JSON object a line until the gateway
+//!                                closes
+//! ```
+
+use crate::wire::{excerpt, one_line, read_line, read_to_end};
+use crate::{EVENT_LINE_MAX, Exchange, LINE_MAX, POLICY_MAX, ProtoError};
+use std::io::{BufRead, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpRequest {
+    Current,
+    Events,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CpAnswer {
+    Policy {
+        version: u64,
+        policy: String,
+    },
+    /// The control plane has no policy yet.
+    None,
+    Error(String),
+}
+
+impl CpRequest {
+    pub fn encode<W: Write>(&self, w: &mut W) -> Result<(), ProtoError> {
+        w.write_all(match self {
+            CpRequest::Current => b"current\n",
+            CpRequest::Events => b"events\n",
+        })?;
+        Ok(())
+    }
+
+    pub fn decode<R: BufRead>(r: &mut R) -> Result<CpRequest, ProtoError> {
+        match read_line(r, LINE_MAX)?.trim() {
+            "current" => Ok(CpRequest::Current),
+            "events" => Ok(CpRequest::Events),
+            other => Err(ProtoError::UnknownCommand(excerpt(other))),
+        }
+    }
+}
+
+impl CpAnswer {
+    pub fn encode<W: Write>(&self, w: &mut W) -> Result<(), ProtoError> {
+        match self {
+            CpAnswer::Policy { version, policy } => {
+                if policy.len() > POLICY_MAX {
+                    return Err(ProtoError::PolicyTooLarge(policy.len()));
+                }
+                w.write_all(format!("policy {version}\n").as_bytes())?;
+                w.write_all(policy.as_bytes())?;
+            }
+            CpAnswer::None => w.write_all(b"none\n")?,
+            CpAnswer::Error(reason) => {
+                w.write_all(format!("error {}\n", one_line(reason)).as_bytes())?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn decode<R: BufRead>(r: &mut R) -> Result<CpAnswer, ProtoError> {
+        let head = read_line(r, LINE_MAX)?;
+        if head.is_empty() {
+            return Err(ProtoError::NoAnswer);
+        }
+        if let Some(reason) = head.strip_prefix("error ") {
+            return Ok(CpAnswer::Error(reason.trim().to_string()));
+        }
+        let mut words = head.split_whitespace();
+        match (
+            words.next(),
+            words.next().and_then(|v| v.parse::<u64>().ok()),
+        ) {
+            (Some("none"), _) => Ok(CpAnswer::None),
+            (Some("policy"), Some(version)) => {
+                let text = read_to_end(r, POLICY_MAX, ProtoError::PolicyTooLarge)?;
+                let policy = String::from_utf8(text).map_err(|_| ProtoError::PolicyNotUtf8)?;
+                Ok(CpAnswer::Policy { version, policy })
+            }
+            _ => Err(ProtoError::UnexpectedAnswer(excerpt(&head))),
+        }
+    }
+}
+
+impl Exchange for CpRequest {
+    type Answer = CpAnswer;
+    fn encode<W: Write>(&self, w: &mut W) -> Result<(), ProtoError> {
+        CpRequest::encode(self, w)
+    }
+    fn decode_answer<R: BufRead>(&self, r: &mut R) -> Result<CpAnswer, ProtoError> {
+        CpAnswer::decode(r)
+    }
+}
+
+/// Writes one event line (the gateway side of `events`); `eve` must be one JSON object.
+pub fn encode_event<W: Write, T: serde::Serialize>(w: &mut W, eve: &T) -> Result<(), ProtoError> {
+    serde_json::to_writer(&mut *w, eve)?;
+    w.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Reads the next event line into `buf` (the control-plane side of `events`): `None` at
+/// the end of the stream. Blank lines are skipped; the text is not checked as JSON here
+/// (the event store counts malformed lines).
+pub fn decode_event<'a, R: BufRead>(
+    r: &mut R,
+    buf: &'a mut String,
+) -> Result<Option<&'a str>, ProtoError> {
+    loop {
+        *buf = read_line(r, EVENT_LINE_MAX)?;
+        if buf.is_empty() {
+            // An empty line and the end of the stream read alike: look at the buffer.
+            if r.fill_buf()?.is_empty() {
+                return Ok(None);
+            }
+            continue;
+        }
+        return Ok(Some(buf.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_answers_round_trip() {
+        for req in [CpRequest::Current, CpRequest::Events] {
+            let mut wire = Vec::new();
+            req.encode(&mut wire).unwrap();
+            assert_eq!(CpRequest::decode(&mut wire.as_slice()).unwrap(), req);
+        }
+        for answer in [
+            CpAnswer::Policy {
+                version: 4,
+                policy: "[sides]\nlan_subnets = []\n".into(),
+            },
+            CpAnswer::None,
+            CpAnswer::Error("no such thing".into()),
+        ] {
+            let mut wire = Vec::new();
+            answer.encode(&mut wire).unwrap();
+            assert_eq!(CpAnswer::decode(&mut wire.as_slice()).unwrap(), answer);
+        }
+        let mut wire = Vec::new();
+        CpAnswer::Policy {
+            version: 4,
+            policy: "x = 1\n".into(),
+        }
+        .encode(&mut wire)
+        .unwrap();
+        assert_eq!(wire, b"policy 4\nx = 1\n");
+    }
+
+    #[test]
+    fn events_stream_line_by_line() {
+        let mut wire = Vec::new();
+        CpRequest::Events.encode(&mut wire).unwrap();
+        encode_event(&mut wire, &serde_json::json!({"event_type": "flow"})).unwrap();
+        wire.extend_from_slice(b"\n");
+        encode_event(&mut wire, &serde_json::json!({"event_type": "alert"})).unwrap();
+        let mut r = wire.as_slice();
+        assert_eq!(CpRequest::decode(&mut r).unwrap(), CpRequest::Events);
+        let mut buf = String::new();
+        let mut seen = Vec::new();
+        while let Some(line) = decode_event(&mut r, &mut buf).unwrap() {
+            seen.push(line.to_string());
+        }
+        assert_eq!(
+            seen,
+            [r#"{"event_type":"flow"}"#, r#"{"event_type":"alert"}"#]
+        );
+    }
+
+    #[test]
+    fn oversize_and_malformed_input_is_refused() {
+        assert!(matches!(
+            CpRequest::decode(&mut &b"currant\n"[..]),
+            Err(ProtoError::UnknownCommand(_))
+        ));
+        let long = vec![b'a'; LINE_MAX * 2];
+        assert!(matches!(
+            CpRequest::decode(&mut long.as_slice()),
+            Err(ProtoError::LineTooLong(_))
+        ));
+        assert!(matches!(
+            CpAnswer::decode(&mut &b"policy seven\nx"[..]),
+            Err(ProtoError::UnexpectedAnswer(_))
+        ));
+        assert!(matches!(
+            CpAnswer::decode(&mut &b""[..]),
+            Err(ProtoError::NoAnswer)
+        ));
+        assert!(matches!(
+            CpAnswer::decode(&mut &b"policy 1\n\xff"[..]),
+            Err(ProtoError::PolicyNotUtf8)
+        ));
+        let mut big = b"policy 1\n".to_vec();
+        big.resize(big.len() + POLICY_MAX + 1, b'#');
+        assert!(matches!(
+            CpAnswer::decode(&mut big.as_slice()),
+            Err(ProtoError::PolicyTooLarge(_))
+        ));
+        let mut events = vec![b'{'; EVENT_LINE_MAX + 1];
+        events.push(b'\n');
+        assert!(matches!(
+            decode_event(&mut events.as_slice(), &mut String::new()),
+            Err(ProtoError::LineTooLong(_))
+        ));
+    }
+}
