@@ -90,6 +90,13 @@ pub fn spawn_gateway_socket(
     store: Arc<EventStore>,
 ) -> anyhow::Result<()> {
     if path.exists() {
+        // A socket someone answers on belongs to a running control plane: leave it.
+        if UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "{}: another control plane is serving this socket (stop it first, or pass another --cp-socket)",
+                path.display()
+            );
+        }
         std::fs::remove_file(path)
             .map_err(|e| anyhow::anyhow!("{}: cannot replace stale socket: {e}", path.display()))?;
     }
@@ -133,5 +140,34 @@ fn serve(conn: UnixStream, current: &Current, store: &EventStore) -> Result<(), 
         }
         Err(ProtoError::Io(e)) => Err(e.into()),
         Err(e) => CpAnswer::Error(e.to_string()).encode(&mut w),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn a_second_control_plane_leaves_the_running_ones_socket_alone() {
+        let dir = std::env::temp_dir().join(format!("mimamori-gwlink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("cp.db");
+        crate::db::open(&db).unwrap();
+        let (store, _w) = EventStore::start(&db, 16).unwrap();
+        let store = Arc::new(store);
+        let sock = dir.join("cp.sock");
+        let current: Current = Arc::new(Mutex::new(Some((7, "[sides]\n".into()))));
+        spawn_gateway_socket(&sock, current.clone(), store.clone()).unwrap();
+        let err = spawn_gateway_socket(&sock, current, store).unwrap_err();
+        assert!(err.to_string().contains("another control plane"), "{err}");
+        // The first one still answers.
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.write_all(b"current\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("policy 7"), "{out:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

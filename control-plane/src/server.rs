@@ -79,6 +79,11 @@ pub async fn start(
         Duration::from_secs(600),
         store.counters.clone(),
     );
+    // The TCP port first: a second `serve` that cannot have it must fail before it
+    // touches the gateway socket a running control plane serves.
+    let listener = tokio::net::TcpListener::bind(o.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: cannot listen: {e}", o.listen))?;
     gwlink::spawn_gateway_socket(&o.cp_socket, current.clone(), store.clone())?;
     let app = Arc::new(App {
         db: Mutex::new(conn),
@@ -90,9 +95,6 @@ pub async fn start(
         changes: tokio::sync::Mutex::new(()),
         counters: ApiCounters::default(),
     });
-    let listener = tokio::net::TcpListener::bind(o.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: cannot listen: {e}", o.listen))?;
     let addr = listener.local_addr()?;
     let serve = axum::serve(listener, api::router(app.clone())).with_graceful_shutdown(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
