@@ -87,6 +87,16 @@ impl HalfStream {
         }
     }
 
+    /// Starts over with an empty window at `seq`, keeping its memory for the next user.
+    pub fn restart_at(&mut self, seq: u32) {
+        self.buf.clear();
+        self.base = Some(seq);
+        self.n_ranges = 0;
+        self.inspected = 0;
+        self.truncated = false;
+        self.fin = false;
+    }
+
     /// Learns the initial sequence number from a SYN: data starts one past it.
     pub fn syn(&mut self, seq: u32) {
         if self.buf.is_empty() {

@@ -124,8 +124,16 @@ proptest! {
         }
         let _ = names::http_target(&bytes);
         let _ = names::dhcp(&bytes);
-        let (mut scratch, mut crypto) = ([0u8; 2048], [0u8; 4096]);
-        let _ = quic::initial_crypto(&bytes, &mut scratch, &mut crypto);
+        let mut scratch = [0u8; 2048];
+        let mut d = &bytes[..];
+        while let Ok((p, rest)) = quic::next_packet(d) {
+            if let Ok(plain) = quic::open_initial(&p, &mut scratch) {
+                let _ = quic::crypto_frames(plain, |_, _| {});
+            }
+            d = rest;
+        }
+        let _ = mimamori_pipelines::web::hello::read_tcp(&bytes, &mut scratch, false);
+        let _ = mimamori_pipelines::web::hello::read_crypto(&bytes, true);
         let _ = mimamori_pipelines::app::tls::parse_client_hello_prefix(&bytes);
         let _ = mimamori_pipelines::app::tls::parse_handshake_prefix(&bytes);
     }

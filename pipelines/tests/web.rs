@@ -329,7 +329,14 @@ fn quic_initial_sni_is_read_and_blocked() {
     let hello = synth::client_hello(&mut Rng::new(3), "phish-bank.test");
     // QUIC carries the handshake message without the TLS record header.
     let mut pkt = [0u8; 1500];
-    let n = quic::seal_initial(&[9, 8, 7, 6, 5, 4, 3, 2], &hello[5..], &mut pkt).unwrap();
+    let n = quic::seal_initial(
+        quic::V1,
+        &[9, 8, 7, 6, 5, 4, 3, 2],
+        0,
+        &hello[5..],
+        &mut pkt,
+    )
+    .unwrap();
     let v = cls.process(&udp(&c, &s, &pkt[..n]), Side::Lan, 1);
     assert_eq!(v, Verdict::Drop(DropReason::WebBlock));
     assert!(
@@ -343,7 +350,7 @@ fn quic_initial_sni_is_read_and_blocked() {
         (Via::Quic, "phish-bank.test", true)
     );
     let ok = synth::client_hello(&mut Rng::new(4), "web.test");
-    let n = quic::seal_initial(&[1; 8], &ok[5..], &mut pkt).unwrap();
+    let n = quic::seal_initial(quic::V1, &[1; 8], 0, &ok[5..], &mut pkt).unwrap();
     let c2 = Endpoint::client(10, false, 50001);
     assert!(
         cls.process(&udp(&c2, &s, &pkt[..n]), Side::Lan, 1)
@@ -540,4 +547,202 @@ fn policy_errors_name_the_field() {
     assert_eq!(e.field, "web.exception[0].entry");
     let e = Policy::from_toml("p.toml", "[web.quarantine]\ncallbacks = 0\n").unwrap_err();
     assert_eq!(e.field, "web.quarantine.callbacks");
+}
+
+/// Sends `hello` in segments cut at `cuts` (byte offsets), in the order `order` gives;
+/// returns each segment's verdict in sending order.
+fn send_cut(
+    cls: &mut Classifier,
+    c: &Endpoint,
+    s: &Endpoint,
+    hello: &[u8],
+    cuts: &[usize],
+    order: &[usize],
+) -> Vec<Verdict> {
+    connect_and_send(cls, c, s, &[], 1);
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(cuts);
+    bounds.push(hello.len());
+    order
+        .iter()
+        .map(|&i| {
+            let (a, b) = (bounds[i], bounds[i + 1]);
+            let seg = tcp(c, s, ACK | PSH, 1001 + a as u32, 5001, &hello[a..b]);
+            cls.process(&seg, Side::Lan, 2)
+        })
+        .collect()
+}
+
+fn pq_hello(seed: u64, sni: &str) -> Vec<u8> {
+    let shape = synth::HelloShape {
+        key_share_before_sni: 1220,
+        ech: None,
+    };
+    synth::shaped_client_hello(&mut Rng::new(seed), sni, shape)
+}
+
+#[test]
+fn a_hello_whose_name_is_in_a_later_segment_is_judged_on_the_segment_completing_it() {
+    let (mut cls, _) = classifier(POLICY);
+    let s = Endpoint::server(443, false, 443);
+    let hello = pq_hello(7, "casino.test");
+    assert!(hello.len() > 1300, "{}", hello.len());
+    // SNI at ~1,300: the first segment passes, the second is the one dropped.
+    let v = send_cut(
+        &mut cls,
+        &Endpoint::client(10, false, 41000),
+        &s,
+        &hello,
+        &[1200],
+        &[0, 1],
+    );
+    assert!(v[0].is_forward());
+    assert_eq!(v[1], Verdict::Drop(DropReason::WebBlock));
+    // Three segments, out of order (the middle one last), the name near byte 3,000.
+    let shape = synth::HelloShape {
+        key_share_before_sni: 2900,
+        ech: None,
+    };
+    let long = synth::shaped_client_hello(&mut Rng::new(8), "casino.test", shape);
+    let c = Endpoint::client(10, false, 41001);
+    let v = send_cut(&mut cls, &c, &s, &long, &[1400, 2800], &[0, 2, 1]);
+    assert!(v[0].is_forward() && v[1].is_forward(), "{v:?}");
+    assert_eq!(v[2], Verdict::Drop(DropReason::WebBlock));
+    // Each byte its own segment for the first 20, then the rest.
+    let c = Endpoint::client(10, false, 41002);
+    let cuts: Vec<usize> = (1..20).collect();
+    let order: Vec<usize> = (0..20).collect();
+    let v = send_cut(&mut cls, &c, &s, &hello, &cuts, &order);
+    assert!(v.iter().take(19).all(|v| v.is_forward()));
+    assert_eq!(v[19], Verdict::Drop(DropReason::WebBlock));
+    // An allowed name over two segments passes, and the buffers are all back.
+    let ok = pq_hello(9, "daily-news.test");
+    let c = Endpoint::client(10, false, 41003);
+    let v = send_cut(&mut cls, &c, &s, &ok, &[700], &[0, 1]);
+    assert!(v.iter().all(|v| v.is_forward()));
+    let st = &cls.web().unwrap().stats;
+    assert_eq!((st.tls_sni, st.hellos.joined, st.blocked), (4, 4, 3));
+    let h = web_events(&mut cls);
+    assert!(
+        h.iter()
+            .all(|h| h.via == Via::Sni && h.name.as_str() == "casino.test")
+    );
+}
+
+#[test]
+fn a_hello_that_never_ends_is_judged_by_what_was_read() {
+    let policy = POLICY.replace("[web]\n", "[web]\nunreadable = \"block\"\n");
+    let (mut cls, _) = classifier(&policy);
+    let s = Endpoint::server(443, false, 443);
+    // A record header announcing 16 KiB, then padding that never reaches a name.
+    let mut endless = vec![22, 3, 1, 0x40, 0, 1, 0, 0x3f, 0xfc, 3, 3];
+    endless.resize(20_000, 0);
+    let c = Endpoint::client(10, false, 42000);
+    let cuts: Vec<usize> = (1..14).map(|i| i * 1400).collect();
+    let order: Vec<usize> = (0..14).collect();
+    let v = send_cut(&mut cls, &c, &s, &endless, &cuts, &order);
+    let blocked = v.iter().position(|v| !v.is_forward()).expect("judged");
+    assert!(blocked >= 11, "held to the budget: {blocked}");
+    let st = &cls.web().unwrap().stats;
+    assert_eq!((st.unreadable, st.hellos.over_budget), (1, 1));
+    // The same under the default (allow): the flow passes, counted.
+    let (mut cls, _) = classifier(POLICY);
+    let v = send_cut(&mut cls, &c, &s, &endless, &cuts, &order);
+    assert!(v.iter().all(|v| v.is_forward()));
+    assert_eq!(cls.web().unwrap().stats.unreadable, 1);
+}
+
+#[test]
+fn a_quic_hello_over_two_initials_is_joined_in_either_order_and_every_version() {
+    let (mut cls, _) = classifier(POLICY);
+    let s = Endpoint::server(443, false, 443);
+    let hello = pq_hello(11, "phish-bank.test");
+    let hs = &hello[5..];
+    let cut = 1000;
+    for (i, version) in [quic::V1, quic::V2, 0xff00_001d, 0xff00_0017, 0xface_b00e]
+        .into_iter()
+        .enumerate()
+    {
+        for reversed in [false, true] {
+            let c = Endpoint::client(10, false, 50000 + (i as u16) * 2 + u16::from(reversed));
+            let dcid = [i as u8; 8];
+            let (mut a, mut b) = ([0u8; 1500], [0u8; 1500]);
+            let na = quic::seal_initial(version, &dcid, 0, &hs[..cut], &mut a).unwrap();
+            let nb = quic::seal_initial(version, &dcid, cut as u16, &hs[cut..], &mut b).unwrap();
+            let (first, second) = if reversed {
+                (&b[..nb], &a[..na])
+            } else {
+                (&a[..na], &b[..nb])
+            };
+            assert!(cls.process(&udp(&c, &s, first), Side::Lan, 1).is_forward());
+            assert_eq!(
+                cls.process(&udp(&c, &s, second), Side::Lan, 1),
+                Verdict::Drop(DropReason::WebBlock),
+                "version {version:#x} reversed {reversed}"
+            );
+        }
+    }
+    let st = &cls.web().unwrap().stats;
+    assert_eq!((st.quic_sni, st.quic_unreadable), (10, 0));
+}
+
+/// Answers a DNS query for `name` with `addr`, so later connections there are named.
+fn answer(cls: &mut Classifier, name: &str, addr: u8) {
+    let (c, r) = (
+        Endpoint::client(10, false, 5301),
+        Endpoint::server(53, false, 53),
+    );
+    cls.process(&udp(&c, &r, &dns_query(name, 1)), Side::Lan, 1);
+    let mut a = dns_query(name, 1);
+    a[2] |= 0x80;
+    a[7] = 1;
+    a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 198, 19, 0, addr]);
+    cls.process(&udp(&r, &c, &a), Side::Wan, 1);
+}
+
+#[test]
+fn an_ech_hello_is_judged_by_its_outer_name_and_the_name_looked_up() {
+    let ech = |seed, name| {
+        let shape = synth::HelloShape {
+            key_share_before_sni: 0,
+            ech: Some(200),
+        };
+        synth::shaped_client_hello(&mut Rng::new(seed), name, shape)
+    };
+    let block = POLICY.replace("[web]\n", "[web]\nech = \"block\"\n");
+    for (policy, hidden_passes) in [(POLICY, true), (block.as_str(), false)] {
+        let (mut cls, _) = classifier(policy);
+        // The client looked up casino.test (blocked); the outer name is a public one.
+        answer(&mut cls, "casino.test", 50);
+        answer(&mut cls, "daily-news.test", 51);
+        answer(&mut cls, "chatter.test", 52);
+        let _ = web_events(&mut cls);
+        let to = |a| Endpoint::server(a, false, 443);
+        let c = Endpoint::client(10, false, 43000);
+        let v = connect_and_send(&mut cls, &c, &to(50), &ech(1, "public-ech.test"), 1);
+        assert_eq!(
+            v,
+            Verdict::Drop(DropReason::WebBlock),
+            "by the looked-up name"
+        );
+        // GREASE ECH (Chrome's default): the outer name is the looked-up one.
+        let c = Endpoint::client(10, false, 43001);
+        let v = connect_and_send(&mut cls, &c, &to(51), &ech(2, "daily-news.test"), 1);
+        assert!(v.is_forward());
+        // Real ECH to an allowed site: the name stays hidden.
+        let c = Endpoint::client(10, false, 43002);
+        let v = connect_and_send(&mut cls, &c, &to(52), &ech(3, "public-ech.test"), 1);
+        assert_eq!(v.is_forward(), hidden_passes);
+        let st = &cls.web().unwrap().stats;
+        assert_eq!((st.ech, st.ech_hidden), (3, 2));
+        let h = web_events(&mut cls);
+        assert!(
+            h.iter()
+                .any(|h| h.via == Via::DnsAnswer && h.name.as_str() == "casino.test")
+        );
+        assert_eq!(
+            h.iter().any(|h| h.ech && h.outcome == Outcome::Blocked),
+            !hidden_passes
+        );
+    }
 }

@@ -15,6 +15,9 @@ pub struct ClientHello<'a> {
     alpn_len: u8,
     /// The client offered TLS 1.3 in `supported_versions`.
     pub offers_tls13: bool,
+    /// The hello carries `encrypted_client_hello` (real or GREASE): its SNI is the outer,
+    /// public name.
+    pub ech: bool,
     /// Raw lists for the JA3 fingerprint: cipher suites (u16s), the extensions block,
     /// supported groups (u16s) and EC point formats (u8s).
     pub suites: &'a [u8],
@@ -92,11 +95,7 @@ pub fn parse_handshake(msg: &[u8]) -> Result<ClientHello<'_>, TlsError> {
         return Err(TlsError::NotClientHello);
     }
     let hs_len = (usize::from(msg[1]) << 16) | (usize::from(msg[2]) << 8) | usize::from(msg[3]);
-    let body = msg.get(4..4 + hs_len).ok_or(if hs_len > msg.len() {
-        TlsError::Partial
-    } else {
-        TlsError::Malformed("handshake length")
-    })?;
+    let body = msg.get(4..4 + hs_len).ok_or(TlsError::Partial)?;
     parse_body(body)
 }
 
@@ -198,6 +197,7 @@ fn walk_body<'a>(body: &'a [u8], cut: bool, hello: &mut ClientHello<'a>) -> Resu
                 let n = e.u8()?;
                 hello.point_formats = e.take(n)?;
             }
+            EXT_ECH => hello.ech = true,
             43 => {
                 let n = e.u8()?;
                 let vs = e.take(n)?;
@@ -207,6 +207,63 @@ fn walk_body<'a>(body: &'a [u8], cut: bool, hello: &mut ClientHello<'a>) -> Resu
         }
     }
     Ok(())
+}
+
+/// `encrypted_client_hello` (draft-ietf-tls-esni, the code point browsers send).
+const EXT_ECH: usize = 0xfe0d;
+
+/// A client's first flight read as far as the bytes at hand go.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HelloRead<'a> {
+    /// The whole ClientHello (its SNI may be absent).
+    Complete(ClientHello<'a>),
+    /// Cut short; the SNI if the part at hand holds it.
+    Partial(Option<&'a str>),
+    /// Not a ClientHello, or malformed.
+    Invalid(TlsError),
+}
+
+/// Reads the ClientHello at the start of a client's TLS stream, however many records it
+/// was split into: the handshake bytes of the leading records (a cut last record
+/// included) are joined into `scratch` (bounded by its size) and parsed.
+pub fn read_client_hello<'a>(stream: &[u8], scratch: &'a mut [u8]) -> HelloRead<'a> {
+    let mut n = 0;
+    let mut at = 0;
+    while let Some(h) = stream.get(at..at + 5) {
+        if !looks_like_tls(h) {
+            if at == 0 {
+                return HelloRead::Invalid(TlsError::NotHandshake);
+            }
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+        let body = &stream[at + 5..stream.len().min(at + 5 + len)];
+        let k = body.len().min(scratch.len() - n);
+        scratch[n..n + k].copy_from_slice(&body[..k]);
+        n += k;
+        if body.len() < len || n == scratch.len() {
+            break;
+        }
+        at += 5 + len;
+    }
+    read_handshake(&scratch[..n])
+}
+
+/// [`read_client_hello`] for handshake bytes without the record layer (QUIC's CRYPTO
+/// stream).
+pub fn read_handshake(hs: &[u8]) -> HelloRead<'_> {
+    if hs.len() < 4 {
+        return HelloRead::Partial(None);
+    }
+    match parse_handshake(hs) {
+        Ok(h) => HelloRead::Complete(h),
+        Err(TlsError::Partial) => {
+            let mut hello = ClientHello::default();
+            let _ = walk_body(&hs[4..], true, &mut hello);
+            HelloRead::Partial(hello.sni)
+        }
+        Err(e) => HelloRead::Invalid(e),
+    }
 }
 
 /// Certificates kept from one server flight.

@@ -9,7 +9,7 @@ mod proto;
 mod rng;
 mod tcp;
 
-pub use proto::client_hello;
+pub use proto::{HelloShape, client_hello, shaped_client_hello};
 pub use rng::Rng;
 pub use tcp::Endpoint;
 

@@ -199,7 +199,9 @@ impl Gen<'_> {
         let name = self.name();
         let hello = client_hello(&mut self.rng, &name);
         let mut buf = [0u8; 1500];
-        let n = crate::web::quic::seal_initial(&dcid, &hello[5..], &mut buf).unwrap_or(0);
+        let n =
+            crate::web::quic::seal_initial(crate::web::quic::V1, &dcid, 0, &hello[5..], &mut buf)
+                .unwrap_or(0);
         let initial = buf[..n].to_vec();
         let mut t = self.t;
         self.udp(&client, &server, &initial, t);
@@ -337,7 +339,31 @@ fn record(content_type: u8, body: &[u8]) -> Vec<u8> {
 
 /// A TLS 1.3-style ClientHello with SNI and ALPN (RFC 8446 4.1.2, RFC 6066 3, RFC 7301).
 pub fn client_hello(rng: &mut Rng, sni: &str) -> Vec<u8> {
+    shaped_client_hello(rng, sni, HelloShape::default())
+}
+
+/// How a built ClientHello looks on the wire, as modern browsers send them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HelloShape {
+    /// A `key_share` of this many bytes before the SNI (X25519MLKEM768 is ~1,220).
+    pub key_share_before_sni: usize,
+    /// An `encrypted_client_hello` extension (outer form) of this many payload bytes.
+    pub ech: Option<usize>,
+}
+
+/// A ClientHello record of `shape` naming `sni`.
+pub fn shaped_client_hello(rng: &mut Rng, sni: &str, shape: HelloShape) -> Vec<u8> {
     let mut ext = Vec::new();
+    if shape.key_share_before_sni > 0 {
+        let n = shape.key_share_before_sni;
+        // key_share: list length, one entry (group 0x11ec, key length, key).
+        ext.extend_from_slice(&51u16.to_be_bytes());
+        ext.extend_from_slice(&((n + 6) as u16).to_be_bytes());
+        ext.extend_from_slice(&((n + 4) as u16).to_be_bytes());
+        ext.extend_from_slice(&[0x11, 0xec]);
+        ext.extend_from_slice(&(n as u16).to_be_bytes());
+        ext.extend(rng.bytes(n));
+    }
     let name = sni.as_bytes();
     ext.extend_from_slice(&0u16.to_be_bytes());
     ext.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
@@ -355,6 +381,15 @@ pub fn client_hello(rng: &mut Rng, sni: &str) -> Vec<u8> {
     ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
     ext.extend_from_slice(&list);
     ext.extend_from_slice(&[0, 43, 0, 3, 2, 3, 4]); // supported_versions: TLS 1.3
+    if let Some(n) = shape.ech {
+        // Outer ECH: type 0, cipher suite, config id, enc (32), payload (n).
+        ext.extend_from_slice(&0xfe0du16.to_be_bytes());
+        ext.extend_from_slice(&((n + 42) as u16).to_be_bytes());
+        ext.extend_from_slice(&[0, 0, 1, 0, 1, 0x2a, 0, 32]);
+        ext.extend(rng.bytes(32));
+        ext.extend_from_slice(&(n as u16).to_be_bytes());
+        ext.extend(rng.bytes(n));
+    }
     let mut body = vec![3, 3];
     body.extend(rng.bytes(32));
     body.push(32);

@@ -45,6 +45,10 @@ pub(crate) struct WebFile {
     dns_answers: Option<Spanned<i64>>,
     #[serde(default)]
     hosts: Option<Spanned<i64>>,
+    #[serde(default)]
+    ech: Option<WebAction>,
+    #[serde(default)]
+    unreadable: Option<WebAction>,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +137,13 @@ pub struct WebConfig {
     pub dns_answers: usize,
     /// LAN hosts tracked (MAC, addresses, DHCP names, callbacks).
     pub hosts: usize,
+    /// A ClientHello with `encrypted_client_hello` whose outer name is not the name the
+    /// client looked up for the address (the real name is hidden): allowed (judged by the
+    /// looked-up name), monitored, or blocked.
+    pub ech: WebAction,
+    /// A first message that could not be read to its name (past the budget, malformed):
+    /// allowed, monitored or blocked.
+    pub unreadable: WebAction,
 }
 
 pub const DEFAULT_THREATS: [&str; 5] = ["malware", "phishing", "c2", "cryptojacking", "ransomware"];
@@ -231,6 +242,8 @@ impl WebFile {
                 65_536,
             )? as usize,
             hosts: bounded(cx, "web.hosts", &self.hosts, 16, 1 << 20, 4096)? as usize,
+            ech: self.ech.unwrap_or(WebAction::Allow),
+            unreadable: self.unreadable.unwrap_or(WebAction::Allow),
         })
     }
 }

@@ -10,25 +10,27 @@
 
 pub mod answer;
 pub mod config;
+pub mod hello;
 pub mod hosts;
 pub mod names;
 pub mod quic;
+pub mod rules;
 
 pub use config::{WebAction, WebConfig};
 pub use hosts::{HostAgent, Hosts, Observation, Quarantined};
 pub use names::ShortName;
+pub use rules::{Decision, WebRules};
 
-use crate::app::tls;
 use crate::classify::DropReason;
 use crate::event::{EventKind, EventRecord};
 use crate::flow::Side;
 use crate::packet::PacketMeta;
-use crate::policy::PolicyError;
 use crate::reject;
 use crate::stage::{FlowRef, Inspect, Output, PacketCtx, StageVerdict};
 use crate::wire::arp::ArpPacket;
-use crate::wire::{MacAddr, ip_proto};
-use mimamori_signatures::category::{Builder, CategoryDb, Match};
+use crate::wire::{MacAddr, ip_proto, tcp::flags as tcp_flags};
+use hello::{ClientRead, HELLO_MAX, Handle, Hellos, Slot};
+use mimamori_signatures::category::Match;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -90,260 +92,8 @@ pub struct WebHit {
     pub threat: bool,
     pub group: u16,
     pub mac: MacAddr,
-}
-
-/// The policy's judgement of one name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Decision {
-    pub action: WebAction,
-    /// The category match behind the action, if any.
-    pub hit: Option<Match>,
-    /// A site exception decided.
-    pub exception: bool,
-    pub threat: bool,
-    /// The name is in a callback category (C&C, malware): counts towards quarantine.
-    pub callback: bool,
-}
-
-struct Group {
-    subnets: crate::firewall::CidrSet,
-    macs: Vec<MacAddr>,
-    /// Per database category.
-    actions: Vec<WebAction>,
-    exceptions: Option<CategoryDb>,
-}
-
-/// The `[web]` policy compiled against a category database.
-pub struct WebRules {
-    db: Arc<CategoryDb>,
-    pub config: WebConfig,
-    groups: Vec<Group>,
-    threat: Vec<bool>,
-    callback: Vec<bool>,
-    quarantine_allow: Option<CategoryDb>,
-}
-
-impl std::fmt::Debug for WebRules {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WebRules({:?}, {} groups)", self.db, self.groups.len())
-    }
-}
-
-const EXC_ALLOW: u16 = 0;
-
-/// Site lists (exceptions, the quarantine allow-list) as small databases, so they match
-/// exactly like the category lists.
-fn site_list<'a>(
-    entries: impl Iterator<Item = (&'a str, bool)>,
-) -> Result<Option<CategoryDb>, String> {
-    let mut b = Builder::default();
-    let src = b.source("policy", "");
-    let (allow, block) = (b.category("allow"), b.category("block"));
-    debug_assert_eq!(allow, EXC_ALLOW);
-    let mut any = false;
-    for (entry, is_allow) in entries {
-        let cat = if is_allow { allow } else { block };
-        let ok = if entry.contains('/') {
-            b.add_url(entry, cat, src)
-        } else {
-            b.add_domain(entry, cat, src)
-        };
-        if !ok {
-            return Err(format!("{entry:?} is not a domain or URL prefix"));
-        }
-        any = true;
-    }
-    if !any {
-        return Ok(None);
-    }
-    let (bytes, _) = b.finish(0);
-    CategoryDb::from_bytes(bytes)
-        .map(Some)
-        .map_err(|e| e.to_string())
-}
-
-impl WebRules {
-    /// Compiles `config` against `db`. A category the policy names must exist in the
-    /// database (a typo must not silently allow what it meant to block); `file` names the
-    /// policy in the error.
-    pub fn new(
-        config: &WebConfig,
-        db: Arc<CategoryDb>,
-        file: &str,
-    ) -> Result<WebRules, PolicyError> {
-        let n = db.categories.len();
-        let index = |name: &str| db.categories.iter().position(|c| c == name);
-        let mut groups = Vec::with_capacity(config.groups.len());
-        let mut defaults = vec![WebAction::Allow; n];
-        for (gi, g) in config.groups.iter().enumerate() {
-            let mut actions = if gi == 0 {
-                vec![WebAction::Allow; n]
-            } else {
-                defaults.clone()
-            };
-            for a in &g.categories {
-                match index(&a.category) {
-                    Some(c) => actions[c] = a.action,
-                    None => {
-                        return Err(PolicyError {
-                            file: file.to_string(),
-                            line: a.line,
-                            field: a.field.clone(),
-                            message: format!(
-                                "no category {:?} in the category database ({} categories: {})",
-                                a.category,
-                                n,
-                                db.categories
-                                    .iter()
-                                    .take(12)
-                                    .cloned()
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        });
-                    }
-                }
-            }
-            if gi == 0 {
-                defaults = actions.clone();
-            }
-            let exceptions = site_list(
-                g.exceptions
-                    .iter()
-                    .map(|e| (e.entry.as_str(), e.action != WebAction::Block)),
-            )
-            .map_err(|message| PolicyError {
-                file: file.to_string(),
-                line: 0,
-                field: format!("web.group[{gi}].exception"),
-                message,
-            })?;
-            groups.push(Group {
-                subnets: g.subnets.clone(),
-                macs: g.macs.clone(),
-                actions,
-                exceptions,
-            });
-        }
-        let flags = |list: &[String]| -> Vec<bool> {
-            db.categories
-                .iter()
-                .map(|c| list.iter().any(|l| l == c))
-                .collect()
-        };
-        let quarantine_allow = site_list(
-            config.quarantine.allow.iter().map(|n| (n.as_str(), true)),
-        )
-        .map_err(|message| PolicyError {
-            file: file.to_string(),
-            line: 0,
-            field: "web.quarantine.allow".into(),
-            message,
-        })?;
-        Ok(WebRules {
-            threat: flags(&config.threat_categories),
-            callback: flags(&config.callback_categories),
-            db,
-            config: config.clone(),
-            groups,
-            quarantine_allow,
-        })
-    }
-
-    pub fn db(&self) -> &Arc<CategoryDb> {
-        &self.db
-    }
-
-    pub fn category_name(&self, c: u16) -> &str {
-        self.db
-            .categories
-            .get(usize::from(c))
-            .map_or("-", |s| s.as_str())
-    }
-    pub fn source_name(&self, s: u16) -> &str {
-        self.db
-            .sources
-            .get(usize::from(s))
-            .map_or("-", |s| s.0.as_str())
-    }
-    pub fn group_name(&self, g: u16) -> &str {
-        self.config
-            .groups
-            .get(usize::from(g))
-            .map_or("-", |g| g.name.as_str())
-    }
-
-    /// The host group of a LAN sender: the first listed group naming its MAC or subnet.
-    pub fn group_of(&self, mac: MacAddr, src: u128) -> usize {
-        self.groups
-            .iter()
-            .enumerate()
-            .skip(1)
-            .find(|(_, g)| {
-                g.macs.contains(&mac) || (!g.subnets.0.is_empty() && g.subnets.matches(src))
-            })
-            .map_or(0, |(i, _)| i)
-    }
-
-    /// Judges a name (and a path, for HTTP). Exceptions beat categories; among categories
-    /// the strictest action wins; a threat category is never less than monitored.
-    pub fn decide(
-        &self,
-        group: usize,
-        host: &str,
-        path: Option<&str>,
-        buf: &mut Vec<Match>,
-    ) -> Decision {
-        let lookup = |db: &CategoryDb, buf: &mut Vec<Match>| match path {
-            Some(p) => db.lookup_url(host, p, buf),
-            None => db.lookup_host(host, buf),
-        };
-        let mut d = Decision {
-            action: WebAction::Allow,
-            hit: None,
-            exception: false,
-            threat: false,
-            callback: false,
-        };
-        if lookup(&self.db, buf) {
-            let actions = &self.groups[group].actions;
-            for m in buf.iter() {
-                let c = usize::from(m.category);
-                let a = actions[c];
-                d.threat |= self.threat[c];
-                d.callback |= self.callback[c];
-                if d.hit.is_none() || a > d.action {
-                    d.action = a;
-                    d.hit = Some(*m);
-                }
-            }
-            if d.threat && d.action == WebAction::Allow {
-                d.action = WebAction::Monitor;
-            }
-        }
-        let exc = [group, 0];
-        for g in exc.iter().take(if group == 0 { 1 } else { 2 }) {
-            if let Some(x) = &self.groups[*g].exceptions
-                && lookup(x, buf)
-            {
-                let block = buf.iter().any(|m| m.category != EXC_ALLOW);
-                d.action = if block {
-                    WebAction::Block
-                } else {
-                    WebAction::Allow
-                };
-                d.exception = true;
-                break;
-            }
-        }
-        d
-    }
-
-    pub fn quarantine_allows(&self, host: &str, buf: &mut Vec<Match>) -> bool {
-        self.quarantine_allow
-            .as_ref()
-            .is_some_and(|x| x.lookup_host(host, buf))
-    }
+    /// The name is an ECH hello's outer name.
+    pub ech: bool,
 }
 
 /// Counters of the web filter.
@@ -354,8 +104,19 @@ pub struct WebStats {
     pub dns_answers_replaced: u64,
     pub tls_sni: u64,
     pub quic_sni: u64,
-    /// QUIC Initials that did not decrypt or held no SNI in their first packet.
+    /// Client Initials that did not decrypt (or were cut short).
     pub quic_unreadable: u64,
+    /// Long-header packets of versions not read (gQUIC, unknown): their flows are judged
+    /// by the DNS answer cache.
+    pub quic_other_version: u64,
+    /// 0-RTT packets seen behind a client's Initial.
+    pub quic_0rtt: u64,
+    /// ClientHellos with `encrypted_client_hello` (real or GREASE).
+    pub ech: u64,
+    /// …whose outer name was not the name looked up for the address.
+    pub ech_hidden: u64,
+    /// First messages that could not be read to a name (past the budget, malformed).
+    pub unreadable: u64,
     pub http_hosts: u64,
     /// Flows given up on: no name in their first payload packets.
     pub no_name: u64,
@@ -370,6 +131,7 @@ pub struct WebStats {
     pub dhcp: u64,
     pub arp: u64,
     pub host_observations_dropped: u64,
+    pub hellos: hello::HelloStats,
 }
 
 /// The web filter's phase in one flow: an explicit enum and a pure transition, like
@@ -380,6 +142,8 @@ pub enum WebPhase {
     #[default]
     Waiting,
     Tried(u8),
+    /// The client's first message is cut: its bytes gather in a pooled buffer.
+    Joining(Handle),
     /// Judged, or given up on: nothing more to look at.
     Done,
 }
@@ -391,7 +155,7 @@ impl WebPhase {
         let tries = match self {
             WebPhase::Waiting => 1,
             WebPhase::Tried(n) => n + 1,
-            WebPhase::Done => return WebPhase::Done,
+            WebPhase::Joining(_) | WebPhase::Done => return WebPhase::Done,
         };
         if tries >= MAX_TRIES {
             WebPhase::Done
@@ -407,6 +171,8 @@ pub struct WebFlow {
     pub phase: WebPhase,
     /// The flow is from a quarantined host: only the allow-list passes.
     pub quarantined: bool,
+    /// The client's initial sequence number, from its SYN: where its stream starts.
+    pub isn: Option<u32>,
 }
 
 #[inline]
@@ -434,11 +200,17 @@ pub struct WebFilter {
     matches: Vec<Match>,
     name: [u8; names::NAME_MAX],
     answers: Box<[AnswerSlot]>,
+    /// First messages being joined across packets.
+    hellos: Hellos,
+    /// Decrypted QUIC packets, joined TLS handshake records.
     scratch: Box<[u8]>,
-    crypto: Box<[u8]>,
     page: Box<[u8]>,
     pub stats: WebStats,
 }
+
+/// Flows whose first message may be joined at once, per worker (each up to
+/// [`hello::HELLO_MAX`]).
+const HELLO_BUFFERS: usize = 1024;
 
 /// Blocks the rest of the flow; a TCP peer is answered with RSTs from then on.
 fn block_flow(m: &PacketMeta, reason: DropReason) -> StageVerdict {
@@ -457,8 +229,8 @@ impl WebFilter {
             matches: Vec::with_capacity(16),
             name: [0; names::NAME_MAX],
             answers: vec![AnswerSlot::default(); slots].into_boxed_slice(),
-            scratch: vec![0; 2048].into_boxed_slice(),
-            crypto: vec![0; 4096].into_boxed_slice(),
+            hellos: Hellos::new(HELLO_BUFFERS),
+            scratch: vec![0; hello::HELLO_MAX].into_boxed_slice(),
             page: vec![0; answer::PAGE_MAX + 256].into_boxed_slice(),
             stats: WebStats::default(),
             rules,
@@ -470,10 +242,12 @@ impl WebFilter {
     }
 
     /// Takes over what `old` (the filter of the policy before) learnt on the data path:
-    /// its flows' states, its counters and, when the table has the same size, the DNS
-    /// answers it remembered. Called at a policy swap, so nothing is forgotten.
+    /// its flows' states and the messages it was joining, its counters and, when the table
+    /// has the same size, the DNS answers it remembered. Called at a policy swap, so
+    /// nothing is forgotten.
     pub fn adopt(&mut self, old: WebFilter) {
         self.flows = old.flows;
+        self.hellos = old.hellos;
         self.stats = old.stats;
         if old.answers.len() == self.answers.len() {
             self.answers = old.answers;
@@ -522,12 +296,22 @@ impl WebFilter {
             self.flows.resize(slot + 1, WebFlow::default());
         }
         if f.opened {
+            self.end_joining(slot);
             self.flows[slot] = WebFlow {
                 phase: WebPhase::Waiting,
                 quarantined: pkt.side == Side::Lan && self.hosts.is_quarantined(pkt.meta.src_mac),
+                isn: None,
             };
         }
-        &mut self.flows[slot]
+        let m = pkt.meta;
+        let e = &mut self.flows[slot];
+        if m.proto == ip_proto::TCP
+            && f.from_initiator
+            && m.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+        {
+            e.isn = Some(m.tcp_seq);
+        }
+        e
     }
 
     fn dns(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> StageVerdict {
@@ -567,6 +351,7 @@ impl WebFilter {
             via: Via::Dns,
             name: host,
             path: None,
+            ech: false,
         };
         if self.judge(pkt, &seen, Outcome::Sinkholed, out).is_none() {
             return StageVerdict::Pass;
@@ -579,77 +364,273 @@ impl WebFilter {
         StageVerdict::DropPacket(DropReason::WebSinkhole)
     }
 
-    fn quic(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> Option<StageVerdict> {
-        let n = match quic::initial_crypto(pkt.payload(), &mut self.scratch, &mut self.crypto) {
-            Ok(n) => n,
-            Err(_) => {
-                self.stats.quic_unreadable += 1;
-                return None;
-            }
-        };
-        let crypto = std::mem::take(&mut self.crypto);
-        let sni = match tls::parse_handshake_prefix(&crypto[..n]) {
-            Ok(h) => h.sni.map(|s| ShortName::new(s.as_bytes())),
-            Err(_) => None,
-        };
-        self.crypto = crypto;
-        let Some(sni) = sni else {
-            self.stats.quic_unreadable += 1;
-            return None;
-        };
-        self.stats.quic_sni += 1;
-        let seen = Seen {
-            via: Via::Quic,
-            name: sni.as_str(),
-            path: None,
-        };
-        Some(match self.judge(pkt, &seen, Outcome::Blocked, out) {
-            Some(_) => block_flow(pkt.meta, DropReason::WebBlock),
-            None => StageVerdict::Pass,
-        })
+    /// Frees the flow's joining buffer, if it has one.
+    fn end_joining(&mut self, slot: usize) {
+        if let Some(WebFlow {
+            phase: WebPhase::Joining(h),
+            ..
+        }) = self.flows.get(slot).copied()
+        {
+            self.hellos.release(h);
+            self.flows[slot].phase = WebPhase::Done;
+        }
     }
 
-    /// A client's TCP payload: the SNI of a ClientHello or the Host of an HTTP request.
+    /// A client datagram that starts with a QUIC long header: the CRYPTO frames of every
+    /// Initial in it (coalesced packets too) are placed by offset, in the flow's joining
+    /// buffer when an earlier Initial left the ClientHello cut.
+    fn quic(
+        &mut self,
+        pkt: &PacketCtx<'_>,
+        st: WebFlow,
+        out: &mut Output<'_>,
+    ) -> (WebFlow, StageVerdict) {
+        let slot = match st.phase {
+            WebPhase::Joining(h) => Slot::Kept(h),
+            _ => {
+                self.hellos.start_probe(0);
+                Slot::Probe
+            }
+        };
+        let (mut initials, mut over) = (0, false);
+        let mut d = pkt.payload();
+        while quic::looks_like_long(d) {
+            let Ok((p, rest)) = quic::next_packet(d) else {
+                self.stats.quic_unreadable += 1;
+                break;
+            };
+            d = rest;
+            match p.kind {
+                quic::Kind::Initial => match quic::open_initial(&p, &mut self.scratch) {
+                    Ok(plain) => {
+                        initials += 1;
+                        let (hellos, stats) = (&mut self.hellos, &mut self.stats.hellos);
+                        let placed = quic::crypto_frames(plain, |off, data| {
+                            let fits = off.saturating_add(data.len() as u64) <= HELLO_MAX as u64;
+                            over |= !fits
+                                || hellos.add(slot, off as u32, data, stats)
+                                    == hello::Added::OverBudget;
+                        });
+                        if placed.is_err() {
+                            self.stats.quic_unreadable += 1;
+                        }
+                    }
+                    Err(_) => self.stats.quic_unreadable += 1,
+                },
+                quic::Kind::ZeroRtt => self.stats.quic_0rtt += 1,
+                quic::Kind::Unknown => self.stats.quic_other_version += 1,
+                _ => {}
+            }
+        }
+        if initials == 0 {
+            // Nothing of the hello here: a joining flow reads what it has.
+            return match slot {
+                Slot::Kept(_) => self.read_done(pkt, st, slot, true, out),
+                Slot::Probe => self.nameless(pkt, st, false, out),
+            };
+        }
+        self.read_done(pkt, st, slot, over, out)
+    }
+
+    /// Reads the message gathered in `slot` (QUIC's CRYPTO stream) and acts on it.
+    fn read_done(
+        &mut self,
+        pkt: &PacketCtx<'_>,
+        st: WebFlow,
+        slot: Slot,
+        last: bool,
+        out: &mut Output<'_>,
+    ) -> (WebFlow, StageVerdict) {
+        let read = hello::read_crypto(self.hellos.bytes(slot), last);
+        let read = match (read, slot) {
+            (ClientRead::More, Slot::Probe) => match self.hellos.keep_probe(&mut self.stats.hellos)
+            {
+                Some(h) => {
+                    let st = WebFlow {
+                        phase: WebPhase::Joining(h),
+                        ..st
+                    };
+                    return (st, StageVerdict::Pass);
+                }
+                None => hello::read_crypto(self.hellos.bytes(slot), true),
+            },
+            (r, _) => r,
+        };
+        self.act(pkt, st, read, out)
+    }
+
+    /// A client's TCP payload: its first message (a ClientHello, an HTTP request head) is
+    /// read in place when the segment holds it whole, else joined across segments.
     fn tcp(
         &mut self,
         pkt: &PacketCtx<'_>,
         st: WebFlow,
         out: &mut Output<'_>,
     ) -> (WebFlow, StageVerdict) {
-        let (payload, m) = (pkt.payload(), pkt.meta);
-        let mut path_buf = [0u8; 512];
-        let (host, path, via) = if tls::looks_like_tls(payload) {
-            match tls::parse_client_hello_prefix(payload) {
-                Ok(h) if h.sni.is_some() => {
-                    self.stats.tls_sni += 1;
-                    (
-                        ShortName::new(h.sni.unwrap_or("").as_bytes()),
-                        None,
-                        Via::Sni,
-                    )
-                }
-                _ => return self.give_up_or_wait(pkt, st, out),
+        let (m, payload) = (pkt.meta, pkt.payload());
+        // Data on a SYN (TCP Fast Open) follows the SYN's own sequence number.
+        let seq = m
+            .tcp_seq
+            .wrapping_add(u32::from(m.tcp_flags & tcp_flags::SYN != 0));
+        let start = st.isn.map(|i| i.wrapping_add(1));
+        let read = match st.phase {
+            WebPhase::Joining(h) => {
+                let over = self
+                    .hellos
+                    .add(Slot::Kept(h), seq, payload, &mut self.stats.hellos)
+                    == hello::Added::OverBudget;
+                hello::read_tcp(self.hellos.bytes(Slot::Kept(h)), &mut self.scratch, over)
             }
-        } else if let Some((h, p)) = names::http_target(payload) {
-            self.stats.http_hosts += 1;
-            let p = &p.as_bytes()[..p.len().min(path_buf.len())];
-            path_buf[..p.len()].copy_from_slice(p);
-            (ShortName::new(h.as_bytes()), Some(p.len()), Via::Http)
-        } else {
-            return self.give_up_or_wait(pkt, st, out);
+            // A later part of the first message, ahead of its start: hold it.
+            WebPhase::Waiting if start.is_some_and(|s| s != seq) => {
+                let start = start.unwrap_or(seq);
+                let ahead = seq.wrapping_sub(start) as i32;
+                if ahead > 0
+                    && (ahead as usize) < HELLO_MAX
+                    && let Some(next) = self.join(st, start, seq, payload)
+                {
+                    return (next, StageVerdict::Pass);
+                }
+                hello::read_tcp(payload, &mut self.scratch, true)
+            }
+            // The stream's first bytes (or its start is unknown), or a later packet of a
+            // stream whose first one was no message we read: in place, joined if cut.
+            _ => match hello::read_tcp(payload, &mut self.scratch, false) {
+                ClientRead::More => match self.join(st, seq, seq, payload) {
+                    Some(next) => return (next, StageVerdict::Pass),
+                    None => hello::read_tcp(payload, &mut self.scratch, true),
+                },
+                r => r,
+            },
         };
+        self.act(pkt, st, read, out)
+    }
+
+    /// Starts joining the flow's first message (its first byte is `start`) with this
+    /// segment; `None` when no buffer is free.
+    fn join(&mut self, st: WebFlow, start: u32, seq: u32, payload: &[u8]) -> Option<WebFlow> {
+        let h = self.hellos.take(start, &mut self.stats.hellos)?;
+        self.hellos
+            .add(Slot::Kept(h), seq, payload, &mut self.stats.hellos);
+        Some(WebFlow {
+            phase: WebPhase::Joining(h),
+            ..st
+        })
+    }
+
+    /// The server spoke while the client's first message was still cut: the decision
+    /// cannot wait, so it is taken on what was read.
+    fn server_spoke(
+        &mut self,
+        pkt: &PacketCtx<'_>,
+        st: WebFlow,
+        h: Handle,
+        out: &mut Output<'_>,
+    ) -> (WebFlow, StageVerdict) {
+        let read = if pkt.meta.proto == ip_proto::TCP {
+            hello::read_tcp(self.hellos.bytes(Slot::Kept(h)), &mut self.scratch, true)
+        } else {
+            hello::read_crypto(self.hellos.bytes(Slot::Kept(h)), true)
+        };
+        self.act(pkt, st, read, out)
+    }
+
+    /// Acts on what the client's first message gave: judges its name, waits for more, or
+    /// gives up on it. Leaving `Joining` frees the buffer.
+    fn act(
+        &mut self,
+        pkt: &PacketCtx<'_>,
+        st: WebFlow,
+        read: ClientRead,
+        out: &mut Output<'_>,
+    ) -> (WebFlow, StageVerdict) {
+        if !matches!(read, ClientRead::More)
+            && let WebPhase::Joining(h) = st.phase
+        {
+            self.hellos.release(h);
+        }
         let done = WebFlow {
             phase: WebPhase::Done,
             ..st
         };
-        let seen = Seen {
-            via,
-            name: host.as_str(),
-            path: path.and_then(|n| std::str::from_utf8(&path_buf[..n]).ok()),
+        match read {
+            ClientRead::More => (st, StageVerdict::Pass),
+            ClientRead::Nameless => self.nameless(pkt, done, true, out),
+            ClientRead::Other => {
+                let st = match st.phase {
+                    WebPhase::Joining(_) => done,
+                    _ => st,
+                };
+                self.give_up_or_wait(pkt, st, out)
+            }
+            ClientRead::Named {
+                name,
+                path,
+                via,
+                ech,
+            } => {
+                match via {
+                    Via::Sni => self.stats.tls_sni += 1,
+                    Via::Quic => self.stats.quic_sni += 1,
+                    _ => self.stats.http_hosts += 1,
+                }
+                let seen = Seen {
+                    via,
+                    name: name.as_str(),
+                    path: path.as_ref().map(|p| p.as_str()),
+                    ech,
+                };
+                (done, self.named(pkt, st, &seen, out))
+            }
+        }
+    }
+
+    /// A first message without a name (`read`: it was read, complete or cut): judged by
+    /// the name a DNS answer gave its address; an unreadable one by the policy's
+    /// `unreadable` action.
+    fn nameless(
+        &mut self,
+        pkt: &PacketCtx<'_>,
+        st: WebFlow,
+        read: bool,
+        out: &mut Output<'_>,
+    ) -> (WebFlow, StageVerdict) {
+        let done = WebFlow {
+            phase: WebPhase::Done,
+            ..st
         };
+        self.stats.no_name += 1;
+        if st.quarantined {
+            return (done, self.refuse_quarantined(pkt, out));
+        }
+        let v = self.by_answer(pkt, out);
+        if v != StageVerdict::Pass || !read {
+            return (done, v);
+        }
+        self.stats.unreadable += 1;
+        match self.rules.config.unreadable {
+            WebAction::Allow => (done, StageVerdict::Pass),
+            WebAction::Monitor => (done, StageVerdict::Pass),
+            WebAction::Block => {
+                self.stats.blocked += 1;
+                (done, self.reset_both(pkt, DropReason::WebBlock, out))
+            }
+        }
+    }
+
+    /// Judges a name the client sent (the quarantine first, then the policy; an ECH
+    /// hello's outer name, then the name looked up for the address).
+    fn named(
+        &mut self,
+        pkt: &PacketCtx<'_>,
+        st: WebFlow,
+        seen: &Seen<'_>,
+        out: &mut Output<'_>,
+    ) -> StageVerdict {
+        let m = pkt.meta;
         if st.quarantined {
             if self.rules.quarantine_allows(seen.name, &mut self.matches) {
-                return (done, StageVerdict::Pass);
+                return StageVerdict::Pass;
             }
             self.stats.quarantine_refused += 1;
             let d = Decision {
@@ -659,20 +640,92 @@ impl WebFilter {
                 threat: true,
                 callback: false,
             };
-            self.refuse(pkt, via, answer::PageKind::Quarantine, "quarantine", out);
+            self.refuse(
+                pkt,
+                seen.via,
+                answer::PageKind::Quarantine,
+                "quarantine",
+                out,
+            );
             let group = self.rules.group_of(m.src_mac, m.src);
-            self.event(pkt, &seen, Outcome::Quarantine, &d, group, out);
-            return (done, block_flow(m, DropReason::Quarantine));
+            self.event(pkt, seen, Outcome::Quarantine, &d, group, out);
+            return block_flow(m, DropReason::Quarantine);
         }
-        let Some(d) = self.judge(pkt, &seen, Outcome::Blocked, out) else {
-            return (done, StageVerdict::Pass);
+        if let Some(d) = self.judge(pkt, seen, Outcome::Blocked, out) {
+            let cat_name = match d.hit {
+                Some(h) => self.rules.category_name(h.category).to_string(),
+                None => "site exception".to_string(),
+            };
+            self.refuse(pkt, seen.via, answer::PageKind::Blocked, &cat_name, out);
+            return block_flow(m, DropReason::WebBlock);
+        }
+        if seen.ech {
+            return self.ech(pkt, seen, out);
+        }
+        StageVerdict::Pass
+    }
+
+    /// An ECH hello whose outer name passed: the real name is hidden, so the name the
+    /// client looked up for this address is judged too; a hidden name (none known, or
+    /// not the outer one) takes the policy's `ech` action.
+    fn ech(&mut self, pkt: &PacketCtx<'_>, seen: &Seen<'_>, out: &mut Output<'_>) -> StageVerdict {
+        self.stats.ech += 1;
+        let looked_up = self.answer_name(pkt);
+        if looked_up.is_some_and(|n| n.as_str().eq_ignore_ascii_case(seen.name)) {
+            return StageVerdict::Pass;
+        }
+        self.stats.ech_hidden += 1;
+        let v = self.by_answer(pkt, out);
+        if v != StageVerdict::Pass {
+            return v;
+        }
+        let action = self.rules.config.ech;
+        if action == WebAction::Allow {
+            return StageVerdict::Pass;
+        }
+        let d = Decision {
+            action,
+            hit: None,
+            exception: false,
+            threat: false,
+            callback: false,
         };
-        let cat_name = match d.hit {
-            Some(h) => self.rules.category_name(h.category).to_string(),
-            None => "site exception".to_string(),
+        let group = self.rules.group_of(pkt.meta.src_mac, pkt.meta.src);
+        let outcome = if action == WebAction::Block {
+            self.stats.blocked += 1;
+            Outcome::Blocked
+        } else {
+            self.stats.monitored += 1;
+            Outcome::Monitored
         };
-        self.refuse(pkt, via, answer::PageKind::Blocked, &cat_name, out);
-        (done, block_flow(m, DropReason::WebBlock))
+        self.event(pkt, seen, outcome, &d, group, out);
+        if action == WebAction::Block {
+            self.reset_both(pkt, DropReason::WebBlock, out)
+        } else {
+            StageVerdict::Pass
+        }
+    }
+
+    /// Refuses a TCP flow with RSTs both ways (other protocols are just dropped).
+    fn reset_both(
+        &mut self,
+        pkt: &PacketCtx<'_>,
+        reason: DropReason,
+        out: &mut Output<'_>,
+    ) -> StageVerdict {
+        let (frame, m) = (pkt.frame, pkt.meta);
+        if m.proto == ip_proto::TCP {
+            out.injects
+                .push_with(Side::Lan, |o| reject::build(frame, m, o));
+            out.injects
+                .push_with(Side::Wan, |o| answer::rst_to_server(m, o));
+        }
+        block_flow(m, reason)
+    }
+
+    fn refuse_quarantined(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> StageVerdict {
+        self.stats.quarantine_refused += 1;
+        self.reset_both(pkt, DropReason::Quarantine, out)
     }
 
     /// Answers a refused TCP request: the page over HTTP, a RST to the client otherwise;
@@ -706,6 +759,7 @@ impl WebFilter {
             .push_with(Side::Wan, |o| answer::rst_to_server(m, o));
     }
 
+    /// A payload that was neither TLS nor HTTP: wait a few packets, then give up.
     fn give_up_or_wait(
         &mut self,
         pkt: &PacketCtx<'_>,
@@ -719,44 +773,33 @@ impl WebFilter {
         if st.phase != WebPhase::Done {
             return (st, StageVerdict::Pass);
         }
-        self.stats.no_name += 1;
-        if st.quarantined {
-            self.stats.quarantine_refused += 1;
-            let (frame, m) = (pkt.frame, pkt.meta);
-            out.injects
-                .push_with(Side::Lan, |o| reject::build(frame, m, o));
-            out.injects
-                .push_with(Side::Wan, |o| answer::rst_to_server(m, o));
-            return (st, block_flow(m, DropReason::Quarantine));
-        }
-        (st, self.by_answer(pkt, out))
+        self.nameless(pkt, st, false, out)
+    }
+
+    /// The name a live DNS answer gave the flow's destination.
+    fn answer_name(&self, pkt: &PacketCtx<'_>) -> Option<ShortName> {
+        let m = pkt.meta;
+        let slot = self.answers[answer_slot(m.dst) & (self.answers.len() - 1)];
+        (slot.addr == m.dst && slot.expires_ns > pkt.now_ns && !slot.name.is_empty())
+            .then_some(slot.name)
     }
 
     /// Judges a flow with no name of its own by the name a DNS answer gave its address.
     fn by_answer(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> StageVerdict {
-        let m = pkt.meta;
-        let slot = self.answers[answer_slot(m.dst) & (self.answers.len() - 1)];
-        if slot.addr != m.dst || slot.expires_ns <= pkt.now_ns || slot.name.is_empty() {
+        let Some(name) = self.answer_name(pkt) else {
             return StageVerdict::Pass;
-        }
+        };
         self.stats.named_by_answer += 1;
-        let name = slot.name;
         let seen = Seen {
             via: Via::DnsAnswer,
             name: name.as_str(),
             path: None,
+            ech: false,
         };
         if self.judge(pkt, &seen, Outcome::Blocked, out).is_none() {
             return StageVerdict::Pass;
         }
-        if m.proto == ip_proto::TCP {
-            let frame = pkt.frame;
-            out.injects
-                .push_with(Side::Lan, |o| reject::build(frame, m, o));
-            out.injects
-                .push_with(Side::Wan, |o| answer::rst_to_server(m, o));
-        }
-        block_flow(m, DropReason::WebBlock)
+        self.reset_both(pkt, DropReason::WebBlock, out)
     }
 
     /// Judges a name by the sender's host group: counts it, writes the monitor or block
@@ -831,6 +874,7 @@ impl WebFilter {
             threat: d.threat,
             group: group as u16,
             mac: m.src_mac,
+            ech: seen.ech,
         };
         let mut rec =
             EventRecord::from_packet(m, pkt.side, pkt.flow_id(), EventKind::Web(hit), pkt.now_ns);
@@ -844,6 +888,8 @@ struct Seen<'a> {
     via: Via,
     name: &'a str,
     path: Option<&'a str>,
+    /// A ClientHello with `encrypted_client_hello`: `name` is its outer name.
+    ech: bool,
 }
 
 impl Inspect for WebFilter {
@@ -866,34 +912,27 @@ impl Inspect for WebFilter {
             return StageVerdict::Pass;
         }
         let lan_client = f.initiator_side == Side::Lan;
-        let (next, v) = match m.proto {
-            ip_proto::UDP => {
-                if m.dst_port == 67 || m.src_port == 67 {
-                    if let Some(d) = names::dhcp(pkt.payload()) {
-                        self.stats.dhcp += 1;
-                        self.hosts.observe(Observation::Dhcp(d));
-                    }
-                    return StageVerdict::Pass;
+        let client = lan_client && f.from_initiator;
+        let (next, v) = match (m.proto, st.phase) {
+            (ip_proto::UDP, _) if m.dst_port == 67 || m.src_port == 67 => {
+                if let Some(d) = names::dhcp(pkt.payload()) {
+                    self.stats.dhcp += 1;
+                    self.hosts.observe(Observation::Dhcp(d));
                 }
-                if m.dst_port == 53 || m.src_port == 53 {
-                    return self.dns(pkt, out);
-                }
-                let done = WebFlow {
-                    phase: WebPhase::Done,
-                    ..st
-                };
-                if !(lan_client && f.from_initiator) {
-                    (done, StageVerdict::Pass)
-                } else if quic::looks_like_initial(pkt.payload())
-                    && let Some(v) = self.quic(pkt, out)
-                {
-                    (done, v)
-                } else {
-                    (done, self.by_answer(pkt, out))
-                }
+                return StageVerdict::Pass;
             }
-            ip_proto::TCP if lan_client && f.from_initiator => self.tcp(pkt, st, out),
-            ip_proto::TCP => (st, StageVerdict::Pass),
+            (ip_proto::UDP, _) if m.dst_port == 53 || m.src_port == 53 => {
+                return self.dns(pkt, out);
+            }
+            (ip_proto::UDP | ip_proto::TCP, WebPhase::Joining(h)) if !f.from_initiator => {
+                self.server_spoke(pkt, st, h, out)
+            }
+            (ip_proto::UDP, _) if client && quic::looks_like_long(pkt.payload()) => {
+                self.quic(pkt, st, out)
+            }
+            (ip_proto::UDP, _) if client => self.nameless(pkt, st, false, out),
+            (ip_proto::TCP, _) if client => self.tcp(pkt, st, out),
+            (ip_proto::TCP, _) => (st, StageVerdict::Pass),
             _ => (
                 WebFlow {
                     phase: WebPhase::Done,
@@ -906,8 +945,10 @@ impl Inspect for WebFilter {
         v
     }
 
-    /// Nothing to free: a slot's entry is set afresh when its next flow opens.
-    fn flow_ended(&mut self, _slot: u32) {}
+    /// Frees the buffer of a flow that ended while its first message was cut.
+    fn flow_ended(&mut self, slot: u32) {
+        self.end_joining(slot as usize);
+    }
 
     /// Hands host observations over and writes quarantine events.
     fn tick(&mut self, now_ns: u64, out: &mut Output<'_>) {

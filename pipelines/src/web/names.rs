@@ -205,6 +205,50 @@ pub fn http_target(b: &[u8]) -> Option<(&str, &str)> {
     (!host.is_empty()).then_some((host, path))
 }
 
+/// How far an HTTP/1.x request head has come.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HttpHead<'a> {
+    /// Host and path, final: from a Host header, or the head is complete.
+    Named(&'a str, &'a str),
+    /// A request line so far (or part of one): more bytes may name it.
+    Incomplete,
+    /// A complete head without a host.
+    Nameless,
+    NotHttp,
+}
+
+/// Reads the start of a client's stream as an HTTP request head.
+pub fn http_head(b: &[u8]) -> HttpHead<'_> {
+    let Some(line_end) = memchr_crlf(b) else {
+        // Part of a request line: a method token, perhaps more.
+        let method = b.split(|&c| c == b' ').next().unwrap_or(b);
+        let plausible = !method.is_empty()
+            && method.len() <= 16
+            && method.iter().all(|c| c.is_ascii_uppercase());
+        return if plausible {
+            HttpHead::Incomplete
+        } else {
+            HttpHead::NotHttp
+        };
+    };
+    let complete = b.windows(4).any(|w| w == b"\r\n\r\n");
+    let absolute = b[..line_end].windows(3).any(|w| w == b"://");
+    match http_target(b) {
+        // An absolute-form target names the host, but a later Host header wins.
+        Some((h, p)) if complete || !absolute => HttpHead::Named(h, p),
+        Some(_) => HttpHead::Incomplete,
+        None => {
+            let line = &b[..line_end];
+            let looks = line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0");
+            match (looks, complete) {
+                (false, _) => HttpHead::NotHttp,
+                (true, true) => HttpHead::Nameless,
+                (true, false) => HttpHead::Incomplete,
+            }
+        }
+    }
+}
+
 fn memchr_crlf(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\r\n")
 }
