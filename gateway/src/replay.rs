@@ -577,3 +577,87 @@ fn counts(m: &std::collections::BTreeMap<&'static str, u64>) -> String {
     let parts: Vec<_> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("{total} ({})", parts.join(" "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mimamori_pipelines::parse;
+    use mimamori_pipelines::synth::{Endpoint, tcp_frame, udp_frame};
+    use mimamori_pipelines::wire::tcp::flags::{ACK, PSH, SYN};
+
+    fn side(t: &mut InitiatorTable, frame: &[u8]) -> Side {
+        t.side_of(&parse(frame).unwrap())
+    }
+
+    #[test]
+    fn a_syn_sender_is_the_lan_host() {
+        // Both hosts outside any LAN subnet: only the flow's opening decides.
+        let (a, b) = (
+            Endpoint::server(1, false, 40000),
+            Endpoint::server(2, false, 443),
+        );
+        let mut t = InitiatorTable::new(16);
+        assert_eq!(side(&mut t, &tcp_frame(&a, &b, SYN, 1, 0, &[])), Side::Lan);
+        assert_eq!(
+            side(&mut t, &tcp_frame(&b, &a, SYN | ACK, 9, 2, &[])),
+            Side::Wan
+        );
+        assert_eq!(
+            side(&mut t, &tcp_frame(&a, &b, ACK | PSH, 2, 10, b"x")),
+            Side::Lan
+        );
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_syn_ack_first_names_its_receiver() {
+        let (c, s) = (
+            Endpoint::server(1, true, 40000),
+            Endpoint::server(2, true, 443),
+        );
+        let mut t = InitiatorTable::new(16);
+        assert_eq!(
+            side(&mut t, &tcp_frame(&s, &c, SYN | ACK, 9, 2, &[])),
+            Side::Wan
+        );
+        assert_eq!(
+            side(&mut t, &tcp_frame(&c, &s, ACK | PSH, 2, 10, b"x")),
+            Side::Lan
+        );
+    }
+
+    #[test]
+    fn otherwise_the_first_sender_and_ports_separate_flows() {
+        let (c, s) = (
+            Endpoint::server(1, false, 5000),
+            Endpoint::server(2, false, 443),
+        );
+        let mut t = InitiatorTable::new(16);
+        // Mid-stream TCP: the first packet's sender.
+        assert_eq!(
+            side(&mut t, &tcp_frame(&s, &c, ACK | PSH, 9, 2, b"y")),
+            Side::Lan
+        );
+        assert_eq!(side(&mut t, &tcp_frame(&c, &s, ACK, 2, 10, &[])), Side::Wan);
+        // UDP between the same hosts is its own flow, opened the other way.
+        assert_eq!(side(&mut t, &udp_frame(&c, &s, b"q")), Side::Lan);
+        assert_eq!(side(&mut t, &udp_frame(&s, &c, b"r")), Side::Wan);
+        let other = c.with_port(5001);
+        assert_eq!(side(&mut t, &udp_frame(&s, &other, b"r")), Side::Lan);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_counts_what_it_forgets() {
+        let s = Endpoint::server(2, false, 53);
+        let mut t = InitiatorTable::new(4);
+        for p in 0..10u16 {
+            let c = Endpoint::server(1, false, 1000 + p);
+            assert_eq!(side(&mut t, &udp_frame(&c, &s, b"q")), Side::Lan);
+        }
+        assert_eq!((t.len(), t.evicted), (4, 6));
+        // The newest flows are remembered.
+        let c = Endpoint::server(1, false, 1009);
+        assert_eq!(side(&mut t, &udp_frame(&s, &c, b"a")), Side::Wan);
+    }
+}
