@@ -5,7 +5,7 @@
 //! counted as not checked. Each test passes, fails (with the first failed filter), or is
 //! skipped with the reason.
 
-use crate::replay::Replay;
+use crate::replay::{LanSide, Replay};
 use mimamori_pipelines::Policy;
 use mimamori_signatures::engine::Engine;
 use mimamori_signatures::rule::{Vars, load_files};
@@ -221,6 +221,7 @@ fn run_one(
         policy,
         rules: Some(&rules),
         web: None,
+        lan_side: LanSide::Subnets,
     }
     .run()?;
     if summary.records > 0 && summary.skipped_link_type == summary.records {

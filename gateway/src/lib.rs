@@ -14,5 +14,6 @@ pub mod dataplane;
 pub mod dpdk;
 pub mod eve;
 pub mod replay;
+pub mod sni_recall;
 #[allow(unsafe_code)]
 pub mod webfilter;

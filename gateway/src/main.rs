@@ -6,7 +6,7 @@ use mimamori_gateway::bench::{self, BenchConfig};
 use mimamori_gateway::capture::PcapWriter;
 #[cfg(feature = "dpdk")]
 use mimamori_gateway::dataplane::{self, Layout, Overload, RunConfig, Tier};
-use mimamori_gateway::replay::Replay;
+use mimamori_gateway::replay::{LanSide, Replay};
 use mimamori_gateway::webfilter::WebSetup;
 #[cfg(feature = "dpdk")]
 use mimamori_pipelines::inspect::RuleBook;
@@ -52,6 +52,29 @@ enum Cmd {
         /// with the policy's `[web]` section.
         #[arg(long)]
         categories: Option<PathBuf>,
+        /// Which side each frame came from: `subnets` (the policy's `[sides]`: a source
+        /// MAC or IP listed there is the LAN, anything else the WAN) or `initiator` (the
+        /// host that opened a flow is on the LAN, whatever its address: the first packet
+        /// seen decides; a TCP SYN was sent by the LAN host, a SYN-ACK to it, otherwise the
+        /// sender of the first packet is the LAN host; non-IP frames use `[sides]`).
+        /// `initiator` suits captures taken anywhere, e.g. public test captures.
+        #[arg(long, value_enum, default_value = "subnets")]
+        lan_side: LanSide,
+    },
+    /// Score the web filter's name reading (TLS SNI, QUIC SNI) against nDPI's expected
+    /// results: every capture of an nDPI test-data folder is replayed with
+    /// `--lan-side initiator`, everything allowed, and each expected `Hostname/SNI` of a
+    /// TLS or QUIC flow in `result/<capture>.out` counts as found when the web filter
+    /// reported that name from a TLS or QUIC ClientHello.
+    SniRecall {
+        /// nDPI test data: `pcap/<capture>` and `result/<capture>.out`.
+        dir: PathBuf,
+        /// Only this capture (its file name, e.g. `443-curl.pcap`).
+        #[arg(long)]
+        only: Option<String>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Write synthetic office traffic to a pcap file.
     Synth {
@@ -240,6 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             summary_json,
             rules,
             categories,
+            lan_side,
         } => {
             let (policy, web) = load_policy_web(policy.as_ref(), categories.as_ref())?;
             let summary = Replay {
@@ -249,6 +273,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 policy,
                 rules: rules.as_deref(),
                 web,
+                lan_side,
             }
             .run()?;
             print!("{}", summary.text());
@@ -258,6 +283,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if summary.damage.is_some() {
                 std::process::exit(2);
+            }
+        }
+        Cmd::SniRecall { dir, only, json } => {
+            let report = mimamori_gateway::sni_recall::run(&dir, only.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.text());
             }
         }
         Cmd::Synth {

@@ -6,12 +6,16 @@ use crate::eve::{EveWriter, PolicyHistory};
 use crate::webfilter::WebSetup;
 use anyhow::Context;
 use mimamori_pipelines::classify::{Report, Stages};
+use mimamori_pipelines::event::{EventQueue, EventRecord};
 use mimamori_pipelines::inspect::{IdsStats, Inspector, InspectorLimits, IpsSettings, RuleBook};
 use mimamori_pipelines::policy::SideMap;
 use mimamori_pipelines::stage::Arrival;
 use mimamori_pipelines::web::hosts::Host;
-use mimamori_pipelines::{Classifier, ForwardReason, Policy, Verdict};
+use mimamori_pipelines::wire::{ip_proto, tcp};
+use mimamori_pipelines::{Classifier, ForwardReason, PacketMeta, Policy, Side, Verdict};
 use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
@@ -57,9 +61,10 @@ impl Burst {
     fn run(
         &mut self,
         cls: &mut Classifier,
-        sides: &SideMap,
+        sides: &Sides,
         out: Option<&mut PcapWriter<BufWriter<File>>>,
         eve: Option<&mut EveWriter>,
+        sink: &mut dyn FnMut(&EventRecord),
     ) -> anyhow::Result<u64> {
         if self.n == 0 {
             return Ok(0);
@@ -93,12 +98,144 @@ impl Burst {
         }
         cls.injects.clear();
         cls.tick(self.ts[self.n - 1]);
-        match eve {
-            Some(e) => e.write_all(&mut cls.events)?,
-            None => cls.events.drain().for_each(drop),
-        }
+        export(&mut cls.events, eve, sink)?;
         self.n = 0;
         Ok(written)
+    }
+}
+
+/// Hands every queued event to the sink and, when there is one, the EVE writer.
+fn export(
+    q: &mut EventQueue,
+    mut eve: Option<&mut EveWriter>,
+    sink: &mut dyn FnMut(&EventRecord),
+) -> std::io::Result<()> {
+    for rec in q.drain() {
+        sink(&rec);
+        if let Some(e) = eve.as_deref_mut() {
+            e.write_one(&rec)?;
+        }
+    }
+    Ok(())
+}
+
+/// How `replay` decides which port a frame arrived on (the capture is one wire).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LanSide {
+    /// The policy's `[sides]`: a frame whose source MAC or IP is listed there came from
+    /// the LAN, anything else from the WAN.
+    #[default]
+    Subnets,
+    /// The host that opened a flow is on the LAN (captures from anywhere, whatever their
+    /// addresses). The first packet seen of a flow decides: a TCP SYN without ACK was sent
+    /// by the LAN host, a SYN-ACK was sent to it; otherwise its sender is the LAN host.
+    /// Frames that are not IP fall back to `[sides]`.
+    Initiator,
+}
+
+/// Flows remembered by [`LanSide::Initiator`] before the oldest is forgotten.
+pub const INITIATOR_TABLE_CAP: usize = 1 << 20;
+
+/// A flow's endpoints in a canonical order (the same for both directions): TCP and UDP by
+/// addresses and ports, anything else (and later fragments) by addresses and protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowEnds {
+    lo: (u128, u16),
+    hi: (u128, u16),
+    proto: u8,
+    vlan: u32,
+}
+
+/// One end of a flow: address and port (0 when the protocol has none).
+type End = (u128, u16);
+
+fn ends(m: &PacketMeta) -> (FlowEnds, End, End) {
+    let ported = m.has_l4() && matches!(m.proto, ip_proto::TCP | ip_proto::UDP);
+    let (sp, dp) = if ported {
+        (m.src_port, m.dst_port)
+    } else {
+        (0, 0)
+    };
+    let (src, dst) = ((m.src, sp), (m.dst, dp));
+    let (lo, hi) = if src <= dst { (src, dst) } else { (dst, src) };
+    let key = FlowEnds {
+        lo,
+        hi,
+        proto: m.proto,
+        vlan: m.vlan_key(),
+    };
+    (key, src, dst)
+}
+
+/// The LAN end of every flow seen, bounded: past the cap the oldest flow is forgotten
+/// (and counted); a forgotten flow seen again is decided anew by its next packet.
+#[derive(Debug, Default)]
+pub struct InitiatorTable {
+    lan_end: HashMap<FlowEnds, End>,
+    order: VecDeque<FlowEnds>,
+    cap: usize,
+    pub evicted: u64,
+}
+
+impl InitiatorTable {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// The side the packet came from: LAN when its sender is the flow's LAN end.
+    pub fn side_of(&mut self, m: &PacketMeta) -> Side {
+        let (key, src, dst) = ends(m);
+        let lan = match self.lan_end.get(&key) {
+            Some(&lan) => lan,
+            None => {
+                let syn =
+                    m.proto == ip_proto::TCP && m.has_l4() && m.tcp_flags & tcp::flags::SYN != 0;
+                let lan = if syn && m.tcp_flags & tcp::flags::ACK != 0 {
+                    dst
+                } else {
+                    src
+                };
+                if self.lan_end.len() >= self.cap
+                    && let Some(old) = self.order.pop_front()
+                {
+                    self.lan_end.remove(&old);
+                    self.evicted += 1;
+                }
+                self.lan_end.insert(key, lan);
+                self.order.push_back(key);
+                lan
+            }
+        };
+        if src == lan { Side::Lan } else { Side::Wan }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lan_end.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lan_end.is_empty()
+    }
+}
+
+/// The side of each frame, as `--lan-side` says.
+enum Sides {
+    Subnets(SideMap),
+    /// A `RefCell` because the classifier asks through an `Fn`; the replay is one thread.
+    Initiator(SideMap, RefCell<InitiatorTable>),
+}
+
+impl Sides {
+    fn side_of(&self, m: &PacketMeta) -> Side {
+        match self {
+            Sides::Subnets(s) => s.side_of(m),
+            Sides::Initiator(s, _) if !m.is_ip() => s.side_of(m),
+            Sides::Initiator(_, t) => t.borrow_mut().side_of(m),
+        }
     }
 }
 
@@ -111,6 +248,10 @@ pub struct Summary {
     pub skipped_link_type: u64,
     /// Where the capture was damaged, if it was; everything before it was processed.
     pub damage: Option<String>,
+    pub lan_side: LanSide,
+    /// Flows the `--lan-side initiator` table forgot when full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initiator_evicted: Option<u64>,
     pub written: u64,
     pub events_written: u64,
     pub elapsed_secs: f64,
@@ -133,6 +274,8 @@ pub struct Replay<'a> {
     pub rules: Option<&'a Path>,
     /// The web filter (category database and the policy's `[web]` section).
     pub web: Option<WebSetup>,
+    /// Which side of the gateway each frame is taken to have arrived on.
+    pub lan_side: LanSide,
 }
 
 /// What the signature inspection did.
@@ -149,6 +292,12 @@ pub struct IdsSummary {
 
 impl Replay<'_> {
     pub fn run(&self) -> anyhow::Result<Summary> {
+        self.run_with(&mut |_| {})
+    }
+
+    /// As [`Replay::run`], and every event is also handed to `sink` (before it is written
+    /// to the EVE file, if there is one), in the order the classifier produced them.
+    pub fn run_with(&self, sink: &mut dyn FnMut(&EventRecord)) -> anyhow::Result<Summary> {
         let mut reader = CaptureReader::open(self.input).map_err(anyhow::Error::new)?;
         let mut out = match self.output {
             Some(p) => Some(
@@ -184,7 +333,13 @@ impl Replay<'_> {
             }
             None => None,
         };
-        let sides = self.policy.sides.clone();
+        let sides = match self.lan_side {
+            LanSide::Subnets => Sides::Subnets(self.policy.sides.clone()),
+            LanSide::Initiator => Sides::Initiator(
+                self.policy.sides.clone(),
+                RefCell::new(InitiatorTable::new(INITIATOR_TABLE_CAP)),
+            ),
+        };
         let stages = Stages {
             web: self.web.as_ref().map(|w| w.filter()),
             ips,
@@ -212,14 +367,12 @@ impl Replay<'_> {
             }
             last_ts = last_ts.max(rec.ts_ns);
             if burst.push(rec.ts_ns, reader.records(), &frame) {
-                written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut())?;
+                written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut(), sink)?;
             }
         }
-        written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut())?;
+        written += burst.run(&mut cls, &sides, out.as_mut(), eve.as_mut(), sink)?;
         cls.finish(last_ts);
-        if let Some(e) = eve.as_mut() {
-            e.write_all(&mut cls.events)?;
-        }
+        export(&mut cls.events, eve.as_mut(), sink)?;
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
         if let Some(w) = out {
             w.finish()?;
@@ -234,6 +387,11 @@ impl Replay<'_> {
             records: reader.records(),
             skipped_link_type: skipped,
             damage,
+            lan_side: self.lan_side,
+            initiator_evicted: match &sides {
+                Sides::Initiator(_, t) => Some(t.borrow().evicted),
+                Sides::Subnets(_) => None,
+            },
             written,
             events_written,
             elapsed_secs: elapsed,
@@ -279,6 +437,12 @@ impl Summary {
                 s,
                 "skipped          {} records with a link type not read (Ethernet, raw IP, Linux cooked are)",
                 self.skipped_link_type
+            );
+        }
+        if let Some(evicted) = self.initiator_evicted {
+            let _ = writeln!(
+                s,
+                "lan side         the initiator of each flow ({evicted} flows forgotten, table full)"
             );
         }
         let _ = writeln!(s, "packets          {} ({} bytes)", r.packets, r.bytes);
@@ -412,4 +576,88 @@ fn counts(m: &std::collections::BTreeMap<&'static str, u64>) -> String {
     let total: u64 = m.values().sum();
     let parts: Vec<_> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("{total} ({})", parts.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mimamori_pipelines::parse;
+    use mimamori_pipelines::synth::{Endpoint, tcp_frame, udp_frame};
+    use mimamori_pipelines::wire::tcp::flags::{ACK, PSH, SYN};
+
+    fn side(t: &mut InitiatorTable, frame: &[u8]) -> Side {
+        t.side_of(&parse(frame).unwrap())
+    }
+
+    #[test]
+    fn a_syn_sender_is_the_lan_host() {
+        // Both hosts outside any LAN subnet: only the flow's opening decides.
+        let (a, b) = (
+            Endpoint::server(1, false, 40000),
+            Endpoint::server(2, false, 443),
+        );
+        let mut t = InitiatorTable::new(16);
+        assert_eq!(side(&mut t, &tcp_frame(&a, &b, SYN, 1, 0, &[])), Side::Lan);
+        assert_eq!(
+            side(&mut t, &tcp_frame(&b, &a, SYN | ACK, 9, 2, &[])),
+            Side::Wan
+        );
+        assert_eq!(
+            side(&mut t, &tcp_frame(&a, &b, ACK | PSH, 2, 10, b"x")),
+            Side::Lan
+        );
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_syn_ack_first_names_its_receiver() {
+        let (c, s) = (
+            Endpoint::server(1, true, 40000),
+            Endpoint::server(2, true, 443),
+        );
+        let mut t = InitiatorTable::new(16);
+        assert_eq!(
+            side(&mut t, &tcp_frame(&s, &c, SYN | ACK, 9, 2, &[])),
+            Side::Wan
+        );
+        assert_eq!(
+            side(&mut t, &tcp_frame(&c, &s, ACK | PSH, 2, 10, b"x")),
+            Side::Lan
+        );
+    }
+
+    #[test]
+    fn otherwise_the_first_sender_and_ports_separate_flows() {
+        let (c, s) = (
+            Endpoint::server(1, false, 5000),
+            Endpoint::server(2, false, 443),
+        );
+        let mut t = InitiatorTable::new(16);
+        // Mid-stream TCP: the first packet's sender.
+        assert_eq!(
+            side(&mut t, &tcp_frame(&s, &c, ACK | PSH, 9, 2, b"y")),
+            Side::Lan
+        );
+        assert_eq!(side(&mut t, &tcp_frame(&c, &s, ACK, 2, 10, &[])), Side::Wan);
+        // UDP between the same hosts is its own flow, opened the other way.
+        assert_eq!(side(&mut t, &udp_frame(&c, &s, b"q")), Side::Lan);
+        assert_eq!(side(&mut t, &udp_frame(&s, &c, b"r")), Side::Wan);
+        let other = c.with_port(5001);
+        assert_eq!(side(&mut t, &udp_frame(&s, &other, b"r")), Side::Lan);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_counts_what_it_forgets() {
+        let s = Endpoint::server(2, false, 53);
+        let mut t = InitiatorTable::new(4);
+        for p in 0..10u16 {
+            let c = Endpoint::server(1, false, 1000 + p);
+            assert_eq!(side(&mut t, &udp_frame(&c, &s, b"q")), Side::Lan);
+        }
+        assert_eq!((t.len(), t.evicted), (4, 6));
+        // The newest flows are remembered.
+        let c = Endpoint::server(1, false, 1009);
+        assert_eq!(side(&mut t, &udp_frame(&s, &c, b"a")), Side::Wan);
+    }
 }

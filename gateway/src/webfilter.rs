@@ -40,8 +40,12 @@ impl WebSetup {
     /// Loads the database at `db` and compiles the policy's `[web]` section against it;
     /// `policy_file` names the policy in errors.
     pub fn load(policy: &Policy, policy_file: &str, db: &Path) -> anyhow::Result<WebSetup> {
-        let db = Arc::new(open_db(db)?);
-        let rules = WebRules::new(&policy.web, db, policy_file)?;
+        WebSetup::with_db(policy, policy_file, open_db(db)?)
+    }
+
+    /// As [`WebSetup::load`], with a database already in memory (built by a tool).
+    pub fn with_db(policy: &Policy, policy_file: &str, db: CategoryDb) -> anyhow::Result<WebSetup> {
+        let rules = WebRules::new(&policy.web, Arc::new(db), policy_file)?;
         Ok(WebSetup {
             hosts: Hosts::new(&rules.config),
             rules: Arc::new(rules),
