@@ -84,6 +84,19 @@ impl PacketMeta {
     pub fn dst_ip(&self) -> IpAddr {
         to_ip(self.dst, self.is_v4())
     }
+    /// The same packet as its answer would address it: ends swapped, for judging a flow
+    /// from the side that opened it when its first packet seen is a reply.
+    pub fn mirrored(&self) -> PacketMeta {
+        PacketMeta {
+            src_mac: self.dst_mac,
+            dst_mac: self.src_mac,
+            src: self.dst,
+            dst: self.src,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            ..*self
+        }
+    }
 }
 
 pub const V4_MAPPED: u128 = 0xffff_0000_0000;

@@ -392,7 +392,7 @@ impl WebFilter {
                 Slot::Probe
             }
         };
-        let (mut initials, mut over) = (0, false);
+        let (mut initials, mut over, mut zero_rtt) = (0, false, false);
         let mut d = pkt.payload();
         while quic::looks_like_long(d) {
             let Ok((p, rest)) = quic::next_packet(d) else {
@@ -417,16 +417,21 @@ impl WebFilter {
                     }
                     Err(_) => self.stats.quic_unreadable += 1,
                 },
-                quic::Kind::ZeroRtt => self.stats.quic_0rtt += 1,
+                quic::Kind::ZeroRtt => {
+                    self.stats.quic_0rtt += 1;
+                    zero_rtt = true;
+                }
                 quic::Kind::Unknown => self.stats.quic_other_version += 1,
                 _ => {}
             }
         }
         if initials == 0 {
-            // Nothing of the hello here: a joining flow reads what it has.
-            return match slot {
-                Slot::Kept(_) => self.read_done(pkt, st, slot, true, out),
-                Slot::Probe => self.nameless(pkt, st, false, out),
+            // Nothing of the hello here: a joining flow reads what it has; a 0-RTT packet
+            // reordered before its Initial waits for it.
+            return match (slot, zero_rtt) {
+                (Slot::Kept(_), _) => self.read_done(pkt, st, slot, true, out),
+                (Slot::Probe, true) => self.give_up_or_wait(pkt, st, out),
+                (Slot::Probe, false) => self.nameless(pkt, st, false, out),
             };
         }
         self.read_done(pkt, st, slot, over, out)
