@@ -11,7 +11,7 @@ use crate::flow::{
 };
 use crate::fragment::{FragmentStats, FragmentTracker, FragmentVerdict};
 use crate::inspect::{Inspector, IpsSettings};
-use crate::packet::{self, PacketMeta, V4_MAPPED};
+use crate::packet::{self, PacketMeta, ParseOptions, V4_MAPPED};
 use crate::policy::{FlowEvents, Policy, SideMap};
 use crate::reject::{self, InjectQueue};
 use crate::stage::{Arrival, FlowRef, Inspect, Output, PacketCtx, StageVerdict};
@@ -236,6 +236,7 @@ pub struct Classifier {
     stages: Stages,
     /// Moves with every policy swap; flows decided under an older one are re-decided.
     generation: u32,
+    parse: ParseOptions,
 }
 
 /// Slots in the flow table visited for expiry on each `tick`.
@@ -264,8 +265,14 @@ impl Classifier {
             injects: InjectQueue::new(64),
             injected: 0,
             scratch: vec![Prepared::default(); BURST_MAX].into_boxed_slice(),
+            parse: ParseOptions::default(),
             policy,
         }
+    }
+
+    /// What the parser checks (replay of third-party captures may skip IPv4 checksums).
+    pub fn set_parse_options(&mut self, opts: ParseOptions) {
+        self.parse = opts;
     }
 
     pub fn policy(&self) -> &Arc<Policy> {
@@ -360,8 +367,9 @@ impl Classifier {
     ) -> Verdict {
         self.stats.packets += 1;
         self.stats.bytes += frame.len() as u64;
-        let v = match packet::parse(frame) {
-            Ok(m) => {
+        let mut m = PacketMeta::default();
+        let v = match packet::parse_into(frame, &mut m, self.parse) {
+            Ok(()) => {
                 let at = Arrival {
                     side: side_of(&m),
                     now_ns,
@@ -429,7 +437,7 @@ impl Classifier {
         let mut pre = std::mem::take(&mut self.scratch);
         let n = frames.len().min(pre.len());
         for (p, frame) in pre.iter_mut().zip(frames) {
-            p.class = match packet::parse_into(frame, &mut p.m) {
+            p.class = match packet::parse_into(frame, &mut p.m, self.parse) {
                 Err(e) => Class::Malformed(e),
                 Ok(())
                     if !p.m.is_ip()
