@@ -113,6 +113,8 @@ pub struct WebStats {
     /// Long-header packets of versions not read (gQUIC, unknown): their flows are judged
     /// by the DNS answer cache.
     pub quic_other_version: u64,
+    /// Google QUIC plaintext hellos (up to Q046) whose SNI was read.
+    pub gquic_sni: u64,
     /// 0-RTT packets seen behind a client's Initial.
     pub quic_0rtt: u64,
     /// ClientHellos with `encrypted_client_hello` (real or GREASE).
@@ -425,7 +427,12 @@ impl WebFilter {
                     self.stats.quic_0rtt += 1;
                     zero_rtt = true;
                 }
-                quic::Kind::Unknown => self.stats.quic_other_version += 1,
+                quic::Kind::Unknown => {
+                    self.stats.quic_other_version += 1;
+                    if initials == 0 && matches!(slot, Slot::Probe) {
+                        return self.gquic(pkt, st, out);
+                    }
+                }
                 _ => {}
             }
         }
@@ -439,6 +446,32 @@ impl WebFilter {
             };
         }
         self.read_done(pkt, st, slot, over, out)
+    }
+
+    /// A client datagram that is not an IETF QUIC long header: Google QUIC's plaintext
+    /// hello names its server; anything else is nameless.
+    fn gquic(
+        &mut self,
+        pkt: &PacketCtx<'_>,
+        st: WebFlow,
+        out: &mut Output<'_>,
+    ) -> (WebFlow, StageVerdict) {
+        let read = match quic::gquic_chlo_sni(pkt.payload()) {
+            Some(name) => {
+                self.stats.gquic_sni += 1;
+                ClientRead::Named {
+                    name: ShortName::new(name.as_bytes()),
+                    path: None,
+                    via: Via::Quic,
+                    ech: false,
+                }
+            }
+            None => ClientRead::Nameless,
+        };
+        match read {
+            ClientRead::Nameless => self.nameless(pkt, st, false, out),
+            r => self.act(pkt, st, r, out),
+        }
     }
 
     /// Reads the message gathered in `slot` (QUIC's CRYPTO stream) and acts on it.
@@ -958,7 +991,7 @@ impl Inspect for WebFilter {
             (ip_proto::UDP, _) if client && quic::looks_like_long(pkt.payload()) => {
                 self.quic(pkt, st, out)
             }
-            (ip_proto::UDP, _) if client => self.nameless(pkt, st, false, out),
+            (ip_proto::UDP, _) if client => self.gquic(pkt, st, out),
             (ip_proto::TCP, _) if client => self.tcp(pkt, st, out),
             (ip_proto::TCP, _) => (st, StageVerdict::Pass),
             _ => (

@@ -331,6 +331,40 @@ pub fn crypto_frames(plain: &[u8], mut f: impl FnMut(u64, &[u8])) -> Result<(), 
     Ok(())
 }
 
+/// The SNI of Google QUIC's plaintext client hello (versions up to Q046): a `CHLO`
+/// message, its tag count, then (tag, end offset) pairs and the values. Later gQUIC
+/// versions (Q050, T05x) encrypt it and are not read.
+pub fn gquic_chlo_sni(datagram: &[u8]) -> Option<&str> {
+    let head = &datagram[..datagram.len().min(160)];
+    let at = head.windows(4).position(|w| w == b"CHLO")?;
+    let msg = &datagram[at + 4..];
+    let tags = usize::from(u16::from_le_bytes([*msg.first()?, *msg.get(1)?]));
+    if tags == 0 || tags > 64 {
+        return None;
+    }
+    let values_at = 4 + tags * 8;
+    let values = msg.get(values_at..)?;
+    let mut start = 0usize;
+    for i in 0..tags {
+        let e = msg.get(4 + i * 8..12 + i * 8)?;
+        let end = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as usize;
+        if end < start || end > values.len() {
+            return None;
+        }
+        if &e[..4] == b"SNI\0" {
+            let name = std::str::from_utf8(&values[start..end]).ok()?;
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
+            return ok.then_some(name);
+        }
+        start = end;
+    }
+    None
+}
+
 /// Builds a protected client Initial of `version` carrying `crypto` at CRYPTO offset
 /// `offset`, padded to 1,200 bytes (tests and the synthesizer).
 pub fn seal_initial(
@@ -467,6 +501,23 @@ mod tests {
                 assert!(next_packet(&pkt[..cut]).is_err(), "cut at {cut}");
             }
         }
+    }
+
+    #[test]
+    fn gquic_plaintext_hellos_name_their_server() {
+        let mut d = vec![0x0d, 1, 2, 3, 4, 5, 6, 7, 8, b'Q', b'0', b'4', b'3', 1];
+        d.extend_from_slice(b"CHLO");
+        d.extend_from_slice(&[2, 0, 0, 0]);
+        d.extend_from_slice(b"PAD\0");
+        d.extend_from_slice(&3u32.to_le_bytes());
+        d.extend_from_slice(b"SNI\0");
+        d.extend_from_slice(&(3 + 11u32).to_le_bytes());
+        d.extend_from_slice(b"---www.example");
+        assert_eq!(gquic_chlo_sni(&d), Some("www.example"));
+        let n = d.len();
+        d[n - 15] = 0xff; // the SNI's end offset now points past the message
+        assert_eq!(gquic_chlo_sni(&d), None);
+        assert_eq!(gquic_chlo_sni(b"CHLO"), None);
     }
 
     #[test]
