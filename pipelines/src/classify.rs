@@ -242,6 +242,13 @@ pub struct Classifier {
 /// Slots in the flow table visited for expiry on each `tick`.
 const EXPIRY_BUDGET: usize = 16;
 
+/// A tuple shaped like a LAN client's connection: an ephemeral port on the LAN (where only
+/// client sockets live) to a service port on the WAN. Only such segments are picked up
+/// mid-stream from the WAN, so a pickup reaches no LAN server port.
+fn client_shaped(lan_port: u16, wan_port: u16) -> bool {
+    lan_port >= 1024 && wan_port < 49152
+}
+
 impl Classifier {
     pub fn new(policy: Arc<Policy>) -> Self {
         Self::with_stages(policy, Stages::default())
@@ -670,12 +677,18 @@ impl Classifier {
         // answers a connection its receiver opened. When the firewall allows it both as
         // sent and as that connection, the flow is the receiver's; otherwise it stays the
         // sender's, refused or not, and the receiver's side may still open the tuple.
+        // A mid-stream segment from the WAN is picked up as the LAN's when the LAN could
+        // have opened that connection (`tcp_wan_pickup`).
         let mut opener = side;
-        if d.verdict == FlowVerdict::Allow
-            && m.proto == ip_proto::TCP
-            && m.has_l4()
-            && m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
-        {
+        let tcp = m.proto == ip_proto::TCP && m.has_l4();
+        let syn_ack = tcp && m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK;
+        let wan_midstream = tcp
+            && side == Side::Wan
+            && m.tcp_flags & TCP_SYN == 0
+            && self.policy.flows.tcp_loose_pickup
+            && self.policy.flows.tcp_wan_pickup
+            && client_shaped(mm.dst_port, mm.src_port);
+        if (syn_ack && d.verdict == FlowVerdict::Allow) || wan_midstream {
             let as_opened = self.policy.firewall.decide(side.other(), &mm.mirrored());
             if as_opened.verdict == FlowVerdict::Allow {
                 (d, opener) = (as_opened, side.other());

@@ -136,6 +136,11 @@ pub struct FlowConfig {
     pub on_full: OnFull,
     /// Admit a TCP flow first seen mid-stream (after a restart or an eviction).
     pub tcp_loose_pickup: bool,
+    /// With loose pickup, a mid-stream segment from the WAN of a connection the policy
+    /// would have let the LAN open is picked up as the LAN's (a download that outlived a
+    /// restart resumes at the server's next segment). It opens nothing a LAN host could
+    /// not have opened itself.
+    pub tcp_wan_pickup: bool,
     /// Drop TCP packets that do not fit the connection's state (counted either way).
     pub tcp_drop_invalid: bool,
     pub timeouts: Timeouts,
@@ -147,6 +152,7 @@ impl Default for FlowConfig {
             capacity: 262_144,
             on_full: OnFull::EvictOldest,
             tcp_loose_pickup: true,
+            tcp_wan_pickup: true,
             tcp_drop_invalid: false,
             timeouts: Timeouts::default(),
         }

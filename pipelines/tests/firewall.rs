@@ -588,23 +588,38 @@ fn a_flow_idle_through_many_policy_swaps_is_still_re_decided() {
 }
 
 #[test]
-fn a_connection_that_outlived_a_restart_is_picked_up_from_the_lan_side() {
+fn a_connection_that_outlived_a_restart_is_picked_up() {
     // The table is empty (the gateway restarted) while a download runs: the server's
-    // segment comes first and is refused as unsolicited; the client's next ACK picks the
-    // connection up as the LAN's, and the server's retransmission then passes.
-    let mut c = classifier("");
+    // segment comes first and is picked up as the LAN client's connection.
     let pc = Endpoint::client(20, false, 50100);
     let web = Endpoint::server(80, false, 443);
     let data = tcp(&web, &pc, ACK, 70_000, 5_000, &[7u8; 1400]);
+    let no_telnet = "[[firewall.rule]]\nname = \"no telnet\"\nfrom = \"lan\"\nproto = \"tcp\"\n\
+                     dst_ports = [\"23\"]\naction = \"reject\"\n";
+    let mut c = classifier(no_telnet);
+    assert_eq!(c.process(&data, Side::Wan, T0), FWD);
+    assert_eq!(
+        c.process(&tcp(&pc, &web, ACK, 5_000, 71_400, b""), Side::Lan, T0 + 1),
+        FWD
+    );
+    assert_eq!(c.flows().len(), 1);
+    // Not shaped like a client's connection (a LAN server port): refused.
+    let scan = tcp(&web.with_port(61000), &pc.with_port(22), ACK, 1, 1, b"");
+    assert_eq!(c.process(&scan, Side::Wan, T0), DENY);
+    // A shape the LAN may not open (telnet out is rejected): refused.
+    let telnet = tcp(&web.with_port(23), &pc, ACK, 1, 1, b"");
+    assert!(!c.process(&telnet, Side::Wan, T0).is_forward());
+    // Without WAN pickup the server's segment is refused, the client's next ACK picks
+    // the connection up from the LAN side, and the retransmission passes.
+    let mut c = classifier("[flows]\ntcp_wan_pickup = false\n");
     assert_eq!(c.process(&data, Side::Wan, T0), DENY);
     assert_eq!(
         c.process(&tcp(&pc, &web, ACK, 5_000, 70_000, b""), Side::Lan, T0 + 1),
         FWD
     );
     assert_eq!(c.process(&data, Side::Wan, T0 + 2), FWD);
-    assert_eq!(c.flows().len(), 1);
     // A RST from the LAN host (it knows no such connection) opens nothing.
-    let mut c = classifier("");
+    let mut c = classifier("[flows]\ntcp_wan_pickup = false\n");
     assert_eq!(c.process(&data, Side::Wan, T0), DENY);
     let rst = tcp(&pc, &web, RST, 5_000, 0, b"");
     assert!(!c.process(&rst, Side::Lan, T0 + 1).is_forward());
