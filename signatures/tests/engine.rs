@@ -508,3 +508,19 @@ fn xbits_are_kept_per_host_across_flows_and_expire() {
         "xbits needs a track"
     );
 }
+
+#[test]
+fn pcre_modifiers_switch_their_behaviour_on() {
+    let (e, _) = engine(&[
+        r#"alert tcp any any -> any any (pcre:"/union/i"; sid:30;)"#,
+        r#"alert tcp any any -> any any (pcre:"/a.b/s"; sid:31;)"#,
+        r#"alert tcp any any -> any any (pcre:"/^cmd$/m"; sid:32;)"#,
+        r#"alert tcp any any -> any any (pcre:"/s e l e c t/x"; sid:33;)"#,
+        r#"alert tcp any any -> any any (pcre:"/union/"; sid:34;)"#,
+    ]);
+    assert_eq!(sids(&e, &[(Buffer::Packet, b"1 UNION SELECT")], true), [30]);
+    assert_eq!(sids(&e, &[(Buffer::Packet, b"a\nb")], true), [31]);
+    assert_eq!(sids(&e, &[(Buffer::Packet, b"x\ncmd\ny")], true), [32]);
+    assert_eq!(sids(&e, &[(Buffer::Packet, b"select")], true), [33]);
+    assert_eq!(sids(&e, &[(Buffer::Packet, b"union")], true), [30, 34]);
+}

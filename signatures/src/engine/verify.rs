@@ -373,17 +373,10 @@ fn compile_pcre2(p: &Pcre) -> Result<pcre2::bytes::Regex, String> {
 }
 
 pub(crate) fn compile_pcre(p: &Pcre) -> Result<Step, String> {
-    let mut flags = String::from("-u"); // bytes, like PCRE without UTF mode
-    for f in p.flags.chars() {
-        match f {
-            'i' => flags.push('i'),
-            's' => flags.push('s'),
-            'm' => flags.push('m'),
-            'x' => flags.push('x'),
-            _ => {}
-        }
-    }
-    let re = match regex::bytes::RegexBuilder::new(&format!("(?{flags}){}", p.pattern))
+    // The rule's modifiers switched on, then Unicode off (bytes, like PCRE without UTF
+    // mode): `(?is-u)`. Everything after a `-` is switched off.
+    let on: String = p.flags.chars().filter(|f| "ismx".contains(*f)).collect();
+    let re = match regex::bytes::RegexBuilder::new(&format!("(?{on}-u){}", p.pattern))
         .size_limit(1 << 20)
         .dfa_size_limit(1 << 20)
         .build()
