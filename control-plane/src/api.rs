@@ -29,6 +29,8 @@ pub struct App {
     /// One policy change at a time (read, push, store).
     pub changes: tokio::sync::Mutex<()>,
     pub counters: ApiCounters,
+    /// The gateway's category database, when given: policies are compiled against it.
+    pub categories: Option<Arc<mimamori_signatures::category::CategoryDb>>,
 }
 
 #[derive(Default)]
@@ -255,7 +257,8 @@ async fn put_section(
         )
     })?;
     let mut doc = cur.doc.clone();
-    let checked = set_section(&mut doc, &section, &body).and_then(|()| doc.validate().map(|_| ()));
+    let checked = set_section(&mut doc, &section, &body)
+        .and_then(|()| doc.validate_against(app.categories.as_ref()).map(|_| ()));
     if let Err(i) = checked {
         app.counters.invalid.fetch_add(1, Relaxed);
         return Err(invalid(i));

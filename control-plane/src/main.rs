@@ -33,6 +33,11 @@ enum Cmd {
         /// When the database has no token yet, create a customer-admin token and write it here.
         #[arg(long)]
         bootstrap_token_file: Option<PathBuf>,
+        /// The category database the gateway loads (its --categories): every policy is
+        /// checked against it, so one the gateway could not compile is refused (422) even
+        /// while the gateway is down.
+        #[arg(long)]
+        categories: Option<PathBuf>,
     },
     /// Create an API token in a database (prints the secret once).
     Token {
@@ -128,6 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cp_socket,
             retention_days,
             bootstrap_token_file,
+            categories,
         } => {
             if let Some(dir) = db.parent() {
                 std::fs::create_dir_all(dir).ok();
@@ -140,6 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 retention_days,
                 event_queue: 262_144,
                 bootstrap_token_file,
+                categories,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -417,6 +417,25 @@ impl PolicyDoc {
             reason: e.message,
         })
     }
+
+    /// [`PolicyDoc::validate`], then the `[web]` section compiled against the category
+    /// database the gateway loads (a category it lacks is refused here, not at the
+    /// gateway's next start).
+    pub fn validate_against(
+        &self,
+        categories: Option<&std::sync::Arc<mimamori_signatures::category::CategoryDb>>,
+    ) -> Result<Policy, Invalid> {
+        let policy = self.validate()?;
+        if let Some(db) = categories {
+            mimamori_pipelines::web::WebRules::new(&policy.web, db.clone(), "policy").map_err(
+                |e| Invalid {
+                    field: api_field(&e.field),
+                    reason: e.message,
+                },
+            )?;
+        }
+        Ok(policy)
+    }
 }
 
 /// Where each snapshot section comes from in the document (the inverse of `snapshot`):

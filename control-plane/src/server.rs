@@ -24,6 +24,9 @@ pub struct Options {
     pub event_queue: usize,
     /// Write a customer-admin token here when the database has no token yet.
     pub bootstrap_token_file: Option<PathBuf>,
+    /// The category database the gateway loads: policies are checked against it, so a
+    /// version the gateway could not compile is refused even while the gateway is down.
+    pub categories: Option<PathBuf>,
 }
 
 pub struct Running {
@@ -39,6 +42,16 @@ pub async fn start(
     Running,
     impl std::future::Future<Output = std::io::Result<()>>,
 )> {
+    let categories = match &o.categories {
+        Some(p) => {
+            let bytes = std::fs::read(p)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", p.display()))?;
+            let db = mimamori_signatures::category::CategoryDb::from_bytes(bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            Some(Arc::new(db))
+        }
+        None => None,
+    };
     let mut conn = db::open(&o.db)?;
     let cur = db::current_policy(&conn)?;
     if cur.version == 0 {
@@ -94,6 +107,7 @@ pub async fn start(
         intake: store.counters.clone(),
         changes: tokio::sync::Mutex::new(()),
         counters: ApiCounters::default(),
+        categories,
     });
     let addr = listener.local_addr()?;
     let serve = axum::serve(listener, api::router(app.clone())).with_graceful_shutdown(async {

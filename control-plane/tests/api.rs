@@ -87,9 +87,28 @@ struct Cp {
 }
 
 fn start(name: &str, with_gateway: bool) -> (Cp, Option<Arc<FakeGateway>>) {
+    start_with(name, with_gateway, None)
+}
+
+fn start_with(
+    name: &str,
+    with_gateway: bool,
+    categories: Option<&[&str]>,
+) -> (Cp, Option<Arc<FakeGateway>>) {
     let dir = std::env::temp_dir().join(format!("mimamori-cp-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    let categories = categories.map(|names| {
+        let mut b = mimamori_signatures::category::Builder::default();
+        let src = b.source("test", "");
+        for n in names {
+            let c = b.category(n);
+            assert!(b.add_domain(&format!("{n}.example.test"), c, src));
+        }
+        let path = dir.join("categories.mmcat");
+        std::fs::write(&path, b.finish(0).0).unwrap();
+        path
+    });
     let gw_sock = dir.join("gw.sock");
     let gw = with_gateway.then(|| fake_gateway(&gw_sock));
     let opts = server::Options {
@@ -102,6 +121,7 @@ fn start(name: &str, with_gateway: bool) -> (Cp, Option<Arc<FakeGateway>>) {
         retention_days: 36_500,
         event_queue: 10_000,
         bootstrap_token_file: Some(dir.join("admin.token")),
+        categories,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let o = opts.clone();
@@ -376,6 +396,20 @@ fn a_refused_snapshot_keeps_the_old_one_and_says_why() {
     assert!(v["reason"].as_str().unwrap().contains("no category"), "{v}");
     assert_eq!(cp.version(), v0);
     assert_eq!(cp.get("/api/v1/policy/categories").1.get("nosuch"), None);
+}
+
+#[test]
+fn a_policy_the_gateway_could_not_compile_is_refused_while_it_is_down() {
+    let names = ["adult", "gambling", "malware", "phishing", "c2"];
+    let (cp, _) = start_with("uncompilable", false, Some(&names));
+    let v0 = cp.version();
+    let (code, v) = cp.put("/api/v1/policy/categories", r#"{"nosuch": "block"}"#);
+    assert_eq!(code, 422, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("no category"), "{v}");
+    assert_eq!(cp.version(), v0, "nothing stored");
+    let (code, v) = cp.put("/api/v1/policy/categories", r#"{"c2": "block"}"#);
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(cp.version(), v0 + 1);
 }
 
 #[test]

@@ -15,5 +15,6 @@ pub mod dpdk;
 pub mod eve;
 pub mod replay;
 pub mod sni_recall;
+pub mod startup;
 #[allow(unsafe_code)]
 pub mod webfilter;

@@ -7,6 +7,7 @@ use mimamori_gateway::capture::PcapWriter;
 #[cfg(feature = "dpdk")]
 use mimamori_gateway::dataplane::{self, Layout, Overload, RunConfig, Tier};
 use mimamori_gateway::replay::{LanSide, Replay};
+use mimamori_gateway::startup;
 use mimamori_gateway::webfilter::WebSetup;
 #[cfg(feature = "dpdk")]
 use mimamori_pipelines::inspect::RuleBook;
@@ -162,10 +163,14 @@ enum Cmd {
         #[arg(long)]
         rules: Option<PathBuf>,
         /// The control plane's gateway socket (`mimamori-cp serve --gateway-socket`): the
-        /// current policy is asked for there at start (the --policy file is the fallback
-        /// when it does not answer), and events are streamed to it.
+        /// current policy is asked for there at start, and events are streamed to it. The
+        /// gateway starts under the first policy that compiles here: the control plane's,
+        /// the last one that ran (in --state-dir), the --policy file, the embedded default.
         #[arg(long)]
         control_plane: Option<PathBuf>,
+        /// Where the gateway keeps what must survive a restart (the last policy that ran).
+        #[arg(long, default_value = "/var/lib/mimamori")]
+        state_dir: PathBuf,
         /// Serve statistics on this Unix socket (read them with `mimamori-gw stats`).
         #[arg(long, default_value = "/run/mimamori/gw.sock")]
         stats_socket: PathBuf,
@@ -422,6 +427,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             categories,
             rules,
             control_plane,
+            state_dir,
             stats_socket,
             lcores,
             no_huge,
@@ -431,36 +437,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => {
             let (tier_layout, tier_workers) = tier.layout();
-            let (mut policy_version, mut from_cp) = (0, None);
+            let last_good = startup::LastGood::in_dir(&state_dir);
+            let mut candidates = Vec::new();
+            let mut refused = Vec::new();
             if let Some(cp) = &control_plane {
                 match mimamori_gateway::dataplane::current_policy(cp) {
-                    Ok(Some((v, p))) => {
-                        eprintln!("mimamori-gw: policy version {v} from the control plane");
-                        (policy_version, from_cp) = (v, Some(p));
-                    }
-                    Ok(None) => eprintln!(
-                        "mimamori-gw: the control plane has no policy yet; using the local one"
-                    ),
-                    Err(e) => eprintln!(
-                        "mimamori-gw: control plane not reachable ({e:#}); using the local policy"
-                    ),
+                    Ok(Some((version, text))) => candidates.push(startup::Candidate {
+                        origin: startup::Origin::ControlPlane,
+                        version,
+                        text,
+                    }),
+                    Ok(None) => eprintln!("mimamori-gw: the control plane has no policy yet"),
+                    Err(e) => eprintln!("mimamori-gw: control plane not reachable ({e:#})"),
+                }
+                match last_good.load() {
+                    Some(Ok(c)) => candidates.push(c),
+                    Some(Err(e)) => refused.push(format!("the last policy that ran: {e}")),
+                    None => {}
                 }
             }
-            let (policy, web) = match from_cp {
-                Some(p) => {
-                    let p = Arc::new(p);
-                    let web = match &categories {
-                        Some(db) => Some(WebSetup::load(
-                            &p,
-                            &format!("policy version {policy_version}"),
-                            db,
-                        )?),
-                        None => None,
-                    };
-                    (p, web)
+            match &policy {
+                Some(p) => match std::fs::read_to_string(p) {
+                    Ok(text) => candidates.push(startup::Candidate {
+                        origin: startup::Origin::Local(p.clone()),
+                        version: 0,
+                        text,
+                    }),
+                    Err(e) => refused.push(format!("{}: cannot read: {e}", p.display())),
+                },
+                None => {}
+            }
+            let chosen = startup::choose(candidates, categories.as_deref());
+            refused.extend(chosen.refused.iter().map(|r| r.to_string()));
+            for r in &refused {
+                eprintln!("mimamori-gw: {r}");
+            }
+            eprintln!(
+                "mimamori-gw: starting under policy version {} from {}{}",
+                chosen.version,
+                chosen.origin,
+                if chosen.web.is_none() && categories.is_some() {
+                    " (without the web filter: no policy's [web] fits the category database)"
+                } else {
+                    ""
                 }
-                None => load_policy_web(policy.as_ref(), categories.as_ref())?,
-            };
+            );
+            if control_plane.is_some()
+                && let Err(e) = last_good.save(chosen.version, &chosen.text)
+            {
+                eprintln!("mimamori-gw: the running policy was not kept: {e:#}");
+            }
+            let (policy, web, policy_version) = (chosen.policy, chosen.web, chosen.version);
             let rules = match &rules {
                 Some(path) => {
                     let t = std::time::Instant::now();
@@ -487,6 +514,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 overload,
                 policy,
                 policy_version,
+                policy_origin: chosen.origin.to_string(),
+                policy_refused: refused,
+                last_good: control_plane.is_some().then_some(last_good),
                 web,
                 control_plane,
                 eve,

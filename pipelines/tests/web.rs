@@ -682,8 +682,29 @@ fn a_quic_hello_over_two_initials_is_joined_in_either_order_and_every_version() 
             );
         }
     }
+    // The server acknowledges the first Initial before the client's second arrives
+    // (Chrome's two Initials leave 26 µs apart; a server answers in about a millisecond).
+    let c = Endpoint::client(10, false, 50100);
+    let dcid = [42u8; 8];
+    let (mut a, mut b, mut ack) = ([0u8; 1500], [0u8; 1500], [0u8; 1500]);
+    let na = quic::seal_initial(quic::V1, &dcid, 0, &hs[..cut], &mut a).unwrap();
+    let nb = quic::seal_initial(quic::V1, &dcid, cut as u16, &hs[cut..], &mut b).unwrap();
+    let nack = quic::seal_initial(quic::V1, &[7; 8], 0, b"", &mut ack).unwrap();
+    assert!(
+        cls.process(&udp(&c, &s, &a[..na]), Side::Lan, 1)
+            .is_forward()
+    );
+    assert!(
+        cls.process(&udp(&s, &c, &ack[..nack]), Side::Wan, 1)
+            .is_forward()
+    );
+    assert_eq!(
+        cls.process(&udp(&c, &s, &b[..nb]), Side::Lan, 1),
+        Verdict::Drop(DropReason::WebBlock),
+        "a server's handshake packet does not end the wait"
+    );
     let st = &cls.web().unwrap().stats;
-    assert_eq!((st.quic_sni, st.quic_unreadable), (10, 0));
+    assert_eq!((st.quic_sni, st.quic_unreadable, st.unreadable), (11, 0, 0));
 }
 
 /// Answers a DNS query for `name` with `addr`, so later connections there are named.

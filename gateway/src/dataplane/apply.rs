@@ -6,6 +6,7 @@
 //! not compile is refused with the reason and the running one stays.
 
 use crate::eve::PolicyHistory;
+use crate::startup::LastGood;
 use crate::webfilter::WebSetup;
 use mimamori_pipelines::Policy;
 use mimamori_pipelines::inspect::{IpsSettings, RuleBook};
@@ -63,6 +64,8 @@ pub struct PolicySlot {
     applied: Vec<AtomicU64>,
     /// The rules every policy's `[ips]` is resolved against.
     rules: Option<Arc<RuleBook>>,
+    /// Where each version that runs is kept for the next start.
+    last_good: Option<LastGood>,
 }
 
 impl PolicySlot {
@@ -70,6 +73,7 @@ impl PolicySlot {
         initial: Arc<PolicyUpdate>,
         rules: Option<Arc<RuleBook>>,
         stages: usize,
+        last_good: Option<LastGood>,
     ) -> Arc<Self> {
         Arc::new(Self {
             history: PolicyHistory::new(
@@ -83,6 +87,7 @@ impl PolicySlot {
                 .collect(),
             current: Mutex::new(initial),
             rules,
+            last_good,
         })
     }
 
@@ -164,6 +169,12 @@ impl PolicySlot {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-        Ok(started.elapsed())
+        let took = started.elapsed();
+        if let Some(lg) = &self.last_good
+            && let Err(e) = lg.save(version, text)
+        {
+            eprintln!("mimamori-gw: policy version {version} runs but was not kept: {e:#}");
+        }
+        Ok(took)
     }
 }

@@ -57,6 +57,11 @@ pub struct RunConfig {
     pub policy: Arc<Policy>,
     /// The policy's version (0: from a file; else as the control plane numbered it).
     pub policy_version: u64,
+    /// Where the starting policy came from, and the versions passed over (shown in stats).
+    pub policy_origin: String,
+    pub policy_refused: Vec<String>,
+    /// Where each policy that runs is kept, for the next start.
+    pub last_good: Option<crate::startup::LastGood>,
     /// The web filter, when a category database was given.
     pub web: Option<crate::webfilter::WebSetup>,
     /// Compiled signature rules, when given: every classify stage inspects with them.

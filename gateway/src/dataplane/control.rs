@@ -48,6 +48,8 @@ pub fn snapshot(
         ring_depth: rings.iter().map(|(n, r)| (n.clone(), r.count())).collect(),
         events_written: 0,
         policy_version: 0,
+        policy_origin: String::new(),
+        policy_refused: Vec::new(),
         events_unsent: 0,
     }
 }

@@ -15,17 +15,11 @@ pub const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1
 
 /// Asks the control plane's gateway socket for the current policy: `Some((version,
 /// policy))`, or `None` when it has none yet.
-pub fn current_policy(
-    path: &std::path::Path,
-) -> anyhow::Result<Option<(u64, mimamori_pipelines::Policy)>> {
+pub fn current_policy(path: &std::path::Path) -> anyhow::Result<Option<(u64, String)>> {
     use mimamori_proto::{CpAnswer, CpRequest};
     match mimamori_proto::call(path, &CpRequest::Current, SOCKET_TIMEOUT)? {
         CpAnswer::None => Ok(None),
-        CpAnswer::Policy { version, policy } => {
-            let name = format!("policy version {version}");
-            let p = mimamori_pipelines::Policy::from_toml(&name, &policy)?;
-            Ok(Some((version, p)))
-        }
+        CpAnswer::Policy { version, policy } => Ok(Some((version, policy))),
         CpAnswer::Error(reason) => {
             anyhow::bail!("{}: the control plane refused: {reason}", path.display())
         }
@@ -85,6 +79,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
+    let (policy_origin, policy_refused) = (cfg.policy_origin.clone(), cfg.policy_refused.clone());
     let classify_stages = match cfg.layout {
         Layout::Rtc => 1,
         Layout::Pipeline => cfg.workers,
@@ -96,7 +91,12 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         cfg.rules.as_ref(),
         classify_stages,
     ));
-    let slot = apply::PolicySlot::new(initial.clone(), cfg.rules.clone(), classify_stages);
+    let slot = apply::PolicySlot::new(
+        initial.clone(),
+        cfg.rules.clone(),
+        classify_stages,
+        cfg.last_good.clone(),
+    );
     let unsent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (events_tx, exporter) = if cfg.eve.is_some() || cfg.control_plane.is_some() {
         let (tx, handle) = control::spawn_eve_exporter(
@@ -202,6 +202,8 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         move || {
             let mut s = control::snapshot(&layout, started, &ports, pool, &stages, &rings);
             s.policy_version = slot.current().version;
+            s.policy_origin = policy_origin.clone();
+            s.policy_refused = policy_refused.clone();
             s.events_unsent = unsent.load(Ordering::Relaxed);
             s
         }

@@ -108,6 +108,10 @@ pub struct Snapshot {
     pub events_written: u64,
     /// The policy version every classify stage runs.
     pub policy_version: u64,
+    /// Where the policy the gateway started under came from.
+    pub policy_origin: String,
+    /// Versions passed over at start (did not compile here), with the reasons.
+    pub policy_refused: Vec<String>,
     /// EVE records the control plane did not get (its socket down or slow).
     pub events_unsent: u64,
 }

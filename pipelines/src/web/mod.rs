@@ -121,6 +121,8 @@ pub struct WebStats {
     pub ech: u64,
     /// …whose outer name was not the name looked up for the address.
     pub ech_hidden: u64,
+    /// …with no looked-up name to compare (judged by the outer name).
+    pub ech_unverified: u64,
     /// First messages that could not be read to a name (past the budget, malformed).
     pub unreadable: u64,
     pub http_hosts: u64,
@@ -710,14 +712,21 @@ impl WebFilter {
         StageVerdict::Pass
     }
 
-    /// An ECH hello whose outer name passed: the real name is hidden, so the name the
-    /// client looked up for this address is judged too; a hidden name (none known, or
-    /// not the outer one) takes the policy's `ech` action.
+    /// An ECH hello whose outer name passed. Browsers send a GREASE ECH extension in
+    /// every hello, with the real name outside, so the outer name is compared with the
+    /// name the client looked up for this address: the same, or none known (a hosts
+    /// file, encrypted DNS — blockable as a category), and the flow passes; a different
+    /// one means the real name is hidden: the looked-up name is judged, then the
+    /// policy's `ech` action applies.
     fn ech(&mut self, pkt: &PacketCtx<'_>, seen: &Seen<'_>, out: &mut Output<'_>) -> StageVerdict {
         self.stats.ech += 1;
-        let looked_up = self.answer_name(pkt);
-        if looked_up.is_some_and(|n| n.as_str().eq_ignore_ascii_case(seen.name)) {
-            return StageVerdict::Pass;
+        match self.answer_name(pkt) {
+            None => {
+                self.stats.ech_unverified += 1;
+                return StageVerdict::Pass;
+            }
+            Some(n) if n.as_str().eq_ignore_ascii_case(seen.name) => return StageVerdict::Pass,
+            Some(_) => {}
         }
         self.stats.ech_hidden += 1;
         let v = self.by_answer(pkt, out);
@@ -984,6 +993,14 @@ impl Inspect for WebFilter {
             }
             (ip_proto::UDP, _) if m.dst_port == 53 || m.src_port == 53 => {
                 return self.dns(pkt, out);
+            }
+            // A QUIC server answers a cut hello's first Initial (an ACK, its own Initial)
+            // before the client's next one arrives: handshake packets carry no
+            // application data, so the wait goes on; a 1-RTT packet would end it.
+            (ip_proto::UDP, WebPhase::Joining(_))
+                if !f.from_initiator && quic::looks_like_long(pkt.payload()) =>
+            {
+                (st, StageVerdict::Pass)
             }
             (ip_proto::UDP | ip_proto::TCP, WebPhase::Joining(h)) if !f.from_initiator => {
                 self.server_spoke(pkt, st, h, out)
