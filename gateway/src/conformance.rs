@@ -222,6 +222,7 @@ fn run_one(
         rules: Some(&rules),
         web: None,
         lan_side: LanSide::Subnets,
+        ipv4_checksums: true,
     }
     .run()?;
     if summary.records > 0 && summary.skipped_link_type == summary.records {

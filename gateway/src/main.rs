@@ -60,6 +60,10 @@ enum Cmd {
         /// `initiator` suits captures taken anywhere, e.g. public test captures.
         #[arg(long, value_enum, default_value = "subnets")]
         lan_side: LanSide,
+        /// Do not check IPv4 header checksums (captures taken with checksum offload, or
+        /// anonymised without fixing them); the live gateway always checks.
+        #[arg(long)]
+        no_ipv4_checksum: bool,
     },
     /// Score the web filter's name reading (TLS SNI, QUIC SNI) against nDPI's expected
     /// results: every capture of an nDPI test-data folder is replayed with
@@ -264,6 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rules,
             categories,
             lan_side,
+            no_ipv4_checksum,
         } => {
             let (policy, web) = load_policy_web(policy.as_ref(), categories.as_ref())?;
             let summary = Replay {
@@ -274,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 rules: rules.as_deref(),
                 web,
                 lan_side,
+                ipv4_checksums: !no_ipv4_checksum,
             }
             .run()?;
             print!("{}", summary.text());

@@ -8,6 +8,7 @@ use anyhow::Context;
 use mimamori_pipelines::classify::{Report, Stages};
 use mimamori_pipelines::event::{EventQueue, EventRecord};
 use mimamori_pipelines::inspect::{IdsStats, Inspector, InspectorLimits, IpsSettings, RuleBook};
+use mimamori_pipelines::packet::ParseOptions;
 use mimamori_pipelines::policy::SideMap;
 use mimamori_pipelines::stage::Arrival;
 use mimamori_pipelines::web::hosts::Host;
@@ -276,6 +277,9 @@ pub struct Replay<'a> {
     pub web: Option<WebSetup>,
     /// Which side of the gateway each frame is taken to have arrived on.
     pub lan_side: LanSide,
+    /// Check IPv4 header checksums (off for captures taken with checksum offload or
+    /// anonymised without fixing them, like Suricata's `-k none`).
+    pub ipv4_checksums: bool,
 }
 
 /// What the signature inspection did.
@@ -345,6 +349,9 @@ impl Replay<'_> {
             ips,
         };
         let mut cls = Classifier::with_stages(self.policy.clone(), stages);
+        cls.set_parse_options(ParseOptions {
+            ipv4_checksum: self.ipv4_checksums,
+        });
         let mut burst = Burst::new();
         let mut frame = Vec::with_capacity(2048);
         let (mut skipped, mut written, mut last_ts, mut damage) = (0u64, 0u64, 0u64, None);

@@ -383,6 +383,8 @@ pub fn run_capture(
             rules: None,
             web: Some(web),
             lan_side: LanSide::Initiator,
+            // Public captures are often anonymised without fixing checksums.
+            ipv4_checksums: false,
         }
         .run_with(&mut sink)?;
         r.damage = summary.damage;

@@ -11,7 +11,7 @@ use crate::flow::{
 };
 use crate::fragment::{FragmentStats, FragmentTracker, FragmentVerdict};
 use crate::inspect::{Inspector, IpsSettings};
-use crate::packet::{self, PacketMeta, V4_MAPPED};
+use crate::packet::{self, PacketMeta, ParseOptions, V4_MAPPED};
 use crate::policy::{FlowEvents, Policy, SideMap};
 use crate::reject::{self, InjectQueue};
 use crate::stage::{Arrival, FlowRef, Inspect, Output, PacketCtx, StageVerdict};
@@ -236,6 +236,7 @@ pub struct Classifier {
     stages: Stages,
     /// Moves with every policy swap; flows decided under an older one are re-decided.
     generation: u32,
+    parse: ParseOptions,
 }
 
 /// Slots in the flow table visited for expiry on each `tick`.
@@ -264,8 +265,14 @@ impl Classifier {
             injects: InjectQueue::new(64),
             injected: 0,
             scratch: vec![Prepared::default(); BURST_MAX].into_boxed_slice(),
+            parse: ParseOptions::default(),
             policy,
         }
+    }
+
+    /// What the parser checks (replay of third-party captures may skip IPv4 checksums).
+    pub fn set_parse_options(&mut self, opts: ParseOptions) {
+        self.parse = opts;
     }
 
     pub fn policy(&self) -> &Arc<Policy> {
@@ -360,8 +367,9 @@ impl Classifier {
     ) -> Verdict {
         self.stats.packets += 1;
         self.stats.bytes += frame.len() as u64;
-        let v = match packet::parse(frame) {
-            Ok(m) => {
+        let mut m = PacketMeta::default();
+        let v = match packet::parse_into(frame, &mut m, self.parse) {
+            Ok(()) => {
                 let at = Arrival {
                     side: side_of(&m),
                     now_ns,
@@ -429,7 +437,7 @@ impl Classifier {
         let mut pre = std::mem::take(&mut self.scratch);
         let n = frames.len().min(pre.len());
         for (p, frame) in pre.iter_mut().zip(frames) {
-            p.class = match packet::parse_into(frame, &mut p.m) {
+            p.class = match packet::parse_into(frame, &mut p.m, self.parse) {
                 Err(e) => Class::Malformed(e),
                 Ok(())
                     if !p.m.is_ip()
@@ -559,10 +567,16 @@ impl Classifier {
         }
         let timeouts = &self.policy.flows.timeouts;
         let f = self.flows.get_mut(idx);
-        let opens = m.proto != ip_proto::TCP || m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+        let opens = m.proto != ip_proto::TCP
+            || m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+            || (self.policy.flows.tcp_loose_pickup
+                && f.blocked.is_none()
+                && tcp::opening_state(m.tcp_flags, true).is_some());
         if f.verdict != FlowVerdict::Allow && side != f.initiator_side && opens {
             // A flow refused from one side must not stop the other side from opening the
-            // same tuple (UDP hole punching, a port scan racing a real connection).
+            // same tuple (UDP hole punching, a port scan racing a real connection), nor,
+            // with loose pickup, from picking up a connection that outlived a restart:
+            // the server's segments came first and were refused, the client's are not.
             self.end_flow(idx, EndReason::Forced, p.at.now_ns);
             return self.open(p, k);
         }
@@ -651,8 +665,24 @@ impl Classifier {
         } else {
             (k.key.hi_port, k.key.lo_port)
         };
-        let d = self.policy.firewall.decide(side, &mm);
-        let hit = match (d.rule, side) {
+        let mut d = self.policy.firewall.decide(side, &mm);
+        // A SYN-ACK picked up (the SYN was missed: a restart, a capture started late)
+        // answers a connection its receiver opened. When the firewall allows it both as
+        // sent and as that connection, the flow is the receiver's; otherwise it stays the
+        // sender's, refused or not, and the receiver's side may still open the tuple.
+        let mut opener = side;
+        if d.verdict == FlowVerdict::Allow
+            && m.proto == ip_proto::TCP
+            && m.has_l4()
+            && m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
+        {
+            let as_opened = self.policy.firewall.decide(side.other(), &mm.mirrored());
+            if as_opened.verdict == FlowVerdict::Allow {
+                (d, opener) = (as_opened, side.other());
+            }
+        }
+        let answered = opener != side;
+        let hit = match (d.rule, opener) {
             (NO_RULE, Side::Lan) => self.policy.firewall.rules.len(),
             (NO_RULE, Side::Wan) => self.policy.firewall.rules.len() + 1,
             (r, _) => r as usize,
@@ -673,21 +703,22 @@ impl Classifier {
         };
         let timeouts = self.policy.flows.timeouts;
         let f = self.flows.get_mut(idx);
-        f.initiator_is_lo = k.src_is_lo;
-        f.initiator_side = side;
+        f.initiator_is_lo = k.src_is_lo != answered;
+        f.initiator_side = opener;
         f.generation = self.generation;
         f.verdict = d.verdict;
         f.rule = d.rule;
         f.tcp = state;
         f.logged = d.log;
-        f.pkts[0] = 1;
-        f.bytes[0] = p.frame.len() as u64;
+        let dir = usize::from(answered);
+        f.pkts[dir] = 1;
+        f.bytes[dir] = p.frame.len() as u64;
         f.expires_ns = now_ns + timeouts.for_flow(f);
         let flow = FlowRef {
             slot: idx,
             id: f.id,
-            from_initiator: true,
-            initiator_side: side,
+            from_initiator: !answered,
+            initiator_side: opener,
             opened: true,
         };
         if d.log {

@@ -52,6 +52,7 @@ parse_errors! {
     UdpBadLength => "udp_bad_length", "UDP length field below 8 or past the packet";
     IcmpTruncated => "icmp_truncated", "ICMP header cut short";
     Icmpv6Truncated => "icmpv6_truncated", "ICMPv6 header cut short";
+    TunnelTooDeep => "tunnel_too_deep", "tunnels nested deeper than the gateway looks through";
 }
 
 /// One counter per [`ParseError`] reason.

@@ -8,6 +8,7 @@ use crate::error::ParseError;
 use crate::wire::{
     self, ArpPacket, EtherType, EthernetFrame, IcmpHeader, Ipv4Packet, Ipv6Packet, MacAddr,
     TcpHeader, UdpHeader, ethernet, ip_proto,
+    tunnel::{self, Inner, TunnelKind},
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -61,6 +62,11 @@ pub struct PacketMeta {
     pub icmp_code: u8,
     pub icmp_ident: u16,
     pub fragment: Option<Fragment>,
+    /// Tunnels looked through to reach this packet (0: none). The fields from `ethertype`
+    /// on describe the innermost packet; the MACs and VLANs stay the outer frame's.
+    pub tunnels: u8,
+    /// The outermost tunnel, when `tunnels > 0`.
+    pub tunnel: TunnelKind,
 }
 
 impl PacketMeta {
@@ -83,6 +89,19 @@ impl PacketMeta {
     }
     pub fn dst_ip(&self) -> IpAddr {
         to_ip(self.dst, self.is_v4())
+    }
+    /// The same packet as its answer would address it: ends swapped, for judging a flow
+    /// from the side that opened it when its first packet seen is a reply.
+    pub fn mirrored(&self) -> PacketMeta {
+        PacketMeta {
+            src_mac: self.dst_mac,
+            dst_mac: self.src_mac,
+            src: self.dst,
+            dst: self.src,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            ..*self
+        }
     }
 }
 
@@ -113,15 +132,44 @@ pub fn to_ip(bits: u128, v4: bool) -> IpAddr {
     }
 }
 
+/// Tunnels looked through at most; a packet nested deeper is refused.
+pub const MAX_TUNNELS: u8 = 2;
+
+/// What the parser checks beyond structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Refuse IPv4 headers whose checksum is wrong (a host would drop them). Captures
+    /// taken on a host with checksum offload, or anonymised, have wrong ones throughout.
+    pub ipv4_checksum: bool,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions {
+            ipv4_checksum: true,
+        }
+    }
+}
+
 /// Parses one Ethernet frame. Never panics; a malformed frame is a [`ParseError`].
 pub fn parse(frame: &[u8]) -> Result<PacketMeta, ParseError> {
     let mut m = PacketMeta::default();
-    parse_into(frame, &mut m).map(|()| m)
+    parse_into(frame, &mut m, ParseOptions::default()).map(|()| m)
 }
 
 /// [`parse`] into a record the caller owns (a burst's scratch slot), avoiding a copy.
+/// Tunnels ([`MAX_TUNNELS`] deep) are looked through: the packet described is the
+/// innermost one.
 #[inline]
-pub fn parse_into(frame: &[u8], m: &mut PacketMeta) -> Result<(), ParseError> {
+pub fn parse_into(frame: &[u8], m: &mut PacketMeta, opts: ParseOptions) -> Result<(), ParseError> {
+    parse_frame(frame, m, opts)?;
+    if m.is_ip() && m.fragment.is_none() {
+        decapsulate(frame, m, opts)?;
+    }
+    Ok(())
+}
+
+fn parse_frame(frame: &[u8], m: &mut PacketMeta, opts: ParseOptions) -> Result<(), ParseError> {
     let eth = EthernetFrame::new_checked(frame)?;
     *m = PacketMeta {
         frame_len: frame.len().min(u16::MAX as usize) as u16,
@@ -160,15 +208,105 @@ pub fn parse_into(frame: &[u8], m: &mut PacketMeta) -> Result<(), ParseError> {
             ArpPacket::new_checked(l3)?;
             m.l3 = L3::Arp;
         }
-        EtherType::IPV4 => parse_ipv4(m, l3, off)?,
+        EtherType::IPV4 => parse_ipv4(m, l3, off, opts)?,
         EtherType::IPV6 => parse_ipv6(m, l3, off)?,
         _ => {}
     }
     Ok(())
 }
 
-fn parse_ipv4(m: &mut PacketMeta, l3: &[u8], off: usize) -> Result<(), ParseError> {
-    let ip = Ipv4Packet::new_checked(l3)?;
+/// The packet inside the one `m` describes, if it is a tunnel: which tunnel, where the
+/// inner packet starts and what it is.
+fn tunnel_inner(frame: &[u8], m: &PacketMeta) -> Option<(TunnelKind, usize, Inner)> {
+    let at = usize::from(m.payload_offset);
+    let payload = frame.get(at..at + usize::from(m.payload_len))?;
+    let port = |p: u16| m.dst_port == p || m.src_port == p;
+    match m.proto {
+        ip_proto::IPIP | ip_proto::IPV6_IN_IP => Some((TunnelKind::IpInIp, at, Inner::Ip)),
+        ip_proto::GRE => tunnel::gre(payload).map(|(n, i)| (TunnelKind::Gre, at + n, i)),
+        ip_proto::UDP if m.dst_port == tunnel::VXLAN_PORT => {
+            tunnel::vxlan(payload).map(|n| (TunnelKind::Vxlan, at + n, Inner::Ethernet))
+        }
+        ip_proto::UDP if port(tunnel::GTPU_PORT) => {
+            tunnel::gtp_u(payload).map(|n| (TunnelKind::GtpU, at + n, Inner::Ip))
+        }
+        ip_proto::UDP if port(tunnel::CAPWAP_DATA_PORT) => {
+            tunnel::capwap_data(payload).map(|(n, i)| (TunnelKind::Capwap, at + n, i))
+        }
+        _ => None,
+    }
+}
+
+/// Replaces `m` by the packet its tunnels carry, layer by layer. A payload that does not
+/// parse as the packet its tunnel header promised leaves the outer packet standing.
+fn decapsulate(frame: &[u8], m: &mut PacketMeta, opts: ParseOptions) -> Result<(), ParseError> {
+    while let Some((kind, at, inner)) = tunnel_inner(frame, m) {
+        if m.tunnels == MAX_TUNNELS {
+            return Err(ParseError::TunnelTooDeep);
+        }
+        let outer = *m;
+        *m = PacketMeta {
+            frame_len: outer.frame_len,
+            src_mac: outer.src_mac,
+            dst_mac: outer.dst_mac,
+            vlan_outer: outer.vlan_outer,
+            vlan_inner: outer.vlan_inner,
+            tunnels: outer.tunnels + 1,
+            tunnel: if outer.tunnels == 0 {
+                kind
+            } else {
+                outer.tunnel
+            },
+            ..PacketMeta::default()
+        };
+        let l3 = match inner {
+            Inner::Ip => frame.get(at).map(|&b| {
+                let ethertype = if b >> 4 == 6 {
+                    EtherType::IPV6
+                } else {
+                    EtherType::IPV4
+                };
+                (at, ethertype)
+            }),
+            Inner::Ethernet => frame
+                .get(at..at + ethernet::HEADER_LEN)
+                .map(|h| (at + ethernet::HEADER_LEN, wire::be16(h, 12))),
+            Inner::Wifi => frame
+                .get(at..)
+                .and_then(tunnel::wifi_data)
+                .map(|(n, ethertype)| (at + n, ethertype)),
+        };
+        let parsed = match l3 {
+            Some((off, EtherType::IPV4)) => {
+                m.ethertype = EtherType::IPV4;
+                m.l3_offset = off as u16;
+                parse_ipv4(m, &frame[off..], off, opts)
+            }
+            Some((off, EtherType::IPV6)) => {
+                m.ethertype = EtherType::IPV6;
+                m.l3_offset = off as u16;
+                parse_ipv6(m, &frame[off..], off)
+            }
+            _ => Err(ParseError::Ipv4Truncated),
+        };
+        if parsed.is_err() {
+            *m = outer;
+            return Ok(());
+        }
+        if m.fragment.is_some() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn parse_ipv4(
+    m: &mut PacketMeta,
+    l3: &[u8],
+    off: usize,
+    opts: ParseOptions,
+) -> Result<(), ParseError> {
+    let ip = Ipv4Packet::new_checked(l3, opts.ipv4_checksum)?;
     m.l3 = L3::Ipv4;
     m.ip_len = ip.total_len() as u16;
     m.src = v4_bits(ip.src());

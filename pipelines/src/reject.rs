@@ -13,9 +13,14 @@ pub const INJECT_MAX: usize = 1536;
 const V6_QUOTE: usize = 128;
 
 /// Builds the reject answer to `frame` into `out`. `None` when no answer is due: never to
-/// a RST, an ICMP error, or a broadcast or multicast sender or destination.
+/// a RST, an ICMP error, or a broadcast or multicast sender or destination, nor to a
+/// tunnelled packet (the answer would need the tunnel's headers; the packet is dropped).
 pub fn build(frame: &[u8], m: &PacketMeta, out: &mut [u8]) -> Option<usize> {
-    if m.dst_mac.is_multicast() || m.src_mac.is_multicast() || is_group_addr(m.dst, m.is_v4()) {
+    if m.tunnels > 0
+        || m.dst_mac.is_multicast()
+        || m.src_mac.is_multicast()
+        || is_group_addr(m.dst, m.is_v4())
+    {
         return None;
     }
     let (l2, ip) = reply_headers(m);

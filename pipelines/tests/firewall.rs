@@ -586,3 +586,46 @@ fn a_flow_idle_through_many_policy_swaps_is_still_re_decided() {
     }
     assert_eq!(c.process(&udp(&pc, &dns, b"q"), Side::Lan, T0 + SEC), DENY);
 }
+
+#[test]
+fn a_connection_that_outlived_a_restart_is_picked_up_from_the_lan_side() {
+    // The table is empty (the gateway restarted) while a download runs: the server's
+    // segment comes first and is refused as unsolicited; the client's next ACK picks the
+    // connection up as the LAN's, and the server's retransmission then passes.
+    let mut c = classifier("");
+    let pc = Endpoint::client(20, false, 50100);
+    let web = Endpoint::server(80, false, 443);
+    let data = tcp(&web, &pc, ACK, 70_000, 5_000, &[7u8; 1400]);
+    assert_eq!(c.process(&data, Side::Wan, T0), DENY);
+    assert_eq!(
+        c.process(&tcp(&pc, &web, ACK, 5_000, 70_000, b""), Side::Lan, T0 + 1),
+        FWD
+    );
+    assert_eq!(c.process(&data, Side::Wan, T0 + 2), FWD);
+    assert_eq!(c.flows().len(), 1);
+    // A RST from the LAN host (it knows no such connection) opens nothing.
+    let mut c = classifier("");
+    assert_eq!(c.process(&data, Side::Wan, T0), DENY);
+    let rst = tcp(&pc, &web, RST, 5_000, 0, b"");
+    assert!(!c.process(&rst, Side::Lan, T0 + 1).is_forward());
+    assert_eq!(c.process(&data, Side::Wan, T0 + 2), DENY);
+}
+
+#[test]
+fn a_syn_ack_picked_up_makes_its_receiver_the_initiator_only_where_both_ways_are_allowed() {
+    let pc = Endpoint::client(20, false, 50200);
+    let web = Endpoint::server(80, false, 443);
+    let synack = tcp(&web, &pc, SYN | ACK, 9, 2, b"");
+    let hello = tcp(&pc, &web, ACK, 2, 10, b"hello");
+    // Default: WAN may not open, so the unsolicited SYN-ACK is refused.
+    let mut c = classifier("");
+    assert_eq!(c.process(&synack, Side::Wan, T0), DENY);
+    // Both ways allowed: the flow is the LAN client's.
+    let mut c = classifier("[firewall]\ndefault_wan_to_lan = \"allow\"\n");
+    assert_eq!(c.process(&synack, Side::Wan, T0), FWD);
+    assert_eq!(c.process(&hello, Side::Lan, T0 + 1), FWD);
+    let (key, _) = mimamori_pipelines::flow::FlowKey::from_meta(&parse(&hello).unwrap());
+    let t = c.flows();
+    let f = t.get(t.find(&key, t.hash(&key)).unwrap());
+    assert_eq!((f.initiator_side, f.pkts), (Side::Lan, [1, 1]));
+}

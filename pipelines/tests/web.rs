@@ -746,3 +746,74 @@ fn an_ech_hello_is_judged_by_its_outer_name_and_the_name_looked_up() {
         );
     }
 }
+
+#[test]
+fn encrypted_dns_resolvers_are_a_category_by_name_and_by_address() {
+    // The shipped list, plus the test's own resolver addresses (tests send nothing
+    // outside the documentation ranges, so the real addresses are not dialled here).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../patterns/categories");
+    let mut b = Builder::default();
+    b.add_squidguard_dir(&dir, "mimamori", "2026-12-01")
+        .unwrap();
+    assert!(b.report.invalid.is_empty(), "{:?}", b.report.invalid);
+    assert!(b.report.domains > 50);
+    let cat = b.category("encrypted_dns");
+    let src = b.source("test", "");
+    let dot = Endpoint::server(53, false, 853);
+    let doh6 = Endpoint::server(53, true, 443);
+    for e in [&dot, &doh6] {
+        let ip = mimamori_pipelines::packet::to_ip(e.ip, e.v4).to_string();
+        assert!(b.add_domain(&ip, cat, src), "{ip}");
+    }
+    let db = Arc::new(CategoryDb::from_bytes(b.finish(0).0).unwrap());
+    let text = "[sides]\nlan_subnets = [\"198.18.0.0/16\", \"2001:db8:1::/48\"]\n\
+                [web.categories]\nencrypted_dns = \"block\"\n";
+    let policy = Arc::new(Policy::from_toml("p.toml", text).unwrap());
+    let rules = Arc::new(WebRules::new(&policy.web, db, "p.toml").unwrap());
+    let web = WebFilter::new(rules.clone(), Hosts::new(&rules.config));
+    let mut cls = Classifier::with_web(policy, Some(web));
+    // DoH by name (the SNI), DoT and DoH without SNI by address, both families.
+    let named = synth::client_hello(&mut Rng::new(1), "dns.google");
+    let s = Endpoint::server(60, false, 443);
+    let v = connect_and_send(&mut cls, &Endpoint::client(10, false, 44000), &s, &named, 1);
+    assert_eq!(v, Verdict::Drop(DropReason::WebBlock));
+    let shape = synth::HelloShape::default();
+    let anon = synth::shaped_client_hello(&mut Rng::new(2), "", shape);
+    let anon = strip_sni(&anon);
+    for (i, to) in [&dot, &doh6].into_iter().enumerate() {
+        let c = Endpoint::client(10, !to.v4, 44001 + i as u16);
+        let v = connect_and_send(&mut cls, &c, to, &anon, 1);
+        assert_eq!(v, Verdict::Drop(DropReason::WebBlock), "{i}");
+    }
+    let h = web_events(&mut cls);
+    assert_eq!(
+        h.iter().map(|h| h.via).collect::<Vec<_>>(),
+        vec![Via::Sni, Via::Address, Via::Address]
+    );
+}
+
+/// A ClientHello without its server_name extension (the hello built for an empty name).
+fn strip_sni(hello: &[u8]) -> Vec<u8> {
+    // Extensions start after: record (5), handshake header (4), version (2), random
+    // (32), session id (1 + 32), suites (2 + 10), compression (2), extensions length (2).
+    let ext_at = 5 + 4 + 2 + 32 + 33 + 12 + 2;
+    let sni_len = 4 + usize::from(u16::from_be_bytes([hello[ext_at + 4], hello[ext_at + 5]]));
+    let mut out = hello[..ext_at].to_vec();
+    out.extend_from_slice(&hello[ext_at + sni_len..]);
+    let fix = |out: &mut Vec<u8>, at: usize, by: usize, wide: bool| {
+        if wide {
+            let v = (usize::from(out[at]) << 16
+                | usize::from(out[at + 1]) << 8
+                | usize::from(out[at + 2]))
+                - by;
+            out[at..at + 3].copy_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
+        } else {
+            let v = usize::from(u16::from_be_bytes([out[at], out[at + 1]])) - by;
+            out[at..at + 2].copy_from_slice(&(v as u16).to_be_bytes());
+        }
+    };
+    fix(&mut out, 3, sni_len, false);
+    fix(&mut out, 6, sni_len, true);
+    fix(&mut out, ext_at - 2, sni_len, false);
+    out
+}

@@ -219,8 +219,9 @@ pub enum HelloRead<'a> {
     Complete(ClientHello<'a>),
     /// Cut short; the SNI if the part at hand holds it.
     Partial(Option<&'a str>),
-    /// Not a ClientHello, or malformed.
-    Invalid(TlsError),
+    /// Not a ClientHello, or malformed; the SNI if it came before the damage (a name
+    /// followed by broken extensions is still the name the client asked for).
+    Invalid(TlsError, Option<&'a str>),
 }
 
 /// Reads the ClientHello at the start of a client's TLS stream, however many records it
@@ -232,7 +233,7 @@ pub fn read_client_hello<'a>(stream: &[u8], scratch: &'a mut [u8]) -> HelloRead<
     while let Some(h) = stream.get(at..at + 5) {
         if !looks_like_tls(h) {
             if at == 0 {
-                return HelloRead::Invalid(TlsError::NotHandshake);
+                return HelloRead::Invalid(TlsError::NotHandshake, None);
             }
             break;
         }
@@ -257,13 +258,20 @@ pub fn read_handshake(hs: &[u8]) -> HelloRead<'_> {
     }
     match parse_handshake(hs) {
         Ok(h) => HelloRead::Complete(h),
-        Err(TlsError::Partial) => {
-            let mut hello = ClientHello::default();
-            let _ = walk_body(&hs[4..], true, &mut hello);
-            HelloRead::Partial(hello.sni)
+        Err(TlsError::Partial) => HelloRead::Partial(sni_before_damage(&hs[4..])),
+        Err(e @ TlsError::Malformed(_)) => {
+            let len = (usize::from(hs[1]) << 16) | (usize::from(hs[2]) << 8) | usize::from(hs[3]);
+            HelloRead::Invalid(e, sni_before_damage(&hs[4..hs.len().min(4 + len)]))
         }
-        Err(e) => HelloRead::Invalid(e),
+        Err(e) => HelloRead::Invalid(e, None),
     }
+}
+
+/// The SNI of a ClientHello body, if it comes before the body is cut or broken.
+fn sni_before_damage(body: &[u8]) -> Option<&str> {
+    let mut hello = ClientHello::default();
+    let _ = walk_body(body, true, &mut hello);
+    hello.sni
 }
 
 /// Certificates kept from one server flight.

@@ -108,9 +108,6 @@ pub struct IdsStats {
 /// One flow's inspection state, in the side table at the flow's slot.
 #[derive(Default)]
 struct SigFlow {
-    /// The flow's first packet was a SYN-ACK (picked up mid-handshake): its initiator,
-    /// as the classifier counts it, is the server.
-    reversed: bool,
     replied: bool,
     bits: FlowBits,
     /// [to_server, to_client].
@@ -275,14 +272,14 @@ impl Inspector {
         let tcp = m.proto == ip_proto::TCP;
         let syn_ack = tcp && m.tcp_flags & (flags::SYN | flags::ACK) == (flags::SYN | flags::ACK);
         let (flow, from_initiator) = match pkt.flow {
-            Some(f) => (side_entry(flows, f, syn_ack, mem), f.from_initiator),
+            Some(f) => (side_entry(flows, f, mem), f.from_initiator),
             None => {
                 lone.release(mem);
                 *lone = SigFlow::default();
                 (lone, !syn_ack)
             }
         };
-        let to_server = from_initiator != flow.reversed;
+        let to_server = from_initiator;
         if !to_server {
             flow.replied = true;
         }
@@ -402,12 +399,7 @@ impl Inspector {
 }
 
 /// The side-table entry of `f`, fresh when the flow has just opened.
-fn side_entry<'t>(
-    flows: &'t mut Vec<SigFlow>,
-    f: FlowRef,
-    syn_ack: bool,
-    mem: &mut Memcap,
-) -> &'t mut SigFlow {
+fn side_entry<'t>(flows: &'t mut Vec<SigFlow>, f: FlowRef, mem: &mut Memcap) -> &'t mut SigFlow {
     let slot = f.slot as usize;
     if slot >= flows.len() {
         flows.resize_with(slot + 1, SigFlow::default);
@@ -415,10 +407,7 @@ fn side_entry<'t>(
     let e = &mut flows[slot];
     if f.opened {
         e.release(mem);
-        *e = SigFlow {
-            reversed: syn_ack,
-            ..SigFlow::default()
-        };
+        *e = SigFlow::default();
     }
     e
 }

@@ -75,6 +75,9 @@ pub fn page(kind: PageKind, name: &str, category: &str, desk: &str, out: &mut [u
 /// acknowledged, ack = past the request), with FIN: the client reads the page and the
 /// connection is over.
 pub fn page_to_client(m: &PacketMeta, page: &[u8], out: &mut [u8]) -> Option<usize> {
+    if m.tunnels > 0 {
+        return None; // see reject::build
+    }
     let (l2, ip) = reply_headers(m);
     emit::build(
         out,
@@ -96,6 +99,9 @@ pub fn page_to_client(m: &PacketMeta, page: &[u8], out: &mut [u8]) -> Option<usi
 /// A RST from the client to the server in place of the request `m`, so the server stops
 /// waiting for it.
 pub fn rst_to_server(m: &PacketMeta, out: &mut [u8]) -> Option<usize> {
+    if m.tunnels > 0 {
+        return None;
+    }
     emit::build(
         out,
         &L2 {
@@ -134,6 +140,9 @@ pub fn dns_sinkhole(
     v6: Option<Ipv6Addr>,
     out: &mut [u8],
 ) -> Option<usize> {
+    if m.tunnels > 0 {
+        return None;
+    }
     let mut msg = [0u8; 512];
     let qlen = q.end;
     if qlen > 512 - 28 {

@@ -236,7 +236,7 @@ fn read_hello(r: HelloRead<'_>, via: Via, last: bool) -> ClientRead {
         HelloRead::Complete(h) => sni(h.sni, via, h.ech),
         HelloRead::Partial(name) if last => sni(name, via, false),
         HelloRead::Partial(_) => ClientRead::More,
-        HelloRead::Invalid(_) => ClientRead::Nameless,
+        HelloRead::Invalid(_, name) => sni(name, via, false),
     }
 }
 

@@ -30,7 +30,7 @@ use crate::stage::{FlowRef, Inspect, Output, PacketCtx, StageVerdict};
 use crate::wire::arp::ArpPacket;
 use crate::wire::{MacAddr, ip_proto, tcp::flags as tcp_flags};
 use hello::{ClientRead, HELLO_MAX, Handle, Hellos, Slot};
-use mimamori_signatures::category::Match;
+use mimamori_signatures::category::{ADDRESS_NAME_MAX, Match, address_name};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -43,6 +43,9 @@ pub enum Via {
     Http,
     /// A connection to an address a DNS answer gave for the name.
     DnsAnswer,
+    /// A connection with no name at all, judged by its destination address (lists may
+    /// hold addresses, e.g. encrypted DNS resolvers reached by IP).
+    Address,
 }
 
 impl Via {
@@ -53,6 +56,7 @@ impl Via {
             Via::Quic => "quic-sni",
             Via::Http => "http-host",
             Via::DnsAnswer => "dns-answer",
+            Via::Address => "address",
         }
     }
 }
@@ -392,7 +396,7 @@ impl WebFilter {
                 Slot::Probe
             }
         };
-        let (mut initials, mut over) = (0, false);
+        let (mut initials, mut over, mut zero_rtt) = (0, false, false);
         let mut d = pkt.payload();
         while quic::looks_like_long(d) {
             let Ok((p, rest)) = quic::next_packet(d) else {
@@ -417,16 +421,21 @@ impl WebFilter {
                     }
                     Err(_) => self.stats.quic_unreadable += 1,
                 },
-                quic::Kind::ZeroRtt => self.stats.quic_0rtt += 1,
+                quic::Kind::ZeroRtt => {
+                    self.stats.quic_0rtt += 1;
+                    zero_rtt = true;
+                }
                 quic::Kind::Unknown => self.stats.quic_other_version += 1,
                 _ => {}
             }
         }
         if initials == 0 {
-            // Nothing of the hello here: a joining flow reads what it has.
-            return match slot {
-                Slot::Kept(_) => self.read_done(pkt, st, slot, true, out),
-                Slot::Probe => self.nameless(pkt, st, false, out),
+            // Nothing of the hello here: a joining flow reads what it has; a 0-RTT packet
+            // reordered before its Initial waits for it.
+            return match (slot, zero_rtt) {
+                (Slot::Kept(_), _) => self.read_done(pkt, st, slot, true, out),
+                (Slot::Probe, true) => self.give_up_or_wait(pkt, st, out),
+                (Slot::Probe, false) => self.nameless(pkt, st, false, out),
             };
         }
         self.read_done(pkt, st, slot, over, out)
@@ -603,7 +612,10 @@ impl WebFilter {
         if st.quarantined {
             return (done, self.refuse_quarantined(pkt, out));
         }
-        let v = self.by_answer(pkt, out);
+        let mut v = self.by_answer(pkt, out);
+        if v == StageVerdict::Pass && self.answer_name(pkt).is_none() {
+            v = self.by_address(pkt, out);
+        }
         if v != StageVerdict::Pass || !read {
             return (done, v);
         }
@@ -774,6 +786,22 @@ impl WebFilter {
             return (st, StageVerdict::Pass);
         }
         self.nameless(pkt, st, false, out)
+    }
+
+    /// Judges a flow nothing names by its destination address.
+    fn by_address(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> StageVerdict {
+        let mut buf = [0u8; ADDRESS_NAME_MAX];
+        let name = ShortName::new(address_name(pkt.meta.dst_ip(), &mut buf).as_bytes());
+        let seen = Seen {
+            via: Via::Address,
+            name: name.as_str(),
+            path: None,
+            ech: false,
+        };
+        if self.judge(pkt, &seen, Outcome::Blocked, out).is_none() {
+            return StageVerdict::Pass;
+        }
+        self.reset_both(pkt, DropReason::WebBlock, out)
     }
 
     /// The name a live DNS answer gave the flow's destination.

@@ -12,8 +12,9 @@ pub struct Ipv4Packet<'a> {
 }
 
 impl<'a> Ipv4Packet<'a> {
-    /// Checks version, IHL, total length, option encoding and the header checksum.
-    pub fn new_checked(buf: &'a [u8]) -> Result<Self, ParseError> {
+    /// Checks version, IHL, total length, option encoding and (`checksum`) the header
+    /// checksum.
+    pub fn new_checked(buf: &'a [u8], checksum: bool) -> Result<Self, ParseError> {
         if buf.len() < MIN_HEADER_LEN {
             return Err(ParseError::Ipv4Truncated);
         }
@@ -37,7 +38,7 @@ impl<'a> Ipv4Packet<'a> {
         if ihl > MIN_HEADER_LEN {
             check_options(&buf[MIN_HEADER_LEN..ihl])?;
         }
-        if checksum::fold(checksum::sum(&buf[..ihl])) != 0xffff {
+        if checksum && checksum::fold(checksum::sum(&buf[..ihl])) != 0xffff {
             return Err(ParseError::Ipv4BadChecksum);
         }
         Ok(Self { buf: &buf[..total] })

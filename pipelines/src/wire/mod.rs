@@ -12,6 +12,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
+pub mod tunnel;
 pub mod udp;
 
 pub use arp::ArpPacket;
@@ -38,10 +39,15 @@ pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
 pub mod ip_proto {
     pub const HOPOPT: u8 = 0;
     pub const ICMP: u8 = 1;
+    /// IPv4 in IP (RFC 2003).
+    pub const IPIP: u8 = 4;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    /// IPv6 in IP (6in4, RFC 4213; 4in6 and 6in6 use 4 and 41 from IPv6 too).
+    pub const IPV6_IN_IP: u8 = 41;
     pub const IPV6_ROUTING: u8 = 43;
     pub const IPV6_FRAGMENT: u8 = 44;
+    pub const GRE: u8 = 47;
     pub const ESP: u8 = 50;
     pub const AH: u8 = 51;
     pub const ICMPV6: u8 = 58;

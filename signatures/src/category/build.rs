@@ -40,8 +40,13 @@ impl Builder {
         (self.categories.len() - 1) as u16
     }
 
+    /// A domain (and its subdomains), or an address (see [`super::address_name`]).
     pub fn add_domain(&mut self, name: &str, cat: u16, src: u16) -> bool {
-        let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        let mut n = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        if let Ok(a) = n.parse::<std::net::Ipv6Addr>() {
+            let mut buf = [0u8; super::ADDRESS_NAME_MAX];
+            n = super::address_name(a.into(), &mut buf).to_string();
+        }
         if !valid_name(&n) {
             return false;
         }

@@ -96,6 +96,22 @@ pub fn strip_www(host: &str) -> &str {
     host
 }
 
+/// Longest [`address_name`].
+pub const ADDRESS_NAME_MAX: usize = 36;
+
+/// The name an address is listed and looked up by: dotted IPv4, or for IPv6 its 32 hex
+/// digits and `.ip6` (list files may write IPv6 addresses in any form).
+pub fn address_name(ip: std::net::IpAddr, out: &mut [u8; ADDRESS_NAME_MAX]) -> &str {
+    use std::io::Write;
+    let mut w = &mut out[..];
+    let _ = match ip {
+        std::net::IpAddr::V4(a) => write!(w, "{a}"),
+        std::net::IpAddr::V6(a) => write!(w, "{:032x}.ip6", u128::from(a)),
+    };
+    let n = ADDRESS_NAME_MAX - w.len();
+    std::str::from_utf8(&out[..n]).unwrap_or("")
+}
+
 /// A plausible DNS name with at least two labels (or a dotted IPv4 address), as list
 /// entries use them.
 pub fn valid_name(s: &str) -> bool {
