@@ -7,6 +7,7 @@ use mimamori_gateway::capture::PcapWriter;
 #[cfg(feature = "dpdk")]
 use mimamori_gateway::dataplane::{self, Layout, Overload, RunConfig, Tier};
 use mimamori_gateway::replay::{LanSide, Replay};
+#[cfg(feature = "dpdk")]
 use mimamori_gateway::startup;
 use mimamori_gateway::webfilter::WebSetup;
 #[cfg(feature = "dpdk")]

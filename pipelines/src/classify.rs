@@ -574,12 +574,14 @@ impl Classifier {
         }
         let timeouts = &self.policy.flows.timeouts;
         let f = self.flows.get_mut(idx);
-        let opens = m.proto != ip_proto::TCP
-            || m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
-            || (self.policy.flows.tcp_loose_pickup
-                && f.blocked.is_none()
-                && tcp::opening_state(m.tcp_flags, true).is_some());
-        if f.verdict != FlowVerdict::Allow && side != f.initiator_side && opens {
+        if f.verdict != FlowVerdict::Allow
+            && side != f.initiator_side
+            && (m.proto != ip_proto::TCP
+                || m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+                || (self.policy.flows.tcp_loose_pickup
+                    && f.blocked.is_none()
+                    && tcp::opening_state(m.tcp_flags, true).is_some()))
+        {
             // A flow refused from one side must not stop the other side from opening the
             // same tuple (UDP hole punching, a port scan racing a real connection), nor,
             // with loose pickup, from picking up a connection that outlived a restart:

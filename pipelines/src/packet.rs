@@ -163,10 +163,25 @@ pub fn parse(frame: &[u8]) -> Result<PacketMeta, ParseError> {
 #[inline]
 pub fn parse_into(frame: &[u8], m: &mut PacketMeta, opts: ParseOptions) -> Result<(), ParseError> {
     parse_frame(frame, m, opts)?;
-    if m.is_ip() && m.fragment.is_none() {
+    if m.fragment.is_none() && may_be_tunnel(m) {
         decapsulate(frame, m, opts)?;
     }
     Ok(())
+}
+
+/// The cheap test before [`tunnel_inner`]: a tunnel's protocol or port.
+#[inline]
+fn may_be_tunnel(m: &PacketMeta) -> bool {
+    match m.proto {
+        ip_proto::IPIP | ip_proto::IPV6_IN_IP | ip_proto::GRE => m.is_ip(),
+        ip_proto::UDP => {
+            matches!(
+                m.dst_port,
+                tunnel::VXLAN_PORT | tunnel::GTPU_PORT | tunnel::CAPWAP_DATA_PORT
+            ) || matches!(m.src_port, tunnel::GTPU_PORT | tunnel::CAPWAP_DATA_PORT)
+        }
+        _ => false,
+    }
 }
 
 fn parse_frame(frame: &[u8], m: &mut PacketMeta, opts: ParseOptions) -> Result<(), ParseError> {
@@ -239,6 +254,7 @@ fn tunnel_inner(frame: &[u8], m: &PacketMeta) -> Option<(TunnelKind, usize, Inne
 
 /// Replaces `m` by the packet its tunnels carry, layer by layer. A payload that does not
 /// parse as the packet its tunnel header promised leaves the outer packet standing.
+#[inline(never)]
 fn decapsulate(frame: &[u8], m: &mut PacketMeta, opts: ParseOptions) -> Result<(), ParseError> {
     while let Some((kind, at, inner)) = tunnel_inner(frame, m) {
         if m.tunnels == MAX_TUNNELS {

@@ -305,21 +305,18 @@ impl WebFilter {
         }
         if f.opened {
             self.end_joining(slot);
+            let m = pkt.meta;
+            // A flow opened by its SYN: the client's stream starts one past its number.
+            let syn = m.proto == ip_proto::TCP
+                && f.from_initiator
+                && m.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
             self.flows[slot] = WebFlow {
                 phase: WebPhase::Waiting,
-                quarantined: pkt.side == Side::Lan && self.hosts.is_quarantined(pkt.meta.src_mac),
-                isn: None,
+                quarantined: pkt.side == Side::Lan && self.hosts.is_quarantined(m.src_mac),
+                isn: syn.then_some(m.tcp_seq),
             };
         }
-        let m = pkt.meta;
-        let e = &mut self.flows[slot];
-        if m.proto == ip_proto::TCP
-            && f.from_initiator
-            && m.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
-        {
-            e.isn = Some(m.tcp_seq);
-        }
-        e
+        &mut self.flows[slot]
     }
 
     fn dns(&mut self, pkt: &PacketCtx<'_>, out: &mut Output<'_>) -> StageVerdict {

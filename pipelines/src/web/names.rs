@@ -231,21 +231,20 @@ pub fn http_head(b: &[u8]) -> HttpHead<'_> {
             HttpHead::NotHttp
         };
     };
-    let complete = b.windows(4).any(|w| w == b"\r\n\r\n");
-    let absolute = b[..line_end].windows(3).any(|w| w == b"://");
+    // Searched only when the answer depends on it (most heads name their Host early).
+    let complete = || b.windows(4).any(|w| w == b"\r\n\r\n");
+    let line = &b[..line_end];
     match http_target(b) {
         // An absolute-form target names the host, but a later Host header wins.
-        Some((h, p)) if complete || !absolute => HttpHead::Named(h, p),
-        Some(_) => HttpHead::Incomplete,
-        None => {
-            let line = &b[..line_end];
-            let looks = line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0");
-            match (looks, complete) {
-                (false, _) => HttpHead::NotHttp,
-                (true, true) => HttpHead::Nameless,
-                (true, false) => HttpHead::Incomplete,
-            }
+        Some((h, p)) if !line.windows(3).any(|w| w == b"://") || complete() => {
+            HttpHead::Named(h, p)
         }
+        Some(_) => HttpHead::Incomplete,
+        None if !(line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0")) => {
+            HttpHead::NotHttp
+        }
+        None if complete() => HttpHead::Nameless,
+        None => HttpHead::Incomplete,
     }
 }
 
