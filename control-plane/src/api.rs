@@ -257,11 +257,23 @@ async fn put_section(
         )
     })?;
     let mut doc = cur.doc.clone();
-    let checked = set_section(&mut doc, &section, &body)
-        .and_then(|()| doc.validate_against(app.categories.as_ref()).map(|_| ()));
-    if let Err(i) = checked {
-        app.counters.invalid.fetch_add(1, Relaxed);
-        return Err(invalid(i));
+    let checked = set_section(&mut doc, &section, &body).and_then(|()| doc.validate());
+    let policy = match checked {
+        Ok(p) => p,
+        Err(i) => {
+            app.counters.invalid.fetch_add(1, Relaxed);
+            return Err(invalid(i));
+        }
+    };
+    // Well-formed, but the gateway could not compile it against its category database:
+    // refused like a gateway refusal, even while the gateway is down.
+    if let Err(i) = PolicyDoc::compiles_against(&policy, app.categories.as_ref()) {
+        app.counters.refused.fetch_add(1, Relaxed);
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error": "the gateway could not compile this policy against its category database; nothing was stored",
+                   "field": i.field, "reason": i.reason}),
+        ));
     }
     let after = section_value(&doc, &section).unwrap_or(Value::Null);
     let version = cur.version + 1;

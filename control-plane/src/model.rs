@@ -418,14 +418,13 @@ impl PolicyDoc {
         })
     }
 
-    /// [`PolicyDoc::validate`], then the `[web]` section compiled against the category
-    /// database the gateway loads (a category it lacks is refused here, not at the
-    /// gateway's next start).
-    pub fn validate_against(
-        &self,
+    /// A validated policy's `[web]` section compiled against the category database the
+    /// gateway loads (a category it lacks is refused here, not at the gateway's next
+    /// start).
+    pub fn compiles_against(
+        policy: &Policy,
         categories: Option<&std::sync::Arc<mimamori_signatures::category::CategoryDb>>,
-    ) -> Result<Policy, Invalid> {
-        let policy = self.validate()?;
+    ) -> Result<(), Invalid> {
         if let Some(db) = categories {
             mimamori_pipelines::web::WebRules::new(&policy.web, db.clone(), "policy").map_err(
                 |e| Invalid {
@@ -434,7 +433,7 @@ impl PolicyDoc {
                 },
             )?;
         }
-        Ok(policy)
+        Ok(())
     }
 }
 
