@@ -51,6 +51,12 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX event_ts ON event(ts);
      CREATE INDEX event_src ON event(src_ip, ts);
      CREATE INDEX event_type_ts ON event(event_type, ts);",
+    // 2: the acknowledged event stream: the last number committed per sender, written in
+    // the same transaction as its events.
+    "CREATE TABLE stream_state (
+        source TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+     );",
 ];
 
 pub fn now() -> i64 {

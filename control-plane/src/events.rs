@@ -4,10 +4,11 @@
 
 use rusqlite::{Connection, ToSql, params_from_iter};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 #[derive(Default)]
@@ -19,6 +20,8 @@ pub struct IntakeCounters {
     pub malformed: AtomicU64,
     /// Lines dropped because the writer was behind and its queue full.
     pub dropped: AtomicU64,
+    /// Numbered lines already committed (a sender resending after a cut): skipped.
+    pub duplicates: AtomicU64,
     pub pruned: AtomicU64,
 }
 
@@ -101,10 +104,57 @@ pub fn eve_epoch(t: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + se - off)
 }
 
+/// One queued event: a row (none for a numbered line that was not EVE JSON, which still
+/// moves its sender's number) and, on the acknowledged stream, its sender and number.
+struct Item {
+    row: Option<Row>,
+    seq: Option<(Arc<str>, u64)>,
+}
+
+/// The last number committed per sender, published after each commit.
+#[derive(Default)]
+pub struct Committed {
+    map: Mutex<HashMap<Arc<str>, u64>>,
+    moved: Condvar,
+}
+
+impl Committed {
+    pub fn get(&self, source: &str) -> u64 {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(source)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Waits until `source` is past `seen` (or `timeout`); returns its number.
+    pub fn wait_past(&self, source: &str, seen: u64, timeout: Duration) -> u64 {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, _) = self
+            .moved
+            .wait_timeout_while(map, timeout, |m| {
+                m.get(source).copied().unwrap_or(0) <= seen
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        map.get(source).copied().unwrap_or(0)
+    }
+
+    fn publish(&self, done: &HashMap<Arc<str>, u64>) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, v) in done {
+            let e = map.entry(k.clone()).or_insert(0);
+            *e = (*e).max(*v);
+        }
+        self.moved.notify_all();
+    }
+}
+
 /// The writer: a bounded queue in front of one SQLite connection.
 pub struct EventStore {
-    tx: SyncSender<Row>,
+    tx: SyncSender<Item>,
     pub counters: Arc<IntakeCounters>,
+    pub committed: Arc<Committed>,
     path: PathBuf,
 }
 
@@ -121,15 +171,27 @@ impl EventStore {
         conn.pragma_update(None, "cache_size", -131_072)?;
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         let counters = Arc::new(IntakeCounters::default());
+        let committed = Arc::new(Committed::default());
+        {
+            let mut s = conn.prepare("SELECT source, seq FROM stream_state")?;
+            let rows = s.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut map = HashMap::new();
+            for r in rows {
+                let (source, seq) = r?;
+                map.insert(Arc::<str>::from(source), seq.max(0) as u64);
+            }
+            committed.publish(&map);
+        }
         let (tx, rx) = sync_channel(queue);
-        let c = counters.clone();
+        let (c, k) = (counters.clone(), committed.clone());
         let h = std::thread::Builder::new()
             .name("event-writer".into())
-            .spawn(move || writer(conn, rx, c))?;
+            .spawn(move || writer(conn, rx, c, k))?;
         Ok((
             EventStore {
                 tx,
                 counters,
+                committed,
                 path: path.to_path_buf(),
             },
             h,
@@ -144,8 +206,12 @@ impl EventStore {
                 self.counters.malformed.fetch_add(1, Relaxed);
             }
             Some(row) => {
+                let item = Item {
+                    row: Some(row),
+                    seq: None,
+                };
                 if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-                    self.tx.try_send(row)
+                    self.tx.try_send(item)
                 {
                     self.counters.dropped.fetch_add(1, Relaxed);
                 }
@@ -162,8 +228,30 @@ impl EventStore {
                 self.counters.malformed.fetch_add(1, Relaxed);
                 true
             }
-            Some(row) => self.tx.send(row).is_ok(),
+            Some(row) => self
+                .tx
+                .send(Item {
+                    row: Some(row),
+                    seq: None,
+                })
+                .is_ok(),
         }
+    }
+
+    /// Queues numbered line `seq` of `source`'s acknowledged stream, waiting while the
+    /// writer is behind. A number already committed is skipped there (counted).
+    pub fn put_numbered(&self, source: &Arc<str>, seq: u64, line: &str) -> bool {
+        self.counters.received.fetch_add(1, Relaxed);
+        let row = row_of(line);
+        if row.is_none() {
+            self.counters.malformed.fetch_add(1, Relaxed);
+        }
+        self.tx
+            .send(Item {
+                row,
+                seq: Some((source.clone(), seq)),
+            })
+            .is_ok()
     }
 
     pub fn path(&self) -> &Path {
@@ -171,8 +259,14 @@ impl EventStore {
     }
 }
 
-fn writer(mut conn: Connection, rx: Receiver<Row>, c: Arc<IntakeCounters>) {
+fn writer(
+    mut conn: Connection,
+    rx: Receiver<Item>,
+    c: Arc<IntakeCounters>,
+    committed: Arc<Committed>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut done: HashMap<Arc<str>, u64> = HashMap::new();
     while let Ok(first) = rx.recv() {
         batch.push(first);
         while batch.len() < BATCH {
@@ -181,7 +275,23 @@ fn writer(mut conn: Connection, rx: Receiver<Row>, c: Arc<IntakeCounters>) {
                 Err(_) => break,
             }
         }
-        let n = batch.len() as u64;
+        // Numbered lines at or below their sender's committed number are resends.
+        done.clear();
+        let mut dupes = 0u64;
+        batch.retain(|it: &Item| match &it.seq {
+            None => true,
+            Some((src, seq)) => {
+                let have = done.get(src).copied().unwrap_or_else(|| committed.get(src));
+                if *seq <= have {
+                    dupes += 1;
+                    return false;
+                }
+                done.insert(src.clone(), *seq);
+                true
+            }
+        });
+        c.duplicates.fetch_add(dupes, Relaxed);
+        let n = batch.iter().filter(|it| it.row.is_some()).count() as u64;
         let ok = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
             {
@@ -189,7 +299,7 @@ fn writer(mut conn: Connection, rx: Receiver<Row>, c: Arc<IntakeCounters>) {
                     "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, raw)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )?;
-                for r in &batch {
+                for r in batch.iter().filter_map(|it| it.row.as_ref()) {
                     s.execute(rusqlite::params![
                         r.ts,
                         r.event_type,
@@ -205,12 +315,20 @@ fn writer(mut conn: Connection, rx: Receiver<Row>, c: Arc<IntakeCounters>) {
                         r.raw
                     ])?;
                 }
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO stream_state (source, seq) VALUES (?1, ?2)
+                     ON CONFLICT(source) DO UPDATE SET seq = excluded.seq",
+                )?;
+                for (src, seq) in &done {
+                    st.execute(rusqlite::params![&**src, *seq as i64])?;
+                }
             }
             tx.commit()
         })();
         match ok {
             Ok(()) => {
                 c.stored.fetch_add(n, Relaxed);
+                committed.publish(&done);
             }
             Err(e) => {
                 eprintln!("mimamori-cp: storing {n} events failed: {e}");

@@ -4,10 +4,11 @@
 
 use crate::events::EventStore;
 use mimamori_proto::gateway::decode_event;
-use mimamori_proto::{Answer, CpAnswer, CpRequest, ProtoError, Request};
+use mimamori_proto::{Answer, CpAnswer, CpRequest, ProtoError, Request, stream};
 use std::io::BufReader;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,15 +139,124 @@ fn serve(conn: UnixStream, current: &Current, store: &EventStore) -> Result<(), 
             }
             Ok(())
         }
+        Ok(CpRequest::Stream(source)) => stream(r, w, &source, store),
         Err(ProtoError::Io(e)) => Err(e.into()),
         Err(e) => CpAnswer::Error(e.to_string()).encode(&mut w),
     }
+}
+
+/// The acknowledged stream from `source` (see `mimamori_proto::stream`): say where to
+/// resume, take numbered lines, and acknowledge each commit from a second thread.
+fn stream(
+    mut r: BufReader<UnixStream>,
+    mut w: UnixStream,
+    source: &str,
+    store: &EventStore,
+) -> Result<(), ProtoError> {
+    let source: Arc<str> = Arc::from(source);
+    let resume = store.committed.get(&source);
+    stream::encode_resume(&mut w, resume)?;
+    // No read timeout: a quiet gateway is not a dead one (it closes when it stops).
+    r.get_ref().set_read_timeout(None)?;
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let acker = {
+        let (committed, source, open) = (store.committed.clone(), source.clone(), open.clone());
+        std::thread::spawn(move || {
+            let mut seen = resume;
+            while open.load(Relaxed) {
+                let now = committed.wait_past(&source, seen, Duration::from_millis(200));
+                if now > seen {
+                    if stream::encode_ack(&mut w, now).is_err() {
+                        break;
+                    }
+                    seen = now;
+                }
+            }
+        })
+    };
+    let mut buf = String::new();
+    let result = loop {
+        match decode_event(&mut r, &mut buf) {
+            Ok(Some(line)) => {
+                let Some((seq, json)) = stream::split_item(line) else {
+                    store.counters.malformed.fetch_add(1, Relaxed);
+                    continue;
+                };
+                if !store.put_numbered(&source, seq, json) {
+                    break Ok(());
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    open.store(false, Relaxed);
+    let _ = acker.join();
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    fn eve(i: u64) -> String {
+        format!(
+            "{{\"timestamp\":\"2026-12-01T00:00:00.000000+0000\",\"event_type\":\"flow\",\"src_ip\":\"198.18.0.{}\"}}",
+            i % 250
+        )
+    }
+
+    /// Sends numbered lines `from..=to` on a new stream connection; returns the resume
+    /// number it was told and the last acknowledgement it read.
+    fn send(sock: &Path, from: u64, to: u64) -> (u64, u64) {
+        use std::io::BufRead;
+        let s = UnixStream::connect(sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(s);
+        w.write_all(b"stream gw-test\n").unwrap();
+        let resume = stream::decode_resume(&mut r).unwrap();
+        for i in from..=to {
+            writeln!(w, "{i} {}", eve(i)).unwrap();
+        }
+        let mut acked = 0;
+        while acked < to {
+            match stream::decode_ack(&mut r).unwrap() {
+                Some(a) => acked = a,
+                None => break,
+            }
+        }
+        (resume, acked)
+    }
+
+    #[test]
+    fn the_acknowledged_stream_stores_each_number_once_across_reconnects() {
+        let dir = std::env::temp_dir().join(format!("mimamori-stream-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("cp.db");
+        crate::db::open(&db).unwrap();
+        let (store, _w) = EventStore::start(&db, 1024).unwrap();
+        let store = Arc::new(store);
+        let sock = dir.join("cp.sock");
+        let current: Current = Arc::new(Mutex::new(None));
+        spawn_gateway_socket(&sock, current, store.clone()).unwrap();
+        assert_eq!(send(&sock, 1, 10), (0, 10));
+        // The sender lost its acks and resends from 5: only 11..=15 are new.
+        assert_eq!(send(&sock, 5, 15), (10, 15));
+        let c = crate::db::open(&db).unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM event", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 15);
+        assert_eq!(store.counters.duplicates.load(Relaxed), 6);
+        // A restarted control plane knows where the sender stands.
+        drop(c);
+        let (store2, _w2) = EventStore::start(&db, 16).unwrap();
+        assert_eq!(store2.committed.get("gw-test"), 15);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_second_control_plane_leaves_the_running_ones_socket_alone() {

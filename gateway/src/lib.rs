@@ -15,6 +15,8 @@ pub mod dpdk;
 pub mod eve;
 pub mod replay;
 pub mod sni_recall;
+pub mod spool;
 pub mod startup;
+pub mod uplink;
 #[allow(unsafe_code)]
 pub mod webfilter;

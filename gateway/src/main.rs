@@ -518,6 +518,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 policy_origin: chosen.origin.to_string(),
                 policy_refused: refused,
                 last_good: control_plane.is_some().then_some(last_good),
+                state_dir,
                 web,
                 control_plane,
                 eve,

@@ -5,17 +5,20 @@
 //! current                     -> "policy <version>\n<policy TOML>" (to the end of the
 //!                                connection) or "none"
 //! events\n<EVE line>\n...     -> no answer; one EVE JSON object a line until the gateway
-//!                                closes
+//!                                closes (unacknowledged: tools and tests)
+//! stream <source>             -> the acknowledged stream, see [`crate::stream`]
 //! ```
 
 use crate::wire::{excerpt, one_line, read_line, read_to_end};
 use crate::{EVENT_LINE_MAX, Exchange, LINE_MAX, POLICY_MAX, ProtoError};
 use std::io::{BufRead, Write};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpRequest {
     Current,
     Events,
+    /// The acknowledged event stream from `source`.
+    Stream(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +34,11 @@ pub enum CpAnswer {
 
 impl CpRequest {
     pub fn encode<W: Write>(&self, w: &mut W) -> Result<(), ProtoError> {
-        w.write_all(match self {
-            CpRequest::Current => b"current\n",
-            CpRequest::Events => b"events\n",
-        })?;
+        match self {
+            CpRequest::Current => w.write_all(b"current\n")?,
+            CpRequest::Events => w.write_all(b"events\n")?,
+            CpRequest::Stream(source) => w.write_all(format!("stream {source}\n").as_bytes())?,
+        }
         Ok(())
     }
 
@@ -42,7 +46,12 @@ impl CpRequest {
         match read_line(r, LINE_MAX)?.trim() {
             "current" => Ok(CpRequest::Current),
             "events" => Ok(CpRequest::Events),
-            other => Err(ProtoError::UnknownCommand(excerpt(other))),
+            other => match other.strip_prefix("stream ") {
+                Some(source) if crate::stream::valid_source(source) => {
+                    Ok(CpRequest::Stream(source.to_string()))
+                }
+                _ => Err(ProtoError::UnknownCommand(excerpt(other))),
+            },
         }
     }
 }
@@ -132,7 +141,11 @@ mod tests {
 
     #[test]
     fn requests_and_answers_round_trip() {
-        for req in [CpRequest::Current, CpRequest::Events] {
+        for req in [
+            CpRequest::Current,
+            CpRequest::Events,
+            CpRequest::Stream("gw".into()),
+        ] {
             let mut wire = Vec::new();
             req.encode(&mut wire).unwrap();
             assert_eq!(CpRequest::decode(&mut wire.as_slice()).unwrap(), req);

@@ -8,7 +8,9 @@
 //! - [`gateway`]: the control plane's gateway-facing socket (`mimamori-cp serve
 //!   --cp-socket`), spoken by the gateway (current policy at start, event stream);
 //! - [`call`]: the one client helper both ends use;
-//! - [`policy`]: the typed policy snapshot the control plane hands to the gateway.
+//! - [`policy`]: the typed policy snapshot the control plane hands to the gateway;
+//! - [`stream`]: the acknowledged event stream (gateway → control plane, and the model
+//!   for the box → desk uplink).
 //!
 //! Every decoder reads at most a bounded number of bytes and answers hostile input with a
 //! [`ProtoError`], never a panic.
@@ -16,6 +18,7 @@
 pub mod control;
 pub mod gateway;
 pub mod policy;
+pub mod stream;
 mod wire;
 
 pub use control::{Answer, Request};

@@ -62,6 +62,8 @@ pub struct RunConfig {
     pub policy_refused: Vec<String>,
     /// Where each policy that runs is kept, for the next start.
     pub last_good: Option<crate::startup::LastGood>,
+    /// What survives a restart: the last good policy, the event spool.
+    pub state_dir: PathBuf,
     /// The web filter, when a category database was given.
     pub web: Option<crate::webfilter::WebSetup>,
     /// Compiled signature rules, when given: every classify stage inspects with them.

@@ -6,16 +6,15 @@ use super::stage::Ports;
 use super::stats::{PortSnapshot, Snapshot, StageCounters};
 use crate::dpdk::{Mempool, Ring};
 use crate::eve::{EveWriter, PolicyHistory};
+use crate::uplink::Uplink;
 use mimamori_pipelines::event::EventRecord;
 use mimamori_pipelines::web::Hosts;
 use mimamori_pipelines::wire::MacAddr;
 use mimamori_proto::{Answer, ProtoError, Request};
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -51,6 +50,9 @@ pub fn snapshot(
         policy_origin: String::new(),
         policy_refused: Vec::new(),
         events_unsent: 0,
+        events_spooled: 0,
+        events_acked: 0,
+        control_plane_connected: false,
     }
 }
 
@@ -181,15 +183,13 @@ impl Watchdog {
     }
 }
 
-/// A thread that writes events to an EVE file and/or streams them as EVE lines to the
-/// control plane's socket; returns how many it wrote to the file when the senders are
-/// gone. The channel is the bounded queue (the stages count what does not fit); lines the
-/// control plane could not take (socket down) are counted in `unsent`, and the socket is
-/// tried again every second.
+/// A thread that writes events to an EVE file and/or hands them to the control plane's
+/// acknowledged stream (spooled on disk first, sent when connected, kept until
+/// committed); returns how many it wrote to the file when the senders are gone. The
+/// channel is the bounded queue (the stages count what does not fit).
 pub fn spawn_eve_exporter(
     path: Option<&Path>,
-    control_plane: Option<PathBuf>,
-    unsent: Arc<AtomicU64>,
+    uplink: Option<Uplink>,
     history: Arc<PolicyHistory>,
     queue: usize,
 ) -> anyhow::Result<(SyncSender<EventRecord>, JoinHandle<u64>)> {
@@ -200,11 +200,23 @@ pub fn spawn_eve_exporter(
         ),
         None => None,
     };
-    let mut cp = control_plane.map(|p| CpSink::new(p, history));
+    let mut cp = uplink;
     let (tx, rx) = sync_channel::<EventRecord>(queue);
     let h = std::thread::spawn(move || {
-        // Write everything queued, then flush once the queue is empty.
-        'outer: while let Ok(first) = rx.recv() {
+        let mut json = Vec::with_capacity(1024);
+        // Write everything queued, then flush once the queue is empty; while idle, keep
+        // the stream going (reconnect, resend, take acks).
+        'outer: loop {
+            let first = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(r) => r,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(cp) = cp.as_mut() {
+                        cp.pump();
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut next = Some(first);
             while let Some(rec) = next {
                 if let Some(w) = w.as_mut()
@@ -212,10 +224,14 @@ pub fn spawn_eve_exporter(
                 {
                     break 'outer;
                 }
-                if let Some(cp) = cp.as_mut()
-                    && !cp.send(&rec)
-                {
-                    unsent.fetch_add(1, Relaxed);
+                if let Some(cp) = cp.as_mut() {
+                    json.clear();
+                    let eve = crate::eve::to_eve(&rec, &history);
+                    if serde_json::to_writer(&mut json, &eve).is_ok()
+                        && let Err(e) = cp.push(&json)
+                    {
+                        eprintln!("mimamori-gw: event spool: {e:#}");
+                    }
                 }
                 next = rx.try_recv().ok();
             }
@@ -223,67 +239,13 @@ pub fn spawn_eve_exporter(
                 let _ = w.flush();
             }
             if let Some(cp) = cp.as_mut() {
-                cp.flush();
+                cp.pump();
             }
+        }
+        if let Some(cp) = cp.as_mut() {
+            cp.drain(Duration::from_secs(2));
         }
         w.map_or(0, |w| w.finish().unwrap_or(0))
     });
     Ok((tx, h))
-}
-
-/// The control plane's event socket, reconnected at most once a second.
-struct CpSink {
-    path: PathBuf,
-    conn: Option<std::io::BufWriter<UnixStream>>,
-    last_try: Option<Instant>,
-    history: Arc<PolicyHistory>,
-    line: Vec<u8>,
-}
-
-impl CpSink {
-    fn new(path: PathBuf, history: Arc<PolicyHistory>) -> Self {
-        Self {
-            path,
-            conn: None,
-            last_try: None,
-            history,
-            line: Vec::with_capacity(512),
-        }
-    }
-
-    fn send(&mut self, rec: &EventRecord) -> bool {
-        if self.conn.is_none()
-            && self
-                .last_try
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
-        {
-            self.last_try = Some(Instant::now());
-            if let Ok(mut s) = mimamori_proto::connect(&self.path, Duration::from_secs(2))
-                && mimamori_proto::CpRequest::Events.encode(&mut s).is_ok()
-            {
-                self.conn = Some(std::io::BufWriter::with_capacity(1 << 16, s));
-            }
-        }
-        let Some(c) = self.conn.as_mut() else {
-            return false;
-        };
-        let eve = crate::eve::to_eve(rec, &self.history);
-        self.line.clear();
-        if mimamori_proto::gateway::encode_event(&mut self.line, &eve).is_err() {
-            return false;
-        }
-        if c.write_all(&self.line).is_err() {
-            self.conn = None;
-            return false;
-        }
-        true
-    }
-
-    fn flush(&mut self) {
-        if let Some(c) = self.conn.as_mut()
-            && c.flush().is_err()
-        {
-            self.conn = None;
-        }
-    }
 }

@@ -48,6 +48,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// The name this gateway's events carry on the acknowledged stream.
+const EVENT_SOURCE: &str = "gateway";
+/// Most bytes of events kept on disk for the control plane (oldest dropped, counted).
+const SPOOL_BYTES: u64 = 256 << 20;
+
 /// Capacity of each ring between stages.
 const RING_SLOTS: u32 = 4096;
 /// Events held for the EVE exporter thread.
@@ -97,12 +102,22 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         classify_stages,
         cfg.last_good.clone(),
     );
-    let unsent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (events_tx, exporter) = if cfg.eve.is_some() || cfg.control_plane.is_some() {
+    let uplink = match &cfg.control_plane {
+        Some(cp) => Some(crate::uplink::Uplink::open(
+            cp,
+            EVENT_SOURCE,
+            &cfg.state_dir.join("spool"),
+            SPOOL_BYTES,
+        )?),
+        None => None,
+    };
+    let uplink_counters = uplink
+        .as_ref()
+        .map_or_else(Default::default, |u| u.counters.clone());
+    let (events_tx, exporter) = if cfg.eve.is_some() || uplink.is_some() {
         let (tx, handle) = control::spawn_eve_exporter(
             cfg.eve.as_deref(),
-            cfg.control_plane.clone(),
-            unsent.clone(),
+            uplink,
             slot.history.clone(),
             EVENT_QUEUE,
         )?;
@@ -190,21 +205,24 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     let started = Instant::now();
     let layout = format!("{:?}", cfg.layout).to_lowercase();
     let snapshot = {
-        let (ports, pool, stages, rings, layout, slot, unsent) = (
+        let (ports, pool, stages, rings, layout, slot, up) = (
             ports.clone(),
             pool,
             stages.clone(),
             rings.clone(),
             layout.clone(),
             slot.clone(),
-            unsent.clone(),
+            uplink_counters.clone(),
         );
         move || {
             let mut s = control::snapshot(&layout, started, &ports, pool, &stages, &rings);
             s.policy_version = slot.current().version;
             s.policy_origin = policy_origin.clone();
             s.policy_refused = policy_refused.clone();
-            s.events_unsent = unsent.load(Ordering::Relaxed);
+            s.events_unsent = up.dropped.load(Ordering::Relaxed);
+            s.events_spooled = up.written.load(Ordering::Relaxed);
+            s.events_acked = up.acked.load(Ordering::Relaxed);
+            s.control_plane_connected = up.connected.load(Ordering::Relaxed);
             s
         }
     };

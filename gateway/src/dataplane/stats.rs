@@ -112,8 +112,13 @@ pub struct Snapshot {
     pub policy_origin: String,
     /// Versions passed over at start (did not compile here), with the reasons.
     pub policy_refused: Vec<String>,
-    /// EVE records the control plane did not get (its socket down or slow).
+    /// Events for the control plane lost: dropped from a full spool (oldest first).
     pub events_unsent: u64,
+    /// Events written to the spool for the control plane (its last sequence number).
+    pub events_spooled: u64,
+    /// …of which the control plane committed (acknowledged) up to this number.
+    pub events_acked: u64,
+    pub control_plane_connected: bool,
 }
 
 impl Snapshot {
