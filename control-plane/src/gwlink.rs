@@ -210,7 +210,6 @@ mod tests {
     /// Sends numbered lines `from..=to` on a new stream connection; returns the resume
     /// number it was told and the last acknowledgement it read.
     fn send(sock: &Path, from: u64, to: u64) -> (u64, u64) {
-        use std::io::BufRead;
         let s = UnixStream::connect(sock).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut w = s.try_clone().unwrap();

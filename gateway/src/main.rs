@@ -457,16 +457,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     None => {}
                 }
             }
-            match &policy {
-                Some(p) => match std::fs::read_to_string(p) {
+            if let Some(p) = &policy {
+                match std::fs::read_to_string(p) {
                     Ok(text) => candidates.push(startup::Candidate {
                         origin: startup::Origin::Local(p.clone()),
                         version: 0,
                         text,
                     }),
                     Err(e) => refused.push(format!("{}: cannot read: {e}", p.display())),
-                },
-                None => {}
+                }
             }
             let chosen = startup::choose(candidates, categories.as_deref());
             refused.extend(chosen.refused.iter().map(|r| r.to_string()));
