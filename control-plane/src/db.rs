@@ -51,6 +51,31 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX event_ts ON event(ts);
      CREATE INDEX event_src ON event(src_ip, ts);
      CREATE INDEX event_type_ts ON event(event_type, ts);",
+    // 2: the monthly report (issue 17). The fields it groups by, read at intake instead
+    // of from `raw` per event: the alert's gid (9 = the firewall), the web event's threat
+    // flag, the LAN host's MAC (web `src_mac`, host `mac`) and the side the packet came
+    // in on. Rows stored before this migration get them from `raw` once, here. Rendered
+    // reports are kept per month and language.
+    "ALTER TABLE event ADD COLUMN gid INTEGER;
+     ALTER TABLE event ADD COLUMN threat INTEGER;
+     ALTER TABLE event ADD COLUMN mac TEXT;
+     ALTER TABLE event ADD COLUMN iface TEXT;
+     UPDATE event SET
+        gid = json_extract(raw, '$.alert.gid'),
+        threat = json_extract(raw, '$.web.threat'),
+        mac = coalesce(json_extract(raw, '$.web.src_mac'), json_extract(raw, '$.host.mac')),
+        iface = json_extract(raw, '$.in_iface')
+      WHERE json_valid(raw);
+     CREATE INDEX event_type_action_ts ON event(event_type, action, ts);
+     CREATE TABLE report (
+        month TEXT NOT NULL,
+        lang TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        final INTEGER NOT NULL,
+        counts TEXT NOT NULL,
+        html TEXT NOT NULL,
+        PRIMARY KEY (month, lang)
+     );",
 ];
 
 pub fn now() -> i64 {

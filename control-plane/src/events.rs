@@ -36,6 +36,14 @@ pub struct Row {
     pub category: Option<String>,
     pub sid: Option<i64>,
     pub name: Option<String>,
+    /// The alert's generator (9: the firewall).
+    pub gid: Option<i64>,
+    /// A web event whose category is a threat (malware, phishing, C&C, …).
+    pub threat: Option<bool>,
+    /// The LAN host's MAC, where the event carries it (web `src_mac`, host `mac`).
+    pub mac: Option<String>,
+    /// The side the packet came in on (`lan`, `wan`).
+    pub iface: Option<String>,
     #[serde(skip)]
     pub raw: String,
 }
@@ -61,6 +69,10 @@ pub fn row_of(line: &str) -> Option<Row> {
         category: s("/web/category").or(s("/alert/category")),
         sid: n("/alert/signature_id"),
         name: s("/web/name").or(s("/host/hostname")),
+        gid: n("/alert/gid"),
+        threat: v.pointer("/web/threat").and_then(|x| x.as_bool()),
+        mac: s("/web/src_mac").or(s("/host/mac")),
+        iface: s("/in_iface"),
         event_type,
         raw: line.to_string(),
     })
@@ -87,7 +99,11 @@ pub fn eve_epoch(t: &str) -> Option<i64> {
         }
         None => 0,
     };
-    // Days from civil (Howard Hinnant's algorithm).
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - off)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, mo: i64, d: i64) -> i64 {
     let (y, m) = if mo <= 2 {
         (y - 1, mo + 9)
     } else {
@@ -97,9 +113,11 @@ pub fn eve_epoch(t: &str) -> Option<i64> {
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + se - off)
+    era * 146_097 + doe - 719_468
 }
+
+/// The date of a day number (the inverse of `days_from_civil`).
+pub use mimamori_pipelines::event::civil_from_days;
 
 /// The writer: a bounded queue in front of one SQLite connection.
 pub struct EventStore {
@@ -186,8 +204,8 @@ fn writer(mut conn: Connection, rx: Receiver<Row>, c: Arc<IntakeCounters>) {
             let tx = conn.transaction()?;
             {
                 let mut s = tx.prepare_cached(
-                    "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, raw)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, gid, threat, mac, iface, raw)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )?;
                 for r in &batch {
                     s.execute(rusqlite::params![
@@ -202,6 +220,10 @@ fn writer(mut conn: Connection, rx: Receiver<Row>, c: Arc<IntakeCounters>) {
                         r.category,
                         r.sid,
                         r.name,
+                        r.gid,
+                        r.threat,
+                        r.mac,
+                        r.iface,
                         r.raw
                     ])?;
                 }

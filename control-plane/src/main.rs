@@ -108,6 +108,19 @@ enum Ctl {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// The month's report (Japan time): HTML, or a PDF by headless Chromium when OUT ends
+    /// in .pdf; to stdout (HTML) without -o.
+    Report {
+        /// YYYY-MM; the month before this one when not given.
+        #[arg(long)]
+        month: Option<String>,
+        /// report.pdf or report.html.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// ja or en.
+        #[arg(long, default_value = "ja")]
+        lang: String,
+    },
     /// Create a token (customer-admin only); prints the secret once.
     Token {
         #[arg(long)]
@@ -209,7 +222,16 @@ fn ctl(url: &str, token: &str, op: Ctl) -> anyhow::Result<()> {
             Err(e) => anyhow::bail!("{url}: {e}"),
         }
     };
+    if let Ctl::Report {
+        month,
+        output,
+        lang,
+    } = op
+    {
+        return report(&agent, url, &auth, month, output, &lang);
+    }
     let v = match op {
+        Ctl::Report { .. } => unreachable!("handled above"),
         Ctl::Status => call("GET", "/api/v1/status", &[], None)?,
         Ctl::Get { section: None } => call("GET", "/api/v1/policy", &[], None)?,
         Ctl::Get { section: Some(s) } => call("GET", &format!("/api/v1/policy/{s}"), &[], None)?,
@@ -278,6 +300,55 @@ fn ctl(url: &str, token: &str, op: Ctl) -> anyhow::Result<()> {
         )?,
     };
     print_out(&serde_json::to_string_pretty(&v)?)
+}
+
+/// `ctl report`: the HTML from the API, written as it is or printed to a PDF.
+fn report(
+    agent: &ureq::Agent,
+    url: &str,
+    auth: &str,
+    month: Option<String>,
+    output: Option<PathBuf>,
+    lang: &str,
+) -> anyhow::Result<()> {
+    let pdf = output
+        .as_ref()
+        .and_then(|o| o.extension())
+        .is_some_and(|e| e.eq_ignore_ascii_case("pdf"));
+    // Fail before the round trip when the PDF cannot be made.
+    if pdf && mimamori_control_plane::report::pdf::chromium().is_none() {
+        let o = output
+            .as_deref()
+            .unwrap_or(std::path::Path::new("report.pdf"));
+        return mimamori_control_plane::report::pdf::html_to_pdf("", o);
+    }
+    let mut r = agent
+        .get(&format!("{}/api/v1/report", url.trim_end_matches('/')))
+        .set("Authorization", auth)
+        .query("lang", lang);
+    if let Some(m) = &month {
+        r = r.query("month", m);
+    }
+    let html = match r.call() {
+        Ok(resp) => resp.into_string()?,
+        Err(ureq::Error::Status(code, resp)) => {
+            anyhow::bail!("HTTP {code}: {}", resp.into_string().unwrap_or_default())
+        }
+        Err(e) => anyhow::bail!("{url}: {e}"),
+    };
+    match output {
+        None => print_out(html.trim_end()),
+        Some(o) if pdf => {
+            mimamori_control_plane::report::pdf::html_to_pdf(&html, &o)?;
+            eprintln!("mimamori-cp: wrote {}", o.display());
+            Ok(())
+        }
+        Some(o) => {
+            std::fs::write(&o, html).map_err(|e| anyhow::anyhow!("{}: {e}", o.display()))?;
+            eprintln!("mimamori-cp: wrote {}", o.display());
+            Ok(())
+        }
+    }
 }
 
 /// Writes the answer to stdout; a reader that stopped early (`| grep -q`, `| head`) is not
