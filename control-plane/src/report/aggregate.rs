@@ -117,6 +117,8 @@ pub struct PolicyChange {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Past {
     Events(Counts),
+    /// The oldest event kept falls inside it (the box began then, or retention cut it).
+    Partial(Counts),
     /// Its events are gone (retention); the counts its kept report recorded.
     Kept(Counts),
     /// Neither events nor a kept report.
@@ -126,8 +128,15 @@ pub enum Past {
 impl Past {
     pub fn counts(&self) -> Option<&Counts> {
         match self {
-            Past::Events(c) | Past::Kept(c) => Some(c),
+            Past::Events(c) | Past::Partial(c) | Past::Kept(c) => Some(c),
             Past::Unknown => None,
+        }
+    }
+    /// Counts of a whole month, fit to compare with.
+    pub fn whole(&self) -> Option<&Counts> {
+        match self {
+            Past::Events(c) | Past::Kept(c) => Some(c),
+            Past::Partial(_) | Past::Unknown => None,
         }
     }
 }
@@ -325,7 +334,8 @@ fn trend(c: &Connection, m: Month) -> anyhow::Result<Vec<(Month, Past)>> {
                 a.copy_from_slice(&k);
                 Past::Kept(a)
             }
-            _ if oldest.is_some_and(|o| o < pm.end()) => Past::Events(counts[i]),
+            _ if !pruned => Past::Events(counts[i]),
+            _ if oldest.is_some_and(|o| o < pm.end()) => Past::Partial(counts[i]),
             _ => Past::Unknown,
         };
         out.push((pm, past));
@@ -535,6 +545,7 @@ pub(crate) mod tests {
             r#"{{"timestamp":"{ts}","flow_id":1,"in_iface":"lan","event_type":"web","src_ip":"{ip}","src_port":50000,"dest_ip":"203.0.113.5","dest_port":443,"proto":"TCP","web":{{"action":"{action}","via":"tls-sni","name":"{name}","category":"{cat}","list":"t","exception":false,"threat":{threat},"group":"default","src_mac":"{mac}"}}}}"#
         )
     }
+    #[allow(clippy::too_many_arguments)]
     pub fn alert(
         ts: &str,
         gid: u32,
@@ -823,8 +834,10 @@ pub(crate) mod tests {
         assert_eq!(r.incidents.len(), 1);
         assert_eq!(r.incidents[0].callbacks, Some(42));
         assert_eq!(r.incidents[0].released, None);
-        // Trend: October from its events; August, September before the oldest event.
+        // Trend: October from its events (partly: the oldest event is of 10-10); August
+        // and September before the oldest event.
         assert_eq!(r.trend[2].0.to_string(), "2026-10");
+        assert!(matches!(r.trend[2].1, Past::Partial(_)));
         assert_eq!(r.trend[2].1.counts().unwrap()[Func::Threat.index()], 3);
         assert_eq!(r.trend[0].1, Past::Unknown);
         // The next month holds only the late event.

@@ -28,7 +28,7 @@ pub fn num(n: i64) -> String {
     let d = n.unsigned_abs().to_string();
     let mut o = String::new();
     for (i, c) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i) % 3 == 0 {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
             o.push(',');
         }
         o.push(c);
@@ -148,9 +148,9 @@ pub fn render(r: &Report, lang: Lang) -> String {
         esc(&title)
     );
     let last = r.month.end() - 60;
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<header><h1>{}</h1><div class=\"month\">{}</div><div class=\"meta\">{} {} – {} ({}) · {} {}{}</div></header>\n",
+        "<header><h1>{}</h1><div class=\"month\">{}</div><div class=\"meta\">{} {} – {} ({}) · {} {}{}</div></header>",
         t.s("月次セキュリティレポート", "Monthly security report"),
         esc(&t.month(r.month)),
         t.s("対象期間", "Period"),
@@ -381,7 +381,7 @@ fn advice(r: &Report, t: &T, quarantined_pcs: i64) -> (Vec<String>, Vec<String>)
     let past: Vec<i64> = r
         .trend
         .iter()
-        .filter_map(|(_, p)| p.counts())
+        .filter_map(|(_, p)| p.whole())
         .map(blocked)
         .collect();
     if !past.is_empty() && r.complete() {
@@ -624,9 +624,9 @@ fn functions(h: &mut String, r: &Report, t: &T) {
     ] {
         rows.push((label.to_string(), None, "#000"));
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<section><h2>{}</h2>{}<p class=\"note\">{}</p></section>\n",
+        "<section><h2>{}</h2>{}<p class=\"note\">{}</p></section>",
         t.s("機能別のブロック数", "Blocks by function"),
         hbars(&rows, nodata),
         t.s(
@@ -721,6 +721,7 @@ fn trend(h: &mut String, r: &Report, t: &T) {
         .map(|(m, p)| {
             let src = match p {
                 Past::Events(_) => "",
+                Past::Partial(_) => t.s("（一部のみ記録）", " (partly recorded)"),
                 Past::Kept(_) => t.s("（保存済みレポートより）", " (from the kept report)"),
                 Past::Unknown => "",
             };
@@ -757,12 +758,12 @@ fn trend(h: &mut String, r: &Report, t: &T) {
         let v = c.as_ref().map_or("—".to_string(), |c| num(blocked(c)));
         let _ = write!(h, "<th class=\"n\">{v}</th>");
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "</tr></table><p class=\"note\">{}</p></section>\n",
+        "</tr></table><p class=\"note\">{}</p></section>",
         t.s(
-            "「—」の月は、イベントが保存期間を過ぎて削除され、保存済みのレポートもありません。",
-            "“—”: the month's events are past the retention period and no report of it was kept."
+            "「—」の月は、イベントの記録も保存済みのレポートもありません（保存期間を過ぎたか、ボックスの設置前）。「一部のみ記録」の月は前月比の判断に使いません。",
+            "“—”: neither the month's events nor a report of it are kept (past the retention period, or before the box was installed). A partly recorded month is not used to judge the trend."
         )
     );
 }
