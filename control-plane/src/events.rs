@@ -202,32 +202,7 @@ fn writer(mut conn: Connection, rx: Receiver<Row>, c: Arc<IntakeCounters>) {
         let n = batch.len() as u64;
         let ok = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
-            {
-                let mut s = tx.prepare_cached(
-                    "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, gid, threat, mac, iface, raw)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                )?;
-                for r in &batch {
-                    s.execute(rusqlite::params![
-                        r.ts,
-                        r.event_type,
-                        r.src_ip,
-                        r.dest_ip,
-                        r.src_port,
-                        r.dest_port,
-                        r.proto,
-                        r.action,
-                        r.category,
-                        r.sid,
-                        r.name,
-                        r.gid,
-                        r.threat,
-                        r.mac,
-                        r.iface,
-                        r.raw
-                    ])?;
-                }
-            }
+            insert(&tx, &batch)?;
             tx.commit()
         })();
         match ok {
@@ -241,6 +216,35 @@ fn writer(mut conn: Connection, rx: Receiver<Row>, c: Arc<IntakeCounters>) {
         }
         batch.clear();
     }
+}
+
+/// Inserts rows (the caller holds the transaction).
+pub fn insert(c: &Connection, rows: &[Row]) -> rusqlite::Result<()> {
+    let mut s = c.prepare_cached(
+        "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, gid, threat, mac, iface, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    for r in rows {
+        s.execute(rusqlite::params![
+            r.ts,
+            r.event_type,
+            r.src_ip,
+            r.dest_ip,
+            r.src_port,
+            r.dest_port,
+            r.proto,
+            r.action,
+            r.category,
+            r.sid,
+            r.name,
+            r.gid,
+            r.threat,
+            r.mac,
+            r.iface,
+            r.raw
+        ])?;
+    }
+    Ok(())
 }
 
 /// Filters of the events query; every one optional.

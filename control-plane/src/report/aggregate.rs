@@ -572,15 +572,8 @@ pub(crate) mod tests {
     }
 
     pub fn insert(c: &Connection, lines: &[String]) {
-        for l in lines {
-            let r: Row = row_of(l).expect(l);
-            c.execute(
-                "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, gid, threat, mac, iface, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                rusqlite::params![r.ts, r.event_type, r.src_ip, r.dest_ip, r.src_port, r.dest_port, r.proto, r.action, r.category, r.sid, r.name, r.gid, r.threat, r.mac, r.iface, r.raw],
-            )
-            .unwrap();
-        }
+        let rows: Vec<Row> = lines.iter().map(|l| row_of(l).expect(l)).collect();
+        crate::events::insert(c, &rows).unwrap();
     }
 
     pub fn db() -> Connection {
