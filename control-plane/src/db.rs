@@ -331,3 +331,51 @@ pub fn audit_log(c: &Connection, limit: i64) -> rusqlite::Result<Vec<AuditEntry>
     })?
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_2_fills_the_report_columns_of_old_events() {
+        let dir = std::env::temp_dir().join(format!("mimamori-db-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cp.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO event (ts, event_type, raw) VALUES (1, 'web', ?1), (2, 'alert', ?2)",
+                [
+                    r#"{"in_iface":"lan","web":{"threat":true,"src_mac":"02:00:00:00:00:0a"}}"#,
+                    r#"{"in_iface":"wan","alert":{"gid":9}}"#,
+                ],
+            )
+            .unwrap();
+        }
+        let c = open(&path).unwrap();
+        type Cols = (Option<i64>, Option<i64>, Option<String>, Option<String>);
+        let rows: Vec<Cols> = c
+            .prepare("SELECT gid, threat, mac, iface FROM event ORDER BY ts")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    None,
+                    Some(1),
+                    Some("02:00:00:00:00:0a".into()),
+                    Some("lan".into())
+                ),
+                (Some(9), None, None, Some("wan".into())),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
