@@ -31,6 +31,10 @@ pub struct App {
     pub counters: ApiCounters,
     /// The gateway's category database, when given: policies are compiled against it.
     pub categories: Option<Arc<mimamori_signatures::category::CategoryDb>>,
+    /// The database file: reports aggregate on their own connection, not `db`'s.
+    pub db_path: std::path::PathBuf,
+    /// One report rendered at a time.
+    pub reports: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -153,6 +157,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/events", get(events_query))
         .route("/api/v1/events/hourly", get(events_hourly))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/report", get(report))
+        .route("/api/v1/reports", get(reports))
         .route("/api/v1/tokens", get(tokens).post(create_token))
         .with_state(app)
 }
@@ -479,6 +485,81 @@ async fn audit(
         .clamp(1, 10_000);
     let rows = with_db(&app, move |c| Ok(db::audit_log(c, limit)?)).await?;
     Ok(Json(json!({"audit": rows})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    month: Option<String>,
+    lang: Option<String>,
+}
+
+fn bad(field: &str, reason: String) -> ApiError {
+    invalid(Invalid {
+        field: field.into(),
+        reason,
+    })
+}
+
+/// What the gateway says now (its uptime, its hosts' names), for the report; nothing
+/// when it is down.
+fn live(gw: &GatewayLink) -> crate::report::Live {
+    let mut l = crate::report::Live::default();
+    if let Ok(s) = gw.stats() {
+        l.gateway_up = true;
+        l.uptime_secs = s["uptime_secs"].as_f64();
+        l.policy_version = s["policy_version"].as_u64();
+    }
+    if let Ok(h) = gw.hosts() {
+        for x in h["hosts"].as_array().into_iter().flatten() {
+            let f = |k: &str| x[k].as_str().unwrap_or("").to_string();
+            l.hosts.push((f("mac"), f("ipv4"), f("hostname")));
+        }
+    }
+    l
+}
+
+async fn report(
+    State(app): State<Arc<App>>,
+    _c: Caller,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    use crate::report::{self, Lang, Month};
+    let q = q.map_err(|e| bad("query", e.body_text()))?.0;
+    let now = db::now();
+    let month = match &q.month {
+        None => Month::of(now).prev(),
+        Some(s) => Month::parse(s).map_err(|r| bad("month", r))?,
+    };
+    report::check_month(month, now).map_err(|r| bad("month", r))?;
+    let lang = Lang::parse(q.lang.as_deref().unwrap_or("ja")).map_err(|r| bad("lang", r))?;
+    let _one = app.reports.lock().await;
+    let a = app.clone();
+    let html = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let c = db::open(&a.db_path)?;
+        if let Some(s) = report::stored(&c, month, lang)?
+            && s.complete
+        {
+            return Ok(s.html);
+        }
+        let live = live(&a.gateway);
+        report::get_or_render(&c, month, lang, now, &live)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+}
+
+async fn reports(State(app): State<Arc<App>>, _c: Caller) -> Result<Json<Value>, ApiError> {
+    let rows = with_db(&app, |c| Ok(crate::report::kept(c)?)).await?;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|(m, l, created, complete)| json!({"month": m, "lang": l, "created": created, "complete": complete}))
+        .collect();
+    Ok(Json(
+        json!({"reports": rows, "keep_months": crate::report::KEEP_MONTHS}),
+    ))
 }
 
 async fn tokens(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -51,7 +51,32 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX event_ts ON event(ts);
      CREATE INDEX event_src ON event(src_ip, ts);
      CREATE INDEX event_type_ts ON event(event_type, ts);",
-    // 2: the acknowledged event stream: the last number committed per sender, written in
+    // 2: the monthly report (issue 17). The fields it groups by, read at intake instead
+    // of from `raw` per event: the alert's gid (9 = the firewall), the web event's threat
+    // flag, the LAN host's MAC (web `src_mac`, host `mac`) and the side the packet came
+    // in on. Rows stored before this migration get them from `raw` once, here. Rendered
+    // reports are kept per month and language.
+    "ALTER TABLE event ADD COLUMN gid INTEGER;
+     ALTER TABLE event ADD COLUMN threat INTEGER;
+     ALTER TABLE event ADD COLUMN mac TEXT;
+     ALTER TABLE event ADD COLUMN iface TEXT;
+     UPDATE event SET
+        gid = json_extract(raw, '$.alert.gid'),
+        threat = json_extract(raw, '$.web.threat'),
+        mac = coalesce(json_extract(raw, '$.web.src_mac'), json_extract(raw, '$.host.mac')),
+        iface = json_extract(raw, '$.in_iface')
+      WHERE json_valid(raw);
+     CREATE INDEX event_type_action_ts ON event(event_type, action, ts);
+     CREATE TABLE report (
+        month TEXT NOT NULL,
+        lang TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        final INTEGER NOT NULL,
+        counts TEXT NOT NULL,
+        html TEXT NOT NULL,
+        PRIMARY KEY (month, lang)
+     );",
+    // 3: the acknowledged event stream: the last number committed per sender, written in
     // the same transaction as its events.
     "CREATE TABLE stream_state (
         source TEXT PRIMARY KEY,
@@ -311,4 +336,52 @@ pub fn audit_log(c: &Connection, limit: i64) -> rusqlite::Result<Vec<AuditEntry>
         })
     })?
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_2_fills_the_report_columns_of_old_events() {
+        let dir = std::env::temp_dir().join(format!("mimamori-db-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cp.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO event (ts, event_type, raw) VALUES (1, 'web', ?1), (2, 'alert', ?2)",
+                [
+                    r#"{"in_iface":"lan","web":{"threat":true,"src_mac":"02:00:00:00:00:0a"}}"#,
+                    r#"{"in_iface":"wan","alert":{"gid":9}}"#,
+                ],
+            )
+            .unwrap();
+        }
+        let c = open(&path).unwrap();
+        type Cols = (Option<i64>, Option<i64>, Option<String>, Option<String>);
+        let rows: Vec<Cols> = c
+            .prepare("SELECT gid, threat, mac, iface FROM event ORDER BY ts")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    None,
+                    Some(1),
+                    Some("02:00:00:00:00:0a".into()),
+                    Some("lan".into())
+                ),
+                (Some(9), None, None, Some("wan".into())),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -39,6 +39,14 @@ pub struct Row {
     pub category: Option<String>,
     pub sid: Option<i64>,
     pub name: Option<String>,
+    /// The alert's generator (9: the firewall).
+    pub gid: Option<i64>,
+    /// A web event whose category is a threat (malware, phishing, C&C, …).
+    pub threat: Option<bool>,
+    /// The LAN host's MAC, where the event carries it (web `src_mac`, host `mac`).
+    pub mac: Option<String>,
+    /// The side the packet came in on (`lan`, `wan`).
+    pub iface: Option<String>,
     #[serde(skip)]
     pub raw: String,
 }
@@ -64,6 +72,10 @@ pub fn row_of(line: &str) -> Option<Row> {
         category: s("/web/category").or(s("/alert/category")),
         sid: n("/alert/signature_id"),
         name: s("/web/name").or(s("/host/hostname")),
+        gid: n("/alert/gid"),
+        threat: v.pointer("/web/threat").and_then(|x| x.as_bool()),
+        mac: s("/web/src_mac").or(s("/host/mac")),
+        iface: s("/in_iface"),
         event_type,
         raw: line.to_string(),
     })
@@ -90,7 +102,11 @@ pub fn eve_epoch(t: &str) -> Option<i64> {
         }
         None => 0,
     };
-    // Days from civil (Howard Hinnant's algorithm).
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - off)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, mo: i64, d: i64) -> i64 {
     let (y, m) = if mo <= 2 {
         (y - 1, mo + 9)
     } else {
@@ -100,9 +116,11 @@ pub fn eve_epoch(t: &str) -> Option<i64> {
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + se - off)
+    era * 146_097 + doe - 719_468
 }
+
+/// The date of a day number (the inverse of `days_from_civil`).
+pub use mimamori_pipelines::event::civil_from_days;
 
 /// One queued event: a row (none for a numbered line that was not EVE JSON, which still
 /// moves its sender's number) and, on the acknowledged stream, its sender and number.
@@ -294,27 +312,8 @@ fn writer(
         let n = batch.iter().filter(|it| it.row.is_some()).count() as u64;
         let ok = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
+            insert(&tx, batch.iter().filter_map(|it| it.row.as_ref()))?;
             {
-                let mut s = tx.prepare_cached(
-                    "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, raw)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )?;
-                for r in batch.iter().filter_map(|it| it.row.as_ref()) {
-                    s.execute(rusqlite::params![
-                        r.ts,
-                        r.event_type,
-                        r.src_ip,
-                        r.dest_ip,
-                        r.src_port,
-                        r.dest_port,
-                        r.proto,
-                        r.action,
-                        r.category,
-                        r.sid,
-                        r.name,
-                        r.raw
-                    ])?;
-                }
                 let mut st = tx.prepare_cached(
                     "INSERT INTO stream_state (source, seq) VALUES (?1, ?2)
                      ON CONFLICT(source) DO UPDATE SET seq = excluded.seq",
@@ -337,6 +336,35 @@ fn writer(
         }
         batch.clear();
     }
+}
+
+/// Inserts rows (the caller holds the transaction).
+pub fn insert<'a>(c: &Connection, rows: impl IntoIterator<Item = &'a Row>) -> rusqlite::Result<()> {
+    let mut s = c.prepare_cached(
+        "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, gid, threat, mac, iface, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    for r in rows {
+        s.execute(rusqlite::params![
+            r.ts,
+            r.event_type,
+            r.src_ip,
+            r.dest_ip,
+            r.src_port,
+            r.dest_port,
+            r.proto,
+            r.action,
+            r.category,
+            r.sid,
+            r.name,
+            r.gid,
+            r.threat,
+            r.mac,
+            r.iface,
+            r.raw
+        ])?;
+    }
+    Ok(())
 }
 
 /// Filters of the events query; every one optional.

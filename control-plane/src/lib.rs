@@ -10,4 +10,5 @@ pub mod gwlink;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
+pub mod report;
 pub mod server;

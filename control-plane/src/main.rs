@@ -66,6 +66,21 @@ enum Cmd {
         #[arg(long, default_value = "/tmp/mimamori-bench-intake")]
         dir: PathBuf,
     },
+    /// Synthesize a month of events into a fresh database, then time the monthly report:
+    /// aggregation, HTML, and (with --pdf) the PDF.
+    BenchReport {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value = "2026-11")]
+        month: String,
+        #[arg(long, default_value = "/tmp/mimamori-bench-report")]
+        dir: PathBuf,
+        /// Keep the database from a previous run with the same --events (skip synthesis).
+        #[arg(long)]
+        reuse: bool,
+        #[arg(long)]
+        pdf: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +122,19 @@ enum Ctl {
     Audit {
         #[arg(long, default_value_t = 20)]
         limit: i64,
+    },
+    /// The month's report (Japan time): HTML, or a PDF by headless Chromium when OUT ends
+    /// in .pdf; to stdout (HTML) without -o.
+    Report {
+        /// YYYY-MM; the month before this one when not given.
+        #[arg(long)]
+        month: Option<String>,
+        /// report.pdf or report.html.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// ja or en.
+        #[arg(long, default_value = "ja")]
+        lang: String,
     },
     /// Create a token (customer-admin only); prints the secret once.
     Token {
@@ -173,6 +201,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Ctl { url, token, op } => ctl(&url, &token, op)?,
         Cmd::BenchIntake { events, dir } => bench_intake(events, &dir)?,
+        Cmd::BenchReport {
+            events,
+            month,
+            dir,
+            reuse,
+            pdf,
+        } => bench_report(events, &month, &dir, reuse, pdf)?,
     }
     Ok(())
 }
@@ -209,7 +244,16 @@ fn ctl(url: &str, token: &str, op: Ctl) -> anyhow::Result<()> {
             Err(e) => anyhow::bail!("{url}: {e}"),
         }
     };
+    if let Ctl::Report {
+        month,
+        output,
+        lang,
+    } = op
+    {
+        return report(&agent, url, &auth, month, output, &lang);
+    }
     let v = match op {
+        Ctl::Report { .. } => unreachable!("handled above"),
         Ctl::Status => call("GET", "/api/v1/status", &[], None)?,
         Ctl::Get { section: None } => call("GET", "/api/v1/policy", &[], None)?,
         Ctl::Get { section: Some(s) } => call("GET", &format!("/api/v1/policy/{s}"), &[], None)?,
@@ -280,6 +324,55 @@ fn ctl(url: &str, token: &str, op: Ctl) -> anyhow::Result<()> {
     print_out(&serde_json::to_string_pretty(&v)?)
 }
 
+/// `ctl report`: the HTML from the API, written as it is or printed to a PDF.
+fn report(
+    agent: &ureq::Agent,
+    url: &str,
+    auth: &str,
+    month: Option<String>,
+    output: Option<PathBuf>,
+    lang: &str,
+) -> anyhow::Result<()> {
+    let pdf = output
+        .as_ref()
+        .and_then(|o| o.extension())
+        .is_some_and(|e| e.eq_ignore_ascii_case("pdf"));
+    // Fail before the round trip when the PDF cannot be made.
+    if pdf && mimamori_control_plane::report::pdf::chromium().is_none() {
+        let o = output
+            .as_deref()
+            .unwrap_or(std::path::Path::new("report.pdf"));
+        return mimamori_control_plane::report::pdf::html_to_pdf("", o);
+    }
+    let mut r = agent
+        .get(&format!("{}/api/v1/report", url.trim_end_matches('/')))
+        .set("Authorization", auth)
+        .query("lang", lang);
+    if let Some(m) = &month {
+        r = r.query("month", m);
+    }
+    let html = match r.call() {
+        Ok(resp) => resp.into_string()?,
+        Err(ureq::Error::Status(code, resp)) => {
+            anyhow::bail!("HTTP {code}: {}", resp.into_string().unwrap_or_default())
+        }
+        Err(e) => anyhow::bail!("{url}: {e}"),
+    };
+    match output {
+        None => print_out(html.trim_end()),
+        Some(o) if pdf => {
+            mimamori_control_plane::report::pdf::html_to_pdf(&html, &o)?;
+            eprintln!("mimamori-cp: wrote {}", o.display());
+            Ok(())
+        }
+        Some(o) => {
+            std::fs::write(&o, html).map_err(|e| anyhow::anyhow!("{}: {e}", o.display()))?;
+            eprintln!("mimamori-cp: wrote {}", o.display());
+            Ok(())
+        }
+    }
+}
+
 /// Writes the answer to stdout; a reader that stopped early (`| grep -q`, `| head`) is not
 /// an error, and never a panic.
 fn print_out(text: &str) -> anyhow::Result<()> {
@@ -346,6 +439,149 @@ fn bench_intake(n: usize, dir: &std::path::Path) -> anyhow::Result<()> {
     );
     if rows != n as i64 {
         anyhow::bail!("{} events lost", n as i64 - rows);
+    }
+    Ok(())
+}
+
+/// The events of a 50-PC office's month, spread evenly over it: half flow records, 30 %
+/// web blocks (one in ten a threat, a few C&C), 15 % IPS alerts (two thirds dropped),
+/// 5 % firewall denials, and a quarantine now and then.
+fn bench_line(i: usize, start: i64, span: i64, n: usize) -> String {
+    let ts = start + (i as i64 * span) / n as i64;
+    let t = mimamori_pipelines::event::eve_time(ts as u64 * 1_000_000_000);
+    let pc = i % 50;
+    let (ip, mac) = (
+        format!("198.18.0.{}", pc + 10),
+        format!("02:00:00:00:00:{:02x}", pc + 10),
+    );
+    let head = |kind: &str, iface: &str, src: &str, dst: &str| {
+        format!(
+            "\"timestamp\":\"{t}\",\"flow_id\":{i},\"in_iface\":\"{iface}\",\"event_type\":\"{kind}\",\"src_ip\":\"{src}\",\"src_port\":{},\"dest_ip\":\"{dst}\",\"dest_port\":443,\"proto\":\"TCP\"",
+            10_000 + i % 50_000
+        )
+    };
+    match i % 20 {
+        0..=9 => format!(
+            "{{{},\"flow\":{{\"pkts_toserver\":10,\"pkts_toclient\":12,\"bytes_toserver\":1200,\"bytes_toclient\":9000,\"age\":3,\"state\":\"closed\",\"reason\":\"timeout\",\"alerted\":false,\"action\":\"allow\"}}}}",
+            head("flow", "lan", &ip, "203.0.113.80")
+        ),
+        10..=15 => {
+            let k = i / 20;
+            let (cat, threat) = match k % 10 {
+                0 => (
+                    if k.is_multiple_of(100) {
+                        "c2"
+                    } else {
+                        "phishing"
+                    },
+                    true,
+                ),
+                1..=4 => ("ads", false),
+                5..=7 => ("gambling", false),
+                _ => ("games", false),
+            };
+            let action = if k % 1000 == 7 {
+                "quarantined"
+            } else {
+                "blocked"
+            };
+            format!(
+                "{{{},\"web\":{{\"action\":\"{action}\",\"via\":\"tls-sni\",\"name\":\"site-{}.{cat}.test\",\"category\":\"{cat}\",\"list\":\"bench\",\"exception\":false,\"threat\":{threat},\"group\":\"default\",\"src_mac\":\"{mac}\"}}}}",
+                head("web", "lan", &ip, "203.0.113.5"),
+                k % 997
+            )
+        }
+        16..=18 => {
+            let sid = 2_000_000 + (i / 20) % 200;
+            let action = if i.is_multiple_of(3) {
+                "allowed"
+            } else {
+                "blocked"
+            };
+            format!(
+                "{{{},\"alert\":{{\"action\":\"{action}\",\"gid\":1,\"signature_id\":{sid},\"rev\":1,\"signature\":\"ET BENCH signature {sid}\",\"category\":\"Attempted Information Leak\",\"severity\":2}}}}",
+                head("alert", "wan", "192.0.2.66", &ip)
+            )
+        }
+        _ if i % 100_000 == 19 => format!(
+            "{{{},\"host\":{{\"state\":\"quarantined\",\"mac\":\"{mac}\",\"hostname\":\"pc-{pc:02}\",\"client_id\":\"\",\"callbacks\":5}}}}",
+            head("host", "lan", &ip, "203.0.113.9")
+        ),
+        _ => format!(
+            "{{{},\"alert\":{{\"action\":\"blocked\",\"gid\":9,\"signature_id\":0,\"rev\":1,\"signature\":\"firewall: default deny from wan\",\"category\":\"Firewall policy\",\"severity\":2}}}}",
+            head("alert", "wan", "192.0.2.9", &ip)
+        ),
+    }
+}
+
+fn bench_report(
+    n: usize,
+    month: &str,
+    dir: &std::path::Path,
+    reuse: bool,
+    pdf: bool,
+) -> anyhow::Result<()> {
+    use mimamori_control_plane::report;
+    let m = report::Month::parse(month).map_err(|e| anyhow::anyhow!("--month {e}"))?;
+    let dbp = dir.join(format!("cp-{n}.db"));
+    if !(reuse && dbp.exists()) {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        let mut c = db::open(&dbp)?;
+        c.pragma_update(None, "cache_size", -131_072)?;
+        let started = Instant::now();
+        let span = m.end() - m.start();
+        let mut rows = Vec::with_capacity(100_000);
+        let mut i = 0;
+        while i < n {
+            rows.clear();
+            for j in i..(i + 100_000).min(n) {
+                let line = bench_line(j, m.start(), span, n);
+                rows.push(
+                    events::row_of(&line)
+                        .ok_or_else(|| anyhow::anyhow!("bench line {j} does not parse"))?,
+                );
+            }
+            let tx = c.transaction()?;
+            events::insert(&tx, &rows)?;
+            tx.commit()?;
+            i += rows.len();
+        }
+        println!(
+            "synthesized {n} events in {} into {} in {:.1} s",
+            m,
+            dbp.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let c = db::open(&dbp)?;
+    let now = m.end() + 3600;
+    let started = Instant::now();
+    let r = report::aggregate(&c, m, now, &report::Live::default())?;
+    let agg = started.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let html = report::html::render(&r, report::Lang::Ja);
+    let render = t.elapsed().as_secs_f64();
+    let page = dir.join(format!("report-{m}.html"));
+    std::fs::write(&page, &html)?;
+    println!(
+        "{} events in {m} ({} blocked): aggregate {agg:.2} s, HTML {:.3} s ({} KB) -> {}",
+        r.events,
+        r.blocked(),
+        render,
+        html.len() / 1024,
+        page.display()
+    );
+    if pdf {
+        let t = Instant::now();
+        let out = dir.join(format!("report-{m}.pdf"));
+        report::pdf::html_to_pdf(&html, &out)?;
+        println!(
+            "PDF {:.2} s -> {}; total {:.2} s",
+            t.elapsed().as_secs_f64(),
+            out.display(),
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

@@ -111,6 +111,22 @@ pub fn document() -> Value {
     );
     audit["parameters"] = json!([q("limit", "integer", "at most this many")]);
     paths.insert("/api/v1/audit".into(), json!({"get": audit}));
+    let mut report = op(
+        "The month's report as printable HTML (Japan time; kept once the month is over)",
+        "any",
+        None,
+        "text/html",
+    );
+    report["parameters"] = json!([
+        q(
+            "month",
+            "string",
+            "YYYY-MM (default: the month before this one); not one that has not begun"
+        ),
+        q("lang", "string", "ja (default) or en")
+    ]);
+    paths.insert("/api/v1/report".into(), json!({"get": report}));
+    paths.insert("/api/v1/reports".into(), json!({"get": op("The kept reports: month, language, when made, complete", "any", None, "Kept reports")}));
     paths.insert("/api/v1/tokens".into(), json!({
         "get": op("API tokens (names and roles; secrets are never shown again)", "customer-admin", None, "Tokens"),
         "post": op("Create a token; the answer holds its secret, once", "customer-admin", Some("NewToken"), "Created"),

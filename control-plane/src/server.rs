@@ -108,6 +108,8 @@ pub async fn start(
         changes: tokio::sync::Mutex::new(()),
         counters: ApiCounters::default(),
         categories,
+        db_path: o.db.clone(),
+        reports: tokio::sync::Mutex::new(()),
     });
     let addr = listener.local_addr()?;
     let serve = axum::serve(listener, api::router(app.clone())).with_graceful_shutdown(async {

@@ -1,0 +1,874 @@
+//! The month's numbers, from the event store. Every count is one SQL `GROUP BY` over the
+//! month's rows (the `event_type_action_ts` index narrows them to blocks and alerts), so
+//! the work grows with the month's blocks, not with its flow records.
+
+use super::{JST, Live, Month};
+use rusqlite::{Connection, params};
+use std::collections::HashMap;
+
+/// What blocked (or detected) an event, in the order the report shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Func {
+    /// A web request to a name in a threat category (malware, phishing, …).
+    Threat,
+    /// A C&C callback name (category `c2`), or a request of a quarantined host, refused.
+    Cnc,
+    /// A signature match whose packet was dropped.
+    IpsDrop,
+    /// A signature match that was only logged.
+    IpsAlert,
+    /// A web request to a category the policy blocks (or a site exception that blocks).
+    Category,
+    /// A flow the firewall policy denied (and logged).
+    Firewall,
+}
+
+pub const FUNCS: [Func; 6] = [
+    Func::Threat,
+    Func::Cnc,
+    Func::IpsDrop,
+    Func::IpsAlert,
+    Func::Category,
+    Func::Firewall,
+];
+pub const NF: usize = FUNCS.len();
+
+impl Func {
+    pub fn index(self) -> usize {
+        FUNCS.iter().position(|&f| f == self).unwrap_or(0)
+    }
+    /// Whether events of this function were stopped (an IPS alert only was logged).
+    pub fn blocks(self) -> bool {
+        self != Func::IpsAlert
+    }
+}
+
+/// The function of an event, as SQL over the stored columns (NULL: neither a block nor an
+/// alert, e.g. a monitored name or a logged allowed flow). The numbers are `FUNCS` indexes.
+const FN_SQL: &str = "CASE
+  WHEN event_type = 'web' AND action = 'quarantined' THEN 1
+  WHEN event_type = 'web' AND action IN ('blocked', 'sinkholed') AND category = 'c2' THEN 1
+  WHEN event_type = 'web' AND action IN ('blocked', 'sinkholed') AND threat = 1 THEN 0
+  WHEN event_type = 'web' AND action IN ('blocked', 'sinkholed') THEN 4
+  WHEN event_type = 'alert' AND coalesce(gid, 1) != 9 AND action = 'blocked' THEN 2
+  WHEN event_type = 'alert' AND coalesce(gid, 1) != 9 AND action = 'allowed' THEN 3
+  WHEN event_type = 'alert' AND gid = 9 AND action = 'blocked' THEN 5
+END";
+
+/// The rows `FN_SQL` can classify, in a form the `(event_type, action, ts)` index serves.
+const CANDIDATES: &str = "event_type IN ('web', 'alert') AND action IN ('blocked', 'sinkholed', 'quarantined', 'allowed')";
+
+/// How many rows each top-N list shows.
+pub const TOP_N: usize = 10;
+
+pub type Counts = [i64; NF];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Named {
+    pub name: String,
+    pub count: i64,
+    /// A site's category, or a signature's class.
+    pub detail: Option<String>,
+    /// A threat (site) or a dropped count (signature).
+    pub flag: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signature {
+    pub sid: i64,
+    pub message: String,
+    pub class: String,
+    pub severity: Option<i64>,
+    pub count: i64,
+    pub dropped: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Host {
+    pub ip: String,
+    pub mac: Option<String>,
+    pub hostname: Option<String>,
+    pub count: i64,
+    /// Of `count`, threats and C&C.
+    pub threats: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incident {
+    pub ts: i64,
+    pub ip: Option<String>,
+    pub mac: Option<String>,
+    pub hostname: Option<String>,
+    pub callbacks: Option<i64>,
+    /// When and by whom it was released from quarantine (in the month, after `ts`).
+    pub released: Option<(i64, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyChange {
+    pub version: i64,
+    pub created: i64,
+    pub actor: String,
+    pub applied: bool,
+    pub note: String,
+}
+
+/// A previous month in the trend: its counts, and where they came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Past {
+    Events(Counts),
+    /// The oldest event kept falls inside it (the box began then, or retention cut it).
+    Partial(Counts),
+    /// Its events are gone (retention); the counts its kept report recorded.
+    Kept(Counts),
+    /// Neither events nor a kept report.
+    Unknown,
+}
+
+impl Past {
+    pub fn counts(&self) -> Option<&Counts> {
+        match self {
+            Past::Events(c) | Past::Partial(c) | Past::Kept(c) => Some(c),
+            Past::Unknown => None,
+        }
+    }
+    /// Counts of a whole month, fit to compare with.
+    pub fn whole(&self) -> Option<&Counts> {
+        match self {
+            Past::Events(c) | Past::Kept(c) => Some(c),
+            Past::Partial(_) | Past::Unknown => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub month: Month,
+    pub generated: i64,
+    /// Events of any kind stored for the month.
+    pub events: i64,
+    pub first_event: Option<i64>,
+    pub last_event: Option<i64>,
+    /// Japan-time days of the month with at least one event.
+    pub days_with_events: u32,
+    /// Days of the month that have begun when the report is made.
+    pub days_elapsed: u32,
+    pub totals: Counts,
+    /// One entry per day of the month.
+    pub per_day: Vec<Counts>,
+    pub categories: Vec<Named>,
+    pub sites: Vec<Named>,
+    pub signatures: Vec<Signature>,
+    pub hosts: Vec<Host>,
+    pub incidents: Vec<Incident>,
+    pub policy_changes: Vec<PolicyChange>,
+    /// The policy version in force at the end of the month (or now).
+    pub policy_version: Option<i64>,
+    /// The three months before, oldest first.
+    pub trend: Vec<(Month, Past)>,
+    pub live: Live,
+}
+
+impl Report {
+    /// The month had ended when the report was made.
+    pub fn complete(&self) -> bool {
+        self.generated >= self.month.end()
+    }
+    pub fn blocked(&self) -> i64 {
+        blocked(&self.totals)
+    }
+    pub fn get(&self, f: Func) -> i64 {
+        self.totals[f.index()]
+    }
+}
+
+pub fn blocked(c: &Counts) -> i64 {
+    FUNCS
+        .iter()
+        .filter(|f| f.blocks())
+        .map(|f| c[f.index()])
+        .sum()
+}
+
+pub fn aggregate(c: &Connection, m: Month, now: i64, live: &Live) -> anyhow::Result<Report> {
+    let (start, end) = (m.start(), m.end());
+    let days = m.days() as usize;
+
+    let (events, first_event, last_event, days_with_events): (i64, Option<i64>, Option<i64>, u32) =
+        c.query_row(
+            "SELECT count(*), min(ts), max(ts), count(DISTINCT (ts - ?1) / 86400) FROM event WHERE ts >= ?1 AND ts < ?2",
+            params![start, end],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+
+    let mut totals = [0i64; NF];
+    let mut per_day = vec![[0i64; NF]; days];
+    {
+        let mut s = c.prepare(&format!(
+            "SELECT (ts - ?1) / 86400 AS d, {FN_SQL} AS f, count(*) FROM event
+             WHERE {CANDIDATES} AND ts >= ?1 AND ts < ?2 GROUP BY d, f"
+        ))?;
+        let mut rows = s.query(params![start, end])?;
+        while let Some(r) = rows.next()? {
+            let (d, f, n): (i64, Option<i64>, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let Some(f) = f.map(|f| f as usize).filter(|&f| f < NF) else {
+                continue;
+            };
+            totals[f] += n;
+            if let Some(day) = per_day.get_mut(d as usize) {
+                day[f] += n;
+            }
+        }
+    }
+
+    let trend = trend(c, m)?;
+
+    let web_blocks = "event_type = 'web' AND action IN ('blocked', 'sinkholed')";
+    let categories = named(
+        c,
+        &format!(
+            "SELECT coalesce(category, ''), count(*), NULL, 0 FROM event
+             WHERE {web_blocks} AND ts >= ?1 AND ts < ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
+        ),
+        start,
+        end,
+    )?;
+    let sites = named(
+        c,
+        &format!(
+            "SELECT coalesce(name, ''), count(*), max(category), coalesce(max(threat), 0) FROM event
+             WHERE event_type = 'web' AND action IN ('blocked', 'sinkholed', 'quarantined') AND ts >= ?1 AND ts < ?2
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
+        ),
+        start,
+        end,
+    )?;
+    let signatures = signatures(c, start, end)?;
+    let names = HostNames::load(c, end, live)?;
+    let hosts = hosts(c, start, end, &names)?;
+    let incidents = incidents(c, start, end, &names)?;
+    let mut s = c.prepare(
+        "SELECT version, created, actor, applied, note FROM policy WHERE created >= ?1 AND created < ?2 ORDER BY version",
+    )?;
+    let policy_changes = s
+        .query_map(params![start, end], |r| {
+            Ok(PolicyChange {
+                version: r.get(0)?,
+                created: r.get(1)?,
+                actor: r.get(2)?,
+                applied: r.get(3)?,
+                note: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let policy_version: Option<i64> = c.query_row(
+        "SELECT max(version) FROM policy WHERE created < ?1",
+        params![end],
+        |r| r.get(0),
+    )?;
+    let days_elapsed = if now >= end {
+        m.days()
+    } else {
+        (((now - start).max(0) / 86_400) + 1).min(i64::from(m.days())) as u32
+    };
+    Ok(Report {
+        month: m,
+        generated: now,
+        events,
+        first_event,
+        last_event,
+        days_with_events,
+        days_elapsed,
+        totals,
+        per_day,
+        categories,
+        sites,
+        signatures,
+        hosts,
+        incidents,
+        policy_changes,
+        policy_version,
+        trend,
+        live: live.clone(),
+    })
+}
+
+/// The three months before `m`: from the events where the store still holds the month,
+/// else from the month's kept report.
+fn trend(c: &Connection, m: Month) -> anyhow::Result<Vec<(Month, Past)>> {
+    let months: Vec<Month> = (1..=3).rev().map(|i| m.plus(-i)).collect();
+    let mut counts = [[0i64; NF]; 3];
+    let mut s = c.prepare(&format!(
+        "SELECT CASE WHEN ts >= ?3 THEN 2 WHEN ts >= ?2 THEN 1 ELSE 0 END AS mi, {FN_SQL} AS f, count(*)
+         FROM event WHERE {CANDIDATES} AND ts >= ?1 AND ts < ?4 GROUP BY mi, f"
+    ))?;
+    let mut rows = s.query(params![
+        months[0].start(),
+        months[1].start(),
+        months[2].start(),
+        m.start()
+    ])?;
+    while let Some(r) = rows.next()? {
+        let (mi, f, n): (i64, Option<i64>, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        if let (Some(row), Some(f)) = (
+            counts.get_mut(mi as usize),
+            f.map(|f| f as usize).filter(|&f| f < NF),
+        ) {
+            row[f] += n;
+        }
+    }
+    drop(rows);
+    // The oldest event kept: a month that began before it has lost events to retention.
+    let oldest: Option<i64> = c.query_row("SELECT min(ts) FROM event", [], |r| r.get(0))?;
+    let mut out = Vec::new();
+    for (i, pm) in months.into_iter().enumerate() {
+        let pruned = oldest.is_none_or(|o| o > pm.start());
+        let kept = if pruned {
+            super::stored_counts(c, pm)?
+        } else {
+            None
+        };
+        let past = match kept {
+            Some(k) if k.len() == NF => {
+                let mut a = [0i64; NF];
+                a.copy_from_slice(&k);
+                Past::Kept(a)
+            }
+            _ if !pruned => Past::Events(counts[i]),
+            _ if oldest.is_some_and(|o| o < pm.end()) => Past::Partial(counts[i]),
+            _ => Past::Unknown,
+        };
+        out.push((pm, past));
+    }
+    Ok(out)
+}
+
+fn named(c: &Connection, sql: &str, start: i64, end: i64) -> rusqlite::Result<Vec<Named>> {
+    let mut s = c.prepare(sql)?;
+    s.query_map(params![start, end], |r| {
+        Ok(Named {
+            name: r.get(0)?,
+            count: r.get(1)?,
+            detail: r.get(2)?,
+            flag: r.get(3)?,
+        })
+    })?
+    .collect()
+}
+
+fn signatures(c: &Connection, start: i64, end: i64) -> anyhow::Result<Vec<Signature>> {
+    let mut s = c.prepare(&format!(
+        "SELECT coalesce(sid, 0), count(*), sum(action = 'blocked'), max(id) FROM event
+         WHERE event_type = 'alert' AND action IN ('blocked', 'allowed') AND coalesce(gid, 1) != 9
+           AND ts >= ?1 AND ts < ?2
+         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
+    ))?;
+    let top = s
+        .query_map(params![start, end], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut raw = c.prepare("SELECT raw FROM event WHERE id = ?1")?;
+    let mut out = Vec::new();
+    for (sid, count, dropped, id) in top {
+        let v: serde_json::Value = raw
+            .query_row(params![id], |r| r.get::<_, String>(0))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let s = |p: &str| {
+            v.pointer(p)
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        out.push(Signature {
+            sid,
+            message: s("/alert/signature"),
+            class: s("/alert/category"),
+            severity: v.pointer("/alert/severity").and_then(|x| x.as_i64()),
+            count,
+            dropped,
+        });
+    }
+    Ok(out)
+}
+
+/// DHCP host names and MACs of LAN hosts: from the quarantine events up to the month's end
+/// (they carry both), then from what the running gateway knows.
+#[derive(Default)]
+pub struct HostNames {
+    by_mac: HashMap<String, String>,
+    mac_of_ip: HashMap<String, String>,
+}
+
+impl HostNames {
+    fn load(c: &Connection, end: i64, live: &Live) -> rusqlite::Result<HostNames> {
+        let mut h = HostNames::default();
+        for (mac, ip, name) in &live.hosts {
+            h.learn(Some(mac.clone()), Some(ip.clone()), Some(name.clone()));
+        }
+        // Events after the live table: the month's own names win.
+        let mut s = c.prepare(
+            "SELECT mac, src_ip, name FROM event WHERE event_type = 'host' AND ts < ?1 ORDER BY ts, id",
+        )?;
+        let mut rows = s.query(params![end])?;
+        while let Some(r) = rows.next()? {
+            h.learn(r.get(0)?, r.get(1)?, r.get(2)?);
+        }
+        Ok(h)
+    }
+    fn learn(&mut self, mac: Option<String>, ip: Option<String>, name: Option<String>) {
+        let Some(mac) = mac
+            .map(|m| m.to_ascii_lowercase())
+            .filter(|m| !m.is_empty())
+        else {
+            return;
+        };
+        if let Some(n) = name.filter(|n| !n.is_empty()) {
+            self.by_mac.insert(mac.clone(), n);
+        }
+        if let Some(ip) = ip.filter(|i| !i.is_empty()) {
+            self.mac_of_ip.insert(ip, mac);
+        }
+    }
+    fn name(&self, mac: Option<&str>, ip: Option<&str>) -> (Option<String>, Option<String>) {
+        let mac = mac
+            .map(str::to_ascii_lowercase)
+            .or_else(|| ip.and_then(|i| self.mac_of_ip.get(i).cloned()));
+        let name = mac.as_ref().and_then(|m| self.by_mac.get(m).cloned());
+        (mac, name)
+    }
+}
+
+fn hosts(c: &Connection, start: i64, end: i64, names: &HostNames) -> rusqlite::Result<Vec<Host>> {
+    // The LAN host is the source of what came in on the LAN side, else the destination.
+    let mut s = c.prepare(&format!(
+        "SELECT CASE WHEN iface = 'wan' THEN dest_ip ELSE src_ip END AS h, count(*),
+                sum(({FN_SQL}) IN (0, 1)), max(mac)
+         FROM event WHERE {CANDIDATES} AND ts >= ?1 AND ts < ?2 AND ({FN_SQL}) IS NOT NULL
+         GROUP BY h ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
+    ))?;
+    s.query_map(params![start, end], |r| {
+        let ip: Option<String> = r.get(0)?;
+        let mac: Option<String> = r.get(3)?;
+        let (mac, hostname) = names.name(mac.as_deref(), ip.as_deref());
+        Ok(Host {
+            ip: ip.unwrap_or_default(),
+            mac,
+            hostname,
+            count: r.get(1)?,
+            threats: r.get(2)?,
+        })
+    })?
+    .collect()
+}
+
+fn incidents(
+    c: &Connection,
+    start: i64,
+    end: i64,
+    names: &HostNames,
+) -> anyhow::Result<Vec<Incident>> {
+    let mut s = c.prepare(
+        "SELECT ts, src_ip, mac, name, raw FROM event
+         WHERE event_type = 'host' AND action = 'quarantined' AND ts >= ?1 AND ts < ?2 ORDER BY ts, id",
+    )?;
+    let mut out: Vec<Incident> = s
+        .query_map(params![start, end], |r| {
+            let raw: String = r.get(4)?;
+            let v: serde_json::Value = serde_json::from_str(&raw).unwrap_or_default();
+            let ip: Option<String> = r.get(1)?;
+            let mac: Option<String> = r.get(2)?;
+            let (mac, known) = names.name(mac.as_deref(), ip.as_deref());
+            let name: Option<String> = r.get::<_, Option<String>>(3)?.filter(|n| !n.is_empty());
+            Ok(Incident {
+                ts: r.get(0)?,
+                ip,
+                mac,
+                hostname: name.or(known),
+                callbacks: v.pointer("/host/callbacks").and_then(|x| x.as_i64()),
+                released: None,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut s = c.prepare(
+        "SELECT ts, actor, target FROM audit WHERE action = 'release from quarantine' AND ts >= ?1 AND ts < ?2 ORDER BY ts, id",
+    )?;
+    let releases = s
+        .query_map(params![start, end], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?.to_ascii_lowercase(),
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for i in &mut out {
+        i.released = releases
+            .iter()
+            .find(|(ts, _, mac)| *ts >= i.ts && Some(mac) == i.mac.as_ref())
+            .map(|(ts, actor, _)| (*ts, actor.clone()));
+    }
+    Ok(out)
+}
+
+/// The Japan-time date and time of an instant: (year, month, day, hour, minute).
+pub fn jst(ts: i64) -> (i64, u32, u32, u32, u32) {
+    let t = ts + JST;
+    let (y, m, d) = crate::events::civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    (y, m, d, (s / 3600) as u32, ((s % 3600) / 60) as u32)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::events::{Row, row_of};
+
+    /// EVE lines of the kinds the gateway writes.
+    pub fn web(
+        ts: &str,
+        action: &str,
+        name: &str,
+        cat: &str,
+        threat: bool,
+        ip: &str,
+        mac: &str,
+    ) -> String {
+        format!(
+            r#"{{"timestamp":"{ts}","flow_id":1,"in_iface":"lan","event_type":"web","src_ip":"{ip}","src_port":50000,"dest_ip":"203.0.113.5","dest_port":443,"proto":"TCP","web":{{"action":"{action}","via":"tls-sni","name":"{name}","category":"{cat}","list":"t","exception":false,"threat":{threat},"group":"default","src_mac":"{mac}"}}}}"#
+        )
+    }
+    #[allow(clippy::too_many_arguments)]
+    pub fn alert(
+        ts: &str,
+        gid: u32,
+        sid: u32,
+        action: &str,
+        msg: &str,
+        iface: &str,
+        src: &str,
+        dst: &str,
+    ) -> String {
+        format!(
+            r#"{{"timestamp":"{ts}","flow_id":2,"in_iface":"{iface}","event_type":"alert","src_ip":"{src}","src_port":1234,"dest_ip":"{dst}","dest_port":80,"proto":"TCP","alert":{{"action":"{action}","gid":{gid},"signature_id":{sid},"rev":1,"signature":"{msg}","category":"Attempted Administrator Privilege Gain","severity":1}}}}"#
+        )
+    }
+    pub fn host(ts: &str, mac: &str, hostname: &str, ip: &str) -> String {
+        format!(
+            r#"{{"timestamp":"{ts}","flow_id":3,"in_iface":"lan","event_type":"host","src_ip":"{ip}","src_port":0,"dest_ip":"203.0.113.9","dest_port":443,"proto":"TCP","host":{{"state":"quarantined","mac":"{mac}","hostname":"{hostname}","client_id":"","callbacks":42}}}}"#
+        )
+    }
+    pub fn flow(ts: &str) -> String {
+        format!(
+            r#"{{"timestamp":"{ts}","flow_id":4,"in_iface":"lan","event_type":"flow","src_ip":"198.18.0.30","src_port":1,"dest_ip":"203.0.113.1","dest_port":443,"proto":"TCP","flow":{{"action":"allow"}}}}"#
+        )
+    }
+
+    pub fn insert(c: &Connection, lines: &[String]) {
+        let rows: Vec<Row> = lines.iter().map(|l| row_of(l).expect(l)).collect();
+        crate::events::insert(c, &rows).unwrap();
+    }
+
+    pub fn db() -> Connection {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mimamori-report-unit-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        crate::db::open(&dir.join("cp.db")).unwrap()
+    }
+
+    /// A small month: 2026-11 in Japan time, with events either side of its edges.
+    pub fn sample() -> Vec<String> {
+        let a = "198.18.0.10";
+        let b = "198.18.0.11";
+        let (ma, mb) = ("02:00:00:00:00:0a", "02:00:00:00:00:0b");
+        let mut v = vec![
+            // Before the month in Japan (2026-10-31 23:59 JST), and after it (12-01 00:30 JST).
+            web(
+                "2026-10-31T14:59:00+0000",
+                "blocked",
+                "early.test",
+                "phishing",
+                true,
+                a,
+                ma,
+            ),
+            web(
+                "2026-11-30T15:30:00+0000",
+                "blocked",
+                "late.test",
+                "phishing",
+                true,
+                a,
+                ma,
+            ),
+            // In the month: the first minute (11-01 00:00 JST) and the last (11-30 23:59 JST).
+            web(
+                "2026-10-31T15:00:00+0000",
+                "blocked",
+                "phish.test",
+                "phishing",
+                true,
+                a,
+                ma,
+            ),
+            web(
+                "2026-11-30T14:59:59+0000",
+                "sinkholed",
+                "phish.test",
+                "phishing",
+                true,
+                b,
+                mb,
+            ),
+            web(
+                "2026-11-10T01:00:00+0000",
+                "blocked",
+                "evil-c2.test",
+                "c2",
+                true,
+                a,
+                ma,
+            ),
+            web(
+                "2026-11-10T02:00:00+0000",
+                "quarantined",
+                "any.test",
+                "",
+                false,
+                a,
+                ma,
+            ),
+            web(
+                "2026-11-12T03:00:00+0000",
+                "monitored",
+                "watched.test",
+                "news",
+                false,
+                b,
+                mb,
+            ),
+            alert(
+                "2026-11-05T03:00:00+0000",
+                1,
+                2_000_001,
+                "blocked",
+                "ET EXPLOIT <script>x</script>",
+                "wan",
+                "192.0.2.7",
+                b,
+            ),
+            alert(
+                "2026-11-05T04:00:00+0000",
+                1,
+                2_000_001,
+                "blocked",
+                "ET EXPLOIT <script>x</script>",
+                "wan",
+                "192.0.2.7",
+                b,
+            ),
+            alert(
+                "2026-11-06T04:00:00+0000",
+                1,
+                2_000_002,
+                "allowed",
+                "ET SCAN probe",
+                "wan",
+                "192.0.2.8",
+                b,
+            ),
+            alert(
+                "2026-11-07T04:00:00+0000",
+                9,
+                0,
+                "blocked",
+                "firewall: default deny from wan",
+                "wan",
+                "192.0.2.9",
+                b,
+            ),
+            alert(
+                "2026-11-07T05:00:00+0000",
+                9,
+                3,
+                "allowed",
+                "firewall: log ssh",
+                "lan",
+                a,
+                "192.0.2.9",
+            ),
+            host("2026-11-10T01:00:05+0000", ma, "pc-<b>suzuki</b>", a),
+            flow("2026-11-15T00:00:00+0000"),
+        ];
+        for i in 0..5 {
+            v.push(web(
+                &format!("2026-11-20T0{i}:00:00+0000"),
+                "blocked",
+                "casino.test",
+                "gambling",
+                false,
+                b,
+                mb,
+            ));
+        }
+        for i in 0..3 {
+            v.push(web(
+                &format!("2026-11-21T0{i}:00:00+0000"),
+                "blocked",
+                "games.test",
+                "games",
+                false,
+                b,
+                mb,
+            ));
+        }
+        // The month before: 2 threats.
+        v.push(web(
+            "2026-10-10T00:00:00+0000",
+            "blocked",
+            "old.test",
+            "malware",
+            true,
+            a,
+            ma,
+        ));
+        v.push(web(
+            "2026-10-11T00:00:00+0000",
+            "blocked",
+            "old.test",
+            "malware",
+            true,
+            a,
+            ma,
+        ));
+        v
+    }
+
+    #[test]
+    fn counts_per_function_top_n_and_month_edges() {
+        let c = db();
+        insert(&c, &sample());
+        let m = Month::parse("2026-11").unwrap();
+        let now = m.end() + 86_400;
+        let r = aggregate(&c, m, now, &Live::default()).unwrap();
+        assert!(r.complete());
+        assert_eq!(
+            r.get(Func::Threat),
+            2,
+            "the month's two phishing blocks, not its neighbours'"
+        );
+        assert_eq!(
+            r.get(Func::Cnc),
+            2,
+            "the c2 name and the quarantined host's request"
+        );
+        assert_eq!(r.get(Func::IpsDrop), 2);
+        assert_eq!(r.get(Func::IpsAlert), 1);
+        assert_eq!(r.get(Func::Category), 8);
+        assert_eq!(
+            r.get(Func::Firewall),
+            1,
+            "the logged allowed flow is not a block"
+        );
+        assert_eq!(r.blocked(), 15);
+        // 20 events of any kind in the month: its edges are exact.
+        assert_eq!(r.events, 20);
+        assert_eq!(r.per_day.len(), 30);
+        assert_eq!(r.per_day[0][Func::Threat.index()], 1, "11-01 00:00 JST");
+        assert_eq!(r.per_day[29][Func::Threat.index()], 1, "11-30 23:59 JST");
+        assert_eq!(
+            r.per_day[19][Func::Category.index()],
+            5,
+            "11-20 09:00-13:00 JST is day 20"
+        );
+        assert_eq!(r.per_day[20][Func::Category.index()], 3, "day 21");
+        let days: i64 = r.per_day.iter().map(|d| d.iter().sum::<i64>()).sum();
+        assert_eq!(days, r.totals.iter().sum::<i64>());
+        // Top N, largest first, ties by name.
+        let cats: Vec<_> = r
+            .categories
+            .iter()
+            .map(|n| (n.name.as_str(), n.count))
+            .collect();
+        assert_eq!(
+            cats,
+            [("gambling", 5), ("games", 3), ("phishing", 2), ("c2", 1)]
+        );
+        assert_eq!(r.sites[0].name, "casino.test");
+        assert_eq!(r.sites[1].name, "games.test");
+        assert_eq!(r.sites[2].name, "phish.test");
+        assert_eq!(r.sites[2].flag, 1, "a threat");
+        assert_eq!(r.signatures[0].sid, 2_000_001);
+        assert_eq!(r.signatures[0].count, 2);
+        assert_eq!(r.signatures[0].dropped, 2);
+        assert_eq!(r.signatures[0].message, "ET EXPLOIT <script>x</script>");
+        assert_eq!(r.signatures[1].dropped, 0);
+        // Hosts: b (5+3 categories, 1 sinkhole, 2 drops, 1 alert, 1 firewall = 13 with the
+        // WAN-side alerts counted for their LAN destination), a (3).
+        assert_eq!(r.hosts[0].ip, "198.18.0.11");
+        assert_eq!(r.hosts[0].count, 13);
+        assert_eq!(r.hosts[0].threats, 1);
+        assert_eq!(r.hosts[0].mac.as_deref(), Some("02:00:00:00:00:0b"));
+        assert_eq!(r.hosts[1].ip, "198.18.0.10");
+        assert_eq!(r.hosts[1].count, 3);
+        assert_eq!(r.hosts[1].hostname.as_deref(), Some("pc-<b>suzuki</b>"));
+        assert_eq!(r.incidents.len(), 1);
+        assert_eq!(r.incidents[0].callbacks, Some(42));
+        assert_eq!(r.incidents[0].released, None);
+        // Trend: October from its events (partly: the oldest event is of 10-10); August
+        // and September before the oldest event.
+        assert_eq!(r.trend[2].0.to_string(), "2026-10");
+        assert!(matches!(r.trend[2].1, Past::Partial(_)));
+        assert_eq!(r.trend[2].1.counts().unwrap()[Func::Threat.index()], 3);
+        assert_eq!(r.trend[0].1, Past::Unknown);
+        // The next month holds only the late event.
+        let d = aggregate(&c, m.next(), now, &Live::default()).unwrap();
+        assert_eq!(d.get(Func::Threat), 1);
+        assert!(!d.complete());
+        assert_eq!(d.days_elapsed, 2);
+    }
+
+    #[test]
+    fn a_release_in_the_audit_log_closes_the_incident() {
+        let c = db();
+        insert(&c, &sample());
+        let t = crate::events::eve_epoch("2026-11-11T00:00:00+0000").unwrap();
+        c.execute(
+            "INSERT INTO audit (ts, actor, action, target) VALUES (?1, 'admin', 'release from quarantine', '02:00:00:00:00:0A')",
+            [t],
+        )
+        .unwrap();
+        let m = Month::parse("2026-11").unwrap();
+        let r = aggregate(&c, m, m.end(), &Live::default()).unwrap();
+        assert_eq!(r.incidents[0].released, Some((t, "admin".to_string())));
+    }
+
+    #[test]
+    fn an_empty_month() {
+        let c = db();
+        let m = Month::parse("2026-11").unwrap();
+        let r = aggregate(&c, m, m.end(), &Live::default()).unwrap();
+        assert_eq!(r.events, 0);
+        assert_eq!(r.blocked(), 0);
+        assert!(r.categories.is_empty() && r.hosts.is_empty());
+        assert!(r.trend.iter().all(|(_, p)| *p == Past::Unknown));
+    }
+
+    #[test]
+    fn japan_time() {
+        let t = crate::events::eve_epoch("2026-11-30T15:30:00+0000").unwrap();
+        assert_eq!(jst(t), (2026, 12, 1, 0, 30));
+    }
+}
