@@ -115,9 +115,12 @@ struct Conn {
 
 impl Conn {
     fn new(v6: bool) -> Conn {
+        Conn::to_port(v6, 80)
+    }
+    fn to_port(v6: bool, port: u16) -> Conn {
         Conn {
             c: Endpoint::client(7, v6, 40000),
-            s: Endpoint::server(9, v6, 80),
+            s: Endpoint::server(9, v6, port),
             cseq: 1000,
             sseq: 5000,
         }
@@ -613,4 +616,91 @@ fn a_policy_swap_hands_over_settings_compiled_off_the_data_path() {
     let (verdicts, sids) = run(&mut ips, &f);
     assert_eq!(sids, vec![101], "sid 100 is disabled");
     assert_eq!(verdicts[3], DROP);
+}
+
+/// A conversation of alternating messages (client first unless the first is the server's),
+/// after the handshake; returns the sids that alerted.
+fn converse(ips: &mut Ips, port: u16, msgs: &[(bool, &[u8])]) -> Vec<u32> {
+    let mut c = Conn::to_port(false, port);
+    let mut f = c.handshake();
+    let mut off = [0u32; 2];
+    for (to_server, m) in msgs {
+        let d = usize::from(!*to_server);
+        f.push(c.data(*to_server, off[d], m));
+        off[d] += m.len() as u32;
+    }
+    let (_, mut sids) = run(ips, &f);
+    sids.sort_unstable();
+    sids
+}
+
+const PROTO_RULES: &str = r#"
+alert ftp any any -> any any (msg:"ftp PASS"; flow:to_server; content:"PASS "; sid:200; rev:1;)
+alert smtp any any -> any any (msg:"smtp RCPT"; flow:to_server; content:"RCPT TO"; sid:201; rev:1;)
+alert http any any -> any 80 (msg:"http marker"; content:"MARKER"; sid:202; rev:1;)
+alert tcp any any -> any any (msg:"tcp marker"; content:"MARKER"; sid:203; rev:1;)
+alert ssh any any -> any any (msg:"ssh banner"; content:"SSH-2.0-evil"; sid:204; rev:1;)
+alert dns any any -> any any (msg:"dns over tcp"; content:"|05|evil1|04|test|00|"; sid:205; rev:1;)
+"#;
+
+#[test]
+fn an_ftp_rule_does_not_fire_on_smtp_mail_and_the_reverse() {
+    let book = book_of(PROTO_RULES, 6);
+    // SMTP whose mail carries a line an FTP rule looks for.
+    let mut ips = ips_with(book.clone(), IpsMode::Ids);
+    let smtp: &[(bool, &[u8])] = &[
+        (false, b"220 mx.test ESMTP Postfix\r\n"),
+        (true, b"EHLO client.test\r\n"),
+        (false, b"250 mx.test\r\n"),
+        (true, b"MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"),
+        (false, b"250 ok\r\n"),
+        (true, b"DATA\r\nPASS the salt\r\n.\r\n"),
+    ];
+    assert_eq!(converse(&mut ips, 25, smtp), vec![201]);
+    // FTP whose banner says nothing: the client's USER tells; an SMTP rule stays quiet.
+    let mut ips = ips_with(book.clone(), IpsMode::Ids);
+    let ftp: &[(bool, &[u8])] = &[
+        (false, b"220 Welcome\r\n"),
+        (true, b"USER bob\r\n"),
+        (false, b"331 Password required\r\n"),
+        (true, b"PASS secret\r\n"),
+        (false, b"230 ok\r\n"),
+        (true, b"RCPT TO nowhere\r\n"),
+    ];
+    assert_eq!(converse(&mut ips, 21, ftp), vec![200]);
+    // An SMTP server on a port no one expects is still SMTP.
+    let mut ips = ips_with(book, IpsMode::Ids);
+    assert_eq!(converse(&mut ips, 2525, smtp), vec![201]);
+}
+
+#[test]
+fn an_http_rule_does_not_match_a_port_80_flow_that_is_not_http() {
+    let book = book_of(PROTO_RULES, 6);
+    let mut ips = ips_with(book.clone(), IpsMode::Ids);
+    let not_http: &[(bool, &[u8])] = &[(true, b"\x01\x02 binary MARKER protocol")];
+    assert_eq!(converse(&mut ips, 80, not_http), vec![203]);
+    let mut ips = ips_with(book, IpsMode::Ids);
+    let http: &[(bool, &[u8])] = &[(true, b"GET /MARKER HTTP/1.1\r\nHost: a.test\r\n\r\n")];
+    assert_eq!(converse(&mut ips, 80, http), vec![202, 203]);
+}
+
+#[test]
+fn ssh_and_dns_over_tcp_are_recognised() {
+    let book = book_of(PROTO_RULES, 6);
+    let mut ips = ips_with(book.clone(), IpsMode::Ids);
+    let ssh: &[(bool, &[u8])] = &[
+        (false, b"SSH-2.0-OpenSSH_9.2\r\n"),
+        (true, b"SSH-2.0-evil_client\r\n"),
+    ];
+    assert_eq!(converse(&mut ips, 22, ssh), vec![204]);
+    // A DNS query over TCP: length, header (one question), name, type, class.
+    let mut q = vec![0u8, 0, 0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    q.extend_from_slice(b"\x05evil1\x04test\x00\x00\x01\x00\x01");
+    let len = (q.len() - 2) as u16;
+    q[..2].copy_from_slice(&len.to_be_bytes());
+    let mut ips = ips_with(book.clone(), IpsMode::Ids);
+    assert_eq!(converse(&mut ips, 53, &[(true, &q)]), vec![205]);
+    // The same bytes to another port are not DNS (Suricata's detection ports).
+    let mut ips = ips_with(book, IpsMode::Ids);
+    assert!(converse(&mut ips, 5300, &[(true, &q)]).is_empty());
 }

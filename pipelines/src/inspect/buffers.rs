@@ -6,7 +6,7 @@
 
 use super::IdsStats;
 use super::message::{MessagePhase, due};
-use crate::app::{self, AppProto, http, tls};
+use crate::app::{AppProto, http, tls};
 use crate::web::names::{self, NAME_MAX};
 use mimamori_signatures::rule::Buffer;
 use std::io::Write;
@@ -73,22 +73,26 @@ pub(super) struct Message<'a> {
     /// The whole message (TCP, when it is all in order) or the datagram; empty otherwise.
     pub data: &'a [u8],
     pub to_server: bool,
-    pub udp: bool,
     /// The sender closed its side: a body without a length is complete.
     pub fin: bool,
     /// The reassembly window: a response that fills it is inspected as it is.
     pub depth: usize,
 }
 
-/// Pushes the app-layer buffers of `msg` that are due in `phase`.
+/// Pushes the app-layer buffers of `msg` that are due in `phase`, read as the flow's
+/// protocol `proto`.
 pub(super) fn app_layer<'a>(
+    proto: AppProto,
     msg: &Message<'a>,
     phase: &mut MessagePhase,
     work: &'a mut AppWork,
     bufs: &mut Buffers<'a>,
     stats: &mut IdsStats,
 ) {
-    match app::recognise(msg.data, msg.udp) {
+    if msg.data.is_empty() {
+        return;
+    }
+    match proto {
         AppProto::Http if msg.to_server => http_request(msg, phase, work, bufs, stats),
         AppProto::Http => http_response(msg, phase, work, bufs, stats),
         AppProto::Tls if !msg.to_server => tls_server(msg.data, phase, work, bufs, stats),

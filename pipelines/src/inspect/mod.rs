@@ -22,6 +22,7 @@ mod rules;
 
 pub use rules::{IpsSettings, RuleBook};
 
+use crate::app::{AppProto, Detector};
 use crate::classify::DropReason;
 use crate::defrag::{DefragStats, Defragmenter};
 use crate::event::{EventKind, EventRecord};
@@ -117,6 +118,8 @@ struct SigFlow {
     sent: [u64; 2],
     /// How far the current message of each direction was inspected.
     phase: [MessagePhase; 2],
+    /// The flow's application protocol, detected from the first messages.
+    detect: Detector,
 }
 
 impl SigFlow {
@@ -313,6 +316,17 @@ impl Inspector {
         );
         // App-layer fields come from the whole message (TCP) or the datagram.
         let udp = m.proto == ip_proto::UDP;
+        let port53 = m.src_port == 53 || m.dst_port == 53;
+        // The flow's protocol, from the start of each direction's first message.
+        match window {
+            Window::Message { whole: true, .. } => {
+                flow.detect
+                    .feed(data, to_server, false, flow.half[d].fin, port53)
+            }
+            Window::Payload if !tcp => flow.detect.feed(payload, to_server, true, true, port53),
+            _ => {}
+        }
+        let proto = flow.detect.proto();
         let msg = Message {
             data: match window {
                 Window::Message { whole: true, .. } => data,
@@ -320,7 +334,6 @@ impl Inspector {
                 _ => &[],
             },
             to_server,
-            udp,
             fin: flow.half[d].fin,
             depth: limits.stream.depth,
         };
@@ -331,8 +344,8 @@ impl Inspector {
         } else {
             &mut datagram_phase
         };
-        buffers::app_layer(&msg, phase, app, &mut bufs, stats);
-        if udp && (m.src_port == 53 || m.dst_port == 53) {
+        buffers::app_layer(proto, &msg, phase, app, &mut bufs, stats);
+        if udp && proto == AppProto::Dns {
             buffers::dns_query(payload, qname, &mut bufs, stats);
         }
         let p = Inspection {
@@ -348,6 +361,7 @@ impl Inspector {
             icmp: matches!(m.proto, ip_proto::ICMP | ip_proto::ICMPV6)
                 .then_some((m.icmp_type, m.icmp_code)),
             stream_bytes: (flow.sent[0], flow.sent[1]),
+            app_proto: proto.rule_name(),
             buffers: bufs.as_slice(),
         };
         hits.clear();
@@ -431,6 +445,7 @@ fn track_stream(
         let other = &mut f.half[1 - d];
         if !other.contiguous().is_empty() || other.inspected > 0 {
             other.next_message();
+            f.detect.message_ended(d == 1);
             f.alerted[1 - d].clear();
             f.phase[1 - d] = MessagePhase::Fresh;
         }
