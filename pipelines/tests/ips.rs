@@ -704,3 +704,138 @@ fn ssh_and_dns_over_tcp_are_recognised() {
     let mut ips = ips_with(book, IpsMode::Ids);
     assert!(converse(&mut ips, 5300, &[(true, &q)]).is_empty());
 }
+
+const BODY_RULES: &str = r#"
+alert http any any -> any any (msg:"file sig"; flow:to_client; file_data; content:"FILESIG"; sid:300; rev:1;)
+alert tcp any any -> any any (msg:"stream sig"; flow:to_client; content:"STREAMSIG"; sid:301; rev:1;)
+alert http any any -> any any (msg:"second response"; flow:to_client; http.stat_msg; content:"Second"; sid:302; rev:1;)
+"#;
+
+/// Segments of at most 1448 bytes of `bytes`, from `off` in the server's stream.
+fn segments(c: &Conn, to_server: bool, off: u32, bytes: &[u8]) -> Vec<(Vec<u8>, Side)> {
+    bytes
+        .chunks(1448)
+        .enumerate()
+        .map(|(i, s)| c.data(to_server, off + (i * 1448) as u32, s))
+        .collect()
+}
+
+/// A 200 response with a body of `len` bytes and `sig` at `at` in it.
+fn response_with(len: usize, at: usize, sig: &[u8]) -> Vec<u8> {
+    let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+    let mut body = vec![b'x'; len];
+    body[at..at + sig.len()].copy_from_slice(sig);
+    r.extend_from_slice(&body);
+    r
+}
+
+fn download(cfg: IpsConfig, resp: &[u8]) -> (Vec<u32>, IdsStats) {
+    let mut ips = Ips::new(book_of(BODY_RULES, 3), cfg);
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    let req = b"GET /big HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    f.push(c.data(true, 0, req));
+    f.extend(segments(&c, false, 0, resp));
+    let (_, mut sids) = run(&mut ips, &f);
+    sids.sort_unstable();
+    (sids, ips.stats().clone())
+}
+
+#[test]
+fn file_data_sees_a_body_past_64_kib_up_to_the_limit() {
+    for at in [70_000, 500_000] {
+        let (sids, st) = download(
+            IpsConfig::default(),
+            &response_with(600_000, at, b"FILESIG"),
+        );
+        assert_eq!(sids, vec![300], "file_data signature at {at}");
+        assert_eq!(st.http_responses, 1);
+    }
+    // A packet signature anywhere in a long download, the window sliding under it.
+    let (sids, st) = download(
+        IpsConfig::default(),
+        &response_with(1_200_000, 1_000_000, b"STREAMSIG"),
+    );
+    assert_eq!(sids, vec![301]);
+    assert_eq!((st.stream.out_of_order, st.stream.gaps), (0, 0));
+    // The limits are the policy's: Suricata's 100 KiB body limit misses byte 500,000…
+    let suricata = IpsConfig {
+        response_body_limit: 100 << 10,
+        ..Default::default()
+    };
+    let (sids, _) = download(
+        suricata.clone(),
+        &response_with(600_000, 70_000, b"FILESIG"),
+    );
+    assert_eq!(sids, vec![300]);
+    let (sids, _) = download(suricata, &response_with(600_000, 500_000, b"FILESIG"));
+    assert!(sids.is_empty(), "{sids:?}");
+    // …and a larger depth and limit reach byte 1,000,000.
+    let deep = IpsConfig {
+        stream_depth: 2 << 20,
+        response_body_limit: 3 << 19,
+        ..Default::default()
+    };
+    let (sids, _) = download(deep, &response_with(1_100_000, 1_000_000, b"FILESIG"));
+    assert_eq!(sids, vec![300]);
+}
+
+fn chunked(body: &[u8], status: &str) -> Vec<u8> {
+    let mut r = format!("HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+    for c in body.chunks(4000) {
+        r.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        r.extend_from_slice(c);
+        r.extend_from_slice(b"\r\n");
+    }
+    r.extend_from_slice(b"0\r\n\r\n");
+    r
+}
+
+#[test]
+fn each_chunked_response_of_a_connection_is_decoded_afresh() {
+    let mut ips = Ips::new(book_of(BODY_RULES, 3), IpsConfig::default());
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    let req = b"GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    let first = chunked(&vec![b'a'; 100_000], "200 OK");
+    let second = chunked(b"small body with FILESIG in it", "200 Second");
+    f.push(c.data(true, 0, req));
+    f.extend(segments(&c, false, 0, &first));
+    f.push(c.data(true, req.len() as u32, req));
+    f.extend(segments(&c, false, first.len() as u32, &second));
+    let (_, mut sids) = run(&mut ips, &f);
+    sids.sort_unstable();
+    assert_eq!(sids, vec![300, 302]);
+}
+
+#[test]
+fn a_segment_lost_before_the_capture_does_not_stall_the_connection() {
+    // Response 1 loses a segment on the way to us; the client acknowledges past it (it got
+    // it). Response 2 on the same connection is reassembled and parsed as usual.
+    let mut ips = Ips::new(book_of(BODY_RULES, 3), IpsConfig::default());
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    let req = b"GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    let first = response_with(10_000, 10, b"nothing");
+    f.push(c.data(true, 0, req));
+    let mut segs = segments(&c, false, 0, &first);
+    segs.remove(2);
+    f.extend(segs);
+    // The client's next request acknowledges all of response 1.
+    let ack = c.sseq + first.len() as u32;
+    let next = synth::tcp_frame(&c.c, &c.s, ACK | PSH, c.cseq + req.len() as u32, ack, req);
+    f.push((next, Side::Lan));
+    let second = b"HTTP/1.1 200 Second\r\nContent-Length: 7\r\n\r\nFILESIG";
+    f.push(c.data(false, first.len() as u32, second));
+    let (_, mut sids) = run(&mut ips, &f);
+    sids.sort_unstable();
+    assert_eq!(sids, vec![300, 302]);
+    let st = ips.stats();
+    assert_eq!(st.http_responses, 2);
+    assert_eq!(st.stream.gaps, 1);
+    // Only the segments of response 1 after the hole were out of order.
+    assert_eq!(
+        st.stream.out_of_order,
+        (first.len() as u64).div_ceil(1448) - 3
+    );
+}

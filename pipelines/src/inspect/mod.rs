@@ -47,8 +47,8 @@ const ALERTED_PER_MESSAGE: usize = 32;
 /// Sizes of one inspector's tables (the flow side table follows the flow table).
 #[derive(Clone, Copy, Debug)]
 pub struct InspectorLimits {
-    pub stream: StreamLimits,
-    /// Reassembly window memory, all flows together.
+    /// Reassembly window memory, all flows together (the depth per message and the body
+    /// limits are the policy's, in [`IpsSettings`]).
     pub stream_memcap: usize,
     pub datagrams: usize,
     pub defrag_memcap: usize,
@@ -57,7 +57,6 @@ pub struct InspectorLimits {
 impl Default for InspectorLimits {
     fn default() -> Self {
         InspectorLimits {
-            stream: StreamLimits::default(),
             stream_memcap: 256 << 20,
             datagrams: 4096,
             defrag_memcap: 32 << 20,
@@ -143,7 +142,6 @@ enum Window {
 
 pub struct Inspector {
     settings: Arc<IpsSettings>,
-    limits: InspectorLimits,
     scratch: Scratch,
     /// The side table: one entry per flow slot seen, grown on demand (bounded by the flow
     /// table's capacity).
@@ -167,7 +165,6 @@ impl Inspector {
     pub fn new(settings: Arc<IpsSettings>, limits: InspectorLimits) -> Self {
         Inspector {
             settings,
-            limits,
             scratch: Scratch::default(),
             flows: Vec::new(),
             lone: SigFlow::default(),
@@ -258,7 +255,6 @@ impl Inspector {
     ) -> IpsVerdict {
         let Inspector {
             settings,
-            limits,
             scratch,
             flows,
             lone,
@@ -294,7 +290,7 @@ impl Inspector {
         };
         let d = usize::from(!to_server);
         let window = if tcp {
-            track_stream(flow, d, m, payload, limits.stream, mem, stats)
+            track_stream(flow, d, m, payload, settings.stream, mem, stats)
         } else {
             Window::Payload
         };
@@ -335,7 +331,9 @@ impl Inspector {
             },
             to_server,
             fin: flow.half[d].fin,
-            depth: limits.stream.depth,
+            depth: settings.stream.depth,
+            request_body_limit: settings.request_body_limit,
+            response_body_limit: settings.response_body_limit,
         };
         // A datagram is a message of its own.
         let mut datagram_phase = MessagePhase::Fresh;
@@ -370,7 +368,12 @@ impl Inspector {
             .engine
             .inspect_stateful(&p, scratch, &mut flow.bits, rates, pkt.now_ns, hits);
         if let Window::Message { .. } = window {
-            flow.half[d].inspected = flow.half[d].contiguous().len();
+            let h = &mut flow.half[d];
+            h.inspected = h.contiguous().len();
+            // Every field of the message is inspected: only the lookback is needed now.
+            if tcp && flow.phase[d] == MessagePhase::Done {
+                h.discard_inspected();
+            }
         }
         let reassembled = matches!(window, Window::Message { .. });
         let verdict = decide(
@@ -441,10 +444,15 @@ fn track_stream(
     if m.tcp_flags & flags::SYN != 0 {
         f.half[d].syn(m.tcp_seq);
     }
+    // What this side acknowledges of the other's stream: a hole it passes was lost to us.
+    if m.tcp_flags & flags::ACK != 0 {
+        f.half[1 - d].acked(m.tcp_ack, &mut stats.stream);
+    }
     if !payload.is_empty() {
         let other = &mut f.half[1 - d];
         if !other.contiguous().is_empty() || other.inspected > 0 {
             other.next_message();
+            other.trim(mem);
             f.detect.message_ended(d == 1);
             f.alerted[1 - d].clear();
             f.phase[1 - d] = MessagePhase::Fresh;
