@@ -839,3 +839,12 @@ fn a_segment_lost_before_the_capture_does_not_stall_the_connection() {
         (first.len() as u64).div_ceil(1448) - 3
     );
 }
+
+#[test]
+fn a_body_that_never_completes_is_inspected_as_it_grows() {
+    // Content-Length says 250,000; the connection stops at 90,000 (as a capture ends).
+    let resp = response_with(250_000, 0, b"FILESIG");
+    let (sids, st) = download(IpsConfig::default(), &resp[..90_000]);
+    assert_eq!(sids, vec![300]);
+    assert_eq!(st.http_responses, 1);
+}

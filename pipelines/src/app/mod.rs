@@ -80,7 +80,7 @@ fn looks_like_smb(b: &[u8]) -> bool {
 /// A DCE/RPC connection-oriented PDU, version 5.0, of a type a client opens with (bind,
 /// alter context) or a server answers with (bind ack / nak).
 fn looks_like_dcerpc(b: &[u8]) -> bool {
-    b.len() >= 16 && b[0] == 5 && b[1] == 0 && matches!(b[2], 11 | 12 | 13 | 14)
+    b.len() >= 16 && b[0] == 5 && b[1] == 0 && matches!(b[2], 11..=14)
 }
 
 /// Guesses the protocol of a TCP stream from the first bytes of either direction, or of a

@@ -5,7 +5,7 @@
 //! into [`AppWork`], reused across packets.
 
 use super::IdsStats;
-use super::message::{MessagePhase, due};
+use super::message::{MessagePhase, due, due_progressive};
 use crate::app::{AppProto, http, tls};
 use crate::web::names::{self, NAME_MAX};
 use mimamori_signatures::rule::Buffer;
@@ -98,6 +98,7 @@ pub(super) fn app_layer<'a>(
     proto: AppProto,
     msg: &Message<'a>,
     phase: &mut MessagePhase,
+    body_seen: &mut usize,
     work: &'a mut AppWork,
     bufs: &mut Buffers<'a>,
     stats: &mut IdsStats,
@@ -107,7 +108,7 @@ pub(super) fn app_layer<'a>(
     }
     match proto {
         AppProto::Http if msg.to_server => http_request(msg, phase, work, bufs, stats),
-        AppProto::Http => http_response(msg, phase, work, bufs, stats),
+        AppProto::Http => http_response(msg, phase, body_seen, work, bufs, stats),
         AppProto::Tls if !msg.to_server => tls_server(msg.data, phase, work, bufs, stats),
         AppProto::Tls => client_hello(msg.data, phase, work, bufs, stats),
         _ => {}
@@ -206,6 +207,7 @@ fn http_request<'a>(
 fn http_response<'a>(
     msg: &Message<'a>,
     phase: &mut MessagePhase,
+    body_seen: &mut usize,
     work: &'a mut AppWork,
     bufs: &mut Buffers<'a>,
     stats: &mut IdsStats,
@@ -222,7 +224,7 @@ fn http_response<'a>(
         || msg.window_full()
         || rest.len() >= limit
         || (body_complete(head, rest) && (head.chunked || head.content_length.is_some()));
-    let Some(due) = due(phase, complete) else {
+    let Some(due) = due_progressive(phase, body_seen, rest.len(), complete) else {
         return;
     };
     stats.http_responses += u64::from(due.first);

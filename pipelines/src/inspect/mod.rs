@@ -117,6 +117,8 @@ struct SigFlow {
     sent: [u64; 2],
     /// How far the current message of each direction was inspected.
     phase: [MessagePhase; 2],
+    /// Body bytes of the current message last inspected (bodies are inspected as they grow).
+    body_seen: [usize; 2],
     /// The flow's application protocol, detected from the first messages.
     detect: Detector,
 }
@@ -336,13 +338,13 @@ impl Inspector {
             response_body_limit: settings.response_body_limit,
         };
         // A datagram is a message of its own.
-        let mut datagram_phase = MessagePhase::Fresh;
-        let phase = if tcp {
-            &mut flow.phase[d]
+        let (mut datagram_phase, mut datagram_seen) = (MessagePhase::Fresh, 0);
+        let (phase, body_seen) = if tcp {
+            (&mut flow.phase[d], &mut flow.body_seen[d])
         } else {
-            &mut datagram_phase
+            (&mut datagram_phase, &mut datagram_seen)
         };
-        buffers::app_layer(proto, &msg, phase, app, &mut bufs, stats);
+        buffers::app_layer(proto, &msg, phase, body_seen, app, &mut bufs, stats);
         if udp && proto == AppProto::Dns {
             buffers::dns_query(payload, qname, &mut bufs, stats);
         }
