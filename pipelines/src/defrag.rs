@@ -91,6 +91,7 @@ impl Defragmenter {
         let mut st = StreamStats::default();
         let limits = StreamLimits {
             depth: MAX_DATAGRAM,
+            skip_unheld: false,
         };
         p.data.add(
             u32::from(frag.offset),

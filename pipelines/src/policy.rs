@@ -228,7 +228,7 @@ pub struct Policy {
 
 /// IPS settings: read by every signature inspector (`run --rules`, `replay --rules`) and
 /// taken again at each hot apply.
-#[derive(Deserialize, serde::Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Deserialize, serde::Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct IpsConfig {
     pub mode: IpsMode,
@@ -238,6 +238,32 @@ pub struct IpsConfig {
     pub disabled_classtypes: Vec<String>,
     /// Alert at most `count` times per `seconds` for a rule (per source).
     pub thresholds: Vec<IpsThreshold>,
+    /// Bytes of one TCP message (a request, a response) held whole for its app-layer
+    /// fields; a longer one slides (its packets are still all inspected). Default 1 MiB.
+    pub stream_depth: usize,
+    /// Bytes of an HTTP request body (`http.request_body`) inspected. Default 1 MiB
+    /// (Suricata: 100 KiB).
+    pub request_body_limit: usize,
+    /// Bytes of a decoded HTTP response body (`file_data`, `http.response_body`)
+    /// inspected. Default 1 MiB (Suricata: 100 KiB).
+    pub response_body_limit: usize,
+}
+
+/// Largest stream depth and body limits accepted (memory stays bounded by the memcap).
+pub const IPS_LIMIT_MAX: usize = 64 << 20;
+
+impl Default for IpsConfig {
+    fn default() -> Self {
+        IpsConfig {
+            mode: IpsMode::default(),
+            disabled_sids: Vec::new(),
+            disabled_classtypes: Vec::new(),
+            thresholds: Vec::new(),
+            stream_depth: crate::stream::DEFAULT_DEPTH,
+            request_body_limit: 1 << 20,
+            response_body_limit: 1 << 20,
+        }
+    }
 }
 
 #[derive(Deserialize, serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -491,6 +517,25 @@ impl Policy {
                         format!("ips.thresholds[{t}]"),
                         "count and seconds must be at least 1",
                     );
+                }
+                let i = &raw.ips;
+                if !(crate::stream::MIN_DEPTH..=IPS_LIMIT_MAX).contains(&i.stream_depth) {
+                    return cx.err(
+                        0..0,
+                        "ips.stream_depth",
+                        format!(
+                            "must be between {} and {IPS_LIMIT_MAX} bytes",
+                            crate::stream::MIN_DEPTH
+                        ),
+                    );
+                }
+                for (name, v) in [
+                    ("ips.request_body_limit", i.request_body_limit),
+                    ("ips.response_body_limit", i.response_body_limit),
+                ] {
+                    if v > IPS_LIMIT_MAX {
+                        return cx.err(0..0, name, format!("at most {IPS_LIMIT_MAX} bytes"));
+                    }
                 }
                 raw.ips
             },

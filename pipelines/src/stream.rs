@@ -6,8 +6,14 @@
 //!   already accepted; one that tries with different bytes is counted (`overlap_diff`).
 //! - Data is kept per *message*: the bytes one side sends until the other side answers
 //!   (a request, a response, a ClientHello). Inspection starts over for each message.
-//! - A message longer than the depth slides: the front is dropped, the last
-//!   [`LOOKBACK`] inspected bytes are kept so a pattern across the cut still matches.
+//! - A message longer than the depth slides: the inspected front is dropped at once (so a
+//!   long message costs one move per depth, not one per segment), the last [`LOOKBACK`]
+//!   inspected bytes are kept so a pattern across the cut still matches.
+//! - A hole never stalls a stream: in-order bytes that cannot be held (memcap, a segment
+//!   larger than the window) are skipped rather than left as a gap, and bytes the
+//!   receiver acknowledges that were never seen (capture loss) are skipped when the ACK
+//!   passes them ([`HalfStream::acked`]); the message is then `truncated` and the next
+//!   one starts clean. Either is counted (`gaps`).
 //! - Out-of-order data is written straight into the window (no per-segment buffers);
 //!   at most [`MAX_RANGES`] separate runs of bytes are held per direction.
 //! - All window memory of one inspector is charged to a [`Memcap`]; past it new data is
@@ -24,11 +30,22 @@ pub const LOOKBACK: usize = 256;
 pub struct StreamLimits {
     /// Most bytes of one message held at once.
     pub depth: usize,
+    /// In-order bytes that cannot be held are skipped, so the stream goes on in order
+    /// (the IPS); otherwise they are cut off and the window keeps its front (a budget).
+    pub skip_unheld: bool,
 }
+
+/// The default depth: 1 MiB, Suricata's stream reassembly depth.
+pub const DEFAULT_DEPTH: usize = 1 << 20;
+/// The smallest depth: the lookback and the largest TCP payload always fit.
+pub const MIN_DEPTH: usize = 64 * 1024 + 2 * LOOKBACK;
 
 impl Default for StreamLimits {
     fn default() -> Self {
-        StreamLimits { depth: 64 * 1024 }
+        StreamLimits {
+            depth: DEFAULT_DEPTH,
+            skip_unheld: true,
+        }
     }
 }
 
@@ -60,6 +77,9 @@ pub struct StreamStats {
     pub memcap_refused: u64,
     /// Messages that outgrew the depth and slid.
     pub slid: u64,
+    /// Holes skipped: bytes acknowledged by the receiver but never seen, or in-order
+    /// bytes that could not be held.
+    pub gaps: u64,
 }
 
 /// One direction of a TCP connection.
@@ -149,27 +169,32 @@ impl HalfStream {
         }
         let mut start = start as usize;
         let before = self.contiguous_len();
-        if start > before {
+        // The segment continues (or overlaps) the in-order bytes.
+        let in_order = start <= before;
+        if !in_order {
             stats.out_of_order += 1;
         }
-        // Make room: slide inspected in-order bytes out, keeping a lookback.
+        // Make room: slide the inspected in-order bytes out, keeping a lookback.
         let need = start + data.len();
         if need > limits.depth {
             let can = self.inspected.min(before).saturating_sub(LOOKBACK);
-            let drop = (need - limits.depth).min(can);
-            if drop > 0 {
-                self.slide(drop);
-                start -= drop;
+            if can > 0 {
+                self.slide(can);
+                start -= can;
                 stats.slid += 1;
             }
         }
         let room = limits.depth.saturating_sub(start);
-        if room == 0 {
-            stats.beyond_window += 1;
-            return false;
-        }
         if data.len() > room {
             stats.beyond_window += 1;
+            if in_order && limits.skip_unheld {
+                // Holding part of it would leave a hole no retransmission fills.
+                self.skip_past(start + data.len(), stats);
+                return false;
+            }
+            if room == 0 {
+                return false;
+            }
             data = &data[..room];
         }
         let end = start + data.len();
@@ -177,6 +202,9 @@ impl HalfStream {
             let grow = end.max(self.buf.capacity()) - self.buf.capacity();
             if mem.used + grow > mem.cap {
                 stats.memcap_refused += 1;
+                if in_order && limits.skip_unheld {
+                    self.skip_past(end, stats);
+                }
                 return false;
             }
             let cap_before = self.buf.capacity();
@@ -261,9 +289,39 @@ impl HalfStream {
             .copy_from_slice(&data[(from - start) as usize..(to - start) as usize]);
     }
 
-    /// Drops `n` bytes from the front of the window.
+    /// Skips the window past relative offset `end`: what it held is dropped (it was
+    /// inspected, or cannot be), the message is truncated, and the next in-order byte
+    /// starts the window again.
+    fn skip_past(&mut self, end: usize, stats: &mut StreamStats) {
+        self.slide(end);
+        self.inspected = 0;
+        stats.gaps += 1;
+    }
+
+    /// The receiver acknowledged up to `ack`. Bytes it acknowledges that are not in the
+    /// window were lost on the way to us (or not held): the hole is skipped, to the next
+    /// run held if the ACK reaches it, so the stream goes on in order.
+    pub fn acked(&mut self, ack: u32, stats: &mut StreamStats) {
+        let Some(base) = self.base else {
+            return;
+        };
+        let rel = ack.wrapping_sub(base) as i32;
+        let have = self.contiguous_len();
+        // Far beyond anything plausible: a bogus or unrelated ACK.
+        if rel <= have as i32 || rel > 1 << 26 {
+            return;
+        }
+        let rel = rel as u32;
+        let next_run = self.ranges[..usize::from(self.n_ranges)]
+            .iter()
+            .map(|&(s, _)| s)
+            .find(|&s| s as usize > have && s <= rel);
+        self.skip_past(next_run.unwrap_or(rel) as usize, stats);
+    }
+
+    /// Drops `n` bytes from the front of the window (`n` may pass its end).
     fn slide(&mut self, n: usize) {
-        self.buf.drain(..n);
+        self.buf.drain(..n.min(self.buf.len()));
         let n32 = n as u32;
         let mut k = 0;
         for i in 0..usize::from(self.n_ranges) {
@@ -290,6 +348,28 @@ impl HalfStream {
         self.truncated = false;
     }
 
+    /// Gives back window memory a long message left behind once a short one follows.
+    pub fn trim(&mut self, mem: &mut Memcap) {
+        const KEEP: usize = 64 * 1024;
+        let cap = self.buf.capacity();
+        if cap > KEEP && self.buf.len() <= KEEP / 2 {
+            self.buf.shrink_to(KEEP / 2);
+            mem.used = mem.used.saturating_sub(cap - self.buf.capacity());
+        }
+    }
+
+    /// Drops the inspected bytes of a message whose app-layer fields are all inspected,
+    /// but the lookback (a long download then holds little).
+    pub fn discard_inspected(&mut self) {
+        let can = self
+            .inspected
+            .min(self.contiguous_len())
+            .saturating_sub(LOOKBACK);
+        if can >= 64 * 1024 {
+            self.slide(can);
+        }
+    }
+
     /// Returns the window memory to the memcap.
     pub fn release(&mut self, mem: &mut Memcap) {
         mem.used = mem.used.saturating_sub(self.buf.capacity());
@@ -308,7 +388,10 @@ mod tests {
         h.syn(999);
         (
             h,
-            StreamLimits { depth: 4096 },
+            StreamLimits {
+                depth: 4096,
+                skip_unheld: true,
+            },
             Memcap::new(1 << 20),
             StreamStats::default(),
         )

@@ -28,7 +28,7 @@ proptest! {
         let mut h = HalfStream::default();
         h.syn(isn);
         let (limits, mut mem, mut st) =
-            (StreamLimits { depth: 4096 }, Memcap::new(1 << 20), StreamStats::default());
+            (StreamLimits { depth: 4096, skip_unheld: false }, Memcap::new(1 << 20), StreamStats::default());
         for (_, (a, b)) in keyed {
             h.add(isn.wrapping_add(1).wrapping_add(a as u32), &data[a..b], limits, &mut mem, &mut st);
         }
@@ -48,7 +48,7 @@ proptest! {
     ) {
         let mut h = HalfStream::default();
         let (limits, mut mem, mut st) =
-            (StreamLimits { depth: 8192 }, Memcap::new(1 << 16), StreamStats::default());
+            (StreamLimits { depth: 8192, skip_unheld: false }, Memcap::new(1 << 16), StreamStats::default());
         let buf = vec![7u8; 2000];
         for (i, (seq, len)) in segs.into_iter().enumerate() {
             h.add(seq % 20_000, &buf[..len], limits, &mut mem, &mut st);

@@ -21,7 +21,29 @@ fn engine(rules: &[&str]) -> (Engine, mimamori_signatures::engine::EngineReport)
 const LAN: u128 = 0xffff_0000_0000 | 0xc0a8_0105; // 192.168.1.5 (in HOME_NET)
 const WAN: u128 = 0xffff_0000_0000 | 0xc613_0050; // 198.19.0.80
 
+/// The flow's protocol the test buffers imply: TLS for TLS fields, else HTTP (port 80).
+fn app_of(bufs: &[(Buffer, &[u8])]) -> &'static str {
+    let tls = |b: &Buffer| {
+        let n = format!("{b:?}");
+        n.starts_with("Tls") || n.starts_with("Ja3")
+    };
+    if bufs.iter().any(|(b, _)| tls(b)) {
+        "tls"
+    } else {
+        "http"
+    }
+}
+
 fn sids(e: &Engine, bufs: &[(Buffer, &[u8])], to_server: bool) -> Vec<u32> {
+    sids_on(e, bufs, to_server, Some(app_of(bufs)))
+}
+
+fn sids_on(
+    e: &Engine,
+    bufs: &[(Buffer, &[u8])],
+    to_server: bool,
+    app_proto: Option<&'static str>,
+) -> Vec<u32> {
     let (src, dst, sp, dp) = if to_server {
         (LAN, WAN, 40000, 80)
     } else {
@@ -39,6 +61,7 @@ fn sids(e: &Engine, bufs: &[(Buffer, &[u8])], to_server: bool) -> Vec<u32> {
         tcp_flags: 0x18,
         icmp: None,
         stream_bytes: (0, 0),
+        app_proto,
         buffers: bufs,
     };
     let mut out = Vec::new();
@@ -235,6 +258,7 @@ fn stateful(
         tcp_flags: 0x18,
         icmp: None,
         stream_bytes: (0, 0),
+        app_proto: None,
         buffers: &bufs,
     };
     let mut out = Vec::new();
@@ -426,6 +450,7 @@ fn tcp_flags_and_icmp_type_code() {
             tcp_flags,
             icmp,
             stream_bytes: (0, 0),
+            app_proto: None,
             buffers: &bufs,
         };
         let mut out = Vec::new();
@@ -523,4 +548,29 @@ fn pcre_modifiers_switch_their_behaviour_on() {
     assert_eq!(sids(&e, &[(Buffer::Packet, b"x\ncmd\ny")], true), [32]);
     assert_eq!(sids(&e, &[(Buffer::Packet, b"select")], true), [33]);
     assert_eq!(sids(&e, &[(Buffer::Packet, b"union")], true), [30, 34]);
+}
+
+#[test]
+fn an_app_protocol_in_the_header_admits_only_flows_recognised_as_it() {
+    let (e, rep) = engine(&[
+        r#"alert ftp any any -> any any (msg:"ftp"; content:"RCPT"; sid:1;)"#,
+        r#"alert smtp any any -> any any (msg:"smtp"; content:"RCPT"; sid:2;)"#,
+        r#"alert http any any -> any any (msg:"http, packet content"; content:"RCPT"; sid:3;)"#,
+        r#"alert tcp any any -> any any (msg:"any tcp"; content:"RCPT"; sid:4;)"#,
+        r#"alert ip any any -> any any (msg:"any ip"; content:"RCPT"; sid:5;)"#,
+        r#"alert snmp any any -> any any (msg:"not recognised"; content:"RCPT"; sid:6;)"#,
+    ]);
+    assert_eq!(rep.compiled, 5);
+    assert_eq!(rep.refused.len(), 1);
+    assert_eq!(rep.refused[0].0, 6);
+    assert!(rep.refused[0].1.contains("snmp"), "{:?}", rep.refused);
+    let bufs: &[(Buffer, &[u8])] = &[(Buffer::Packet, b"RCPT TO:<a@b.test>")];
+    assert_eq!(sids_on(&e, bufs, true, Some("smtp")), [2, 4, 5]);
+    assert_eq!(sids_on(&e, bufs, true, Some("ftp")), [1, 4, 5]);
+    assert_eq!(sids_on(&e, bufs, true, Some("http")), [3, 4, 5]);
+    assert_eq!(
+        sids_on(&e, bufs, true, None),
+        [4, 5],
+        "before (or without) detection, app-protocol rules do not match"
+    );
 }

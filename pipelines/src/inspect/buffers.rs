@@ -5,14 +5,17 @@
 //! into [`AppWork`], reused across packets.
 
 use super::IdsStats;
-use super::message::{MessagePhase, due};
-use crate::app::{self, AppProto, http, tls};
+use super::message::{MessagePhase, due, due_progressive};
+use crate::app::{AppProto, http, tls};
 use crate::web::names::{self, NAME_MAX};
 use mimamori_signatures::rule::Buffer;
 use std::io::Write;
 
-/// Decoded HTTP bodies are inspected up to this size.
-const BODY_LIMIT: usize = 64 * 1024;
+/// A server's TLS handshake messages are read up to this size.
+const HANDSHAKE_LIMIT: usize = 64 * 1024;
+/// Room kept at the end of the window: a message within this of the depth may slide with
+/// its next segment, so its body is inspected now.
+const SLIDE_MARGIN: usize = 64 * 1024;
 /// Most buffers one inspection fills.
 const MAX_BUFFERS: usize = 40;
 
@@ -73,24 +76,39 @@ pub(super) struct Message<'a> {
     /// The whole message (TCP, when it is all in order) or the datagram; empty otherwise.
     pub data: &'a [u8],
     pub to_server: bool,
-    pub udp: bool,
     /// The sender closed its side: a body without a length is complete.
     pub fin: bool,
-    /// The reassembly window: a response that fills it is inspected as it is.
+    /// The reassembly window: a message that (nearly) fills it is inspected as it is.
     pub depth: usize,
+    /// HTTP body bytes inspected (wire bytes of a request; decoded bytes of a response).
+    pub request_body_limit: usize,
+    pub response_body_limit: usize,
 }
 
-/// Pushes the app-layer buffers of `msg` that are due in `phase`.
+impl Message<'_> {
+    /// The message may slide with its next segment: inspect what there is.
+    fn window_full(&self) -> bool {
+        self.data.len() + SLIDE_MARGIN > self.depth
+    }
+}
+
+/// Pushes the app-layer buffers of `msg` that are due in `phase`, read as the flow's
+/// protocol `proto`.
 pub(super) fn app_layer<'a>(
+    proto: AppProto,
     msg: &Message<'a>,
     phase: &mut MessagePhase,
+    body_seen: &mut usize,
     work: &'a mut AppWork,
     bufs: &mut Buffers<'a>,
     stats: &mut IdsStats,
 ) {
-    match app::recognise(msg.data, msg.udp) {
+    if msg.data.is_empty() || *phase == MessagePhase::Done {
+        return;
+    }
+    match proto {
         AppProto::Http if msg.to_server => http_request(msg, phase, work, bufs, stats),
-        AppProto::Http => http_response(msg, phase, work, bufs, stats),
+        AppProto::Http => http_response(msg, phase, body_seen, work, bufs, stats),
         AppProto::Tls if !msg.to_server => tls_server(msg.data, phase, work, bufs, stats),
         AppProto::Tls => client_hello(msg.data, phase, work, bufs, stats),
         _ => {}
@@ -145,7 +163,11 @@ fn http_request<'a>(
         return;
     };
     let rest = &data[req.head.head_len.min(data.len())..];
-    let Some(due) = due(phase, msg.fin || body_complete(&req.head, rest)) else {
+    let body_ready = msg.fin
+        || body_complete(&req.head, rest)
+        || rest.len() >= msg.request_body_limit
+        || msg.window_full();
+    let Some(due) = due(phase, body_ready) else {
         return;
     };
     stats.http_requests += u64::from(due.first);
@@ -175,13 +197,17 @@ fn http_request<'a>(
     ]);
     common_head(head, data, names, bufs);
     if due.body && !rest.is_empty() {
-        bufs.push(Buffer::HttpRequestBody, rest);
+        bufs.push(
+            Buffer::HttpRequestBody,
+            &rest[..rest.len().min(msg.request_body_limit)],
+        );
     }
 }
 
 fn http_response<'a>(
     msg: &Message<'a>,
     phase: &mut MessagePhase,
+    body_seen: &mut usize,
     work: &'a mut AppWork,
     bufs: &mut Buffers<'a>,
     stats: &mut IdsStats,
@@ -193,10 +219,12 @@ fn http_response<'a>(
     let head = &resp.head;
     let rest = &data[head.head_len.min(data.len())..];
     // A body without length or chunking ends with the connection.
+    let limit = msg.response_body_limit;
     let complete = msg.fin
-        || data.len() >= msg.depth
+        || msg.window_full()
+        || rest.len() >= limit
         || (body_complete(head, rest) && (head.chunked || head.content_length.is_some()));
-    let Some(due) = due(phase, complete) else {
+    let Some(due) = due_progressive(phase, body_seen, rest.len(), complete) else {
         return;
     };
     stats.http_responses += u64::from(due.first);
@@ -223,14 +251,16 @@ fn http_response<'a>(
     common_head(head, data, names, bufs);
     // The body is decoded once, when it is complete (or the window is full).
     if due.body && !rest.is_empty() {
-        let wire: &[u8] = if head.chunked && http::dechunk(rest, BODY_LIMIT, dechunked).is_ok() {
-            dechunked
-        } else {
-            rest
+        dechunked.clear();
+        // A chunked body cut at the limit (or the window) is decoded as far as it goes.
+        let wire: &[u8] = match head.chunked.then(|| http::dechunk(rest, limit, dechunked)) {
+            Some(Ok(_)) => dechunked,
+            Some(Err(http::HttpError::Partial)) if !dechunked.is_empty() => dechunked,
+            _ => rest,
         };
         // Allocates once per response body (not per packet).
-        *body = http::decode(head.encoding, wire, BODY_LIMIT)
-            .unwrap_or_else(|_| wire[..wire.len().min(BODY_LIMIT)].to_vec());
+        *body = http::decode(head.encoding, wire, limit)
+            .unwrap_or_else(|_| wire[..wire.len().min(limit)].to_vec());
         bufs.push(Buffer::HttpResponseBody, body);
         bufs.push(Buffer::FileData, body);
     }
@@ -253,7 +283,7 @@ fn tls_server<'a>(
         ext_types,
         ..
     } = work;
-    tls::handshake_bytes(data, handshake, BODY_LIMIT);
+    tls::handshake_bytes(data, handshake, HANDSHAKE_LIMIT);
     let handshake: &'a [u8] = handshake;
     let certs = tls::server_certificates(handshake);
     let Some(sh) = tls::server_hello(handshake) else {

@@ -55,6 +55,45 @@ pub fn advance(phase: MessagePhase, body_complete: bool) -> (MessagePhase, Optio
     }
 }
 
+/// Body bytes at which an incomplete body is first inspected (Suricata's minimal inspect
+/// size for response bodies); it is inspected again each time it doubles, and when done.
+pub const BODY_FIRST_INSPECT: usize = 40_000;
+
+/// [`due`] for a body that may be inspected before it completes: once `body_len` reaches
+/// [`BODY_FIRST_INSPECT`], then at each doubling (`inspected` remembers the length last
+/// inspected), then complete. Alerts stay once per message, so a re-inspection repeats none.
+pub fn due_progressive(
+    phase: &mut MessagePhase,
+    inspected: &mut usize,
+    body_len: usize,
+    complete: bool,
+) -> Option<Due> {
+    let grown = body_len >= BODY_FIRST_INSPECT.max(inspected.saturating_mul(2));
+    match *phase {
+        MessagePhase::Done => None,
+        _ if complete => due(phase, true),
+        MessagePhase::Fresh => {
+            *phase = MessagePhase::HeadInspected;
+            *inspected = 0;
+            if grown {
+                *inspected = body_len;
+            }
+            Some(Due {
+                body: grown,
+                first: true,
+            })
+        }
+        MessagePhase::HeadInspected if grown => {
+            *inspected = body_len;
+            Some(Due {
+                body: true,
+                first: false,
+            })
+        }
+        MessagePhase::HeadInspected => None,
+    }
+}
+
 /// Advances `phase` in place; see [`advance`].
 pub fn due(phase: &mut MessagePhase, body_complete: bool) -> Option<Due> {
     let (next, due) = advance(*phase, body_complete);
@@ -90,6 +129,28 @@ mod tests {
         );
         assert_eq!(due(&mut p, true), None);
         assert_eq!(p, MessagePhase::Done);
+    }
+
+    #[test]
+    fn a_long_body_is_inspected_as_it_grows_then_whole() {
+        let (mut p, mut n) = (MessagePhase::Fresh, 0);
+        let d = |body, first| Some(Due { body, first });
+        assert_eq!(due_progressive(&mut p, &mut n, 1000, false), d(false, true));
+        assert_eq!(due_progressive(&mut p, &mut n, 39_999, false), None);
+        assert_eq!(
+            due_progressive(&mut p, &mut n, 40_000, false),
+            d(true, false)
+        );
+        assert_eq!(due_progressive(&mut p, &mut n, 70_000, false), None);
+        assert_eq!(
+            due_progressive(&mut p, &mut n, 80_000, false),
+            d(true, false)
+        );
+        assert_eq!(
+            due_progressive(&mut p, &mut n, 90_000, true),
+            d(true, false)
+        );
+        assert_eq!(due_progressive(&mut p, &mut n, 90_000, true), None);
     }
 
     #[test]

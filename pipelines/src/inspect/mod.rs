@@ -22,6 +22,7 @@ mod rules;
 
 pub use rules::{IpsSettings, RuleBook};
 
+use crate::app::{AppProto, Detector};
 use crate::classify::DropReason;
 use crate::defrag::{DefragStats, Defragmenter};
 use crate::event::{EventKind, EventRecord};
@@ -46,8 +47,8 @@ const ALERTED_PER_MESSAGE: usize = 32;
 /// Sizes of one inspector's tables (the flow side table follows the flow table).
 #[derive(Clone, Copy, Debug)]
 pub struct InspectorLimits {
-    pub stream: StreamLimits,
-    /// Reassembly window memory, all flows together.
+    /// Reassembly window memory, all flows together (the depth per message and the body
+    /// limits are the policy's, in [`IpsSettings`]).
     pub stream_memcap: usize,
     pub datagrams: usize,
     pub defrag_memcap: usize,
@@ -56,7 +57,6 @@ pub struct InspectorLimits {
 impl Default for InspectorLimits {
     fn default() -> Self {
         InspectorLimits {
-            stream: StreamLimits::default(),
             stream_memcap: 256 << 20,
             datagrams: 4096,
             defrag_memcap: 32 << 20,
@@ -117,6 +117,10 @@ struct SigFlow {
     sent: [u64; 2],
     /// How far the current message of each direction was inspected.
     phase: [MessagePhase; 2],
+    /// Body bytes of the current message last inspected (bodies are inspected as they grow).
+    body_seen: [usize; 2],
+    /// The flow's application protocol, detected from the first messages.
+    detect: Detector,
 }
 
 impl SigFlow {
@@ -140,7 +144,6 @@ enum Window {
 
 pub struct Inspector {
     settings: Arc<IpsSettings>,
-    limits: InspectorLimits,
     scratch: Scratch,
     /// The side table: one entry per flow slot seen, grown on demand (bounded by the flow
     /// table's capacity).
@@ -164,7 +167,6 @@ impl Inspector {
     pub fn new(settings: Arc<IpsSettings>, limits: InspectorLimits) -> Self {
         Inspector {
             settings,
-            limits,
             scratch: Scratch::default(),
             flows: Vec::new(),
             lone: SigFlow::default(),
@@ -255,7 +257,6 @@ impl Inspector {
     ) -> IpsVerdict {
         let Inspector {
             settings,
-            limits,
             scratch,
             flows,
             lone,
@@ -291,7 +292,7 @@ impl Inspector {
         };
         let d = usize::from(!to_server);
         let window = if tcp {
-            track_stream(flow, d, m, payload, limits.stream, mem, stats)
+            track_stream(flow, d, m, payload, settings.stream, mem, stats)
         } else {
             Window::Payload
         };
@@ -313,6 +314,17 @@ impl Inspector {
         );
         // App-layer fields come from the whole message (TCP) or the datagram.
         let udp = m.proto == ip_proto::UDP;
+        let port53 = m.src_port == 53 || m.dst_port == 53;
+        // The flow's protocol, from the start of each direction's first message.
+        match window {
+            Window::Message { whole: true, .. } => {
+                flow.detect
+                    .feed(data, to_server, false, flow.half[d].fin, port53)
+            }
+            Window::Payload if !tcp => flow.detect.feed(payload, to_server, true, true, port53),
+            _ => {}
+        }
+        let proto = flow.detect.proto();
         let msg = Message {
             data: match window {
                 Window::Message { whole: true, .. } => data,
@@ -320,19 +332,20 @@ impl Inspector {
                 _ => &[],
             },
             to_server,
-            udp,
             fin: flow.half[d].fin,
-            depth: limits.stream.depth,
+            depth: settings.stream.depth,
+            request_body_limit: settings.request_body_limit,
+            response_body_limit: settings.response_body_limit,
         };
         // A datagram is a message of its own.
-        let mut datagram_phase = MessagePhase::Fresh;
-        let phase = if tcp {
-            &mut flow.phase[d]
+        let (mut datagram_phase, mut datagram_seen) = (MessagePhase::Fresh, 0);
+        let (phase, body_seen) = if tcp {
+            (&mut flow.phase[d], &mut flow.body_seen[d])
         } else {
-            &mut datagram_phase
+            (&mut datagram_phase, &mut datagram_seen)
         };
-        buffers::app_layer(&msg, phase, app, &mut bufs, stats);
-        if udp && (m.src_port == 53 || m.dst_port == 53) {
+        buffers::app_layer(proto, &msg, phase, body_seen, app, &mut bufs, stats);
+        if udp && proto == AppProto::Dns {
             buffers::dns_query(payload, qname, &mut bufs, stats);
         }
         let p = Inspection {
@@ -348,6 +361,7 @@ impl Inspector {
             icmp: matches!(m.proto, ip_proto::ICMP | ip_proto::ICMPV6)
                 .then_some((m.icmp_type, m.icmp_code)),
             stream_bytes: (flow.sent[0], flow.sent[1]),
+            app_proto: proto.rule_name(),
             buffers: bufs.as_slice(),
         };
         hits.clear();
@@ -356,7 +370,12 @@ impl Inspector {
             .engine
             .inspect_stateful(&p, scratch, &mut flow.bits, rates, pkt.now_ns, hits);
         if let Window::Message { .. } = window {
-            flow.half[d].inspected = flow.half[d].contiguous().len();
+            let h = &mut flow.half[d];
+            h.inspected = h.contiguous().len();
+            // Every field of the message is inspected: only the lookback is needed now.
+            if tcp && flow.phase[d] == MessagePhase::Done {
+                h.discard_inspected();
+            }
         }
         let reassembled = matches!(window, Window::Message { .. });
         let verdict = decide(
@@ -427,10 +446,16 @@ fn track_stream(
     if m.tcp_flags & flags::SYN != 0 {
         f.half[d].syn(m.tcp_seq);
     }
+    // What this side acknowledges of the other's stream: a hole it passes was lost to us.
+    if m.tcp_flags & flags::ACK != 0 {
+        f.half[1 - d].acked(m.tcp_ack, &mut stats.stream);
+    }
     if !payload.is_empty() {
         let other = &mut f.half[1 - d];
         if !other.contiguous().is_empty() || other.inspected > 0 {
             other.next_message();
+            other.trim(mem);
+            f.detect.message_ended(d == 1);
             f.alerted[1 - d].clear();
             f.phase[1 - d] = MessagePhase::Fresh;
         }

@@ -5,6 +5,7 @@
 use crate::firewall::{Cidr, CidrSet};
 use crate::packet::{V4_MAPPED, to_ip};
 use crate::policy::{IpsConfig, IpsMode};
+use crate::stream::StreamLimits;
 use mimamori_signatures::engine::{Engine, EngineReport, Rate};
 use mimamori_signatures::rule::options::{ThresholdKind, Track};
 use mimamori_signatures::rule::{LoadReport, Vars, load_files};
@@ -53,6 +54,10 @@ pub struct IpsSettings {
     pub(super) disabled: Vec<bool>,
     /// Per rule index: a rate the policy set for its sid.
     pub(super) rate: HashMap<u32, Rate>,
+    /// Reassembly depth per message, and the HTTP body bytes inspected.
+    pub stream: StreamLimits,
+    pub request_body_limit: usize,
+    pub response_body_limit: usize,
 }
 
 impl IpsSettings {
@@ -98,6 +103,12 @@ impl IpsSettings {
             mode: cfg.mode,
             disabled,
             rate,
+            stream: StreamLimits {
+                depth: cfg.stream_depth.max(crate::stream::MIN_DEPTH),
+                skip_unheld: true,
+            },
+            request_body_limit: cfg.request_body_limit,
+            response_body_limit: cfg.response_body_limit,
         })
     }
 

@@ -55,7 +55,10 @@ pub enum Added {
     OverBudget,
 }
 
-const LIMITS: StreamLimits = StreamLimits { depth: HELLO_MAX };
+const LIMITS: StreamLimits = StreamLimits {
+    depth: HELLO_MAX,
+    skip_unheld: false,
+};
 
 impl Hellos {
     /// A pool of `capacity` buffers (at most [`Handle::MAX`]).

@@ -116,6 +116,10 @@ pub struct Inspection<'a> {
     pub icmp: Option<(u8, u8)>,
     /// TCP bytes the client and the server have sent in order so far.
     pub stream_bytes: (u64, u64),
+    /// The flow's application protocol as recognised from its content (a rule header's
+    /// name: "http", "tls", "dns", "smtp", "ftp", …); `None` until (and unless) it is.
+    /// A rule naming an app protocol in its header admits only flows recognised as it.
+    pub app_proto: Option<&'static str>,
     pub buffers: &'a [(Buffer, &'a [u8])],
 }
 
@@ -322,12 +326,24 @@ impl BitNames {
     }
 }
 
+/// The application protocols the inspector recognises by content (what it can put in
+/// [`Inspection::app_proto`]). A rule whose header names another one is refused: it
+/// would never match, and treating it as any TCP or UDP would be broader than the rule.
+pub const RECOGNISED_APP_PROTOS: &[&str] = &[
+    "http", "tls", "dns", "smtp", "ftp", "ssh", "smb", "dcerpc", "imap", "pop3",
+];
+
 fn compile_rule(
     l: &Loaded,
     bits: &mut BitNames,
     xbit_names: &mut BitNames,
 ) -> Result<CompiledRule, String> {
     let r = &l.rule;
+    if let Proto::App(a) = r.header.proto
+        && !RECOGNISED_APP_PROTOS.contains(&a)
+    {
+        return Err(format!("protocol {a} is not recognised by the inspector"));
+    }
     let mut xbits = Vec::new();
     let (mut bit_conditions, mut bit_actions, mut rate) = (Vec::new(), Vec::new(), None);
     let mut groups: Vec<(Buffer, Vec<Step>)> = Vec::new();
@@ -929,12 +945,14 @@ pub(crate) fn header_admits(r: &CompiledRule, p: &Inspection<'_>) -> bool {
         Proto::Udp => p.proto == 17,
         Proto::Icmp => p.proto == 1,
         Proto::Icmpv6 => p.proto == 58,
-        Proto::App(a) => match a {
-            "dns" | "snmp" | "sip" | "ntp" | "dhcp" | "tftp" | "quic" => {
-                p.proto == 17 || (a == "dns" && p.proto == 6)
-            }
-            _ => p.proto == 6,
-        },
+        Proto::App(a) => {
+            p.app_proto == Some(a)
+                && if a == "dns" {
+                    p.proto == 17 || p.proto == 6
+                } else {
+                    p.proto == 6
+                }
+        }
     };
     if !proto_ok {
         return false;
