@@ -580,6 +580,7 @@ impl Classifier {
                 || m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
                 || (self.policy.flows.tcp_loose_pickup
                     && f.blocked.is_none()
+                    && m.tcp_flags & TCP_SYN == 0
                     && tcp::opening_state(m.tcp_flags, true).is_some()))
         {
             // A flow refused from one side must not stop the other side from opening the
