@@ -283,7 +283,7 @@ pub fn hex(b: &[u8]) -> String {
 /// Hex to bytes (either case); `None` on an odd length or a non-hex digit.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if b.len() & 1 == 1 {
         return None;
     }
     let nib = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
