@@ -52,6 +52,9 @@ impl Config {
     }
 }
 
+/// The active version of a kind and its verified parts (name, bytes) in manifest order.
+pub type ActiveSet = (u64, Vec<(String, Vec<u8>)>);
+
 pub struct Patterns {
     pub cfg: Config,
     verifier: Verifier,
@@ -197,7 +200,7 @@ impl Patterns {
         &self,
         c: &Connection,
         kind: Kind,
-    ) -> Result<Option<(u64, Vec<(String, Vec<u8>)>)>, PatternsError> {
+    ) -> Result<Option<ActiveSet>, PatternsError> {
         let st = state(c, kind).map_err(store_err)?;
         let Some(row) = st
             .current
