@@ -35,6 +35,8 @@ pub struct App {
     pub db_path: std::path::PathBuf,
     /// One report rendered at a time.
     pub reports: tokio::sync::Mutex<()>,
+    /// Pattern bundles (issue 14), when `serve --trust-key` was given.
+    pub patterns: Option<Arc<crate::patterns::Patterns>>,
 }
 
 #[derive(Default)]
@@ -52,13 +54,19 @@ pub struct ApiCounters {
 #[derive(Debug)]
 pub struct ApiError(StatusCode, Value);
 
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, body: Value) -> ApiError {
+        ApiError(status, body)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(self.1)).into_response()
     }
 }
 
-fn err(status: StatusCode, msg: impl Into<String>) -> ApiError {
+pub(crate) fn err(status: StatusCode, msg: impl Into<String>) -> ApiError {
     ApiError(status, json!({ "error": msg.into() }))
 }
 
@@ -69,12 +77,12 @@ fn invalid(i: Invalid) -> ApiError {
     )
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 /// Runs database work off the async threads.
-async fn with_db<T: Send + 'static>(
+pub(crate) async fn with_db<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -95,7 +103,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    fn may_change(&self) -> Result<(), ApiError> {
+    pub(crate) fn may_change(&self) -> Result<(), ApiError> {
         match self.role {
             Role::CustomerAdmin | Role::DeskOperator => Ok(()),
             Role::ReadOnly => Err(err(
@@ -143,7 +151,12 @@ impl FromRequestParts<Arc<App>> for Caller {
 }
 
 pub fn router(app: Arc<App>) -> Router {
+    let bundle_max = app
+        .patterns
+        .as_ref()
+        .map_or(1 << 20, |p| p.limits().max_bundle as usize);
     Router::new()
+        .merge(crate::patterns::routes(bundle_max))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))

@@ -82,6 +82,29 @@ const MIGRATIONS: &[&str] = &[
         source TEXT PRIMARY KEY,
         seq INTEGER NOT NULL
      );",
+    // 4: pattern bundles (issue 14): every bundle installed (version and published are
+    // the manifest's u64s stored as the same 64 bits), and per kind which one is current,
+    // which is the last-known-good, and when the last successful check was.
+    "CREATE TABLE pattern_bundle (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        published INTEGER NOT NULL,
+        min_gateway TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        signer TEXT NOT NULL,
+        parts TEXT NOT NULL,
+        file TEXT NOT NULL,
+        imported INTEGER NOT NULL,
+        actor TEXT NOT NULL
+     );
+     CREATE TABLE pattern_state (
+        kind TEXT PRIMARY KEY,
+        current INTEGER REFERENCES pattern_bundle(id),
+        last_good INTEGER REFERENCES pattern_bundle(id),
+        last_check INTEGER
+     );",
 ];
 
 pub fn now() -> i64 {

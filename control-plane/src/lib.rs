@@ -10,5 +10,6 @@ pub mod gwlink;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
+pub mod patterns;
 pub mod report;
 pub mod server;

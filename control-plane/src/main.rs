@@ -38,6 +38,19 @@ enum Cmd {
         /// while the gateway is down.
         #[arg(long)]
         categories: Option<PathBuf>,
+        /// The desk's public key for pattern bundles (`mimamori-ed25519-pub:...`, or a file
+        /// holding it); give it twice during a key rotation. Without it, bundle import is off.
+        #[arg(long)]
+        trust_key: Vec<String>,
+        /// Where verified pattern bundles are kept (default: `patterns` beside the database).
+        #[arg(long)]
+        patterns_dir: Option<PathBuf>,
+        /// A bundle published longer ago than this is stale.
+        #[arg(long, default_value_t = 7)]
+        patterns_max_age_days: u64,
+        /// This long without a successful check is stale.
+        #[arg(long, default_value_t = 24)]
+        patterns_max_unchecked_hours: u64,
     },
     /// Create an API token in a database (prints the secret once).
     Token {
@@ -143,6 +156,29 @@ enum Ctl {
         #[arg(long)]
         role: String,
     },
+    /// Pattern bundles: status, import, rollback.
+    Patterns {
+        #[command(subcommand)]
+        op: PatternsCtl,
+    },
+}
+
+#[derive(Subcommand)]
+enum PatternsCtl {
+    /// Per kind: the active version, its age, the last successful check, staleness.
+    Status,
+    /// Verify and install a signed bundle file.
+    Import {
+        file: PathBuf,
+        /// Accept a version lower than or equal to the installed one.
+        #[arg(long)]
+        force_rollback: bool,
+    },
+    /// Go back to the last-known-good bundle of a kind.
+    Rollback {
+        #[arg(long)]
+        kind: String,
+    },
 }
 
 fn main() {
@@ -162,7 +198,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             retention_days,
             bootstrap_token_file,
             categories,
+            trust_key,
+            patterns_dir,
+            patterns_max_age_days,
+            patterns_max_unchecked_hours,
         } => {
+            let patterns = if trust_key.is_empty() {
+                None
+            } else {
+                let trust =
+                    mimamori_signatures::bundle::TrustedKeys::from_texts_or_files(&trust_key)
+                        .map_err(anyhow::Error::msg)?;
+                let dir = patterns_dir.unwrap_or_else(|| {
+                    db.parent()
+                        .unwrap_or(std::path::Path::new("."))
+                        .join("patterns")
+                });
+                let mut c = mimamori_control_plane::patterns::Config::new(dir, trust);
+                c.max_age_secs = patterns_max_age_days.saturating_mul(86_400);
+                c.max_unchecked_secs = patterns_max_unchecked_hours.saturating_mul(3600);
+                Some(c)
+            };
             if let Some(dir) = db.parent() {
                 std::fs::create_dir_all(dir).ok();
             }
@@ -175,6 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 event_queue: 262_144,
                 bootstrap_token_file,
                 categories,
+                patterns,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -252,8 +309,59 @@ fn ctl(url: &str, token: &str, op: Ctl) -> anyhow::Result<()> {
     {
         return report(&agent, url, &auth, month, output, &lang);
     }
+    if let Ctl::Patterns {
+        op: PatternsCtl::Import {
+            file,
+            force_rollback,
+        },
+    } = &op
+    {
+        let bytes = std::fs::read(file)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let res = agent
+            .post(&format!("{}/api/v1/patterns", url.trim_end_matches('/')))
+            .set("Authorization", &auth)
+            .set("Content-Type", "application/octet-stream")
+            .query("name", &name)
+            .query(
+                "force_rollback",
+                if *force_rollback { "true" } else { "false" },
+            )
+            .send_bytes(&bytes);
+        let v: serde_json::Value = match res {
+            Ok(resp) => serde_json::from_reader(resp.into_reader()).unwrap_or_default(),
+            Err(ureq::Error::Status(code, resp)) => {
+                let body: serde_json::Value =
+                    serde_json::from_reader(resp.into_reader()).unwrap_or_default();
+                match body["error"].as_str() {
+                    Some(e) => anyhow::bail!("HTTP {code}: {e}"),
+                    None => anyhow::bail!("HTTP {code}: {body}"),
+                }
+            }
+            Err(e) => anyhow::bail!("{url}: {e}"),
+        };
+        return print_out(&serde_json::to_string_pretty(&v)?);
+    }
     let v = match op {
         Ctl::Report { .. } => unreachable!("handled above"),
+        Ctl::Patterns {
+            op: PatternsCtl::Import { .. },
+        } => unreachable!("handled above"),
+        Ctl::Patterns {
+            op: PatternsCtl::Status,
+        } => call("GET", "/api/v1/patterns", &[], None)?,
+        Ctl::Patterns {
+            op: PatternsCtl::Rollback { kind },
+        } => call(
+            "POST",
+            &format!("/api/v1/patterns/{kind}/rollback"),
+            &[],
+            None,
+        )?,
         Ctl::Status => call("GET", "/api/v1/status", &[], None)?,
         Ctl::Get { section: None } => call("GET", "/api/v1/policy", &[], None)?,
         Ctl::Get { section: Some(s) } => call("GET", &format!("/api/v1/policy/{s}"), &[], None)?,

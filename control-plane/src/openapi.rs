@@ -131,6 +131,41 @@ pub fn document() -> Value {
         "get": op("API tokens (names and roles; secrets are never shown again)", "customer-admin", None, "Tokens"),
         "post": op("Create a token; the answer holds its secret, once", "customer-admin", Some("NewToken"), "Created"),
     }));
+    let mut import = op(
+        "Import a signed pattern bundle (the file's bytes as the body): verified against the desk keys, refused when not newer unless force_rollback, stored with the last-known-good kept",
+        "customer-admin or desk-operator",
+        None,
+        "Installed (kind, version, previous, signer, file, gateway)",
+    );
+    import["requestBody"] = json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}});
+    import["parameters"] = json!([
+        q("name", "string", "The bundle's file name, for messages"),
+        q(
+            "force_rollback",
+            "boolean",
+            "Accept a version not newer than the installed one"
+        )
+    ]);
+    import["responses"]["422"] =
+        json!({"description": "The bundle is refused (bundle, reason); nothing stored"});
+    import["responses"]["503"] =
+        json!({"description": "Pattern bundles are not enabled (serve --trust-key)"});
+    paths.insert("/api/v1/patterns".into(), json!({
+        "get": op("Per kind: active version, publication time, age, last successful check, last-known-good, patterns_stale and why", "any", None, "Pattern status"),
+        "post": import,
+    }));
+    let mut rollback = op(
+        "Make the last-known-good bundle of a kind current again",
+        "customer-admin or desk-operator",
+        None,
+        "Rolled back",
+    );
+    rollback["parameters"] = json!([{"name": "kind", "in": "path", "required": true, "schema": {"type": "string", "enum": ["rules", "categories", "apps", "malware", "spam"]}}]);
+    rollback["responses"]["409"] = json!({"description": "No last-known-good bundle of that kind"});
+    paths.insert(
+        "/api/v1/patterns/{kind}/rollback".into(),
+        json!({"post": rollback}),
+    );
     let strings = json!({"type": "array", "items": {"type": "string"}});
     let action = json!({"type": "string", "enum": ["allow", "monitor", "block"]});
     json!({

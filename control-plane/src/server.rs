@@ -27,6 +27,8 @@ pub struct Options {
     /// The category database the gateway loads: policies are checked against it, so a
     /// version the gateway could not compile is refused even while the gateway is down.
     pub categories: Option<PathBuf>,
+    /// Pattern bundles: the folder, the desk's keys, the staleness thresholds.
+    pub patterns: Option<crate::patterns::Config>,
 }
 
 pub struct Running {
@@ -110,6 +112,10 @@ pub async fn start(
         categories,
         db_path: o.db.clone(),
         reports: tokio::sync::Mutex::new(()),
+        patterns: o
+            .patterns
+            .clone()
+            .map(|c| Arc::new(crate::patterns::Patterns::new(c))),
     });
     let addr = listener.local_addr()?;
     let serve = axum::serve(listener, api::router(app.clone())).with_graceful_shutdown(async {

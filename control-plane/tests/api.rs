@@ -122,6 +122,7 @@ fn start_with(
         event_queue: 10_000,
         bootstrap_token_file: Some(dir.join("admin.token")),
         categories,
+        patterns: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let o = opts.clone();

@@ -36,6 +36,7 @@ fn start(name: &str) -> Cp {
         event_queue: 10_000,
         bootstrap_token_file: Some(dir.join("admin.token")),
         categories: None,
+        patterns: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let o = opts.clone();

@@ -5,6 +5,7 @@
 //! categories and malware definitions are still to come (issues #4 and #5).
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod category;
 pub mod engine;
 pub mod rule;

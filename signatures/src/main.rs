@@ -1,7 +1,9 @@
-//! `mimamori-sig`: tools for pattern files (today: the Suricata rule load report).
+//! `mimamori-sig`: tools for pattern files: the Suricata rule load report, the URL
+//! category database, and signed pattern bundles (`bundle keygen|build|sign|verify|inspect`).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mimamori_signatures::bundle;
 use mimamori_signatures::category::{Builder, CategoryDb};
 use mimamori_signatures::rule::{Classifications, Vars, load_files};
 use std::path::PathBuf;
@@ -56,6 +58,61 @@ enum Cmd {
         #[arg(long, default_value_t = 2_000_000)]
         lookups: usize,
     },
+    /// Signed pattern bundles: make a key, build, sign, verify, inspect (docs/PATTERNS.md).
+    Bundle {
+        #[command(subcommand)]
+        op: BundleCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCmd {
+    /// Make an ed25519 signing key: the secret to OUTPUT (mode 0600, never overwritten),
+    /// the public key to OUTPUT.pub and to standard output.
+    Keygen {
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Build an unsigned bundle from part files (each part is named by its file name).
+    Build {
+        /// rules, categories, apps, malware or spam.
+        #[arg(long)]
+        kind: String,
+        /// The bundle's version: a whole number, higher than every earlier one of its kind.
+        #[arg(long)]
+        version: u64,
+        /// The oldest gateway that can use the bundle (MAJOR.MINOR.PATCH).
+        #[arg(long)]
+        min_gateway: String,
+        /// Publication time: seconds since 1970 or YYYY-MM-DDTHH:MM:SSZ (default: now).
+        #[arg(long)]
+        published: Option<String>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Sign a bundle (in place, or to --output). A second key adds a second signature.
+    Sign {
+        /// The secret key file written by `bundle keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        bundle: PathBuf,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Verify a bundle as a box does: signature by a trusted key, every part's size and hash.
+    Verify {
+        /// A trusted public key (its text form, or a file holding it); at most two.
+        #[arg(long, required = true)]
+        trust: Vec<String>,
+        /// Also refuse a bundle that needs a newer gateway than this (MAJOR.MINOR.PATCH).
+        #[arg(long)]
+        gateway: Option<String>,
+        bundle: PathBuf,
+    },
+    /// Print a bundle's manifest and signers as JSON (signatures are not checked).
+    Inspect { bundle: PathBuf },
 }
 
 fn parse_pair(s: &str) -> anyhow::Result<(String, PathBuf)> {
@@ -244,6 +301,194 @@ fn main() -> anyhow::Result<()> {
             squidguard,
             lookups,
         } => bench_categories(&db, &squidguard, lookups)?,
+        Cmd::Bundle { op } => bundle_cmd(op)?,
+    }
+    Ok(())
+}
+
+fn read_bundle(path: &std::path::Path, limits: &bundle::Limits) -> anyhow::Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("bundle {}: cannot read", path.display()))?
+        .len();
+    anyhow::ensure!(
+        len <= limits.max_bundle,
+        "bundle {}: refused: {}",
+        path.display(),
+        bundle::BundleError::BundleTooLarge {
+            size: len,
+            limit: limits.max_bundle
+        }
+    );
+    std::fs::read(path).with_context(|| format!("bundle {}: cannot read", path.display()))
+}
+
+/// Writes through a temporary file in the same folder, synced, then renamed over `path`:
+/// a crash leaves the old file or the new one, never half of one.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.with_context(|| format!("{}: cannot write", path.display()))
+}
+
+fn bundle_cmd(op: BundleCmd) -> anyhow::Result<()> {
+    use bundle::keys;
+    let limits = bundle::Limits::default();
+    match op {
+        BundleCmd::Keygen { output } => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = keys::generate().map_err(anyhow::Error::msg)?;
+            let public = keys::public_to_text(&key.verifying_key());
+            let mut pub_name = output.file_name().unwrap_or_default().to_os_string();
+            pub_name.push(".pub");
+            let pub_path = output.with_file_name(pub_name);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&output)
+                .with_context(|| {
+                    format!(
+                        "{}: cannot create (an existing key is never overwritten)",
+                        output.display()
+                    )
+                })?;
+            f.write_all(keys::secret_to_text(&key).as_bytes())
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("{}: cannot write", output.display()))?;
+            write_atomic(&pub_path, format!("{public}\n").as_bytes())?;
+            eprintln!(
+                "secret key in {} (keep it off the boxes), public key in {}, key id {}",
+                output.display(),
+                pub_path.display(),
+                keys::KeyId::of(key.verifying_key().as_bytes())
+            );
+            println!("{public}");
+        }
+        BundleCmd::Build {
+            kind,
+            version,
+            min_gateway,
+            published,
+            files,
+            output,
+        } => {
+            let kind: bundle::Kind = kind.parse().map_err(anyhow::Error::msg)?;
+            let min_gateway: bundle::GatewayVersion =
+                min_gateway.parse().map_err(anyhow::Error::msg)?;
+            let published = match published {
+                Some(p) => bundle::parse_time(&p).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--published {p:?}: expected seconds since 1970 or YYYY-MM-DDTHH:MM:SSZ"
+                    )
+                })?,
+                None => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            };
+            let mut parts = Vec::with_capacity(files.len());
+            for f in &files {
+                let name = f
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| anyhow::anyhow!("{}: no usable file name", f.display()))?
+                    .to_string();
+                let len = std::fs::metadata(f)
+                    .with_context(|| format!("{}: cannot read", f.display()))?
+                    .len();
+                anyhow::ensure!(
+                    len <= limits.max_part,
+                    "part {name}: {len} bytes, more than the limit of {}",
+                    limits.max_part
+                );
+                let data =
+                    std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
+                parts.push((name, data));
+            }
+            let spec = bundle::BuildSpec {
+                kind,
+                version,
+                published,
+                min_gateway,
+            };
+            let bytes = bundle::build(&spec, &parts, &limits)
+                .map_err(|e| anyhow::anyhow!("bundle {}: {e}", output.display()))?;
+            write_atomic(&output, &bytes)?;
+            println!(
+                "{}: {kind} version {version}, {} parts, {} bytes, unsigned (next: bundle sign)",
+                output.display(),
+                parts.len(),
+                bytes.len()
+            );
+        }
+        BundleCmd::Sign {
+            key,
+            bundle: path,
+            output,
+        } => {
+            let text = std::fs::read_to_string(&key)
+                .with_context(|| format!("{}: cannot read the key", key.display()))?;
+            let key = keys::secret_from_text(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+            let bytes = read_bundle(&path, &limits)?;
+            let signed = bundle::sign(&bytes, &key, &limits)
+                .map_err(|e| anyhow::anyhow!("bundle {}: cannot sign: {e}", path.display()))?;
+            let out = output.unwrap_or(path);
+            write_atomic(&out, &signed)?;
+            println!(
+                "{}: signed by key {}",
+                out.display(),
+                keys::KeyId::of(key.verifying_key().as_bytes())
+            );
+        }
+        BundleCmd::Verify {
+            trust,
+            gateway,
+            bundle: path,
+        } => {
+            let trust =
+                keys::TrustedKeys::from_texts_or_files(&trust).map_err(anyhow::Error::msg)?;
+            let mut v = bundle::Verifier::new(trust);
+            v.gateway = match gateway {
+                Some(g) => Some(g.parse().map_err(anyhow::Error::msg)?),
+                None => None,
+            };
+            let bytes = read_bundle(&path, &v.limits)?;
+            let ok = v
+                .check(&path.display().to_string(), &bytes)
+                .map_err(anyhow::Error::msg)?;
+            let m = &ok.manifest;
+            println!(
+                "{}: OK: {} version {}, published {}, for gateway {} or later, signed by key {}, {} parts",
+                path.display(),
+                m.kind,
+                m.version,
+                bundle::utc(m.published),
+                m.min_gateway,
+                ok.signer,
+                m.parts.len()
+            );
+            for p in &m.parts {
+                println!("  {}  {:>12}  {}", p.sha256, p.size, p.name);
+            }
+        }
+        BundleCmd::Inspect { bundle: path } => {
+            let bytes = read_bundle(&path, &limits)?;
+            let i = bundle::inspect(&bytes, &limits)
+                .map_err(|e| anyhow::anyhow!("bundle {}: {e}", path.display()))?;
+            println!("{}", serde_json::to_string_pretty(&i)?);
+        }
     }
     Ok(())
 }

@@ -1,0 +1,490 @@
+//! Pattern bundles on the box: import, refusals that leave nothing behind, rollback,
+//! staleness, and the same through the HTTP API.
+
+use ed25519_dalek::SigningKey;
+use mimamori_control_plane::patterns::{Config, Patterns, PatternsError};
+use mimamori_control_plane::{db, server};
+use mimamori_signatures::bundle::{self, BuildSpec, BundleError, GatewayVersion, Kind, Limits};
+use mimamori_signatures::bundle::{TrustedKeys, keys};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mimamori-patterns-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn make(kind: Kind, version: u64, published: u64, k: &SigningKey) -> Vec<u8> {
+    let spec = BuildSpec {
+        kind,
+        version,
+        published,
+        min_gateway: GatewayVersion(0, 1, 0),
+    };
+    let parts = vec![(
+        "test.rules".to_string(),
+        format!("alert tcp any any -> any any (msg:\"v{version}\"; sid:{version};)\n").into_bytes(),
+    )];
+    let b = bundle::build(&spec, &parts, &Limits::default()).unwrap();
+    bundle::sign(&b, k, &Limits::default()).unwrap()
+}
+
+fn setup(name: &str, trusted: &[&SigningKey]) -> (PathBuf, rusqlite::Connection, Patterns) {
+    let d = dir(name);
+    let c = db::open(&d.join("cp.db")).unwrap();
+    let trust = TrustedKeys::new(trusted.iter().map(|k| k.verifying_key()).collect()).unwrap();
+    let p = Patterns::new(Config::new(d.join("patterns"), trust));
+    (d, c, p)
+}
+
+fn files(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d.join("patterns/rules"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn rows(c: &rusqlite::Connection) -> i64 {
+    c.query_row("SELECT count(*) FROM pattern_bundle", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn refused(r: Result<impl std::fmt::Debug, PatternsError>) -> bundle::Refused {
+    match r {
+        Err(PatternsError::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn import_keeps_current_and_last_good_and_refuses_downgrades() {
+    let k = key(1);
+    let (d, mut c, p) = setup("import", &[&k]);
+    let now = db::now() as u64;
+    let v1 = make(Kind::Rules, 1, now, &k);
+    let out = p.import(&mut c, "r1.mmb", &v1, "test", false).unwrap();
+    assert_eq!((out.version, out.previous), (1, None));
+    assert!(out.gateway.contains("not handed over"), "{}", out.gateway);
+    let out = p
+        .import(
+            &mut c,
+            "r2.mmb",
+            &make(Kind::Rules, 2, now, &k),
+            "test",
+            false,
+        )
+        .unwrap();
+    assert_eq!((out.version, out.previous), (2, Some(1)));
+    assert_eq!(files(&d).len(), 2, "current and last-known-good");
+    // The active parts come back verified, from the current file.
+    let (ver, parts) = p.active_parts(&c, Kind::Rules).unwrap().unwrap();
+    assert_eq!(ver, 2);
+    assert_eq!(parts[0].0, "test.rules");
+    assert!(String::from_utf8_lossy(&parts[0].1).contains("sid:2;"));
+
+    // Equal and older versions are refused, and nothing changes.
+    let before = (files(&d), rows(&c));
+    for (v, label) in [(2, "again.mmb"), (1, "old.mmb")] {
+        let r = refused(p.import(&mut c, label, &make(Kind::Rules, v, now, &k), "test", false));
+        assert_eq!(
+            r.error,
+            BundleError::NotNewer {
+                kind: Kind::Rules,
+                current: 2,
+                offered: v
+            }
+        );
+        assert!(r.to_string().starts_with(&format!("bundle {label} (claims rules version {v}): refused: rules version {v} is not newer than the installed version 2")), "{r}");
+    }
+    assert_eq!((files(&d), rows(&c)), before);
+    // Unless forced: then v1 is current and v2 the last-known-good.
+    let out = p
+        .import(
+            &mut c,
+            "old.mmb",
+            &make(Kind::Rules, 1, now, &k),
+            "test",
+            true,
+        )
+        .unwrap();
+    assert_eq!((out.version, out.previous), (1, Some(2)));
+    let s = p.status(&c, db::now()).unwrap();
+    assert_eq!(s["kinds"][0]["version"], 1);
+    assert_eq!(s["kinds"][0]["last_good_version"], 2);
+    // Each kind has its own versions.
+    p.import(
+        &mut c,
+        "cats.mmb",
+        &make(Kind::Categories, 1, now, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    let s = p.status(&c, db::now()).unwrap();
+    assert_eq!(s["kinds"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_bundles_are_refused_and_nothing_is_stored() {
+    let (k, wrong) = (key(1), key(2));
+    let (d, mut c, p) = setup("refusals", &[&k]);
+    let now = db::now() as u64;
+    p.import(
+        &mut c,
+        "r1.mmb",
+        &make(Kind::Rules, 1, now, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    let before = (files(&d), rows(&c));
+    let good = make(Kind::Rules, 2, now, &k);
+    let mut tampered = good.clone();
+    let at = tampered.windows(6).position(|w| w == b"sid:2;").unwrap();
+    tampered[at + 4] = b'3';
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("tampered.mmb", tampered, "part test.rules: SHA-256"),
+        (
+            "wrong-key.mmb",
+            make(Kind::Rules, 2, now, &wrong),
+            "none of them trusted",
+        ),
+        (
+            "truncated.mmb",
+            good[..good.len() - 5].to_vec(),
+            "the file ends inside part test.rules",
+        ),
+        ("empty.mmb", Vec::new(), "the file ends inside the magic"),
+        (
+            "junk.mmb",
+            b"<html>404</html>".to_vec(),
+            "not a mimamori bundle",
+        ),
+    ];
+    for (label, bytes, why) in cases {
+        let r = refused(p.import(&mut c, label, &bytes, "test", false));
+        let msg = r.to_string();
+        assert!(msg.starts_with(&format!("bundle {label}")), "{msg}");
+        assert!(msg.contains(why), "{label}: {msg}");
+    }
+    assert_eq!((files(&d), rows(&c)), before, "nothing stored");
+    assert_eq!(p.active_parts(&c, Kind::Rules).unwrap().unwrap().0, 1);
+    // Each refusal is in the audit log.
+    let audit = db::audit_log(&c, 100).unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == "patterns.refused")
+            .count(),
+        5
+    );
+}
+
+#[test]
+fn a_crash_leftover_is_ignored_and_pruned() {
+    let k = key(1);
+    let (d, mut c, p) = setup("leftover", &[&k]);
+    let now = db::now() as u64;
+    p.import(
+        &mut c,
+        "r1.mmb",
+        &make(Kind::Rules, 1, now, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    // A crash after the temp file was written, before the rename or the record.
+    std::fs::write(d.join("patterns/rules/.9-abc.mmb.tmp"), b"half").unwrap();
+    std::fs::write(
+        d.join("patterns/rules/9-0000000000000000.mmb"),
+        b"unrecorded",
+    )
+    .unwrap();
+    assert_eq!(p.active_parts(&c, Kind::Rules).unwrap().unwrap().0, 1);
+    p.import(
+        &mut c,
+        "r2.mmb",
+        &make(Kind::Rules, 2, now, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    assert_eq!(files(&d).len(), 2, "{:?}", files(&d));
+}
+
+#[test]
+fn a_current_file_changed_on_disk_is_refused_when_read() {
+    let k = key(1);
+    let (d, mut c, p) = setup("disk", &[&k]);
+    p.import(
+        &mut c,
+        "r1.mmb",
+        &make(Kind::Rules, 1, db::now() as u64, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    let f = d.join("patterns/rules").join(&files(&d)[0]);
+    let mut b = std::fs::read(&f).unwrap();
+    let n = b.len();
+    b[n - 3] ^= 1;
+    std::fs::write(&f, b).unwrap();
+    let r = refused(p.active_parts(&c, Kind::Rules));
+    assert!(matches!(r.error, BundleError::PartHash { .. }), "{r}");
+}
+
+#[test]
+fn rollback_goes_back_to_the_last_known_good_once() {
+    let k = key(1);
+    let (d, mut c, p) = setup("rollback", &[&k]);
+    let now = db::now() as u64;
+    match p.rollback(&mut c, Kind::Rules, "test") {
+        Err(PatternsError::Conflict(m)) => assert!(m.contains("none installed"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    p.import(
+        &mut c,
+        "r1.mmb",
+        &make(Kind::Rules, 1, now, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    p.import(
+        &mut c,
+        "r2.mmb",
+        &make(Kind::Rules, 2, now, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    let out = p.rollback(&mut c, Kind::Rules, "test").unwrap();
+    assert_eq!((out.version, out.previous), (1, Some(2)));
+    assert_eq!(p.active_parts(&c, Kind::Rules).unwrap().unwrap().0, 1);
+    assert_eq!(files(&d).len(), 1, "the set rolled back from is dropped");
+    match p.rollback(&mut c, Kind::Rules, "test") {
+        Err(PatternsError::Conflict(m)) => {
+            assert!(m.contains("version 1 is the only one kept"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A newer one is welcome again after a rollback.
+    p.import(
+        &mut c,
+        "r3.mmb",
+        &make(Kind::Rules, 3, now, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_rotated_key_is_accepted() {
+    let (old, new) = (key(1), key(2));
+    let (_d, mut c, p) = setup("rotation", &[&old, &new]);
+    let now = db::now() as u64;
+    p.import(
+        &mut c,
+        "r1.mmb",
+        &make(Kind::Rules, 1, now, &old),
+        "test",
+        false,
+    )
+    .unwrap();
+    let out = p
+        .import(
+            &mut c,
+            "r2.mmb",
+            &make(Kind::Rules, 2, now, &new),
+            "test",
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        out.signer,
+        bundle::KeyId::of(new.verifying_key().as_bytes()).to_string()
+    );
+}
+
+#[test]
+fn staleness_by_age_and_by_missed_checks() {
+    let k = key(1);
+    let (_d, mut c, p) = setup("stale", &[&k]);
+    let now = db::now();
+    // Published 8 days ago: stale by age even though just imported.
+    p.import(
+        &mut c,
+        "old.mmb",
+        &make(Kind::Rules, 1, (now - 8 * 86_400) as u64, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    let s = p.status(&c, now).unwrap();
+    assert_eq!(s["patterns_stale"], true);
+    let r = &s["kinds"][0];
+    assert_eq!(r["patterns_stale"], true);
+    assert!(
+        r["stale_reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("published 8 days ago"),
+        "{r}"
+    );
+    // A fresh one is not stale now, and is 25 h later without a check.
+    p.import(
+        &mut c,
+        "new.mmb",
+        &make(Kind::Rules, 2, now as u64, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    assert_eq!(p.status(&c, now).unwrap()["patterns_stale"], false);
+    let later = p.status(&c, now + 25 * 3600).unwrap();
+    assert_eq!(later["patterns_stale"], true);
+    assert!(
+        later["kinds"][0]["stale_reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("no successful check for 25 h"),
+        "{later}"
+    );
+}
+
+/// The same through `serve` and HTTP: import, status, refusals (422, 403), rollback.
+#[test]
+fn over_the_api() {
+    let k = key(1);
+    let d = dir("api");
+    let kf = d.join("desk.pub");
+    std::fs::write(&kf, keys::public_to_text(&k.verifying_key())).unwrap();
+    let trust = TrustedKeys::from_texts_or_files(&[kf.display().to_string()]).unwrap();
+    let opts = server::Options {
+        db: d.join("cp.db"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_socket: d.join("gw.sock"),
+        cp_socket: d.join("cp.sock"),
+        retention_days: 36_500,
+        event_queue: 1000,
+        bootstrap_token_file: Some(d.join("admin.token")),
+        categories: None,
+        patterns: Some(Config::new(d.join("patterns"), trust)),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let o = opts.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let (running, serve) = server::start(&o).await.unwrap();
+            tx.send(running.addr).unwrap();
+            serve.await.unwrap();
+        });
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let base = format!("http://{addr}");
+    let admin = std::fs::read_to_string(d.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let ro = db::create_token(
+        &db::open(&d.join("cp.db")).unwrap(),
+        "viewer",
+        db::Role::ReadOnly,
+    )
+    .unwrap();
+    let post = |token: &str, q: &str, body: &[u8]| -> (u16, Value) {
+        let r = ureq::post(&format!("{base}/api/v1/patterns{q}"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(body);
+        match r {
+            Ok(r) => (
+                r.status(),
+                serde_json::from_reader(r.into_reader()).unwrap(),
+            ),
+            Err(ureq::Error::Status(s, r)) => {
+                (s, serde_json::from_reader(r.into_reader()).unwrap())
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let now = db::now() as u64;
+    // Bigger than axum's default body limit (2 MB): the route takes whole bundles.
+    let spec = BuildSpec {
+        kind: Kind::Rules,
+        version: 5,
+        published: now,
+        min_gateway: GatewayVersion(0, 1, 0),
+    };
+    let big = bundle::build(
+        &spec,
+        &[("et.rules".into(), vec![b'#'; 3 << 20])],
+        &Limits::default(),
+    )
+    .unwrap();
+    let big = bundle::sign(&big, &k, &Limits::default()).unwrap();
+    let (s, v) = post(&admin, "?name=et-5.mmb", &big);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], 5);
+    let (s, v) = post(&admin, "?name=et-4.mmb", &make(Kind::Rules, 4, now, &k));
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["bundle"], "et-4.mmb (claims rules version 4)");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not newer than the installed version 5"),
+        "{v}"
+    );
+    let (s, _) = post(
+        &admin,
+        "?name=et-4.mmb&force_rollback=true",
+        &make(Kind::Rules, 4, now, &k),
+    );
+    assert_eq!(s, 200);
+    let (s, v) = post(&ro, "", &make(Kind::Rules, 6, now, &k));
+    assert_eq!(s, 403, "{v}");
+    let get: Value = serde_json::from_reader(
+        ureq::get(&format!("{base}/api/v1/patterns"))
+            .set("Authorization", &format!("Bearer {ro}"))
+            .call()
+            .unwrap()
+            .into_reader(),
+    )
+    .unwrap();
+    assert_eq!(get["kinds"][0]["kind"], "rules");
+    assert_eq!(get["kinds"][0]["version"], 4);
+    assert_eq!(get["kinds"][0]["last_good_version"], 5);
+    assert_eq!(get["patterns_stale"], false);
+    let r = ureq::post(&format!("{base}/api/v1/patterns/rules/rollback"))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .call()
+        .unwrap();
+    let v: Value = serde_json::from_reader(r.into_reader()).unwrap();
+    assert_eq!(v["version"], 5);
+    match ureq::post(&format!("{base}/api/v1/patterns/firmware/rollback"))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .call()
+    {
+        Err(ureq::Error::Status(404, _)) => {}
+        other => panic!("{other:?}"),
+    }
+}
