@@ -115,6 +115,17 @@ pub fn now() -> i64 {
 
 /// Opens (creating if needed) and migrates the database.
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
+    // Tokens (hashed), contacts and events: readable by the owner only. SQLite gives its
+    // -wal and -shm files the database file's mode.
+    if !path.exists() {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create the database: {e}", path.display()))?;
+    }
     let mut c = Connection::open(path)
         .map_err(|e| anyhow::anyhow!("{}: cannot open the database: {e}", path.display()))?;
     c.pragma_update(None, "journal_mode", "WAL")?;
@@ -363,6 +374,17 @@ pub fn audit_log(c: &Connection, limit: i64) -> rusqlite::Result<Vec<AuditEntry>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_new_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("mm-db-mode-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        super::open(&p).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let _ = std::fs::remove_file(&p);
+    }
+
     use super::*;
 
     #[test]

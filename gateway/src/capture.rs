@@ -23,9 +23,35 @@ pub fn to_ethernet(linktype: u32, data: &[u8], out: &mut Vec<u8>) -> bool {
             out.extend_from_slice(data);
             return true;
         }
-        LINKTYPE_RAW | 12 | 14 => match data.first().map(|b| b >> 4) {
-            Some(4) => (0x0800u16, data),
-            Some(6) => (0x86dd, data),
+        // Raw IP (101, and the old 12/14), IPv4 (228), IPv6 (229).
+        LINKTYPE_RAW | 12 | 14 | 228 | 229 => match ip_ethertype(data) {
+            Some(e) => (e, data),
+            None => return false,
+        },
+        // BSD loopback (0: address family in the writer's byte order; 108: network
+        // order): 2 is IPv4, 24/28/30 IPv6 on the BSDs and macOS.
+        0 | 108 if data.len() >= 4 => {
+            let le = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+            let be = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+            let af = if le < 256 { le } else { be };
+            match af {
+                2 => (0x0800, &data[4..]),
+                24 | 28 | 30 => (0x86dd, &data[4..]),
+                _ => return false,
+            }
+        }
+        // PPP (9): optional address/control FF 03, then the protocol.
+        9 => {
+            let d = data.strip_prefix(&[0xff, 0x03]).unwrap_or(data);
+            match d.get(..2).map(|p| u16::from_be_bytes([p[0], p[1]])) {
+                Some(0x0021) => (0x0800, &d[2..]),
+                Some(0x0057) => (0x86dd, &d[2..]),
+                _ => return false,
+            }
+        }
+        // Cisco HDLC (104): address, control, then an EtherType.
+        104 if data.len() >= 4 => match u16::from_be_bytes([data[2], data[3]]) {
+            e @ (0x0800 | 0x86dd) => (e, &data[4..]),
             _ => return false,
         },
         LINKTYPE_LINUX_SLL if data.len() >= 16 => {
@@ -41,6 +67,14 @@ pub fn to_ethernet(linktype: u32, data: &[u8], out: &mut Vec<u8>) -> bool {
     out.extend_from_slice(payload);
     true
 }
+fn ip_ethertype(data: &[u8]) -> Option<u16> {
+    match data.first().map(|b| b >> 4) {
+        Some(4) => Some(0x0800),
+        Some(6) => Some(0x86dd),
+        _ => None,
+    }
+}
+
 /// A record or block larger than this is damage, not data.
 const MAX_RECORD: usize = 16 << 20;
 
@@ -502,6 +536,37 @@ mod tests {
             w.write(1_000_000_000 * (i as u64 + 1) + 7, f).unwrap();
         }
         w.finish().unwrap()
+    }
+
+    #[test]
+    fn every_link_type_suricata_reads_becomes_an_ethernet_frame() {
+        let v4 = [0x45u8, 0, 0, 20];
+        let v6 = [0x60u8, 0, 0, 0];
+        let mut out = Vec::new();
+        let ethertype = |out: &Vec<u8>| u16::from_be_bytes([out[12], out[13]]);
+        let cases: &[(u32, Vec<u8>, u16)] = &[
+            (0, [&2u32.to_le_bytes()[..], &v4].concat(), 0x0800),
+            (0, [&30u32.to_be_bytes()[..], &v6].concat(), 0x86dd),
+            (108, [&2u32.to_be_bytes()[..], &v4].concat(), 0x0800),
+            (9, [&[0xff, 0x03, 0x00, 0x21][..], &v4].concat(), 0x0800),
+            (9, [&[0x00, 0x57][..], &v6].concat(), 0x86dd),
+            (104, [&[0x0f, 0x00, 0x08, 0x00][..], &v4].concat(), 0x0800),
+            (228, v4.to_vec(), 0x0800),
+            (229, v6.to_vec(), 0x86dd),
+            (101, v6.to_vec(), 0x86dd),
+        ];
+        for (lt, data, want) in cases {
+            assert!(to_ethernet(*lt, data, &mut out), "link type {lt}");
+            assert_eq!(ethertype(&out), *want, "link type {lt}");
+            assert_eq!(out[14] >> 4, if *want == 0x0800 { 4 } else { 6 });
+        }
+        for (lt, data) in [
+            (0u32, vec![99u8, 0, 0, 0, 0x45]),
+            (9, vec![0xc0, 0x21]),
+            (147, v4.to_vec()),
+        ] {
+            assert!(!to_ethernet(lt, &data, &mut out), "link type {lt}");
+        }
     }
 
     #[test]

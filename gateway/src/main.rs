@@ -16,6 +16,28 @@ use mimamori_pipelines::{Policy, synth};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// `print!` / `println!` to stdout, where a reader that stopped early (`| head`) ends the
+/// program quietly instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        if let Err(e) = write!(o, $($t)*).and_then(|()| o.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        out!($($t)*);
+        out!("\n");
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "mimamori-gw",
@@ -288,7 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ipv4_checksums: !no_ipv4_checksum,
             }
             .run()?;
-            print!("{}", summary.text());
+            out!("{}", summary.text());
             if let Some(p) = summary_json {
                 std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)
                     .with_context(|| format!("{}: cannot write", p.display()))?;
@@ -296,13 +318,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if summary.damage.is_some() {
                 std::process::exit(2);
             }
+            if summary.records > 0 && summary.skipped_link_type == summary.records {
+                anyhow::bail!(
+                    "{}: none of its {} records has a link type replay reads (Ethernet, raw IPv4/IPv6, Linux cooked v1/v2, BSD loopback, PPP, Cisco HDLC)",
+                    input.display(),
+                    summary.records
+                );
+            }
         }
         Cmd::SniRecall { dir, only, json } => {
             let report = mimamori_gateway::sni_recall::run(&dir, only.as_deref())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", report.text());
+                out!("{}", report.text());
             }
         }
         Cmd::Synth {
@@ -340,7 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bytes += p.frame.len();
             }
             w.finish()?;
-            println!(
+            outln!(
                 "wrote {} packets ({bytes} bytes) in {sessions} conversations to {}",
                 pkts.len(),
                 output.display()
@@ -363,31 +392,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             });
             let mem = memory_flows.map(bench::memory).transpose()?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(
                         &serde_json::json!({ "throughput": r, "memory": mem })
                     )?
                 );
             } else {
-                println!(
+                outln!(
                     "firewall path, {} live flows, {}-byte frames, {} order, one core",
-                    r.flows, r.frame_bytes, r.order
+                    r.flows,
+                    r.frame_bytes,
+                    r.order
                 );
-                println!(
+                outln!(
                     "  baseline (parse only)   {:8.2} Mpps",
                     r.baseline_parse_mpps
                 );
-                println!(
+                outln!(
                     "  parse+flow+verdict      {:8.2} Mpps  ({:.1} ns/packet, {:.2}x of baseline)",
-                    r.firewall_path_mpps, r.ns_per_packet, r.ratio_to_parse
+                    r.firewall_path_mpps,
+                    r.ns_per_packet,
+                    r.ratio_to_parse
                 );
-                println!(
+                outln!(
                     "  forwarded               {:8.1} %",
                     r.forwarded_share * 100.0
                 );
                 if let Some(m) = mem {
-                    println!(
+                    outln!(
                         "flow table memory: {} flows, {:.1} MB resident, {:.0} bytes/flow (entry {} bytes)",
                         m.flows,
                         m.resident_bytes as f64 / 1e6,
@@ -399,14 +432,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::CheckPolicy { policy } => {
             let p = Policy::load(&policy)?;
-            println!(
+            outln!(
                 "{}: ok, {} rules (including built-ins), flow capacity {}",
                 policy.display(),
                 p.firewall.rules.len(),
                 p.flows.capacity
             );
             for (i, r) in p.firewall.rules.iter().enumerate() {
-                println!(
+                outln!(
                     "  {:>3} {:<7} from {:<4} {}",
                     i + 1,
                     format!("{:?}", r.action).to_lowercase(),
@@ -532,9 +565,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let json = cfg.json;
             let snap = dataplane::run(cfg)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&snap)?);
+                outln!("{}", serde_json::to_string_pretty(&snap)?);
             } else {
-                print!("{}", snap.text());
+                out!("{}", snap.text());
             }
             if snap.mempool_in_use != 0 {
                 anyhow::bail!(
@@ -545,7 +578,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::BenchPcap { flows, lan, wan } => {
             bench::write_flow_pcaps(flows, &lan, &wan)?;
-            println!(
+            outln!(
                 "wrote {flows} flows to {} and {}",
                 lan.display(),
                 wan.display()
@@ -559,7 +592,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let md = mimamori_gateway::conformance::markdown(&results, &dir.display().to_string());
             let n = |o| results.iter().filter(|r| r.outcome == o).count();
             use mimamori_gateway::conformance::Outcome;
-            println!(
+            outln!(
                 "{} tests: {} pass, {} fail, {} skipped",
                 results.len(),
                 n(Outcome::Pass),
@@ -571,7 +604,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("{}: cannot write", p.display()))?,
                 None => {
                     for r in results.iter().filter(|r| r.outcome != Outcome::Pass) {
-                        println!("{:<50} {:?} {}", r.name, r.outcome, r.detail);
+                        outln!("{:<50} {:?} {}", r.name, r.outcome, r.detail);
                     }
                 }
             }
@@ -590,10 +623,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             match dataplane::control_call(&socket, &request)? {
                 mimamori_proto::Answer::Applied { version, micros } => {
-                    println!("ok {version} {micros}")
+                    outln!("ok {version} {micros}")
                 }
                 mimamori_proto::Answer::Error(reason) => {
-                    println!("error {reason}");
+                    outln!("error {reason}");
                     std::process::exit(1);
                 }
                 other => anyhow::bail!("unexpected answer {other:?}"),
@@ -603,7 +636,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Stats { socket } => {
             match dataplane::control_call(&socket, &mimamori_proto::Request::Stats)? {
                 mimamori_proto::Answer::Stats(v) => {
-                    println!("{}", serde_json::to_string_pretty(&v)?)
+                    outln!("{}", serde_json::to_string_pretty(&v)?)
                 }
                 mimamori_proto::Answer::Error(reason) => {
                     anyhow::bail!("the gateway refused: {reason}")

@@ -9,6 +9,28 @@ use mimamori_signatures::rule::{Classifications, Vars, load_files};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// `print!` / `println!` to stdout, where a reader that stopped early (`| head`) ends the
+/// program quietly instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        if let Err(e) = write!(o, $($t)*).and_then(|()| o.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        out!($($t)*);
+        out!("\n");
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "mimamori-sig", version, about = "mimamori pattern-file tools")]
 struct Cli {
@@ -168,7 +190,7 @@ fn main() -> anyhow::Result<()> {
                     .count()
             });
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "files": report.files, "enabled": report.enabled, "loaded": report.loaded, "disabled": report.disabled,
@@ -179,17 +201,19 @@ fn main() -> anyhow::Result<()> {
                     }))?
                 );
             } else {
-                println!(
+                outln!(
                     "{} files, {} enabled rules ({} commented out)",
-                    report.files, report.enabled, report.disabled
+                    report.files,
+                    report.enabled,
+                    report.disabled
                 );
-                println!(
+                outln!(
                     "loaded  {} ({:.1} %) in {:.3} s",
                     report.loaded,
                     report.loaded_share() * 100.0,
                     secs,
                 );
-                println!(
+                outln!(
                     "compiled {} ({:.1} % of enabled) in {:.3} s more; peak RSS {:.0} MB",
                     built.compiled,
                     compiled_share * 100.0,
@@ -197,19 +221,19 @@ fn main() -> anyhow::Result<()> {
                     rss_mb()
                 );
                 for (reason, n) in &built.skipped_by_reason {
-                    println!("  {n:>6}  refused by the engine: {reason}");
+                    outln!("  {n:>6}  refused by the engine: {reason}");
                 }
-                println!("skipped {}:", report.enabled - report.loaded);
+                outln!("skipped {}:", report.enabled - report.loaded);
                 for (reason, n) in report.top_reasons(40) {
-                    println!("  {n:>6}  {reason}");
+                    outln!("  {n:>6}  {reason}");
                 }
                 if classes.is_some() {
-                    println!(
+                    outln!(
                         "rules with a classtype missing from the classification file: {unknown_classtypes}"
                     );
                 }
                 for s in report.skipped.iter().take(show_skipped) {
-                    println!(
+                    outln!(
                         "  {}:{} sid {} {}",
                         s.file,
                         s.line,
@@ -252,7 +276,7 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("{}: cannot write", output.display()))?;
             let db = CategoryDb::from_bytes(bytes).map_err(anyhow::Error::msg)?;
             let names = report.domains + report.urls;
-            println!(
+            outln!(
                 "{}: {} entries ({} domains, {} URLs, {} duplicates dropped), {} categories, {} sources",
                 output.display(),
                 db.len(),
@@ -262,14 +286,14 @@ fn main() -> anyhow::Result<()> {
                 db.categories.len(),
                 db.sources.len()
             );
-            println!(
+            outln!(
                 "built in {:.2} s; {} bytes = {:.1} bytes per name",
                 t.elapsed().as_secs_f64(),
                 db.memory_bytes(),
                 db.memory_bytes() as f64 / names.max(1) as f64
             );
             for (file, n) in &report.invalid {
-                println!("  {n} invalid lines in {file}");
+                outln!("  {n} invalid lines in {file}");
             }
         }
         Cmd::Lookup { db, names } => {
@@ -293,7 +317,7 @@ fn main() -> anyhow::Result<()> {
                         )
                     })
                     .collect();
-                println!("{n}: {}", if hit { cats.join(", ") } else { "-".into() });
+                outln!("{n}: {}", if hit { cats.join(", ") } else { "-".into() });
             }
         }
         Cmd::BenchCategories {
@@ -374,7 +398,7 @@ fn bundle_cmd(op: BundleCmd) -> anyhow::Result<()> {
                 pub_path.display(),
                 keys::KeyId::of(key.verifying_key().as_bytes())
             );
-            println!("{public}");
+            outln!("{public}");
         }
         BundleCmd::Build {
             kind,
@@ -425,7 +449,7 @@ fn bundle_cmd(op: BundleCmd) -> anyhow::Result<()> {
             let bytes = bundle::build(&spec, &parts, &limits)
                 .map_err(|e| anyhow::anyhow!("bundle {}: {e}", output.display()))?;
             write_atomic(&output, &bytes)?;
-            println!(
+            outln!(
                 "{}: {kind} version {version}, {} parts, {} bytes, unsigned (next: bundle sign)",
                 output.display(),
                 parts.len(),
@@ -446,7 +470,7 @@ fn bundle_cmd(op: BundleCmd) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("bundle {}: cannot sign: {e}", path.display()))?;
             let out = output.unwrap_or(path);
             write_atomic(&out, &signed)?;
-            println!(
+            outln!(
                 "{}: signed by key {}",
                 out.display(),
                 keys::KeyId::of(key.verifying_key().as_bytes())
@@ -469,7 +493,7 @@ fn bundle_cmd(op: BundleCmd) -> anyhow::Result<()> {
                 .check(&path.display().to_string(), &bytes)
                 .map_err(anyhow::Error::msg)?;
             let m = &ok.manifest;
-            println!(
+            outln!(
                 "{}: OK: {} version {}, published {}, for gateway {} or later, signed by key {}, {} parts",
                 path.display(),
                 m.kind,
@@ -480,14 +504,14 @@ fn bundle_cmd(op: BundleCmd) -> anyhow::Result<()> {
                 m.parts.len()
             );
             for p in &m.parts {
-                println!("  {}  {:>12}  {}", p.sha256, p.size, p.name);
+                outln!("  {}  {:>12}  {}", p.sha256, p.size, p.name);
             }
         }
         BundleCmd::Inspect { bundle: path } => {
             let bytes = read_bundle(&path, &limits)?;
             let i = bundle::inspect(&bytes, &limits)
                 .map_err(|e| anyhow::anyhow!("bundle {}: {e}", path.display()))?;
-            println!("{}", serde_json::to_string_pretty(&i)?);
+            outln!("{}", serde_json::to_string_pretty(&i)?);
         }
     }
     Ok(())
@@ -561,23 +585,23 @@ fn bench_categories(
         }
     }
     let base = (queries.len() * rounds) as f64 / t.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "{} names in the lists, {} queries x {rounds}, {:.1} % hits (HashSet agrees on {:.1} %)",
         names.len(),
         queries.len(),
         hits as f64 * 100.0 / (queries.len() * rounds) as f64,
         base_hits as f64 * 100.0 / (queries.len() * rounds) as f64
     );
-    println!(
+    outln!(
         "category db        {:>8.2} M lookups/s  ({} bytes resident, {:.1} bytes per listed name)",
         ours / 1e6,
         db.memory_bytes(),
         db.memory_bytes() as f64 / db.len().max(1) as f64
     );
-    println!(
+    outln!(
         "HashSet<String>    {:>8.2} M lookups/s  (baseline, same walk)",
         base / 1e6
     );
-    println!("ratio              {:>8.2}x", ours / base);
+    outln!("ratio              {:>8.2}x", ours / base);
     Ok(())
 }
