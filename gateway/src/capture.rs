@@ -316,15 +316,10 @@ impl<R: Read> CaptureReader<R> {
                 reason: format!("captured length {caplen} is implausible"),
             });
         }
-        if frac >= if nanos { 1_000_000_000 } else { 1_000_000 } {
-            return Err(CaptureError::BadRecord {
-                record,
-                offset: start,
-                reason: format!("sub-second timestamp {frac} out of range"),
-            });
-        }
         self.records = record;
         self.read_into_buf(caplen)?;
+        // A sub-second part of a second or more (some writers) carries into the seconds,
+        // as tshark reads it, rather than ending the capture.
         let ts_ns = sec * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
         Ok(Some(Record {
             ts_ns,
@@ -567,6 +562,21 @@ mod tests {
         ] {
             assert!(!to_ethernet(lt, &data, &mut out), "link type {lt}");
         }
+    }
+
+    #[test]
+    fn microseconds_past_a_second_carry_into_the_seconds() {
+        let mut bytes = pcap_of(&[b"abc", b"de"]);
+        // The first record's sub-second part (the writer's is in nanoseconds, after the
+        // 24-byte file header): 1.5 s.
+        bytes[28..32].copy_from_slice(&1_500_000_000u32.to_le_bytes());
+        let mut r = CaptureReader::new(&bytes[..]).unwrap();
+        assert_eq!(r.next_record().unwrap().unwrap().ts_ns, 2_500_000_000);
+        assert_eq!(
+            r.next_record().unwrap().unwrap().data,
+            b"de",
+            "reading goes on"
+        );
     }
 
     #[test]
