@@ -370,6 +370,30 @@ fn proto_number(name: &str) -> Option<u8> {
     })
 }
 
+/// The dotted name of the key whose value starts at `at` (its table header and the key
+/// on that line: `flows.capacity`), for errors the TOML reader reports by value.
+fn field_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[line_start..];
+    let line = &line[..line.find('\n').unwrap_or(line.len())];
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let table = before[..line_start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]"));
+        let inner = inner.or_else(|| l.strip_prefix('[').and_then(|r| r.strip_suffix(']')));
+        inner.map(|t| t.trim().to_string())
+    });
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 impl Policy {
     /// Reads and checks a policy file.
     pub fn load(path: &std::path::Path) -> Result<Policy, PolicyError> {
@@ -388,11 +412,12 @@ impl Policy {
         let cx = Ctx { file, text };
         let raw: PolicyFile = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let field = text
-                .get(span.clone())
-                .map(|s| s.trim().chars().take(40).collect::<String>())
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "-".into());
+            let field = field_at(text, span.start).unwrap_or_else(|| {
+                text.get(span.clone())
+                    .map(|s| s.trim().chars().take(40).collect::<String>())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "-".into())
+            });
             PolicyError {
                 file: file.to_string(),
                 line: cx.line_of(span.start),
@@ -552,6 +577,16 @@ mod tests {
     }
 
     #[test]
+    fn a_type_error_names_the_field_not_the_value() {
+        let e = err("[sides]\nlan_subnets = []\n\n[flows]\ncapacity = \"lots\"\n");
+        assert_eq!((e.line, e.field.as_str()), (5, "flows.capacity"), "{e}");
+        let e = err("[[firewall.rule]]\nname = \"x\"\naction = \"maybe\"\n");
+        assert_eq!(e.field, "firewall.rule.action", "{e}");
+        let e = err("[web]\nech = \"sometimes\"\n");
+        assert_eq!(e.field, "web.ech", "{e}");
+    }
+
+    #[test]
     fn embedded_default_loads() {
         let p = Policy::default();
         assert_eq!(p.firewall.default_wan_to_lan, Action::Deny);
@@ -575,7 +610,7 @@ mod tests {
         let e = err("[flows]\ncapacity = 10\nkapacity = 5\n");
         assert_eq!(e.line, 3, "{e}");
         assert!(e.message.contains("unknown field"), "{e}");
-        assert_eq!(e.field, "kapacity");
+        assert_eq!(e.field, "flows.kapacity");
     }
 
     #[test]
