@@ -471,6 +471,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => {
             let (tier_layout, tier_workers) = tier.layout();
+            // Before anything touches a port or the state folder.
+            dataplane::control::refuse_if_running(&stats_socket)?;
             let last_good = startup::LastGood::in_dir(&state_dir);
             let mut candidates = Vec::new();
             let mut refused = Vec::new();

@@ -58,6 +58,18 @@ pub fn snapshot(
 
 /// The gateway's control socket: one command line per connection, one answer (the
 /// commands and their wire format: `mimamori_proto::control`).
+/// Refuses to start when another gateway answers on `path` (a second `run` must not
+/// take the running one's socket, or its ports); a socket nobody answers on is stale.
+pub fn refuse_if_running(path: &Path) -> anyhow::Result<()> {
+    if path.exists() && UnixStream::connect(path).is_ok() {
+        anyhow::bail!(
+            "{}: another gateway is running and answers on this socket (stop it first, or pass another --stats-socket)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn spawn_control_server(
     path: &Path,
     stop: Arc<AtomicBool>,
@@ -65,6 +77,7 @@ pub fn spawn_control_server(
     slot: Arc<PolicySlot>,
     hosts: Option<Arc<Hosts>>,
 ) -> anyhow::Result<JoinHandle<()>> {
+    refuse_if_running(path)?;
     if path.exists() {
         std::fs::remove_file(path)
             .map_err(|e| anyhow::anyhow!("{}: cannot replace stale socket: {e}", path.display()))?;

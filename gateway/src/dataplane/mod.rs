@@ -2,7 +2,7 @@
 
 pub mod apply;
 pub mod config;
-mod control;
+pub mod control;
 mod stage;
 pub mod stats;
 
