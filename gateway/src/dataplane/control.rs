@@ -205,6 +205,7 @@ pub fn spawn_eve_exporter(
     uplink: Option<Uplink>,
     history: Arc<PolicyHistory>,
     queue: usize,
+    written: Arc<std::sync::atomic::AtomicU64>,
 ) -> anyhow::Result<(SyncSender<EventRecord>, JoinHandle<u64>)> {
     let mut w = match path {
         Some(path) => Some(
@@ -232,10 +233,11 @@ pub fn spawn_eve_exporter(
             };
             let mut next = Some(first);
             while let Some(rec) = next {
-                if let Some(w) = w.as_mut()
-                    && w.write_one(&rec).is_err()
-                {
-                    break 'outer;
+                if let Some(w) = w.as_mut() {
+                    if w.write_one(&rec).is_err() {
+                        break 'outer;
+                    }
+                    written.fetch_add(1, Relaxed);
                 }
                 if let Some(cp) = cp.as_mut() {
                     json.clear();

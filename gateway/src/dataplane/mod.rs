@@ -114,12 +114,14 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     let uplink_counters = uplink
         .as_ref()
         .map_or_else(Default::default, |u| u.counters.clone());
+    let eve_written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (events_tx, exporter) = if cfg.eve.is_some() || uplink.is_some() {
         let (tx, handle) = control::spawn_eve_exporter(
             cfg.eve.as_deref(),
             uplink,
             slot.history.clone(),
             EVENT_QUEUE,
+            eve_written.clone(),
         )?;
         (Some(tx), Some(handle))
     } else {
@@ -205,7 +207,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
     let started = Instant::now();
     let layout = format!("{:?}", cfg.layout).to_lowercase();
     let snapshot = {
-        let (ports, pool, stages, rings, layout, slot, up) = (
+        let (ports, pool, stages, rings, layout, slot, up, written) = (
             ports.clone(),
             pool,
             stages.clone(),
@@ -213,12 +215,14 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             layout.clone(),
             slot.clone(),
             uplink_counters.clone(),
+            eve_written.clone(),
         );
         move || {
             let mut s = control::snapshot(&layout, started, &ports, pool, &stages, &rings);
             s.policy_version = slot.current().version;
             s.policy_origin = policy_origin.clone();
             s.policy_refused = policy_refused.clone();
+            s.events_written = written.load(Ordering::Relaxed);
             s.events_unsent = up.dropped.load(Ordering::Relaxed);
             s.events_spooled = up.written.load(Ordering::Relaxed);
             s.events_acked = up.acked.load(Ordering::Relaxed);
