@@ -11,6 +11,31 @@ pub type LcoreId = u32;
 /// Proof that the EAL is up; dropping it runs `rte_eal_cleanup`.
 pub struct Eal {
     _args: Vec<CString>,
+    /// The EAL's runtime folder for this `--file-prefix`, removed after cleanup so runs do
+    /// not accumulate them.
+    runtime_dir: Option<std::path::PathBuf>,
+}
+
+/// Where the EAL keeps its runtime files for `prefix` (DPDK 22.11: /var/run/dpdk for root,
+/// $XDG_RUNTIME_DIR/dpdk or /tmp/dpdk otherwise).
+fn runtime_dir(args: &[String]) -> Option<std::path::PathBuf> {
+    let at = args.iter().position(|a| a == "--file-prefix")?;
+    let prefix = args.get(at + 1)?;
+    if prefix.is_empty() || prefix.contains('/') || prefix.starts_with('.') {
+        return None;
+    }
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let base = if root {
+        std::path::PathBuf::from("/var/run/dpdk")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| "/tmp".into())
+            .join("dpdk")
+    };
+    Some(base.join(prefix))
 }
 
 impl Eal {
@@ -33,7 +58,10 @@ impl Eal {
         if ret < 0 {
             return Err(DpdkError::Eal(super::last_error()));
         }
-        Ok(Eal { _args: cargs })
+        Ok(Eal {
+            _args: cargs,
+            runtime_dir: runtime_dir(args),
+        })
     }
 
     /// The lcore the calling thread runs on (the main lcore for the process's main thread).
@@ -49,6 +77,9 @@ impl Drop for Eal {
         // (it is the last thing `run` drops); cleanup releases hugepages and devices.
         unsafe {
             dpdk_sys::rte_eal_cleanup();
+        }
+        if let Some(d) = &self.runtime_dir {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 }
