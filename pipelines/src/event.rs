@@ -249,7 +249,7 @@ pub struct EveVerdict {
 pub struct EveWeb {
     /// blocked, sinkholed, monitored or quarantined.
     pub action: &'static str,
-    /// Where the name was read: dns, tls-sni, quic-sni, http-host, dns-answer.
+    /// Where the name was read: dns, tls-sni, quic-sni, http-host, dns-answer, address.
     pub via: &'static str,
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -261,6 +261,9 @@ pub struct EveWeb {
     pub threat: bool,
     pub group: String,
     pub src_mac: String,
+    /// The name is the outer one of a ClientHello with encrypted_client_hello.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ech: bool,
 }
 
 /// A host event (quarantine).
@@ -391,6 +394,7 @@ impl EventRecord {
                     threat: h.threat,
                     group: web.map_or_else(|| h.group.to_string(), |w| w.group(h.group)),
                     src_mac: h.mac.to_string(),
+                    ech: h.ech,
                 });
             }
             EventKind::Signature {
