@@ -189,6 +189,28 @@ impl Default for Quarantine {
     }
 }
 
+/// How the web filter treats hellos whose name it cannot judge (the policy file's
+/// `web.ech` and `web.unreadable`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebOptions {
+    /// An ECH hello whose real name is hidden: allow, monitor or block.
+    #[serde(default = "allow")]
+    pub ech: String,
+    /// A first message read to no name (past 16 KiB, malformed): allow, monitor or block.
+    #[serde(default = "allow")]
+    pub unreadable: String,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        Self {
+            ech: allow(),
+            unreadable: allow(),
+        }
+    }
+}
+
 /// The whole stored policy; each field is one API section.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +223,9 @@ pub struct PolicyDoc {
     pub ips: Ips,
     pub quarantine: Quarantine,
     pub contacts: Vec<Contact>,
+    /// Versions stored before this section existed read as the defaults.
+    #[serde(default)]
+    pub web_options: WebOptions,
 }
 
 impl Default for PolicyDoc {
@@ -239,6 +264,7 @@ impl Default for PolicyDoc {
                 ..Ips::default()
             },
             quarantine: Quarantine::default(),
+            web_options: WebOptions::default(),
             contacts: vec![],
         }
     }
@@ -297,6 +323,8 @@ impl PolicyDoc {
                     window_secs: Some(i64::from(self.quarantine.window_secs)),
                     allow: self.quarantine.allow.clone(),
                 },
+                ech: Some(self.web_options.ech.clone()),
+                unreadable: Some(self.web_options.unreadable.clone()),
             },
             ips: IpsSection {
                 mode: self.ips.mode.clone(),
@@ -336,6 +364,13 @@ impl PolicyDoc {
             }
         };
         let verdicts = ["allow", "deny", "reject"];
+        let actions = ["allow", "monitor", "block"];
+        one_of("web_options.ech".into(), &self.web_options.ech, &actions)?;
+        one_of(
+            "web_options.unreadable".into(),
+            &self.web_options.unreadable,
+            &actions,
+        )?;
         one_of(
             "firewall.default_lan_to_wan".into(),
             &self.firewall.default_lan_to_wan,
@@ -446,6 +481,8 @@ const SECTION_ORIGINS: &[(&[&str], &[&str])] = &[
     (&["web", "exception"], &["exceptions"]),
     (&["web", "group"], &["host_groups"]),
     (&["web", "quarantine"], &["quarantine"]),
+    (&["web", "ech"], &["web_options", "ech"]),
+    (&["web", "unreadable"], &["web_options", "unreadable"]),
 ];
 
 /// The API field for a field the gateway's compiler named in the snapshot:
