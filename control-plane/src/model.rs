@@ -352,6 +352,12 @@ impl PolicyDoc {
     /// Checks the document the way the gateway will (the same policy compiler), and maps
     /// an error's policy-file field back to the API's field path.
     pub fn validate(&self) -> Result<Policy, Invalid> {
+        // Every version is stored whole: bound what one may hold.
+        let v = serde_json::to_value(self).map_err(|e| Invalid {
+            field: "-".into(),
+            reason: e.to_string(),
+        })?;
+        bounded(&v, String::new())?;
         // Words the policy compiler would refuse without naming the field.
         let one_of = |field: String, v: &str, allowed: &[&str]| -> Result<(), Invalid> {
             if allowed.contains(&v) {
@@ -472,6 +478,58 @@ impl PolicyDoc {
     }
 }
 
+/// Longest text value in a policy (names, entries, addresses).
+pub const TEXT_MAX: usize = 1024;
+/// Most entries in one list (rules, exceptions, groups, contacts, subnets).
+pub const LIST_MAX: usize = 10_000;
+
+/// Checks every text and list of the document against [`TEXT_MAX`] and [`LIST_MAX`],
+/// naming the field (`firewall.rules[3].name`).
+fn bounded(v: &serde_json::Value, path: String) -> Result<(), Invalid> {
+    use serde_json::Value;
+    let too = |path: String, what: String| {
+        Err(Invalid {
+            field: path,
+            reason: what,
+        })
+    };
+    match v {
+        Value::String(s) if s.len() > TEXT_MAX => {
+            too(path, format!("{} bytes, longer than {TEXT_MAX}", s.len()))
+        }
+        Value::Array(a) if a.len() > LIST_MAX => {
+            too(path, format!("{} entries, more than {LIST_MAX}", a.len()))
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                bounded(x, format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        Value::Object(o) if o.len() > LIST_MAX => {
+            too(path, format!("{} entries, more than {LIST_MAX}", o.len()))
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                if k.len() > TEXT_MAX {
+                    return too(
+                        path,
+                        format!("a key of {} bytes, longer than {TEXT_MAX}", k.len()),
+                    );
+                }
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                bounded(x, p)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Where each snapshot section comes from in the document (the inverse of `snapshot`):
 /// policy-file keys → API keys; sections not listed have the same name in both.
 const SECTION_ORIGINS: &[(&[&str], &[&str])] = &[
@@ -504,6 +562,17 @@ fn api_field(file_field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_texts_and_lists_are_refused_by_field() {
+        let mut d = PolicyDoc::default();
+        d.firewall.rules[0].name = "x".repeat(TEXT_MAX + 1);
+        let e = d.validate().unwrap_err();
+        assert_eq!(e.field, "firewall.rules[0].name", "{}", e.reason);
+        let mut d = PolicyDoc::default();
+        d.quarantine.allow = vec!["a.example".into(); LIST_MAX + 1];
+        assert_eq!(d.validate().unwrap_err().field, "quarantine.allow");
+    }
 
     #[test]
     fn default_doc_compiles_and_round_trips() {
