@@ -186,6 +186,7 @@ pub const SECTIONS: &[&str] = &[
     "quarantine",
     "contacts",
     "lan-subnets",
+    "web-options",
 ];
 
 fn section_value(doc: &PolicyDoc, s: &str) -> Option<Value> {
@@ -198,6 +199,7 @@ fn section_value(doc: &PolicyDoc, s: &str) -> Option<Value> {
         "quarantine" => json!(doc.quarantine),
         "contacts" => json!(doc.contacts),
         "lan-subnets" => json!(doc.lan_subnets),
+        "web-options" => json!(doc.web_options),
         _ => return None,
     })
 }
@@ -228,6 +230,7 @@ fn set_section(doc: &mut PolicyDoc, s: &str, body: &[u8]) -> Result<(), Invalid>
         "quarantine" => doc.quarantine = parse(&p, body)?,
         "contacts" => doc.contacts = parse(&p, body)?,
         "lan-subnets" => doc.lan_subnets = parse(&p, body)?,
+        "web-options" => doc.web_options = parse(&p, body)?,
         _ => {
             return Err(Invalid {
                 field: s.into(),

@@ -316,8 +316,21 @@ pub fn store_policy(
         "INSERT INTO audit (ts, actor, action, target, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![now(), actor, action, target, before.to_string(), after.to_string()],
     )?;
+    prune_versions(&tx, KEEP_VERSIONS)?;
     tx.commit()?;
     Ok(())
+}
+
+/// Policy versions kept (the audit keeps every change's before and after).
+pub const KEEP_VERSIONS: u64 = 1000;
+
+/// Deletes all but the newest `keep` versions, never the newest one the gateway applied.
+pub fn prune_versions(c: &Connection, keep: u64) -> rusqlite::Result<usize> {
+    c.execute(
+        "DELETE FROM policy WHERE version <= (SELECT MAX(version) FROM policy) - ?1
+           AND version IS NOT (SELECT MAX(version) FROM policy WHERE applied)",
+        params![keep as i64],
+    )
 }
 
 pub fn audit(
@@ -374,6 +387,33 @@ pub fn audit_log(c: &Connection, limit: i64) -> rusqlite::Result<Vec<AuditEntry>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn old_policy_versions_are_pruned_but_not_the_one_applied() {
+        let p = std::env::temp_dir().join(format!("mm-db-prune-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        let mut c = super::open(&p).unwrap();
+        let doc = crate::model::PolicyDoc::default();
+        let null = serde_json::Value::Null;
+        for v in 1..=10u64 {
+            // Only version 2 ever reached the gateway.
+            super::store_policy(&mut c, v, "t", &doc, v == 2, "", "set", "x", &null, &null)
+                .unwrap();
+        }
+        super::prune_versions(&c, 3).unwrap();
+        let mut s = c
+            .prepare("SELECT version FROM policy ORDER BY version")
+            .unwrap();
+        let left: Vec<i64> = s
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(left, [2, 8, 9, 10]);
+        drop(s);
+        drop(c);
+        let _ = std::fs::remove_file(&p);
+    }
+
     #[test]
     fn a_new_database_is_readable_by_its_owner_only() {
         use std::os::unix::fs::PermissionsExt;

@@ -189,6 +189,28 @@ impl Default for Quarantine {
     }
 }
 
+/// How the web filter treats hellos whose name it cannot judge (the policy file's
+/// `web.ech` and `web.unreadable`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebOptions {
+    /// An ECH hello whose real name is hidden: allow, monitor or block.
+    #[serde(default = "allow")]
+    pub ech: String,
+    /// A first message read to no name (past 16 KiB, malformed): allow, monitor or block.
+    #[serde(default = "allow")]
+    pub unreadable: String,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        Self {
+            ech: allow(),
+            unreadable: allow(),
+        }
+    }
+}
+
 /// The whole stored policy; each field is one API section.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +223,9 @@ pub struct PolicyDoc {
     pub ips: Ips,
     pub quarantine: Quarantine,
     pub contacts: Vec<Contact>,
+    /// Versions stored before this section existed read as the defaults.
+    #[serde(default)]
+    pub web_options: WebOptions,
 }
 
 impl Default for PolicyDoc {
@@ -239,6 +264,7 @@ impl Default for PolicyDoc {
                 ..Ips::default()
             },
             quarantine: Quarantine::default(),
+            web_options: WebOptions::default(),
             contacts: vec![],
         }
     }
@@ -297,6 +323,8 @@ impl PolicyDoc {
                     window_secs: Some(i64::from(self.quarantine.window_secs)),
                     allow: self.quarantine.allow.clone(),
                 },
+                ech: Some(self.web_options.ech.clone()),
+                unreadable: Some(self.web_options.unreadable.clone()),
             },
             ips: IpsSection {
                 mode: self.ips.mode.clone(),
@@ -324,6 +352,12 @@ impl PolicyDoc {
     /// Checks the document the way the gateway will (the same policy compiler), and maps
     /// an error's policy-file field back to the API's field path.
     pub fn validate(&self) -> Result<Policy, Invalid> {
+        // Every version is stored whole: bound what one may hold.
+        let v = serde_json::to_value(self).map_err(|e| Invalid {
+            field: "-".into(),
+            reason: e.to_string(),
+        })?;
+        bounded(&v, String::new())?;
         // Words the policy compiler would refuse without naming the field.
         let one_of = |field: String, v: &str, allowed: &[&str]| -> Result<(), Invalid> {
             if allowed.contains(&v) {
@@ -336,6 +370,13 @@ impl PolicyDoc {
             }
         };
         let verdicts = ["allow", "deny", "reject"];
+        let actions = ["allow", "monitor", "block"];
+        one_of("web_options.ech".into(), &self.web_options.ech, &actions)?;
+        one_of(
+            "web_options.unreadable".into(),
+            &self.web_options.unreadable,
+            &actions,
+        )?;
         one_of(
             "firewall.default_lan_to_wan".into(),
             &self.firewall.default_lan_to_wan,
@@ -437,6 +478,58 @@ impl PolicyDoc {
     }
 }
 
+/// Longest text value in a policy (names, entries, addresses).
+pub const TEXT_MAX: usize = 1024;
+/// Most entries in one list (rules, exceptions, groups, contacts, subnets).
+pub const LIST_MAX: usize = 10_000;
+
+/// Checks every text and list of the document against [`TEXT_MAX`] and [`LIST_MAX`],
+/// naming the field (`firewall.rules[3].name`).
+fn bounded(v: &serde_json::Value, path: String) -> Result<(), Invalid> {
+    use serde_json::Value;
+    let too = |path: String, what: String| {
+        Err(Invalid {
+            field: path,
+            reason: what,
+        })
+    };
+    match v {
+        Value::String(s) if s.len() > TEXT_MAX => {
+            too(path, format!("{} bytes, longer than {TEXT_MAX}", s.len()))
+        }
+        Value::Array(a) if a.len() > LIST_MAX => {
+            too(path, format!("{} entries, more than {LIST_MAX}", a.len()))
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                bounded(x, format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        Value::Object(o) if o.len() > LIST_MAX => {
+            too(path, format!("{} entries, more than {LIST_MAX}", o.len()))
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                if k.len() > TEXT_MAX {
+                    return too(
+                        path,
+                        format!("a key of {} bytes, longer than {TEXT_MAX}", k.len()),
+                    );
+                }
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                bounded(x, p)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Where each snapshot section comes from in the document (the inverse of `snapshot`):
 /// policy-file keys → API keys; sections not listed have the same name in both.
 const SECTION_ORIGINS: &[(&[&str], &[&str])] = &[
@@ -446,6 +539,8 @@ const SECTION_ORIGINS: &[(&[&str], &[&str])] = &[
     (&["web", "exception"], &["exceptions"]),
     (&["web", "group"], &["host_groups"]),
     (&["web", "quarantine"], &["quarantine"]),
+    (&["web", "ech"], &["web_options", "ech"]),
+    (&["web", "unreadable"], &["web_options", "unreadable"]),
 ];
 
 /// The API field for a field the gateway's compiler named in the snapshot:
@@ -467,6 +562,17 @@ fn api_field(file_field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_texts_and_lists_are_refused_by_field() {
+        let mut d = PolicyDoc::default();
+        d.firewall.rules[0].name = "x".repeat(TEXT_MAX + 1);
+        let e = d.validate().unwrap_err();
+        assert_eq!(e.field, "firewall.rules[0].name", "{}", e.reason);
+        let mut d = PolicyDoc::default();
+        d.quarantine.allow = vec!["a.example".into(); LIST_MAX + 1];
+        assert_eq!(d.validate().unwrap_err().field, "quarantine.allow");
+    }
 
     #[test]
     fn default_doc_compiles_and_round_trips() {

@@ -67,6 +67,7 @@ pub fn document() -> Value {
         ("quarantine", "QuarantineSettings"),
         ("contacts", "Contacts"),
         ("lan-subnets", "LanSubnets"),
+        ("web-options", "WebOptions"),
     ];
     for (name, schema) in sections {
         paths.insert(
@@ -194,6 +195,7 @@ pub fn document() -> Value {
                 "QuarantineSettings": {"type": "object", "additionalProperties": false, "properties": {"callbacks": {"type": "integer"}, "window_secs": {"type": "integer"}, "allow": strings}},
                 "Contacts": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {"name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"}, "notify": {"type": "string", "enum": ["threats", "reports", "all"]}}}},
                 "LanSubnets": strings,
+                "WebOptions": {"type": "object", "additionalProperties": false, "properties": {"ech": action, "unreadable": action}},
                 "NewToken": {"type": "object", "additionalProperties": false, "required": ["name", "role"], "properties": {"name": {"type": "string"}, "role": {"type": "string", "enum": ["customer-admin", "desk-operator", "read-only"]}}}
             }
         }

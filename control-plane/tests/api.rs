@@ -592,3 +592,22 @@ fn quarantine_metrics_and_openapi() {
         }
     }
 }
+
+#[test]
+fn web_options_reach_the_gateway_and_bad_words_name_the_field() {
+    let (cp, gw) = start("web-options", true);
+    let gw = gw.unwrap();
+    let (code, v) = cp.get("/api/v1/policy/web-options");
+    assert_eq!(
+        (code, &v),
+        (200, &json!({"ech": "allow", "unreadable": "allow"}))
+    );
+    let (code, v) = cp.put("/api/v1/policy/web-options", r#"{"ech": "block"}"#);
+    assert_eq!(code, 200, "{v}");
+    let pushed = gw.last_policy.lock().unwrap().clone();
+    assert!(pushed.contains("ech = \"block\""), "{pushed}");
+    assert!(pushed.contains("unreadable = \"allow\""), "{pushed}");
+    let (code, v) = cp.put("/api/v1/policy/web-options", r#"{"ech": "sometimes"}"#);
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["field"], "web_options.ech", "{v}");
+}

@@ -115,6 +115,12 @@ pub struct WebSection {
     pub group: Vec<GroupEntry>,
     #[serde(default)]
     pub quarantine: QuarantineSection,
+    /// An ECH hello whose real name is hidden: allow, monitor or block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ech: Option<String>,
+    /// A first message read to no name: allow, monitor or block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -300,6 +306,8 @@ mod tests {
                     window_secs: Some(600),
                     allow: vec!["updates.example.com".into()],
                 },
+                ech: Some("block".into()),
+                unreadable: None,
             },
             ips: IpsSection {
                 mode: "ips".into(),
