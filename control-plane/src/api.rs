@@ -357,8 +357,19 @@ async fn put_section(
     Ok((status, Json(json!({"version": version, "applied": applied, "note": note, "push_ms": ms, section: after}))).into_response())
 }
 
+/// The pattern sets' state (versions, ages, staleness), when the box takes bundles.
+async fn patterns_state(app: &Arc<App>) -> Result<Option<Value>, ApiError> {
+    match app.patterns.clone() {
+        Some(p) => Ok(Some(
+            with_db(app, move |c| Ok(p.status(c, db::now())?)).await?,
+        )),
+        None => Ok(None),
+    }
+}
+
 async fn status(State(app): State<Arc<App>>, _c: Caller) -> Result<Json<Value>, ApiError> {
     let cur = with_db(&app, |c| db::current_policy(c)).await?;
+    let patterns = patterns_state(&app).await?;
     let gw = app.gateway.clone();
     let stats = tokio::task::spawn_blocking(move || gw.stats())
         .await
@@ -382,6 +393,8 @@ async fn status(State(app): State<Arc<App>>, _c: Caller) -> Result<Json<Value>, 
         "events": {"received": i.received.load(Relaxed), "stored": i.stored.load(Relaxed),
                    "malformed": i.malformed.load(Relaxed), "dropped": i.dropped.load(Relaxed),
                    "pruned": i.pruned.load(Relaxed)},
+        "patterns_stale": patterns.as_ref().map(|p| p["patterns_stale"].clone()),
+        "patterns": patterns,
     })))
 }
 
@@ -633,9 +646,10 @@ async fn metrics(State(app): State<Arc<App>>, _c: Caller) -> Result<Response, Ap
         .await
         .map_err(internal)?;
     let cur = with_db(&app, |c| db::current_policy(c)).await?;
+    let patterns = patterns_state(&app).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(&app, cur.version, stats.ok().as_ref()),
+        crate::metrics::render(&app, cur.version, stats.ok().as_ref(), patterns.as_ref()),
     )
         .into_response())
 }

@@ -6,14 +6,59 @@ use serde_json::Value;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// Per pattern kind: staleness, age and version (from `Patterns::status`).
+fn pattern_metrics(s: &mut String, p: &Value) {
+    let kinds = p["kinds"].as_array().cloned().unwrap_or_default();
+    let series = |field: &str, f: &dyn Fn(&Value) -> f64| -> String {
+        kinds
+            .iter()
+            .map(|k| {
+                format!(
+                    "{field}{{kind=\"{}\"}} {}\n",
+                    label(k["kind"].as_str().unwrap_or("-")),
+                    f(k)
+                )
+            })
+            .collect()
+    };
+    let stale = |k: &Value| f64::from(u8::from(k["patterns_stale"].as_bool().unwrap_or(true)));
+    let _ = write!(
+        s,
+        "# HELP mimamori_patterns_stale 1 when a pattern set is out of date (too old, or not checked)\n# TYPE mimamori_patterns_stale gauge\n{}",
+        series("mimamori_patterns_stale", &stale)
+    );
+    let _ = write!(
+        s,
+        "# HELP mimamori_patterns_age_seconds Age of the active pattern set (since its publication)\n# TYPE mimamori_patterns_age_seconds gauge\n{}",
+        series("mimamori_patterns_age_seconds", &|k| k["age_secs"]
+            .as_f64()
+            .unwrap_or(0.0))
+    );
+    let _ = write!(
+        s,
+        "# HELP mimamori_patterns_version Version of the active pattern set\n# TYPE mimamori_patterns_version gauge\n{}",
+        series("mimamori_patterns_version", &|k| k["version"]
+            .as_f64()
+            .unwrap_or(0.0))
+    );
+}
+
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', " ")
 }
 
-pub fn render(app: &App, stored_version: u64, gw: Option<&Value>) -> String {
+pub fn render(
+    app: &App,
+    stored_version: u64,
+    gw: Option<&Value>,
+    patterns: Option<&Value>,
+) -> String {
     let mut s = String::new();
+    if let Some(p) = patterns {
+        pattern_metrics(&mut s, p);
+    }
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (labels, v) in samples {

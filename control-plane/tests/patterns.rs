@@ -474,6 +474,31 @@ fn over_the_api() {
     assert_eq!(get["kinds"][0]["version"], 4);
     assert_eq!(get["kinds"][0]["last_good_version"], 5);
     assert_eq!(get["patterns_stale"], false);
+    // Staleness also in the box's status and in /metrics.
+    let status: Value = serde_json::from_reader(
+        ureq::get(&format!("{base}/api/v1/status"))
+            .set("Authorization", &format!("Bearer {ro}"))
+            .call()
+            .unwrap()
+            .into_reader(),
+    )
+    .unwrap();
+    assert_eq!(status["patterns_stale"], false, "{status}");
+    assert_eq!(status["patterns"]["kinds"][0]["version"], 4);
+    let metrics = ureq::get(&format!("{base}/metrics"))
+        .set("Authorization", &format!("Bearer {ro}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("mimamori_patterns_stale{kind=\"rules\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mimamori_patterns_version{kind=\"rules\"} 4"),
+        "{metrics}"
+    );
     let r = ureq::post(&format!("{base}/api/v1/patterns/rules/rollback"))
         .set("Authorization", &format!("Bearer {admin}"))
         .call()
