@@ -13,30 +13,9 @@ use mimamori_gateway::webfilter::WebSetup;
 #[cfg(feature = "dpdk")]
 use mimamori_pipelines::inspect::RuleBook;
 use mimamori_pipelines::{Policy, synth};
+use mimamori_signatures::{out, outln};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// `print!` / `println!` to stdout, where a reader that stopped early (`| head`) ends the
-/// program quietly instead of panicking.
-macro_rules! out {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let mut o = std::io::stdout().lock();
-        if let Err(e) = write!(o, $($t)*).and_then(|()| o.flush()) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-            eprintln!("stdout: {e}");
-            std::process::exit(1);
-        }
-    }};
-}
-macro_rules! outln {
-    ($($t:tt)*) => {{
-        out!($($t)*);
-        out!("\n");
-    }};
-}
 
 #[derive(Parser)]
 #[command(

@@ -6,30 +6,9 @@ use clap::{Parser, Subcommand};
 use mimamori_signatures::bundle;
 use mimamori_signatures::category::{Builder, CategoryDb};
 use mimamori_signatures::rule::{Classifications, Vars, load_files};
+use mimamori_signatures::outln;
 use std::path::PathBuf;
 use std::time::Instant;
-
-/// `print!` / `println!` to stdout, where a reader that stopped early (`| head`) ends the
-/// program quietly instead of panicking.
-macro_rules! out {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let mut o = std::io::stdout().lock();
-        if let Err(e) = write!(o, $($t)*).and_then(|()| o.flush()) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-            eprintln!("stdout: {e}");
-            std::process::exit(1);
-        }
-    }};
-}
-macro_rules! outln {
-    ($($t:tt)*) => {{
-        out!($($t)*);
-        out!("\n");
-    }};
-}
 
 #[derive(Parser)]
 #[command(name = "mimamori-sig", version, about = "mimamori pattern-file tools")]
