@@ -5,8 +5,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mimamori_signatures::bundle;
 use mimamori_signatures::category::{Builder, CategoryDb};
-use mimamori_signatures::rule::{Classifications, Vars, load_files};
 use mimamori_signatures::outln;
+use mimamori_signatures::rule::{Classifications, Vars, load_files};
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod html;
 pub mod pdf;
+mod summary;
 
 pub use aggregate::{Func, Report, aggregate};
 
