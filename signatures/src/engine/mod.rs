@@ -7,6 +7,8 @@
 //! one set of buffers at a time; reassembly and app-layer parsing happen before it
 //! (`gateway::ips`).
 
+mod header;
+mod state;
 mod verify;
 
 use crate::rule::content::Value;
@@ -15,59 +17,11 @@ use crate::rule::load::Loaded;
 use crate::rule::options::{FlowbitsCmd, ThresholdKind, Track};
 use crate::rule::{Action, Buffer, Content, FlowOpt, Header, Match, Meta, RuleSet};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+pub use header::AddrSet;
+pub(crate) use header::header_admits;
+pub use state::{FlowBits, RateTable};
 use std::collections::{BTreeMap, HashMap};
 pub use verify::Step;
-
-/// An address spec as sorted, merged ranges: membership is a binary search, which matters
-/// for the IP-reputation rules that list hundreds of addresses.
-pub struct AddrSet {
-    any: bool,
-    include: Vec<(u128, u128)>,
-    exclude: Vec<(u128, u128)>,
-}
-
-fn ranges(nets: &[crate::rule::header::Net]) -> Vec<(u128, u128)> {
-    let mut v: Vec<(u128, u128)> = nets
-        .iter()
-        .map(|n| {
-            let host = if n.prefix >= 128 {
-                0
-            } else {
-                u128::MAX >> n.prefix
-            };
-            let lo = n.addr & !host;
-            (lo, lo | host)
-        })
-        .collect();
-    v.sort_unstable();
-    let mut out: Vec<(u128, u128)> = Vec::with_capacity(v.len());
-    for (lo, hi) in v {
-        match out.last_mut() {
-            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-            _ => out.push((lo, hi)),
-        }
-    }
-    out
-}
-
-fn in_ranges(r: &[(u128, u128)], a: u128) -> bool {
-    let i = r.partition_point(|&(lo, _)| lo <= a);
-    i > 0 && r[i - 1].1 >= a
-}
-
-impl AddrSet {
-    fn new(spec: &crate::rule::AddrSpec) -> Self {
-        AddrSet {
-            any: spec.any,
-            include: ranges(&spec.include),
-            exclude: ranges(&spec.exclude),
-        }
-    }
-    #[inline]
-    pub fn contains(&self, a: u128) -> bool {
-        (self.any || in_ranges(&self.include, a)) && !in_ranges(&self.exclude, a)
-    }
-}
 
 /// One compiled rule.
 pub struct CompiledRule {
@@ -734,136 +688,6 @@ impl Engine {
     }
 }
 
-/// The flowbits set on one flow (a short list: flows set few bits).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FlowBits(Vec<u16>);
-
-impl FlowBits {
-    pub fn is_set(&self, b: u16) -> bool {
-        self.0.contains(&b)
-    }
-    fn set(&mut self, b: u16) {
-        if !self.is_set(b) && self.0.len() < MAX_BITS_PER_FLOW {
-            self.0.push(b);
-        }
-    }
-    fn unset(&mut self, b: u16) {
-        self.0.retain(|&x| x != b);
-    }
-}
-
-/// Most flowbits one flow holds; more are not recorded.
-const MAX_BITS_PER_FLOW: usize = 64;
-
-/// State kept per host: alert rates of threshold and detection_filter (per rule and
-/// tracked address) and xbits (per bit and host or host pair), bounded.
-pub struct RateTable {
-    map: HashMap<(u32, u128), (u64, u32)>,
-    /// xbits per (bit, tracked host or pair): when each expires.
-    xbits: HashMap<(u16, u128), u64>,
-    cap: usize,
-    /// Times the table was full and started over.
-    pub resets: u64,
-}
-
-/// The host (or order-independent host pair) an xbit or a rate is kept for.
-fn tracked(track: Track, p: &Inspection<'_>) -> u128 {
-    match track {
-        Track::Src => p.src,
-        Track::Dst => p.dst,
-        Track::Rule => 0,
-        Track::Both => {
-            let (lo, hi) = (p.src.min(p.dst), p.src.max(p.dst));
-            lo ^ hi.rotate_left(64)
-        }
-    }
-}
-
-impl RateTable {
-    fn xbit_is_set(&self, x: &Xbit, p: &Inspection<'_>, now_ns: u64) -> bool {
-        self.xbits
-            .get(&(x.id, tracked(x.track, p)))
-            .is_some_and(|&until| until > now_ns)
-    }
-
-    fn change_xbit(&mut self, x: &Xbit, p: &Inspection<'_>, now_ns: u64) {
-        let key = (x.id, tracked(x.track, p));
-        let set = match x.cmd {
-            FlowbitsCmd::Set => true,
-            FlowbitsCmd::Toggle => !self.xbit_is_set(x, p, now_ns),
-            _ => false,
-        };
-        if !set {
-            self.xbits.remove(&key);
-            return;
-        }
-        if self.xbits.len() >= self.cap && !self.xbits.contains_key(&key) {
-            self.xbits.retain(|_, &mut until| until > now_ns);
-            if self.xbits.len() >= self.cap {
-                self.xbits.clear();
-                self.resets += 1;
-            }
-        }
-        let until = match x.expire_secs {
-            0 => u64::MAX,
-            s => now_ns.saturating_add(u64::from(s) * 1_000_000_000),
-        };
-        self.xbits.insert(key, until);
-    }
-
-    pub fn new(cap: usize) -> Self {
-        Self {
-            map: HashMap::new(),
-            xbits: HashMap::new(),
-            cap,
-            resets: 0,
-        }
-    }
-
-    /// Whether this match of `rule` (index `id`) may alert now.
-    fn allows(&mut self, id: u32, rate: &Rate, p: &Inspection<'_>, now_ns: u64) -> bool {
-        self.permits(id, rate, p.src, p.dst, now_ns)
-    }
-
-    /// Whether a match of rule `id` between `src` and `dst` may alert now under `rate`.
-    pub fn permits(&mut self, id: u32, rate: &Rate, src: u128, dst: u128, now_ns: u64) -> bool {
-        let key = match rate.track {
-            Track::Src => src,
-            Track::Dst => dst,
-            Track::Rule => 0,
-            Track::Both => src ^ dst.rotate_left(64),
-        };
-        if self.map.len() >= self.cap && !self.map.contains_key(&(id, key)) {
-            self.map.clear();
-            self.resets += 1;
-        }
-        let window = u64::from(rate.seconds) * 1_000_000_000;
-        let e = self.map.entry((id, key)).or_insert((now_ns, 0));
-        if now_ns.saturating_sub(e.0) >= window {
-            *e = (now_ns, 0);
-        }
-        e.1 = e.1.saturating_add(1);
-        let n = e.1;
-        match rate.kind {
-            // The first `count` in each window.
-            Some(ThresholdKind::Limit) => n <= rate.count,
-            // Every `count`-th in a window.
-            Some(ThresholdKind::Threshold) => {
-                if n >= rate.count {
-                    e.1 = 0;
-                    true
-                } else {
-                    false
-                }
-            }
-            // Once per window, when `count` is reached.
-            Some(ThresholdKind::Both) => n == rate.count,
-            // detection_filter: every match after the first `count` in the window.
-            None => n > rate.count,
-        }
-    }
-}
-
 impl Engine {
     /// [`Engine::inspect`] with the flow's flowbits and the alert rates: rules that set
     /// bits run before rules that test them (as Suricata orders them), `noalert` rules
@@ -934,36 +758,4 @@ impl Engine {
         alerts.sort_unstable();
         scratch.hits = hits;
     }
-}
-
-/// Does the header admit this packet (either way round for `<>`)?
-pub(crate) fn header_admits(r: &CompiledRule, p: &Inspection<'_>) -> bool {
-    let h = &r.header;
-    let proto_ok = match h.proto {
-        Proto::Ip => true,
-        Proto::Tcp => p.proto == 6,
-        Proto::Udp => p.proto == 17,
-        Proto::Icmp => p.proto == 1,
-        Proto::Icmpv6 => p.proto == 58,
-        Proto::App(a) => {
-            p.app_proto == Some(a)
-                && if a == "dns" {
-                    p.proto == 17 || p.proto == 6
-                } else {
-                    p.proto == 6
-                }
-        }
-    };
-    if !proto_ok {
-        return false;
-    }
-    let fwd = h.src_ports.matches(p.src_port)
-        && h.dst_ports.matches(p.dst_port)
-        && r.src.contains(p.src)
-        && r.dst.contains(p.dst);
-    fwd || (h.bidirectional
-        && h.src_ports.matches(p.dst_port)
-        && h.dst_ports.matches(p.src_port)
-        && r.src.contains(p.dst)
-        && r.dst.contains(p.src))
 }
