@@ -14,6 +14,12 @@
 
 pub mod container;
 pub mod keys;
+mod manifest;
+mod time;
+
+use manifest::match_parts;
+pub use manifest::parse_manifest;
+pub use time::{parse_time, utc};
 
 use container::RawSignature;
 use ed25519_dalek::{Signature, Signer, SigningKey};
@@ -330,164 +336,6 @@ fn short(v: &serde_json::Value) -> String {
     }
 }
 
-/// Reads a manifest's bytes, checking every field. Unknown fields are refused: a field this
-/// build does not know could change the meaning of the bundle, and a new field comes with a
-/// new manifest format.
-pub fn parse_manifest(bytes: &[u8], limits: &Limits) -> Result<Manifest, BundleError> {
-    use serde_json::Value;
-    let v: Value =
-        serde_json::from_slice(bytes).map_err(|e| BundleError::ManifestSyntax(e.to_string()))?;
-    let Value::Object(mut m) = v else {
-        return Err(BundleError::ManifestSyntax("not a JSON object".into()));
-    };
-    let mut take = |k: &str| {
-        m.remove(k)
-            .ok_or_else(|| BundleError::ManifestSyntax(format!("no field {k:?}")))
-    };
-    let format = take("format")?;
-    if format.as_u64() != Some(MANIFEST_FORMAT) {
-        return Err(BundleError::ManifestFormat(short(&format)));
-    }
-    let kind = match take("kind")? {
-        Value::String(s) => s.parse::<Kind>()?,
-        other => return Err(BundleError::UnknownKind(short(&other))),
-    };
-    let version = take("version")?;
-    let version = version
-        .as_u64()
-        .ok_or_else(|| BundleError::BadVersion(short(&version)))?;
-    let published = take("published")?;
-    let published = published
-        .as_u64()
-        .ok_or_else(|| BundleError::BadPublished(short(&published)))?;
-    let min_gateway = match take("min_gateway")? {
-        Value::String(s) => s.parse::<GatewayVersion>()?,
-        other => return Err(BundleError::BadMinGateway(short(&other))),
-    };
-    let Value::Array(raw_parts) = take("parts")? else {
-        return Err(BundleError::ManifestSyntax(
-            "\"parts\" is not a list".into(),
-        ));
-    };
-    if let Some(k) = m.keys().next() {
-        return Err(BundleError::ManifestSyntax(format!(
-            "unknown field {:?} (this build reads manifest format {MANIFEST_FORMAT})",
-            k.chars().take(40).collect::<String>()
-        )));
-    }
-    if raw_parts.is_empty() {
-        return Err(BundleError::NoParts);
-    }
-    if raw_parts.len() > limits.max_parts {
-        return Err(BundleError::TooManyParts {
-            count: raw_parts.len(),
-            limit: limits.max_parts,
-        });
-    }
-    let mut parts: Vec<PartEntry> = Vec::with_capacity(raw_parts.len());
-    let mut total = 0u64;
-    for (i, p) in raw_parts.into_iter().enumerate() {
-        let syntax = |what: &str| BundleError::ManifestSyntax(format!("part {}: {what}", i + 1));
-        let Value::Object(mut p) = p else {
-            return Err(syntax("not a JSON object"));
-        };
-        let name = match p.remove("name") {
-            Some(Value::String(s)) => s,
-            _ => return Err(syntax("no \"name\" string")),
-        };
-        check_part_name(&name)?;
-        let size = p
-            .remove("size")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| syntax("no \"size\" whole number"))?;
-        let sha256 = match p.remove("sha256") {
-            Some(Value::String(s)) => s,
-            _ => return Err(syntax("no \"sha256\" string")),
-        };
-        if let Some(k) = p.keys().next() {
-            return Err(syntax(&format!(
-                "unknown field {:?}",
-                k.chars().take(40).collect::<String>()
-            )));
-        }
-        if sha256.len() != 64
-            || !sha256
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(BundleError::BadPartHash { part: name });
-        }
-        if size > limits.max_part {
-            return Err(BundleError::PartTooLarge {
-                part: name,
-                size,
-                limit: limits.max_part,
-            });
-        }
-        total = total.saturating_add(size);
-        if total > limits.max_bundle {
-            return Err(BundleError::BundleTooLarge {
-                size: total,
-                limit: limits.max_bundle,
-            });
-        }
-        if parts.iter().any(|q| q.name == name) {
-            return Err(BundleError::DuplicatePart(name));
-        }
-        parts.push(PartEntry { name, size, sha256 });
-    }
-    Ok(Manifest {
-        format: MANIFEST_FORMAT,
-        kind,
-        version,
-        published,
-        min_gateway,
-        parts,
-    })
-}
-
-/// Checks the file's parts against the manifest: same names (none missing, none extra,
-/// none twice), then each size, then each hash. Returns the parts in the manifest's order.
-fn match_parts<'a>(
-    manifest: &Manifest,
-    found: &[(&'a str, &'a [u8])],
-) -> Result<Vec<(&'a str, &'a [u8])>, BundleError> {
-    for (i, (name, _)) in found.iter().enumerate() {
-        if found[..i].iter().any(|(n, _)| n == name) {
-            return Err(BundleError::DuplicatePart((*name).to_string()));
-        }
-        if !manifest.parts.iter().any(|p| p.name == *name) {
-            return Err(BundleError::ExtraPart((*name).to_string()));
-        }
-    }
-    let mut out = Vec::with_capacity(manifest.parts.len());
-    for p in &manifest.parts {
-        let (name, data) = *found
-            .iter()
-            .find(|(n, _)| *n == p.name)
-            .ok_or_else(|| BundleError::MissingPart(p.name.clone()))?;
-        if data.len() as u64 != p.size {
-            return Err(BundleError::PartSize {
-                part: p.name.clone(),
-                manifest: p.size,
-                actual: data.len() as u64,
-            });
-        }
-        out.push((name, data));
-    }
-    for (p, (_, data)) in manifest.parts.iter().zip(&out) {
-        let actual = sha256_hex(data);
-        if actual != p.sha256 {
-            return Err(BundleError::PartHash {
-                part: p.name.clone(),
-                manifest: p.sha256.clone(),
-                actual,
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// What `build` needs besides the parts.
 #[derive(Clone, Debug)]
 pub struct BuildSpec {
@@ -745,78 +593,6 @@ pub fn inspect(bundle: &[u8], limits: &Limits) -> Result<Inspection, BundleError
             .collect(),
         parts_problem,
     })
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since 1970 (UTC).
-pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Inverse of days_from_civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Seconds since 1970 from either a whole number or `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn parse_time(s: &str) -> Option<u64> {
-    if let Ok(n) = s.parse::<u64>() {
-        return Some(n);
-    }
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1970..=9999).contains(&y)
-        || !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
-        || h > 23
-        || mi > 59
-        || se > 59
-    {
-        return None;
-    }
-    let days = days_from_civil(i64::from(y), mo, d);
-    let secs = u64::try_from(days).ok()? * 86_400 + u64::from(h * 3600 + mi * 60 + se);
-    // Refuses 2026-02-31 and the like: the date must come back as written.
-    (utc(secs) == s).then_some(secs)
 }
 
 #[cfg(test)]
