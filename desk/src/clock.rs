@@ -1,0 +1,1 @@
+//! Japan time and the service windows (phone 9:00–21:00, repair dispatch).

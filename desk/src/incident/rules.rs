@@ -1,0 +1,1 @@
+//! Incident rules (TOML, with an embedded default).

@@ -1,0 +1,1 @@
+//! The notification mail: subject and body in Japanese or English.

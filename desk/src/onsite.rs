@@ -1,0 +1,1 @@
+//! On-site support: the monthly quota per plan and the hours visits may be booked in.
