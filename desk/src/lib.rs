@@ -8,7 +8,13 @@
 //! on-site visits are booked within the plan's quota and the seed's hours (`onsite`).
 //! Everything is stored through one repository layer over SQLite or PostgreSQL (`store`).
 
+pub mod api;
+pub mod ca;
 pub mod clock;
 pub mod incident;
 pub mod notify;
 pub mod onsite;
+pub mod ops;
+pub mod server;
+pub mod store;
+pub mod tls;

@@ -1,1 +1,243 @@
-fn main() {}
+//! `mimamori-desk`: the Security Support Desk server, its CA tool and its operator CLI.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use mimamori_desk::{ca, server};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "mimamori-desk", version, about = "The mimamori Security Support Desk")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The desk's certificate authority.
+    Ca {
+        #[command(subcommand)]
+        cmd: CaCmd,
+    },
+    /// Run the desk: the boxes' uplink (mTLS) and the operators' API.
+    Serve {
+        /// `sqlite:PATH`, a path, or `postgres://user:pass@host/db`.
+        #[arg(long, env = "MIMAMORI_DESK_STORE", default_value = "/var/lib/mimamori-desk/desk.db")]
+        store: String,
+        #[arg(long, default_value = "/var/lib/mimamori-desk/ca")]
+        ca_dir: PathBuf,
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        uplink: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8450")]
+        api: SocketAddr,
+        /// Incident rules (TOML); the embedded default otherwise.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// SMTP relay `host:port` for notifications; without it mail waits in the outbox.
+        #[arg(long)]
+        smtp: Option<String>,
+        #[arg(long, default_value = "mimamori desk <desk@desk.test>")]
+        mail_from: String,
+        /// A box silent this long is in fault.
+        #[arg(long, default_value_t = 300)]
+        fault_after_secs: i64,
+        #[arg(long, default_value_t = 15)]
+        watch_secs: u64,
+        /// How often boxes are told to send a heartbeat.
+        #[arg(long, default_value_t = 60)]
+        heartbeat_secs: u64,
+        #[arg(long, default_value = "0120-000-000")]
+        desk_phone: String,
+        /// Write a desk-admin token here when the store has none yet.
+        #[arg(long)]
+        bootstrap_token_file: Option<PathBuf>,
+    },
+    /// Call the operators' API.
+    Ctl {
+        #[arg(long, env = "MIMAMORI_DESK_URL", default_value = "http://127.0.0.1:8450")]
+        url: String,
+        #[arg(long, env = "MIMAMORI_DESK_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        cmd: CtlCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCmd {
+    /// Create the CA and the desk's server certificate.
+    Init {
+        #[arg(long, default_value = "/var/lib/mimamori-desk/ca")]
+        dir: PathBuf,
+        /// DNS names or addresses the boxes reach the desk by (repeat).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+    },
+    /// Sign a box's request directly (for a box enrolled by hand; normally `/v1/enrol` does it).
+    Sign {
+        #[arg(long, default_value = "/var/lib/mimamori-desk/ca")]
+        dir: PathBuf,
+        #[arg(long)]
+        box_id: String,
+        #[arg(long)]
+        csr: PathBuf,
+        /// Validity from now, in days (negative: already expired, for tests).
+        #[arg(long, default_value_t = ca::BOX_CERT_DAYS)]
+        days: i64,
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// GET a path and print the JSON.
+    Get { path: String },
+    /// POST a JSON body (`-` reads standard input) to a path.
+    Post { path: String, body: Option<String> },
+    /// Boxes with their status.
+    Boxes,
+    /// Incidents, newest first.
+    Incidents {
+        #[arg(long)]
+        open: bool,
+    },
+    /// Move an incident on.
+    Act {
+        id: i64,
+        action: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("mimamori-desk: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn now() -> i64 {
+    mimamori_desk::ops::now()
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Ca { cmd: CaCmd::Init { dir, names } } => {
+            ca::Ca::init(&dir, &names, now())?;
+            println!("CA and server certificate written to {}", dir.display());
+            Ok(())
+        }
+        Cmd::Ca { cmd: CaCmd::Sign { dir, box_id, csr, days, output } } => {
+            let ca = ca::Ca::load(&dir)?;
+            let text = std::fs::read_to_string(&csr).with_context(|| format!("{}: cannot read", csr.display()))?;
+            let (from, until) = if days < 0 {
+                (now() + days * 86_400 - 86_400, now() + days * 86_400)
+            } else {
+                (now() - 300, now() + days * 86_400)
+            };
+            let issued = ca.issue_box(&text, &box_id, from, until)?;
+            std::fs::write(&output, issued.cert_pem).with_context(|| format!("{}: cannot write", output.display()))?;
+            println!("{} serial {}", output.display(), issued.serial);
+            Ok(())
+        }
+        Cmd::Serve {
+            store, ca_dir, uplink, api, rules, smtp, mail_from, fault_after_secs, watch_secs,
+            heartbeat_secs, desk_phone, bootstrap_token_file,
+        } => {
+            if fault_after_secs < 10 {
+                bail!("--fault-after-secs: at least 10");
+            }
+            let o = server::Options {
+                store, ca_dir, uplink, api, rules, smtp, mail_from, fault_after_secs, watch_secs,
+                heartbeat_secs, desk_phone, bootstrap_token_file,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let (running, serving) = server::start(&o).await?;
+                println!(
+                    "mimamori-desk: uplink https://{} (mTLS), API http://{}, store {}",
+                    running.uplink, running.api, running.app.store.location
+                );
+                tokio::select! {
+                    r = serving => r,
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })
+        }
+        Cmd::Ctl { url, token, cmd } => ctl(&url, token.as_deref(), cmd),
+    }
+}
+
+fn call(url: &str, token: Option<&str>, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let full = format!("{}{}", url.trim_end_matches('/'), path);
+    let mut req = ureq::request(method, &full);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = match body {
+        Some(b) => req.set("Content-Type", "application/json").send_string(b),
+        None => req.call(),
+    };
+    match resp {
+        Ok(r) => Ok(r.into_json()?),
+        Err(ureq::Error::Status(code, r)) => {
+            let text = r.into_string().unwrap_or_default();
+            let msg = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            bail!("{method} {path}: {code}: {msg}")
+        }
+        Err(e) => bail!("{full}: {e}"),
+    }
+}
+
+fn ctl(url: &str, token: Option<&str>, cmd: CtlCmd) -> anyhow::Result<()> {
+    let print = |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    match cmd {
+        CtlCmd::Get { path } => print(call(url, token, "GET", &path, None)?),
+        CtlCmd::Post { path, body } => {
+            let body = match body.as_deref() {
+                Some("-") => std::io::read_to_string(std::io::stdin())?,
+                Some(b) => b.to_string(),
+                None => "{}".into(),
+            };
+            print(call(url, token, "POST", &path, Some(&body))?)
+        }
+        CtlCmd::Boxes => {
+            let v = call(url, token, "GET", "/api/v1/boxes", None)?;
+            println!("{:<20} {:<14} {:<13} {:<9} STATUS", "BOX", "CUSTOMER", "PLAN", "KIND");
+            for b in v.as_array().into_iter().flatten() {
+                println!(
+                    "{:<20} {:<14} {:<13} {:<9} {}",
+                    b["id"].as_str().unwrap_or(""),
+                    b["customer_id"].as_str().unwrap_or(""),
+                    b["plan"].as_str().unwrap_or(""),
+                    b["kind"].as_str().unwrap_or(""),
+                    b["status_text"].as_str().unwrap_or("")
+                );
+            }
+        }
+        CtlCmd::Incidents { open } => {
+            let path = if open { "/api/v1/incidents?open=true" } else { "/api/v1/incidents" };
+            let v = call(url, token, "GET", path, None)?;
+            println!("{:<6} {:<16} {:<9} {:<20} {:<6} SUMMARY", "ID", "BOX", "SEVERITY", "STATE", "COUNT");
+            for i in v.as_array().into_iter().flatten() {
+                println!(
+                    "{:<6} {:<16} {:<9} {:<20} {:<6} {}",
+                    i["id"], i["box_id"].as_str().unwrap_or(""), i["severity"].as_str().unwrap_or(""),
+                    i["state"].as_str().unwrap_or(""), i["count"], i["summary"].as_str().unwrap_or("")
+                );
+            }
+        }
+        CtlCmd::Act { id, action, note } => {
+            let body = serde_json::json!({"action": action, "note": note}).to_string();
+            print(call(url, token, "POST", &format!("/api/v1/incidents/{id}/actions"), Some(&body))?)
+        }
+    }
+    Ok(())
+}

@@ -10,12 +10,15 @@
 //! - [`call`]: the one client helper both ends use;
 //! - [`policy`]: the typed policy snapshot the control plane hands to the gateway;
 //! - [`stream`]: the acknowledged event stream (gateway → control plane, and the model
-//!   for the box → desk uplink).
+//!   for the box → desk uplink);
+//! - [`desk`]: the box's control plane ↔ the desk over HTTPS (enrolment, event batches,
+//!   heartbeats).
 //!
 //! Every decoder reads at most a bounded number of bytes and answers hostile input with a
 //! [`ProtoError`], never a panic.
 
 pub mod control;
+pub mod desk;
 pub mod gateway;
 pub mod policy;
 pub mod stream;

@@ -1,0 +1,91 @@
+//! The boxes' side (`https://desk:8443/v1/…`, mutual TLS): enrolment with a one-time
+//! code, event batches and heartbeats from an enrolled box's certificate.
+
+use super::{ApiError, ApiResult, App, body};
+use crate::ops::{self, Refusal};
+use crate::tls::Peer;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use mimamori_proto::desk::{EnrolAnswer, EnrolRequest, EventAck, EventBatch, Heartbeat, HeartbeatAnswer};
+use std::sync::atomic::Ordering::Relaxed;
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/v1/enrol", post(enrol))
+        .route("/v1/events", post(events))
+        .route("/v1/heartbeat", post(heartbeat))
+        .route("/v1/whoami", get(whoami))
+        .layer(DefaultBodyLimit::max(32 << 20))
+        .with_state(app)
+}
+
+/// The box a request's certificate speaks for, or why not.
+fn certified(app: &App, peer: &Peer) -> Result<crate::tls::PeerCert, ApiError> {
+    match &peer.0 {
+        Some(p) => Ok(p.clone()),
+        None => {
+            app.ctx.counters.refused.fetch_add(1, Relaxed);
+            Err(ApiError(Refusal::Forbidden(
+                "a client certificate from the desk is required: enrol the box first".into(),
+            )))
+        }
+    }
+}
+
+async fn enrol(State(app): State<App>, bytes: Bytes) -> ApiResult<EnrolAnswer> {
+    let req: EnrolRequest = body(&bytes)?;
+    let a = app.clone();
+    let answer = app
+        .store
+        .run(move |c| ops::ingest::enrol(c, &a.ca, &req, a.heartbeat_secs).map_err(ApiError))
+        .await?;
+    Ok(Json(answer))
+}
+
+async fn events(State(app): State<App>, Extension(peer): Extension<Peer>, bytes: Bytes) -> ApiResult<EventAck> {
+    let cert = certified(&app, &peer)?;
+    let batch: EventBatch = body(&bytes)?;
+    let a = app.clone();
+    let r = app
+        .store
+        .run(move |c| {
+            let box_id = ops::boxes::authorise(c, &cert)?;
+            ops::ingest::events(c, &a.ctx, &box_id, &batch).map_err(ApiError)
+        })
+        .await;
+    let counters = &app.ctx.counters;
+    match &r {
+        Ok(ack) => {
+            counters.stored.fetch_add(ack.stored, Relaxed);
+            counters.duplicates.fetch_add(ack.duplicates, Relaxed);
+            counters.rejected.fetch_add(ack.rejected, Relaxed);
+            counters.gaps.fetch_add(ack.gap, Relaxed);
+        }
+        Err(_) => {
+            counters.refused.fetch_add(1, Relaxed);
+        }
+    }
+    Ok(Json(r?))
+}
+
+async fn heartbeat(State(app): State<App>, Extension(peer): Extension<Peer>, bytes: Bytes) -> ApiResult<HeartbeatAnswer> {
+    let cert = certified(&app, &peer)?;
+    let hb: Heartbeat = body(&bytes)?;
+    let a = app.clone();
+    let answer = app
+        .store
+        .run(move |c| {
+            let box_id = ops::boxes::authorise(c, &cert)?;
+            ops::ingest::heartbeat(c, &a.ctx, &box_id, &hb).map_err(ApiError)
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+async fn whoami(State(app): State<App>, Extension(peer): Extension<Peer>) -> ApiResult<serde_json::Value> {
+    let cert = certified(&app, &peer)?;
+    let box_id = app.store.run(move |c| ops::boxes::authorise(c, &cert).map_err(ApiError)).await?;
+    Ok(Json(serde_json::json!({"box_id": box_id})))
+}

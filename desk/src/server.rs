@@ -1,0 +1,137 @@
+//! `mimamori-desk serve`: the store, the CA, both listeners and the background work
+//! (mail outbox, fault watcher).
+
+use crate::api::{self, Desk};
+use crate::ops::incidents::Ctx;
+use crate::ops::mailer::{self, MailConfig, MailCounters};
+use crate::store::Store;
+use crate::tls::{self, TlsCounters};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `sqlite:PATH`, a path, or `postgres://…`.
+    pub store: String,
+    pub ca_dir: PathBuf,
+    /// The boxes' listener (mutual TLS).
+    pub uplink: SocketAddr,
+    /// The operators' API (plain HTTP: keep it on a management address).
+    pub api: SocketAddr,
+    pub rules: Option<PathBuf>,
+    pub smtp: Option<String>,
+    pub mail_from: String,
+    pub fault_after_secs: i64,
+    pub watch_secs: u64,
+    pub heartbeat_secs: u64,
+    pub desk_phone: String,
+    /// Write a desk-admin token here when the store has no token yet.
+    pub bootstrap_token_file: Option<PathBuf>,
+}
+
+pub struct Running {
+    pub uplink: SocketAddr,
+    pub api: SocketAddr,
+    pub app: api::App,
+}
+
+pub async fn start(o: &Options) -> anyhow::Result<(Running, impl std::future::Future<Output = anyhow::Result<()>>)> {
+    let store_at = o.store.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&store_at))
+        .await?
+        .with_context(|| format!("store {}", crate::store::Store::describe(&o.store)))?;
+    let ca = crate::ca::Ca::load(&o.ca_dir)?;
+    let config = tls::server_config(&ca)?;
+    let rules = match &o.rules {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            crate::incident::rules::RuleSet::parse(&text, &p.display().to_string())?
+        }
+        None => crate::incident::rules::RuleSet::embedded(),
+    };
+    let ctx = Arc::new(Ctx {
+        rules,
+        counters: Default::default(),
+        desk_phone: o.desk_phone.clone(),
+        desk_hours: "9:00～21:00".into(),
+        fault_after: o.fault_after_secs,
+    });
+    if let Some(path) = &o.bootstrap_token_file {
+        let path = path.clone();
+        store
+            .run(move |c| -> Result<(), crate::ops::Refusal> {
+                if crate::api::auth::count(c)? == 0 {
+                    let t = crate::api::auth::create(c, &crate::ops::Actor::System, "bootstrap", "desk-admin", None)?;
+                    write_token(&path, &t).map_err(|e| crate::ops::Refusal::Conflict(format!("{e:#}")))?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("bootstrap token: {e}"))?;
+    }
+    let tls_counters = Arc::new(TlsCounters::default());
+    let mail = Arc::new(MailCounters::default());
+    let app: api::App = Arc::new(Desk {
+        store: store.clone(),
+        ctx: ctx.clone(),
+        ca,
+        heartbeat_secs: o.heartbeat_secs,
+        tls: tls_counters.clone(),
+        mail: mail.clone(),
+    });
+    let uplink = tokio::net::TcpListener::bind(o.uplink)
+        .await
+        .with_context(|| format!("uplink listener {}", o.uplink))?;
+    let api_listener = tokio::net::TcpListener::bind(o.api)
+        .await
+        .with_context(|| format!("API listener {}", o.api))?;
+    let running = Running {
+        uplink: uplink.local_addr()?,
+        api: api_listener.local_addr()?,
+        app: app.clone(),
+    };
+    if let Some(relay) = &o.smtp {
+        tokio::spawn(mailer::run(store.clone(), MailConfig { relay: relay.clone(), from: o.mail_from.clone() }, mail));
+    }
+    tokio::spawn(watch_faults(store.clone(), ctx.clone(), Duration::from_secs(o.watch_secs.max(1))));
+    let up = tls::serve(uplink, config, api::uplink::router(app.clone()), tls_counters);
+    let ops = axum::serve(api_listener, api::operator::router(app));
+    let both = async move {
+        tokio::select! {
+            r = up => r.context("uplink listener"),
+            r = ops.into_future() => r.context("API listener"),
+        }
+    };
+    Ok((running, both))
+}
+
+use std::future::IntoFuture;
+
+async fn watch_faults(store: Store, ctx: Arc<Ctx>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let c2 = ctx.clone();
+        match store.run(move |c| crate::ops::faults::sweep(c, &c2, crate::ops::now())).await {
+            Ok(v) if !v.is_empty() => eprintln!("mimamori-desk: fault: no heartbeat from {}", v.join(", ")),
+            Ok(_) => {}
+            Err(e) => eprintln!("mimamori-desk: fault watcher: {e}"),
+        }
+    }
+}
+
+fn write_token(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("{}: cannot write the token", path.display()))?;
+    f.write_all(format!("{token}\n").as_bytes())?;
+    Ok(())
+}
