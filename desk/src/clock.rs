@@ -240,6 +240,66 @@ pub fn format_jst(unix: i64) -> String {
     jst(unix).to_string()
 }
 
+/// An EVE timestamp (`2026-11-03T14:05:00.123456+0000`, `+09:00`, `Z`) in Unix seconds;
+/// `None` for anything else.
+pub fn parse_eve_timestamp(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b.len() > 40 {
+        return None;
+    }
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let part = b.get(from..from + len)?;
+        part.iter().try_fold(0i64, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+        })
+    };
+    let sep = |at: usize, allowed: &[u8]| b.get(at).is_some_and(|c| allowed.contains(c));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"T ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let month = u8::try_from(month).ok()?;
+    if year < 1 || day < 1 || day > i64::from(days_in_month(year, month)) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut at = 19;
+    if sep(at, b".") {
+        at += 1;
+        let start = at;
+        while b.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+        if at == start || at - start > 9 {
+            return None;
+        }
+    }
+    let offset = match b.get(at)? {
+        b'Z' if at + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') => {
+            let oh = digits(at + 1, 2)?;
+            let colon = sep(at + 3, b":");
+            let om = digits(at + 3 + usize::from(colon), 2)?;
+            if at + 5 + usize::from(colon) != b.len() || oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = oh * 3600 + om * 60;
+            if *sign == b'-' { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    let day = u8::try_from(day).ok()?;
+    // A leap second (:60) counts as :59.
+    let local = days_from_civil(year, month, day) * 86_400
+        + hour * 3600
+        + minute * 60
+        + second.min(59);
+    Some(local - offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
