@@ -403,4 +403,34 @@ mod tests {
         let broken = RepairWindow::Daytime { from_hour: 17, to_hour: 9 };
         assert_eq!(next_dispatch(broken, night), night);
     }
+
+    #[test]
+    fn eve_timestamps() {
+        let t = 1_793_682_300;
+        assert_eq!(parse_eve_timestamp("2026-11-03T05:05:00.123456+0000"), Some(t));
+        assert_eq!(parse_eve_timestamp("2026-11-03T14:05:00+09:00"), Some(t));
+        assert_eq!(parse_eve_timestamp("2026-11-03T14:05:00.5+0900"), Some(t));
+        assert_eq!(parse_eve_timestamp("2026-11-03T05:05:00Z"), Some(t));
+        assert_eq!(parse_eve_timestamp("2026-11-02T20:05:00-0900"), Some(t));
+        assert_eq!(parse_eve_timestamp("2026-11-03 05:05:00+0000"), Some(t));
+        for bad in [
+            "",
+            "garbage",
+            "2026-11-03T05:05:00",
+            "2026-11-03T05:05:00+",
+            "2026-11-03T05:05:00+00",
+            "2026-11-03T05:05:00+0000x",
+            "2026-11-03T05:05:00.+0000",
+            "2026-13-03T05:05:00+0000",
+            "2026-02-29T05:05:00+0000",
+            "2026-11-03T24:05:00+0000",
+            "2026-11-03T05:60:00+0000",
+            "2026-11-03T05:05:00+2400",
+            "0000-11-03T05:05:00+0000",
+            "２０２６-11-03T05:05:00+0000",
+            "2026-11-03T05:05:00.1234567890+0000",
+        ] {
+            assert_eq!(parse_eve_timestamp(bad), None, "{bad:?}");
+        }
+    }
 }

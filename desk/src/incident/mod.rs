@@ -271,3 +271,158 @@ pub fn fold(
         _ => FoldDecision::Open { severity: wanted },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detection(ts: i64, outbreak: Option<Outbreak>) -> Detection {
+        Detection {
+            rule: "infected-host".into(),
+            threat: "quarantine".into(),
+            kind: ThreatKind::InfectedHost,
+            host: HostKey {
+                mac: Some("02:00:5e:10:00:01".into()),
+                ip: None,
+                hostname: None,
+            },
+            severity: Severity::High,
+            fold_secs: 600,
+            outbreak,
+            notify: true,
+            summary: "s".into(),
+            ts,
+        }
+    }
+
+    const FIVE_IN_TEN: Outbreak = Outbreak {
+        detections: 5,
+        window_secs: 600,
+        severity: Severity::Critical,
+    };
+
+    fn open_at(last_seen: i64, severity: Severity) -> OpenIncident {
+        OpenIncident {
+            id: 7,
+            last_seen,
+            severity,
+            count: 3,
+        }
+    }
+
+    #[test]
+    fn no_open_incident_opens_one() {
+        let d = detection(1_000, None);
+        assert_eq!(fold(None, &[], &d), FoldDecision::Open { severity: Severity::High });
+    }
+
+    #[test]
+    fn within_the_fold_window_folds_inclusive() {
+        let open = open_at(1_000, Severity::High);
+        for ts in [400, 1_000, 1_600] {
+            assert_eq!(
+                fold(Some(&open), &[], &detection(ts, None)),
+                FoldDecision::Fold { id: 7, raise_to: None },
+                "ts {ts}"
+            );
+        }
+        assert_eq!(
+            fold(Some(&open), &[], &detection(1_601, None)),
+            FoldDecision::Open { severity: Severity::High }
+        );
+    }
+
+    #[test]
+    fn outbreak_raises_at_the_nth_detection() {
+        let open = open_at(1_000, Severity::High);
+        let d = detection(1_200, Some(FIVE_IN_TEN));
+        // Four earlier plus this one = five within ten minutes.
+        let four = [600, 700, 800, 1_000];
+        assert!(outbreak_met(&four, &d));
+        assert_eq!(
+            fold(Some(&open), &four, &d),
+            FoldDecision::Fold { id: 7, raise_to: Some(Severity::Critical) }
+        );
+        // Three earlier: not yet.
+        assert_eq!(fold(Some(&open), &four[1..], &d), FoldDecision::Fold { id: 7, raise_to: None });
+        // Too old (more than ten minutes before) or later than d: not counted.
+        assert!(!outbreak_met(&[599, 700, 800, 1_000], &d));
+        assert!(!outbreak_met(&[700, 800, 1_000, 1_300], &d));
+        // Already critical: no raise; never lowered.
+        let critical = open_at(1_000, Severity::Critical);
+        assert_eq!(fold(Some(&critical), &four, &d), FoldDecision::Fold { id: 7, raise_to: None });
+        assert_eq!(
+            fold(Some(&critical), &[], &detection(1_100, None)),
+            FoldDecision::Fold { id: 7, raise_to: None }
+        );
+        // A new incident opens straight at the outbreak severity.
+        assert_eq!(fold(None, &four, &d), FoldDecision::Open { severity: Severity::Critical });
+        // No outbreak rule: never raised by count.
+        assert_eq!(
+            fold(Some(&open), &four, &detection(1_200, None)),
+            FoldDecision::Fold { id: 7, raise_to: None }
+        );
+    }
+
+    #[test]
+    fn a_higher_rule_severity_raises_a_fold() {
+        let open = open_at(1_000, Severity::Medium);
+        assert_eq!(
+            fold(Some(&open), &[], &detection(1_100, None)),
+            FoldDecision::Fold { id: 7, raise_to: Some(Severity::High) }
+        );
+    }
+
+    #[test]
+    fn hostile_times_do_not_overflow() {
+        let open = open_at(i64::MAX, Severity::Low);
+        let d = Detection { fold_secs: i64::MAX, ..detection(i64::MIN, Some(FIVE_IN_TEN)) };
+        let _ = fold(Some(&open), &[i64::MIN, i64::MAX], &d);
+    }
+
+    #[test]
+    fn severity_orders_and_parses() {
+        assert!(Severity::Low < Severity::Medium && Severity::High < Severity::Critical);
+        assert_eq!(" HIGH ".parse::<Severity>(), Ok(Severity::High));
+        assert!("none".parse::<Severity>().is_err());
+        assert_eq!(serde_json::to_string(&Severity::Critical).unwrap(), "\"critical\"");
+    }
+
+    #[test]
+    fn host_key_prefers_the_mac() {
+        let mut host = HostKey {
+            mac: Some("02:00:5e:10:00:01".into()),
+            ip: Some("10.0.0.5".into()),
+            hostname: Some("pc".into()),
+        };
+        assert_eq!(host.key(), "mac:02:00:5e:10:00:01");
+        host.mac = None;
+        assert_eq!(host.key(), "ip:10.0.0.5");
+        host.ip = None;
+        assert_eq!(host.key(), "unknown");
+    }
+
+    #[test]
+    fn addresses_are_validated_and_normalised() {
+        assert_eq!(normalize_mac("02:00:5E:10:00:0A").as_deref(), Some("02:00:5e:10:00:0a"));
+        assert_eq!(normalize_mac("02-00-5e-10-00-0a").as_deref(), Some("02:00:5e:10:00:0a"));
+        for bad in ["", "02:00:5e:10:00", "02:00:5e:10:00:0g", "0200.5e10.000a.", "02:00:5e:10:00:0aa"] {
+            assert_eq!(normalize_mac(bad), None, "{bad}");
+        }
+        assert_eq!(normalize_ip(" 192.168.1.5 ").as_deref(), Some("192.168.1.5"));
+        assert_eq!(normalize_ip("FE80:0:0::1").as_deref(), Some("fe80::1"));
+        assert_eq!(normalize_ip("192.168.1.256"), None);
+        assert_eq!(normalize_ip("evil\r\n"), None);
+    }
+
+    #[test]
+    fn untrusted_text_becomes_one_bounded_line() {
+        assert_eq!(clean_text("PC-1\r\nBcc: a@b", 64), "PC-1 Bcc: a@b");
+        assert_eq!(clean_text("  a \t\u{0} b\u{202E}c\u{2028}d  ", 64), "a b c d");
+        assert_eq!(clean_text("abcdef", 4), "abc…");
+        assert_eq!(clean_text("abcd", 4), "abcd");
+        assert_eq!(clean_text("あいうえおか", 3), "あい…");
+        assert_eq!(clean_text("abc", 0), "");
+        assert_eq!(clean_text("\r\n", 10), "");
+    }
+}
