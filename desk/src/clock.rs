@@ -293,10 +293,8 @@ pub fn parse_eve_timestamp(text: &str) -> Option<i64> {
     };
     let day = u8::try_from(day).ok()?;
     // A leap second (:60) counts as :59.
-    let local = days_from_civil(year, month, day) * 86_400
-        + hour * 3600
-        + minute * 60
-        + second.min(59);
+    let local =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second.min(59);
     Some(local - offset)
 }
 
@@ -312,7 +310,10 @@ mod tests {
     fn known_instants() {
         // 1970-01-01T00:00Z is 09:00 JST, a Thursday.
         let t = jst(0);
-        assert_eq!((t.year, t.month, t.day, t.hour, t.minute), (1970, 1, 1, 9, 0));
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute),
+            (1970, 1, 1, 9, 0)
+        );
         assert_eq!(t.weekday, Weekday::Thursday);
         // 2026-11-03T05:05:00Z = 1793682300 is 14:05 JST, a Tuesday.
         assert_eq!(at(2026, 11, 3, 14, 5), 1_793_682_300);
@@ -353,7 +354,13 @@ mod tests {
             let _ = format_jst(unix);
             let _ = next_phone_slot(unix);
             let _ = month_bounds_of(unix);
-            let _ = next_dispatch(RepairWindow::Daytime { from_hour: 9, to_hour: 17 }, unix);
+            let _ = next_dispatch(
+                RepairWindow::Daytime {
+                    from_hour: 9,
+                    to_hour: 17,
+                },
+                unix,
+            );
         }
     }
 
@@ -384,30 +391,57 @@ mod tests {
         // Open: now. Early morning: 9:00 today. Evening: 9:00 tomorrow (across a month end).
         let noon = at(2026, 11, 3, 12, 0) + 17;
         assert_eq!(next_phone_slot(noon), noon);
-        assert_eq!(next_phone_slot(at(2026, 11, 3, 3, 0)), at(2026, 11, 3, 9, 0));
-        assert_eq!(next_phone_slot(at(2026, 11, 30, 21, 0)), at(2026, 12, 1, 9, 0));
-        assert_eq!(next_phone_slot(at(2026, 12, 31, 23, 59)), at(2027, 1, 1, 9, 0));
+        assert_eq!(
+            next_phone_slot(at(2026, 11, 3, 3, 0)),
+            at(2026, 11, 3, 9, 0)
+        );
+        assert_eq!(
+            next_phone_slot(at(2026, 11, 30, 21, 0)),
+            at(2026, 12, 1, 9, 0)
+        );
+        assert_eq!(
+            next_phone_slot(at(2026, 12, 31, 23, 59)),
+            at(2027, 1, 1, 9, 0)
+        );
     }
 
     #[test]
     fn repair_dispatch() {
-        let day = RepairWindow::Daytime { from_hour: 9, to_hour: 17 };
+        let day = RepairWindow::Daytime {
+            from_hour: 9,
+            to_hour: 17,
+        };
         let now = at(2026, 11, 3, 10, 30);
         assert_eq!(next_dispatch(day, now), now);
-        assert_eq!(next_dispatch(day, at(2026, 11, 3, 6, 0)), at(2026, 11, 3, 9, 0));
-        assert_eq!(next_dispatch(day, at(2026, 11, 3, 17, 0)), at(2026, 11, 4, 9, 0));
-        assert_eq!(next_dispatch(day, at(2026, 11, 3, 16, 59)), at(2026, 11, 3, 16, 59));
+        assert_eq!(
+            next_dispatch(day, at(2026, 11, 3, 6, 0)),
+            at(2026, 11, 3, 9, 0)
+        );
+        assert_eq!(
+            next_dispatch(day, at(2026, 11, 3, 17, 0)),
+            at(2026, 11, 4, 9, 0)
+        );
+        assert_eq!(
+            next_dispatch(day, at(2026, 11, 3, 16, 59)),
+            at(2026, 11, 3, 16, 59)
+        );
         let night = at(2026, 11, 3, 2, 0);
         assert_eq!(next_dispatch(RepairWindow::AllDay, night), night);
         // A malformed window dispatches at once rather than never.
-        let broken = RepairWindow::Daytime { from_hour: 17, to_hour: 9 };
+        let broken = RepairWindow::Daytime {
+            from_hour: 17,
+            to_hour: 9,
+        };
         assert_eq!(next_dispatch(broken, night), night);
     }
 
     #[test]
     fn eve_timestamps() {
         let t = 1_793_682_300;
-        assert_eq!(parse_eve_timestamp("2026-11-03T05:05:00.123456+0000"), Some(t));
+        assert_eq!(
+            parse_eve_timestamp("2026-11-03T05:05:00.123456+0000"),
+            Some(t)
+        );
         assert_eq!(parse_eve_timestamp("2026-11-03T14:05:00+09:00"), Some(t));
         assert_eq!(parse_eve_timestamp("2026-11-03T14:05:00.5+0900"), Some(t));
         assert_eq!(parse_eve_timestamp("2026-11-03T05:05:00Z"), Some(t));

@@ -156,7 +156,9 @@ pub struct Site {
 /// Why a visit may not start at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum HoursRefusal {
-    #[error("{month}/{day} is in the {area} area's year-end closure (no visits {from_day} Dec – 3 Jan)")]
+    #[error(
+        "{month}/{day} is in the {area} area's year-end closure (no visits {from_day} Dec – 3 Jan)"
+    )]
     YearEnd {
         area: Area,
         month: u8,
@@ -421,7 +423,10 @@ mod tests {
 
     #[test]
     fn every_quote_is_the_seeds_when_the_seed_is_beside_the_checkout() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed/service-description-ja.txt");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/seed/service-description-ja.txt"
+        );
         let Ok(seed) = std::fs::read_to_string(path) else {
             eprintln!("seed not found at {path}; quotes not checked");
             return;
@@ -442,9 +447,15 @@ mod tests {
     fn east_hours_nine_to_nineteen() {
         // 「東日本エリアは12月30日～1月3日を除く9：00～19：00」
         assert_eq!(visit_hours_open(Area::East, at(2026, 11, 4, 9, 0)), Ok(()));
-        assert_eq!(visit_hours_open(Area::East, at(2026, 11, 4, 18, 59)), Ok(()));
+        assert_eq!(
+            visit_hours_open(Area::East, at(2026, 11, 4, 18, 59)),
+            Ok(())
+        );
         let refused = visit_hours_open(Area::East, at(2026, 11, 4, 19, 0)).unwrap_err();
-        assert!(matches!(refused, HoursRefusal::AfterHours { closes: 19, .. }));
+        assert!(matches!(
+            refused,
+            HoursRefusal::AfterHours { closes: 19, .. }
+        ));
         assert_eq!(refused.clause(), VisitClause::HoursEast);
         assert!(matches!(
             visit_hours_open(Area::East, at(2026, 11, 4, 8, 59)),
@@ -461,7 +472,10 @@ mod tests {
                 Err(HoursRefusal::YearEnd { .. })
             ));
         }
-        assert_eq!(visit_hours_open(Area::East, at(2026, 12, 29, 10, 0)), Ok(()));
+        assert_eq!(
+            visit_hours_open(Area::East, at(2026, 12, 29, 10, 0)),
+            Ok(())
+        );
         assert_eq!(visit_hours_open(Area::East, at(2027, 1, 4, 10, 0)), Ok(()));
     }
 
@@ -469,9 +483,15 @@ mod tests {
     fn west_year_end_starts_on_the_twenty_ninth() {
         // 「西日本エリアは12月29日～1月3日を除く月曜日～土曜日9：00～17：00」 (2026-12-29 is a Tuesday)
         let refused = visit_hours_open(Area::West, at(2026, 12, 29, 10, 0)).unwrap_err();
-        assert!(matches!(refused, HoursRefusal::YearEnd { from_day: 29, .. }));
+        assert!(matches!(
+            refused,
+            HoursRefusal::YearEnd { from_day: 29, .. }
+        ));
         assert_eq!(refused.clause(), VisitClause::HoursWest);
-        assert_eq!(visit_hours_open(Area::West, at(2026, 12, 28, 10, 0)), Ok(()));
+        assert_eq!(
+            visit_hours_open(Area::West, at(2026, 12, 28, 10, 0)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -483,7 +503,10 @@ mod tests {
         );
         assert_eq!(visit_hours_open(Area::East, at(2026, 11, 1, 10, 0)), Ok(()));
         assert_eq!(visit_hours_open(Area::West, at(2026, 11, 7, 10, 0)), Ok(()));
-        assert_eq!(visit_hours_open(Area::West, at(2026, 11, 7, 16, 59)), Ok(()));
+        assert_eq!(
+            visit_hours_open(Area::West, at(2026, 11, 7, 16, 59)),
+            Ok(())
+        );
         assert!(matches!(
             visit_hours_open(Area::West, at(2026, 11, 7, 17, 0)),
             Err(HoursRefusal::AfterHours { closes: 17, .. })
@@ -501,7 +524,14 @@ mod tests {
         assert_eq!(ok.month, (2026, 11));
         let refused =
             check_booking(&request(Plan::Professional, OFFICE_EAST, start, 4), &[]).unwrap_err();
-        assert!(matches!(refused, BookingRefusal::TooManyPcs { allowed: 3, requested: 4, .. }));
+        assert!(matches!(
+            refused,
+            BookingRefusal::TooManyPcs {
+                allowed: 3,
+                requested: 4,
+                ..
+            }
+        ));
         assert_eq!(refused.clause(), VisitClause::Quota);
         assert!(refused.explain().contains("Professionalプラン3台まで"));
         // 「Lightプラン：1台、Standardプラン：1台」
@@ -527,7 +557,10 @@ mod tests {
     fn outside_hours_refused_with_the_hours_clause() {
         let night = at(2026, 11, 4, 22, 0);
         let refused = check_booking(&request(Plan::Light, OFFICE_EAST, night, 1), &[]).unwrap_err();
-        assert!(matches!(refused, BookingRefusal::Hours(HoursRefusal::AfterHours { .. })));
+        assert!(matches!(
+            refused,
+            BookingRefusal::Hours(HoursRefusal::AfterHours { .. })
+        ));
         assert!(refused.explain().contains("9：00～19：00"));
     }
 
@@ -543,7 +576,12 @@ mod tests {
             check_booking(&request(Plan::Light, OFFICE_EAST, later, 1), &[first]).unwrap_err();
         assert!(matches!(
             refused,
-            BookingRefusal::MonthlyVisitsUsed { year: 2026, month: 11, used: 1, allowed: 1 }
+            BookingRefusal::MonthlyVisitsUsed {
+                year: 2026,
+                month: 11,
+                used: 1,
+                allowed: 1
+            }
         ));
         let december = at(2026, 12, 1, 10, 0);
         assert!(check_booking(&request(Plan::Light, OFFICE_EAST, december, 1), &[first]).is_ok());
@@ -567,9 +605,16 @@ mod tests {
         assert!(check_booking(&req, &[november_late]).is_ok());
         assert!(matches!(
             check_booking(&req, &[november_late, december_early]),
-            Err(BookingRefusal::MonthlyVisitsUsed { month: 12, used: 1, .. })
+            Err(BookingRefusal::MonthlyVisitsUsed {
+                month: 12,
+                used: 1,
+                ..
+            })
         ));
-        assert_eq!(visits_in_month(&[november_late, december_early], december_visit).count(), 1);
+        assert_eq!(
+            visits_in_month(&[november_late, december_early], december_visit).count(),
+            1
+        );
     }
 
     #[test]

@@ -161,7 +161,9 @@ pub fn normalize_ip(text: &str) -> Option<String> {
     if text.len() > 64 {
         return None;
     }
-    text.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+    text.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
 }
 
 /// One line of plain text from an untrusted string: control characters, line and paragraph
@@ -258,7 +260,9 @@ pub fn fold(
     d: &Detection,
 ) -> FoldDecision {
     let wanted = match d.outbreak {
-        Some(outbreak) if outbreak_met(recent_detection_times, d) => d.severity.max(outbreak.severity),
+        Some(outbreak) if outbreak_met(recent_detection_times, d) => {
+            d.severity.max(outbreak.severity)
+        }
         _ => d.severity,
     };
     match open {
@@ -313,7 +317,12 @@ mod tests {
     #[test]
     fn no_open_incident_opens_one() {
         let d = detection(1_000, None);
-        assert_eq!(fold(None, &[], &d), FoldDecision::Open { severity: Severity::High });
+        assert_eq!(
+            fold(None, &[], &d),
+            FoldDecision::Open {
+                severity: Severity::High
+            }
+        );
     }
 
     #[test]
@@ -322,13 +331,18 @@ mod tests {
         for ts in [400, 1_000, 1_600] {
             assert_eq!(
                 fold(Some(&open), &[], &detection(ts, None)),
-                FoldDecision::Fold { id: 7, raise_to: None },
+                FoldDecision::Fold {
+                    id: 7,
+                    raise_to: None
+                },
                 "ts {ts}"
             );
         }
         assert_eq!(
             fold(Some(&open), &[], &detection(1_601, None)),
-            FoldDecision::Open { severity: Severity::High }
+            FoldDecision::Open {
+                severity: Severity::High
+            }
         );
     }
 
@@ -341,26 +355,52 @@ mod tests {
         assert!(outbreak_met(&four, &d));
         assert_eq!(
             fold(Some(&open), &four, &d),
-            FoldDecision::Fold { id: 7, raise_to: Some(Severity::Critical) }
+            FoldDecision::Fold {
+                id: 7,
+                raise_to: Some(Severity::Critical)
+            }
         );
         // Three earlier: not yet.
-        assert_eq!(fold(Some(&open), &four[1..], &d), FoldDecision::Fold { id: 7, raise_to: None });
+        assert_eq!(
+            fold(Some(&open), &four[1..], &d),
+            FoldDecision::Fold {
+                id: 7,
+                raise_to: None
+            }
+        );
         // Too old (more than ten minutes before) or later than d: not counted.
         assert!(!outbreak_met(&[599, 700, 800, 1_000], &d));
         assert!(!outbreak_met(&[700, 800, 1_000, 1_300], &d));
         // Already critical: no raise; never lowered.
         let critical = open_at(1_000, Severity::Critical);
-        assert_eq!(fold(Some(&critical), &four, &d), FoldDecision::Fold { id: 7, raise_to: None });
+        assert_eq!(
+            fold(Some(&critical), &four, &d),
+            FoldDecision::Fold {
+                id: 7,
+                raise_to: None
+            }
+        );
         assert_eq!(
             fold(Some(&critical), &[], &detection(1_100, None)),
-            FoldDecision::Fold { id: 7, raise_to: None }
+            FoldDecision::Fold {
+                id: 7,
+                raise_to: None
+            }
         );
         // A new incident opens straight at the outbreak severity.
-        assert_eq!(fold(None, &four, &d), FoldDecision::Open { severity: Severity::Critical });
+        assert_eq!(
+            fold(None, &four, &d),
+            FoldDecision::Open {
+                severity: Severity::Critical
+            }
+        );
         // No outbreak rule: never raised by count.
         assert_eq!(
             fold(Some(&open), &four, &detection(1_200, None)),
-            FoldDecision::Fold { id: 7, raise_to: None }
+            FoldDecision::Fold {
+                id: 7,
+                raise_to: None
+            }
         );
     }
 
@@ -369,14 +409,20 @@ mod tests {
         let open = open_at(1_000, Severity::Medium);
         assert_eq!(
             fold(Some(&open), &[], &detection(1_100, None)),
-            FoldDecision::Fold { id: 7, raise_to: Some(Severity::High) }
+            FoldDecision::Fold {
+                id: 7,
+                raise_to: Some(Severity::High)
+            }
         );
     }
 
     #[test]
     fn hostile_times_do_not_overflow() {
         let open = open_at(i64::MAX, Severity::Low);
-        let d = Detection { fold_secs: i64::MAX, ..detection(i64::MIN, Some(FIVE_IN_TEN)) };
+        let d = Detection {
+            fold_secs: i64::MAX,
+            ..detection(i64::MIN, Some(FIVE_IN_TEN))
+        };
         let _ = fold(Some(&open), &[i64::MIN, i64::MAX], &d);
     }
 
@@ -385,7 +431,10 @@ mod tests {
         assert!(Severity::Low < Severity::Medium && Severity::High < Severity::Critical);
         assert_eq!(" HIGH ".parse::<Severity>(), Ok(Severity::High));
         assert!("none".parse::<Severity>().is_err());
-        assert_eq!(serde_json::to_string(&Severity::Critical).unwrap(), "\"critical\"");
+        assert_eq!(
+            serde_json::to_string(&Severity::Critical).unwrap(),
+            "\"critical\""
+        );
     }
 
     #[test]
@@ -404,12 +453,27 @@ mod tests {
 
     #[test]
     fn addresses_are_validated_and_normalised() {
-        assert_eq!(normalize_mac("02:00:5E:10:00:0A").as_deref(), Some("02:00:5e:10:00:0a"));
-        assert_eq!(normalize_mac("02-00-5e-10-00-0a").as_deref(), Some("02:00:5e:10:00:0a"));
-        for bad in ["", "02:00:5e:10:00", "02:00:5e:10:00:0g", "0200.5e10.000a.", "02:00:5e:10:00:0aa"] {
+        assert_eq!(
+            normalize_mac("02:00:5E:10:00:0A").as_deref(),
+            Some("02:00:5e:10:00:0a")
+        );
+        assert_eq!(
+            normalize_mac("02-00-5e-10-00-0a").as_deref(),
+            Some("02:00:5e:10:00:0a")
+        );
+        for bad in [
+            "",
+            "02:00:5e:10:00",
+            "02:00:5e:10:00:0g",
+            "0200.5e10.000a.",
+            "02:00:5e:10:00:0aa",
+        ] {
             assert_eq!(normalize_mac(bad), None, "{bad}");
         }
-        assert_eq!(normalize_ip(" 192.168.1.5 ").as_deref(), Some("192.168.1.5"));
+        assert_eq!(
+            normalize_ip(" 192.168.1.5 ").as_deref(),
+            Some("192.168.1.5")
+        );
         assert_eq!(normalize_ip("FE80:0:0::1").as_deref(), Some("fe80::1"));
         assert_eq!(normalize_ip("192.168.1.256"), None);
         assert_eq!(normalize_ip("evil\r\n"), None);
@@ -418,7 +482,10 @@ mod tests {
     #[test]
     fn untrusted_text_becomes_one_bounded_line() {
         assert_eq!(clean_text("PC-1\r\nBcc: a@b", 64), "PC-1 Bcc: a@b");
-        assert_eq!(clean_text("  a \t\u{0} b\u{202E}c\u{2028}d  ", 64), "a b c d");
+        assert_eq!(
+            clean_text("  a \t\u{0} b\u{202E}c\u{2028}d  ", 64),
+            "a b c d"
+        );
         assert_eq!(clean_text("abcdef", 4), "abc…");
         assert_eq!(clean_text("abcd", 4), "abcd");
         assert_eq!(clean_text("あいうえおか", 3), "あい…");

@@ -6,7 +6,10 @@
 //! hostile: fields are read through JSON pointers, MACs and IPs are validated and normalised,
 //! text is stripped of control characters and bounded before it reaches a summary.
 
-use super::{Detection, HostKey, Outbreak, Severity, ThreatKind, UnknownSeverity, clean_text, normalize_ip, normalize_mac};
+use super::{
+    Detection, HostKey, Outbreak, Severity, ThreatKind, UnknownSeverity, clean_text, normalize_ip,
+    normalize_mac,
+};
 use crate::clock::parse_eve_timestamp;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -30,11 +33,16 @@ const HOSTNAME_CHARS: usize = 64;
 pub enum Classification {
     Detected(Detection),
     /// An `ignore = true` rule matched.
-    Ignored { rule: String },
+    Ignored {
+        rule: String,
+    },
     /// No rule matched.
     Unmatched,
     /// A rule matched but the event lacked what a detection needs.
-    Malformed { rule: String, problem: &'static str },
+    Malformed {
+        rule: String,
+        problem: &'static str,
+    },
 }
 
 /// A rule file that cannot be used. Every message names the origin, the rule and the field.
@@ -141,7 +149,9 @@ impl RuleReader<'_> {
     }
 
     fn string<'v>(&self, field: &str, value: &'v Toml) -> Result<&'v str, RuleError> {
-        value.as_str().ok_or_else(|| self.err(field, "must be a string"))
+        value
+            .as_str()
+            .ok_or_else(|| self.err(field, "must be a string"))
     }
 
     fn pointer(&self, field: &str, value: &Toml) -> Result<String, RuleError> {
@@ -252,9 +262,12 @@ impl RuleReader<'_> {
     }
 
     fn outbreak(&self, value: &Toml, base: Severity) -> Result<Outbreak, RuleError> {
-        let table = value
-            .as_table()
-            .ok_or_else(|| self.err("outbreak", "must be a table {detections, minutes, severity}"))?;
+        let table = value.as_table().ok_or_else(|| {
+            self.err(
+                "outbreak",
+                "must be a table {detections, minutes, severity}",
+            )
+        })?;
         let mut detections = None;
         let mut minutes = None;
         let mut severity = Severity::Critical;
@@ -294,7 +307,8 @@ impl RuleReader<'_> {
                 .find('}')
                 .ok_or_else(|| self.err("summary", "`{` without its `}`"))?;
             let pointer = &after[..close];
-            check_pointer(pointer).map_err(|p| self.err("summary", format!("{{{pointer}}}: {p}")))?;
+            check_pointer(pointer)
+                .map_err(|p| self.err("summary", format!("{{{pointer}}}: {p}")))?;
             pieces.push(Piece::Field(pointer.to_string()));
             rest = &after[close + 1..];
         }
@@ -309,8 +323,19 @@ impl RuleReader<'_> {
 
     fn rule(&self, table: &Table, notify_threshold: Severity) -> Result<Rule, RuleError> {
         const KNOWN: [&str; 13] = [
-            "name", "match", "ignore", "kind", "threat", "threat_from", "host_from", "severity",
-            "fold_minutes", "outbreak", "notify", "summary", "comment",
+            "name",
+            "match",
+            "ignore",
+            "kind",
+            "threat",
+            "threat_from",
+            "host_from",
+            "severity",
+            "fold_minutes",
+            "outbreak",
+            "notify",
+            "summary",
+            "comment",
         ];
         if let Some(key) = table.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(self.err(key, format!("unknown field (known: {})", KNOWN.join(", "))));
@@ -323,10 +348,19 @@ impl RuleReader<'_> {
         let (event_type, conditions) = self.conditions(match_table)?;
         let ignore = match table.get("ignore") {
             None => false,
-            Some(v) => v.as_bool().ok_or_else(|| self.err("ignore", "must be a boolean"))?,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| self.err("ignore", "must be a boolean"))?,
         };
         if ignore {
-            let extra = ["kind", "threat", "threat_from", "severity", "outbreak", "notify"];
+            let extra = [
+                "kind",
+                "threat",
+                "threat_from",
+                "severity",
+                "outbreak",
+                "notify",
+            ];
             if let Some(key) = extra.iter().find(|k| table.contains_key(**k)) {
                 return Err(self.err(key, "an ignore rule makes no detection"));
             }
@@ -339,7 +373,9 @@ impl RuleReader<'_> {
         }
         let severity = self.severity(
             "severity",
-            table.get("severity").ok_or_else(|| self.err("severity", "missing"))?,
+            table
+                .get("severity")
+                .ok_or_else(|| self.err("severity", "missing"))?,
         )?;
         let kind = match table.get("kind") {
             None => ThreatKind::Other,
@@ -350,7 +386,10 @@ impl RuleReader<'_> {
                     .find(|(_, name)| *name == text)
                     .map(|(k, _)| *k)
                     .ok_or_else(|| {
-                        self.err("kind", "expected infected-host, malicious-site, intrusion or other")
+                        self.err(
+                            "kind",
+                            "expected infected-host, malicious-site, intrusion or other",
+                        )
                     })?
             }
         };
@@ -377,10 +416,10 @@ impl RuleReader<'_> {
                 hostname: Vec::new(),
                 ip: vec![IpSource::Pointer("/src_ip".to_string())],
             },
-            Some(v) => self.host_spec(
-                v.as_table()
-                    .ok_or_else(|| self.err("host_from", "must be a table {mac, hostname, ip}"))?,
-            )?,
+            Some(v) => self
+                .host_spec(v.as_table().ok_or_else(|| {
+                    self.err("host_from", "must be a table {mac, hostname, ip}")
+                })?)?,
         };
         let fold_minutes = match table.get("fold_minutes") {
             None => 60,
@@ -392,10 +431,15 @@ impl RuleReader<'_> {
             .transpose()?;
         let notify = match table.get("notify") {
             None => severity >= notify_threshold,
-            Some(v) => v.as_bool().ok_or_else(|| self.err("notify", "must be a boolean"))?,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| self.err("notify", "must be a boolean"))?,
         };
         let summary = match table.get("summary") {
-            None => vec![Piece::Text(format!("{}: ", self.name)), Piece::Field(String::new())],
+            None => vec![
+                Piece::Text(format!("{}: ", self.name)),
+                Piece::Field(String::new()),
+            ],
             Some(v) => self.summary(self.string("summary", v)?)?,
         };
         Ok(Rule {
@@ -446,15 +490,17 @@ impl RuleSet {
             field: field.to_string(),
             problem: problem.to_string(),
         };
-        if let Some(key) = top.keys().find(|k| !["notify_threshold", "rule"].contains(&k.as_str())) {
+        if let Some(key) = top
+            .keys()
+            .find(|k| !["notify_threshold", "rule"].contains(&k.as_str()))
+        {
             return Err(top_err(key, "unknown field (notify_threshold, rule)"));
         }
         let notify_threshold = match top.get("notify_threshold") {
             None => Severity::Medium,
-            Some(v) => v
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| top_err("notify_threshold", "must be low, medium, high or critical"))?,
+            Some(v) => v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                top_err("notify_threshold", "must be low, medium, high or critical")
+            })?,
         };
         let entries = match top.get("rule") {
             Some(Toml::Array(entries)) => entries,
@@ -472,14 +518,18 @@ impl RuleSet {
                 index: i + 1,
                 name: "<unnamed>".to_string(),
             };
-            let table = entry.as_table().ok_or_else(|| reader.err("rule", "must be a table"))?;
+            let table = entry
+                .as_table()
+                .ok_or_else(|| reader.err("rule", "must be a table"))?;
             let name = table
                 .get("name")
                 .ok_or_else(|| reader.err("name", "missing"))
                 .and_then(|v| reader.string("name", v))?;
             let valid = !name.is_empty()
                 && name.len() <= 64
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
             if !valid {
                 return Err(reader.err("name", "1–64 characters of a-z, 0-9, - _ ."));
             }
@@ -535,11 +585,9 @@ impl RuleSet {
         let Some(event_type) = event.get("event_type").and_then(Value::as_str) else {
             return Classification::Unmatched;
         };
-        let Some(rule) = self
-            .rules
-            .iter()
-            .find(|r| r.event_type == event_type && r.conditions.iter().all(|(p, c)| holds(event, p, c)))
-        else {
+        let Some(rule) = self.rules.iter().find(|r| {
+            r.event_type == event_type && r.conditions.iter().all(|(p, c)| holds(event, p, c))
+        }) else {
             return Classification::Unmatched;
         };
         let Some(spec) = &rule.detect else {
@@ -551,7 +599,10 @@ impl RuleSet {
             rule: rule.name.clone(),
             problem,
         };
-        let Some(ts) = event.get("timestamp").and_then(Value::as_str).and_then(parse_eve_timestamp)
+        let Some(ts) = event
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(parse_eve_timestamp)
         else {
             return malformed("no valid timestamp");
         };
@@ -641,7 +692,11 @@ fn render_summary(pieces: &[Piece], event: &Value, threat: &str) -> String {
 
 fn host_of(event: &Value, spec: &HostSpec) -> HostKey {
     let text_at = |p: &str| event.pointer(p).and_then(Value::as_str);
-    let mac = spec.mac.iter().filter_map(|p| text_at(p)).find_map(normalize_mac);
+    let mac = spec
+        .mac
+        .iter()
+        .filter_map(|p| text_at(p))
+        .find_map(normalize_mac);
     let hostname = spec
         .hostname
         .iter()
@@ -703,8 +758,14 @@ mod tests {
     #[test]
     fn quarantined_host_is_a_high_infected_host_incident() {
         let d = RuleSet::embedded().classify(&quarantine()).unwrap();
-        assert_eq!((d.rule.as_str(), d.threat.as_str()), ("infected-host", "quarantine"));
-        assert_eq!((d.severity, d.kind), (Severity::High, ThreatKind::InfectedHost));
+        assert_eq!(
+            (d.rule.as_str(), d.threat.as_str()),
+            ("infected-host", "quarantine")
+        );
+        assert_eq!(
+            (d.severity, d.kind),
+            (Severity::High, ThreatKind::InfectedHost)
+        );
         assert_eq!(d.host.mac.as_deref(), Some("02:00:5e:10:00:01"));
         assert_eq!(d.host.hostname.as_deref(), Some("PC-SATO"));
         assert_eq!(d.host.key(), "mac:02:00:5e:10:00:01");
@@ -718,23 +779,35 @@ mod tests {
     fn web_blocks_by_category() {
         let set = RuleSet::embedded();
         let c2 = set.classify(&web("c2", true, "block")).unwrap();
-        assert_eq!((c2.severity, c2.kind, c2.threat.as_str()), (Severity::High, ThreatKind::InfectedHost, "c2"));
+        assert_eq!(
+            (c2.severity, c2.kind, c2.threat.as_str()),
+            (Severity::High, ThreatKind::InfectedHost, "c2")
+        );
         assert_eq!(c2.host.key(), "mac:02:00:5e:10:00:01");
         let malware = set.classify(&web("malware", true, "block")).unwrap();
-        assert_eq!((malware.severity, malware.kind), (Severity::High, ThreatKind::MaliciousSite));
+        assert_eq!(
+            (malware.severity, malware.kind),
+            (Severity::High, ThreatKind::MaliciousSite)
+        );
         let phishing = set.classify(&web("phishing", true, "block")).unwrap();
         assert_eq!(phishing.severity, Severity::Low);
         assert!(phishing.notify, "explicit notify overrides the threshold");
         // Not a threat, or only monitored: no incident.
         assert_eq!(set.classify(&web("malware", false, "block")), None);
-        assert_eq!(set.explain(&web("c2", true, "allow")), Classification::Unmatched);
+        assert_eq!(
+            set.explain(&web("c2", true, "allow")),
+            Classification::Unmatched
+        );
     }
 
     #[test]
     fn ips_alerts_and_the_lan_side_host() {
         let set = RuleSet::embedded();
         let blocked = set.classify(&alert("blocked", 1, 1, "wan")).unwrap();
-        assert_eq!((blocked.rule.as_str(), blocked.severity), ("ips-blocked", Severity::Medium));
+        assert_eq!(
+            (blocked.rule.as_str(), blocked.severity),
+            ("ips-blocked", Severity::Medium)
+        );
         assert_eq!(blocked.threat, "ips:2024897");
         // Came in on the WAN: the LAN host is the destination.
         assert_eq!(blocked.host.key(), "ip:203.0.113.9");
@@ -752,23 +825,36 @@ mod tests {
         let set = RuleSet::embedded();
         assert_eq!(
             set.explain(&alert("blocked", 9, 1, "wan")),
-            Classification::Ignored { rule: "firewall-drop".into() }
+            Classification::Ignored {
+                rule: "firewall-drop".into()
+            }
         );
     }
 
     #[test]
     fn hostile_events_give_nothing() {
         let set = RuleSet::embedded();
-        for event in [json!(null), json!([1, 2]), json!({"event_type": 5}), json!({"event_type": "host"})] {
+        for event in [
+            json!(null),
+            json!([1, 2]),
+            json!({"event_type": 5}),
+            json!({"event_type": "host"}),
+        ] {
             assert_eq!(set.classify(&event), None);
         }
         let mut bad_time = quarantine();
         bad_time["timestamp"] = json!("2026-02-30T00:00:00Z");
-        assert!(matches!(set.explain(&bad_time), Classification::Malformed { .. }));
+        assert!(matches!(
+            set.explain(&bad_time),
+            Classification::Malformed { .. }
+        ));
         let mut no_host = quarantine();
         no_host["host"]["mac"] = json!("zz:zz");
         no_host["src_ip"] = json!("999.1.1.1");
-        assert!(matches!(set.explain(&no_host), Classification::Malformed { .. }));
+        assert!(matches!(
+            set.explain(&no_host),
+            Classification::Malformed { .. }
+        ));
         // An IP alone still names the host.
         no_host["src_ip"] = json!("fe80::1");
         assert_eq!(set.classify(&no_host).unwrap().host.key(), "ip:fe80::1");
@@ -787,8 +873,13 @@ mod tests {
         let head = "[[rule]]\nname = \"r1\"\nseverity = \"high\"\nthreat = \"t\"\n";
         let m = "[rule.match]\nevent_type = \"host\"\n";
         let e = error_of(&format!("{head}severity_typo = 1\n{m}"));
-        assert!(e.contains("test.toml") && e.contains("rule #1 (r1)") && e.contains("severity_typo"), "{e}");
-        let e = error_of(&format!("[[rule]]\nname = \"r1\"\nseverity = \"huge\"\nthreat = \"t\"\n{m}"));
+        assert!(
+            e.contains("test.toml") && e.contains("rule #1 (r1)") && e.contains("severity_typo"),
+            "{e}"
+        );
+        let e = error_of(&format!(
+            "[[rule]]\nname = \"r1\"\nseverity = \"huge\"\nthreat = \"t\"\n{m}"
+        ));
         assert!(e.contains("`severity`") && e.contains("huge"), "{e}");
         let e = error_of(&format!("{head}fold_minutes = -1\n{m}"));
         assert!(e.contains("fold_minutes"), "{e}");
@@ -796,13 +887,20 @@ mod tests {
         assert!(e.contains("match.host/state") && e.contains("`/`"), "{e}");
         let e = error_of(&format!("{head}summary = \"{{/a\"\n{m}"));
         assert!(e.contains("summary"), "{e}");
-        let e = error_of(&format!("{head}outbreak = {{ detections = 5, minutes = 10, severity = \"low\" }}\n{m}"));
+        let e = error_of(&format!(
+            "{head}outbreak = {{ detections = 5, minutes = 10, severity = \"low\" }}\n{m}"
+        ));
         assert!(e.contains("outbreak.severity"), "{e}");
         let e = error_of(&format!("{head}{m}[rule.host_from]\nip = \"wan-side\"\n"));
         assert!(e.contains("host_from.ip") && e.contains("lan-side"), "{e}");
         let e = error_of(&format!("{head}{m}{head}{m}"));
-        assert!(e.contains("rule #2 (r1)") && e.contains("another rule"), "{e}");
-        let e = error_of("[[rule]]\nname = \"r\"\nseverity = \"low\"\n[rule.match]\nevent_type = \"web\"\n");
+        assert!(
+            e.contains("rule #2 (r1)") && e.contains("another rule"),
+            "{e}"
+        );
+        let e = error_of(
+            "[[rule]]\nname = \"r\"\nseverity = \"low\"\n[rule.match]\nevent_type = \"web\"\n",
+        );
         assert!(e.contains("`threat`"), "{e}");
         assert!(error_of("not toml [").contains("test.toml: not a rule file"));
         assert!(error_of("notify_threshold = \"x\"\n[[rule]]\n").contains("notify_threshold"));

@@ -274,8 +274,12 @@ pub fn next(state: IncidentState, action: Action) -> Result<IncidentState, Trans
         (S::Closed(_), _) => refuse(RefusalReason::Closed),
         (_, Action::Reopen) => refuse(RefusalReason::NotClosed),
         // Any open state may be closed as a mistake or a duplicate.
-        (_, Action::Close(r @ (Resolution::FalsePositive | Resolution::Duplicate))) => Ok(S::Closed(r)),
-        (S::Remediation(_), Action::Close(Resolution::Remediated)) => Ok(S::Closed(Resolution::Remediated)),
+        (_, Action::Close(r @ (Resolution::FalsePositive | Resolution::Duplicate))) => {
+            Ok(S::Closed(r))
+        }
+        (S::Remediation(_), Action::Close(Resolution::Remediated)) => {
+            Ok(S::Closed(Resolution::Remediated))
+        }
         (_, Action::Close(Resolution::Remediated)) => refuse(RefusalReason::NotRemediating),
         (S::New, Action::Triage) => Ok(S::Triage),
         (_, Action::Triage) => refuse(RefusalReason::AlreadyPast),
@@ -347,10 +351,26 @@ mod tests {
             (S::New, Action::Triage, S::Triage),
             (S::New, Action::NotifyCustomer, S::CustomerNotified),
             (S::Triage, Action::NotifyCustomer, S::CustomerNotified),
-            (S::CustomerNotified, Action::StartRemoteRemoval, S::Remediation(RemoteRemoval)),
-            (S::Remediation(RemoteRemoval), Action::EscalateOnSite, S::Remediation(OnSiteVisit)),
-            (S::Remediation(RemoteRemoval), Action::Close(Resolution::Remediated), S::Closed(Resolution::Remediated)),
-            (S::Remediation(OnSiteVisit), Action::Close(Resolution::Remediated), S::Closed(Resolution::Remediated)),
+            (
+                S::CustomerNotified,
+                Action::StartRemoteRemoval,
+                S::Remediation(RemoteRemoval),
+            ),
+            (
+                S::Remediation(RemoteRemoval),
+                Action::EscalateOnSite,
+                S::Remediation(OnSiteVisit),
+            ),
+            (
+                S::Remediation(RemoteRemoval),
+                Action::Close(Resolution::Remediated),
+                S::Closed(Resolution::Remediated),
+            ),
+            (
+                S::Remediation(OnSiteVisit),
+                Action::Close(Resolution::Remediated),
+                S::Closed(Resolution::Remediated),
+            ),
         ];
         for state in IncidentState::ALL {
             if state.is_open() {
@@ -391,15 +411,26 @@ mod tests {
             other => panic!("{other:?}"),
         };
         // 「電話などによる対応が困難な状況においては、訪問によるサポートも実施いたします」
-        assert_eq!(reason(S::CustomerNotified, Action::EscalateOnSite), RefusalReason::RemoteFirst);
-        assert_eq!(reason(S::Triage, Action::StartRemoteRemoval), RefusalReason::NotifyFirst);
-        assert_eq!(reason(S::Closed(Resolution::Duplicate), Action::Triage), RefusalReason::Closed);
+        assert_eq!(
+            reason(S::CustomerNotified, Action::EscalateOnSite),
+            RefusalReason::RemoteFirst
+        );
+        assert_eq!(
+            reason(S::Triage, Action::StartRemoteRemoval),
+            RefusalReason::NotifyFirst
+        );
+        assert_eq!(
+            reason(S::Closed(Resolution::Duplicate), Action::Triage),
+            RefusalReason::Closed
+        );
         assert_eq!(reason(S::Triage, Action::Reopen), RefusalReason::NotClosed);
         assert_eq!(
             reason(S::CustomerNotified, Action::Close(Resolution::Remediated)),
             RefusalReason::NotRemediating
         );
-        let text = next(S::New, Action::EscalateOnSite).unwrap_err().to_string();
+        let text = next(S::New, Action::EscalateOnSite)
+            .unwrap_err()
+            .to_string();
         assert!(text.contains("escalate-on-site") && text.contains("new") && text.contains("訪問"));
     }
 
@@ -441,22 +472,38 @@ mod tests {
             (Action::NotifyCustomer, S::CustomerNotified),
             (Action::StartRemoteRemoval, S::Remediation(RemoteRemoval)),
             (Action::EscalateOnSite, S::Remediation(OnSiteVisit)),
-            (Action::Close(Resolution::Remediated), S::Closed(Resolution::Remediated)),
+            (
+                Action::Close(Resolution::Remediated),
+                S::Closed(Resolution::Remediated),
+            ),
             (Action::Reopen, S::Triage),
         ];
         let mut state = S::New;
         for (i, (action, want)) in steps.into_iter().enumerate() {
             let (to, entry) = step(state, action, "sato", 1_000 + i as i64, "ok").unwrap();
             assert_eq!(to, want);
-            assert_eq!((entry.from, entry.to, entry.at), (state, to, 1_000 + i as i64));
+            assert_eq!(
+                (entry.from, entry.to, entry.at),
+                (state, to, 1_000 + i as i64)
+            );
             state = to;
         }
     }
 
     #[test]
     fn audit_inputs_are_cleaned() {
-        assert_eq!(step(S::New, Action::Triage, " \r\n ", 0, ""), Err(TransitionRefusal::NoActor));
-        let (_, entry) = step(S::New, Action::Triage, "sato\r\nX-Evil: 1", 5, "line1\nline2\u{7}").unwrap();
+        assert_eq!(
+            step(S::New, Action::Triage, " \r\n ", 0, ""),
+            Err(TransitionRefusal::NoActor)
+        );
+        let (_, entry) = step(
+            S::New,
+            Action::Triage,
+            "sato\r\nX-Evil: 1",
+            5,
+            "line1\nline2\u{7}",
+        )
+        .unwrap();
         assert_eq!(entry.actor, "sato X-Evil: 1");
         assert_eq!(entry.note, "line1\nline2");
         // A refused step writes no entry.
