@@ -192,6 +192,11 @@ impl HoursRefusal {
             HoursRefusal::Sunday => VisitClause::HoursWest,
         }
     }
+
+    /// The refusal with its seed sentence, for the operator.
+    pub fn explain(self) -> String {
+        format!("{self} — {}", self.clause())
+    }
 }
 
 /// Whether a visit may start at `unix` in `area` (see the module notes: start inside the window).

@@ -98,6 +98,8 @@ struct HostSpec {
 enum Piece {
     Text(String),
     Field(String),
+    /// The detection's threat key (the default summary is `rule: threat`).
+    Threat,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -436,10 +438,7 @@ impl RuleReader<'_> {
                 .ok_or_else(|| self.err("notify", "must be a boolean"))?,
         };
         let summary = match table.get("summary") {
-            None => vec![
-                Piece::Text(format!("{}: ", self.name)),
-                Piece::Field(String::new()),
-            ],
+            None => vec![Piece::Text(format!("{}: ", self.name)), Piece::Threat],
             Some(v) => self.summary(self.string("summary", v)?)?,
         };
         Ok(Rule {
@@ -676,8 +675,7 @@ fn render_summary(pieces: &[Piece], event: &Value, threat: &str) -> String {
     for piece in pieces {
         match piece {
             Piece::Text(t) => out.push_str(t),
-            // The default summary's empty pointer stands for the threat key.
-            Piece::Field(p) if p.is_empty() => out.push_str(threat),
+            Piece::Threat => out.push_str(threat),
             Piece::Field(p) => {
                 let text = event.pointer(p).and_then(field_text);
                 out.push_str(&text.map_or("?".to_string(), |t| clean_text(&t, FIELD_CHARS)));
@@ -917,5 +915,92 @@ mod tests {
         assert_eq!(d.summary, "a: t");
         assert_eq!(d.fold_secs, 3600);
         assert_eq!(d.host.key(), "ip:192.168.1.23");
+    }
+
+    #[test]
+    fn pointer_lists_fall_back_and_missing_fields_show_as_question_marks() {
+        let text = r#"
+            [[rule]]
+            name = "by-sid"
+            severity = "high"
+            threat_from = "/alert/signature_id"
+            summary = "sid {/alert/signature_id} rev {/alert/rev}"
+            host_from = { mac = ["/no/such", "/alert/mac"], ip = ["/bad_ip", "lan-side"] }
+            [rule.match]
+            event_type = "alert"
+            "/alert/signature_id" = [2024897, 2024898]
+        "#;
+        let set = RuleSet::parse(text, "t").unwrap();
+        let mut event = alert("blocked", 1, 1, "lan");
+        event["bad_ip"] = json!("not-an-ip");
+        let d = set.classify(&event).unwrap();
+        assert_eq!(d.threat, "2024897");
+        assert_eq!(d.summary, "sid 2024897 rev ?");
+        assert_eq!(d.host.key(), "ip:192.168.1.23");
+        event["alert"]["mac"] = json!("02:00:5E:00:00:09");
+        assert_eq!(
+            set.classify(&event).unwrap().host.key(),
+            "mac:02:00:5e:00:00:09"
+        );
+        // threat_from only, and the field is an object: no usable threat.
+        event["alert"]["signature_id"] = json!(2024898);
+        assert!(set.classify(&event).is_some());
+        event["alert"]["signature_id"] = json!({"x": 1});
+        assert_eq!(set.classify(&event), None);
+    }
+
+    #[test]
+    fn hostile_field_types_never_panic() {
+        let set = RuleSet::embedded();
+        let odd = [
+            json!(null),
+            json!(true),
+            json!(-1),
+            json!(1e308),
+            json!(u64::MAX),
+            json!("x".repeat(10_000)),
+            json!("\u{0}\r\n\u{202E}"),
+            json!([1, {"a": []}]),
+            json!({"nested": {"deep": [null]}}),
+        ];
+        let samples = [
+            alert("blocked", 1, 1, "lan"),
+            web("c2", true, "block"),
+            quarantine(),
+        ];
+        for sample in &samples {
+            let Value::Object(top) = sample else {
+                unreachable!()
+            };
+            for (key, value) in top {
+                let inner: Vec<String> = match value {
+                    Value::Object(m) => m.keys().cloned().collect(),
+                    _ => vec![],
+                };
+                for replacement in &odd {
+                    let mut event = sample.clone();
+                    event[key] = replacement.clone();
+                    if let Some(d) = set.classify(&event) {
+                        assert!(d.summary.chars().count() <= SUMMARY_CHARS);
+                        assert!(!d.summary.chars().any(char::is_control));
+                        assert!(!d.threat.chars().any(char::is_control));
+                    }
+                    for field in &inner {
+                        let mut event = sample.clone();
+                        event[key][field] = replacement.clone();
+                        if let Some(d) = set.classify(&event) {
+                            assert!(d.summary.chars().count() <= SUMMARY_CHARS);
+                            assert!(!d.threat.chars().any(char::is_control));
+                            assert!(
+                                d.host
+                                    .hostname
+                                    .as_ref()
+                                    .is_none_or(|h| h.chars().count() <= 64)
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }
