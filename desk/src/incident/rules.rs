@@ -12,6 +12,7 @@ use super::{
 };
 use crate::clock::parse_eve_timestamp;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use thiserror::Error;
 use toml::{Table, Value as Toml};
@@ -661,11 +662,12 @@ fn scalar_equals(option: &Scalar, value: &Value) -> bool {
 }
 
 /// A field as plain text: strings, numbers and booleans; nothing else.
-fn field_text(value: &Value) -> Option<String> {
+fn field_text(value: &Value) -> Option<Cow<'_, str>> {
     match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        // Borrowed: the field may be huge, and is cut down by `clean_text` anyway.
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
         _ => None,
     }
 }
