@@ -154,7 +154,7 @@ pub fn add_contact(c: &mut dyn Conn, actor: &Actor, customer: &str, n: &NewConta
     let row = c
         .one(
             "INSERT INTO contact (customer_id, name, email, lang) VALUES (?, ?, ?, ?) RETURNING id",
-            params![customer, name, email, &n.lang],
+            params![customer, name, &email, &n.lang],
         )?
         .ok_or_else(|| Refusal::Conflict("contact not stored".into()))?;
     audit(c, actor, "contact.add", customer, &email)?;
@@ -191,7 +191,7 @@ pub fn add_box(c: &mut dyn Conn, actor: &Actor, b: &NewBox) -> Result<()> {
         return Err(Refusal::BadInput(format!("kind: {:?} — use rental or purchase", b.kind)));
     }
     if let Some(d) = &b.licence_end {
-        if mimamori_contracts::parse_date(d).is_none() {
+        if mimamori_contracts::date::parse_date(d).is_none() {
             return Err(Refusal::BadInput(format!("licence_end: {d:?} is not a YYYY-MM-DD date")));
         }
     }

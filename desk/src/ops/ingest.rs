@@ -211,7 +211,8 @@ pub fn heartbeat(
     )?;
     ctx.counters.heartbeats.fetch_add(1, Relaxed);
     let plan: Option<mimamori_contracts::Plan> = row.text(1)?.parse().ok();
-    let profile = plan.map(|p| mimamori_contracts::profile(p, row.int(2)? != 0));
+    let repair_24h = row.int(2)? != 0;
+    let profile = plan.map(|p| mimamori_contracts::profile(p, repair_24h));
     Ok(HeartbeatAnswer {
         status: "connected".into(),
         plan: profile.map(|p| p.plan.as_str().to_string()),

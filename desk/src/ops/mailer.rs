@@ -81,7 +81,7 @@ pub async fn run(store: Store, cfg: MailConfig, counters: std::sync::Arc<MailCou
     loop {
         // Read, send and record in three steps: the store is not held while SMTP talks.
         // A crash between sending and recording sends that mail again (at least once).
-        let list = store.run(|c| due(c, now(), 50)).await.unwrap_or_default();
+        let list: Vec<Due> = store.run(|c| due(c, now(), 50)).await.unwrap_or_default();
         let n = list.len();
         if n > 0 {
             let (cfg, transport) = (cfg.clone(), transport.clone());
@@ -102,7 +102,7 @@ pub async fn run(store: Store, cfg: MailConfig, counters: std::sync::Arc<MailCou
                     Err(_) => counters.failed.fetch_add(1, Relaxed),
                 };
             }
-            let _ = store
+            let r: Result<()> = store
                 .run(move |c| {
                     let at = now();
                     for (d, o) in sent {
@@ -111,6 +111,10 @@ pub async fn run(store: Store, cfg: MailConfig, counters: std::sync::Arc<MailCou
                     Ok(())
                 })
                 .await;
+            if let Err(e) = r {
+                // Sent but not recorded: these go out again on the next round.
+                eprintln!("mimamori-desk: mail outbox: {e}");
+            }
         }
         tokio::time::sleep(Duration::from_millis(if n == 0 { 1000 } else { 50 })).await;
     }
