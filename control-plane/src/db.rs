@@ -105,6 +105,31 @@ const MIGRATIONS: &[&str] = &[
         last_good INTEGER REFERENCES pattern_bundle(id),
         last_check INTEGER
      );",
+    // 5: the desk uplink's outbox (issue 15): a trigger numbers every event the desk wants
+    // (IPS alerts, web blocks and threats, quarantines) in the transaction that stores it,
+    // once the box is enrolled; the uplink deletes numbers only once the desk acknowledged.
+    "CREATE TABLE desk_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id INTEGER NOT NULL
+     );
+     CREATE TABLE desk_uplink (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        enabled INTEGER NOT NULL,
+        stream TEXT,
+        dropped INTEGER NOT NULL,
+        plan TEXT,
+        tier TEXT,
+        repair TEXT
+     );
+     INSERT INTO desk_uplink (id, enabled, dropped) VALUES (1, 0, 0);
+     CREATE TRIGGER desk_outbox_fill AFTER INSERT ON event
+     WHEN (SELECT enabled FROM desk_uplink WHERE id = 1) = 1
+      AND ((NEW.event_type = 'alert' AND coalesce(NEW.gid, 1) != 9)
+        OR (NEW.event_type = 'web' AND (coalesce(NEW.action, '') != 'allow' OR NEW.threat = 1))
+        OR NEW.event_type = 'host')
+     BEGIN
+        INSERT INTO desk_outbox (event_id) VALUES (NEW.id);
+     END;",
 ];
 
 pub fn now() -> i64 {

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod db;
+pub mod desk;
 pub mod events;
 pub mod gwlink;
 pub mod metrics;

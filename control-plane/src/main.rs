@@ -14,6 +14,29 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum DeskCmd {
+    /// Enrol this box with a one-time code from the desk.
+    Enrol {
+        /// `https://desk.example:8443`
+        #[arg(long)]
+        desk_url: String,
+        /// The desk's CA certificate (given with the code).
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        code: String,
+        /// Where the box's key and certificate are kept.
+        #[arg(long, default_value = "/var/lib/mimamori/desk")]
+        dir: PathBuf,
+    },
+    /// What the outbox holds and what the desk last said.
+    Status {
+        #[arg(long, default_value = "/var/lib/mimamori/cp.db")]
+        db: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Cmd {
     /// Run the API, the event store and the gateway sockets.
     Serve {
@@ -51,6 +74,17 @@ enum Cmd {
         /// This long without a successful check is stale.
         #[arg(long, default_value_t = 24)]
         patterns_max_unchecked_hours: u64,
+        /// Uplink to the Security Support Desk, with the identity `desk enrol` left here.
+        #[arg(long)]
+        desk: Option<PathBuf>,
+        /// Heartbeat interval in seconds (default: the desk's, given at enrolment).
+        #[arg(long)]
+        desk_heartbeat_secs: Option<u64>,
+    },
+    /// The Security Support Desk link.
+    Desk {
+        #[command(subcommand)]
+        cmd: DeskCmd,
     },
     /// Create an API token in a database (prints the secret once).
     Token {
@@ -202,6 +236,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             patterns_dir,
             patterns_max_age_days,
             patterns_max_unchecked_hours,
+            desk,
+            desk_heartbeat_secs,
         } => {
             let patterns = if trust_key.is_empty() {
                 None
@@ -232,6 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bootstrap_token_file,
                 categories,
                 patterns,
+                desk: desk.map(|d| (d, desk_heartbeat_secs.map(std::time::Duration::from_secs))),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -246,6 +283,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 serve.await?;
                 anyhow::Ok(())
             })?;
+        }
+        Cmd::Desk { cmd: DeskCmd::Enrol { desk_url, ca, code, dir } } => {
+            let cfg = mimamori_control_plane::desk::enrol(&dir, &desk_url, &ca, &code)?;
+            println!(
+                "enrolled as box {} with {}; certificate valid until {}; start `serve --desk {}`",
+                cfg.box_id, cfg.url, cfg.not_after, dir.display()
+            );
+        }
+        Cmd::Desk { cmd: DeskCmd::Status { db } } => {
+            let c = mimamori_control_plane::db::open(&db)?;
+            let v = mimamori_control_plane::desk::status(&c, &Default::default());
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Cmd::Token { db, name, role } => {
             let role = db::Role::parse(&role).ok_or_else(|| {

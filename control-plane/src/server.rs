@@ -29,6 +29,9 @@ pub struct Options {
     pub categories: Option<PathBuf>,
     /// Pattern bundles: the folder, the desk's keys, the staleness thresholds.
     pub patterns: Option<crate::patterns::Config>,
+    /// The desk uplink: the folder `mimamori-cp desk enrol` filled, and the heartbeat
+    /// interval (default: what the desk said at enrolment).
+    pub desk: Option<(PathBuf, Option<Duration>)>,
 }
 
 pub struct Running {
@@ -117,6 +120,28 @@ pub async fn start(
             .clone()
             .map(|c| Arc::new(crate::patterns::Patterns::new(c))),
     });
+    if let Some((dir, every)) = &o.desk {
+        let id = crate::desk::Identity::load(dir)?;
+        {
+            let c = app.db.lock().map_err(|_| anyhow::anyhow!("database lock"))?;
+            crate::desk::enable(&c)?;
+        }
+        let every = every.unwrap_or(Duration::from_secs(id.cfg.heartbeat_secs));
+        eprintln!(
+            "mimamori-cp: desk uplink to {} as box {}, heartbeat every {} s",
+            id.cfg.url, id.cfg.box_id, every.as_secs()
+        );
+        let source = crate::desk::HeartbeatSource {
+            gateway: GatewayLink { socket: o.gateway_socket.clone() },
+            patterns: app.patterns.clone(),
+            started: std::time::Instant::now(),
+        };
+        let db = o.db.clone();
+        let counters = Arc::new(crate::desk::UplinkCounters::default());
+        std::thread::Builder::new()
+            .name("desk-uplink".into())
+            .spawn(move || crate::desk::run(db, id, source, counters, every))?;
+    }
     let addr = listener.local_addr()?;
     let serve = axum::serve(listener, api::router(app.clone())).with_graceful_shutdown(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

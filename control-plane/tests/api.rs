@@ -123,6 +123,7 @@ fn start_with(
         bootstrap_token_file: Some(dir.join("admin.token")),
         categories,
         patterns: None,
+        desk: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let o = opts.clone();

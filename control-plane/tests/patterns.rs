@@ -384,6 +384,7 @@ fn over_the_api() {
         bootstrap_token_file: Some(d.join("admin.token")),
         categories: None,
         patterns: Some(Config::new(d.join("patterns"), trust)),
+        desk: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let o = opts.clone();

@@ -37,6 +37,7 @@ fn start(name: &str) -> Cp {
         bootstrap_token_file: Some(dir.join("admin.token")),
         categories: None,
         patterns: None,
+        desk: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let o = opts.clone();
