@@ -244,7 +244,7 @@ fn now() -> i64 {
     crate::db::now()
 }
 
-/// Sends until the process ends. Every failure waits (1 s doubling to 60 s) and retries.
+/// Sends until the process ends. Every failure waits (1 s doubling to 30 s) and retries.
 pub fn run(db: PathBuf, id: Identity, source: HeartbeatSource, counters: Arc<UplinkCounters>, heartbeat_every: Duration) {
     let agent = agent(id.tls.clone());
     let base = id.cfg.url.clone();
@@ -290,7 +290,7 @@ pub fn run(db: PathBuf, id: Identity, source: HeartbeatSource, counters: Arc<Upl
         if failed {
             counters.failures.fetch_add(1, Relaxed);
             std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(60));
+            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
 }

@@ -52,6 +52,10 @@ enum Cmd {
         /// Write a desk-admin token here when the store has none yet.
         #[arg(long)]
         bootstrap_token_file: Option<PathBuf>,
+        /// SQLite only: the most the file may grow to (MB); past it batches are refused
+        /// whole (507) and the boxes keep them until there is room.
+        #[arg(long)]
+        store_max_mb: Option<u64>,
     },
     /// Call the operators' API.
     Ctl {
@@ -146,14 +150,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Serve {
             store, ca_dir, uplink, api, rules, smtp, mail_from, fault_after_secs, watch_secs,
-            heartbeat_secs, desk_phone, bootstrap_token_file,
+            heartbeat_secs, desk_phone, bootstrap_token_file, store_max_mb,
         } => {
             if fault_after_secs < 10 {
                 bail!("--fault-after-secs: at least 10");
             }
             let o = server::Options {
                 store, ca_dir, uplink, api, rules, smtp, mail_from, fault_after_secs, watch_secs,
-                heartbeat_secs, desk_phone, bootstrap_token_file,
+                heartbeat_secs, desk_phone, bootstrap_token_file, store_max_mb,
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {

@@ -30,6 +30,8 @@ pub struct Options {
     pub desk_phone: String,
     /// Write a desk-admin token here when the store has no token yet.
     pub bootstrap_token_file: Option<PathBuf>,
+    /// SQLite only: the largest the file may grow; past it batches are refused (507) whole.
+    pub store_max_mb: Option<u64>,
 }
 
 pub struct Running {
@@ -38,9 +40,12 @@ pub struct Running {
     pub app: api::App,
 }
 
-pub async fn start(o: &Options) -> anyhow::Result<(Running, impl std::future::Future<Output = anyhow::Result<()>>)> {
+pub async fn start(
+    o: &Options,
+) -> anyhow::Result<(Running, impl std::future::Future<Output = anyhow::Result<()>> + use<>)> {
     let store_at = o.store.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&store_at))
+    let cap = o.store_max_mb;
+    let store = tokio::task::spawn_blocking(move || Store::open_capped(&store_at, cap))
         .await?
         .with_context(|| format!("store {}", crate::store::Store::describe(&o.store)))?;
     let ca = crate::ca::Ca::load(&o.ca_dir)?;

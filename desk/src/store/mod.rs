@@ -166,6 +166,11 @@ pub struct Store {
 impl Store {
     /// Opens `sqlite:PATH`, a plain path, or `postgres://…`, and migrates it.
     pub fn open(location: &str) -> Result<Store, StoreError> {
+        Store::open_capped(location, None)
+    }
+
+    /// [`Store::open`], a SQLite file growing to at most `max_mb`.
+    pub fn open_capped(location: &str, max_mb: Option<u64>) -> Result<Store, StoreError> {
         let (backend, open): (Backend, Box<dyn Fn() -> _ + Send + Sync>) =
             if location.starts_with("postgres://") || location.starts_with("postgresql://") {
                 let url = location.to_string();
@@ -177,7 +182,7 @@ impl Store {
                 let path = location.strip_prefix("sqlite:").unwrap_or(location).to_string();
                 (
                     Backend::Sqlite,
-                    Box::new(move || sqlite::connect(&path).map(|s| Box::new(s) as _)),
+                    Box::new(move || sqlite::connect(&path, max_mb).map(|s| Box::new(s) as _)),
                 )
             };
         let first = open()?;

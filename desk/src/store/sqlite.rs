@@ -8,7 +8,7 @@ pub(super) struct SqliteSession {
     conn: Connection,
 }
 
-pub(super) fn connect(path: &str) -> Result<SqliteSession, StoreError> {
+pub(super) fn connect(path: &str, max_mb: Option<u64>) -> Result<SqliteSession, StoreError> {
     let p = std::path::Path::new(path);
     if !p.exists() {
         // Contacts, tokens and events: readable by the owner only.
@@ -29,11 +29,11 @@ pub(super) fn connect(path: &str) -> Result<SqliteSession, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))
     };
     setup().map_err(|e| StoreError::Unavailable(format!("{path}: {e}")))?;
-    if let Ok(pages) = std::env::var("MIMAMORI_DESK_SQLITE_MAX_PAGES") {
-        // A size limit, so the full-disk path can be tested without filling a disk.
-        let pages: i64 = pages
-            .parse()
-            .map_err(|_| StoreError::Other("MIMAMORI_DESK_SQLITE_MAX_PAGES: not a number".into()))?;
+    if let Some(mb) = max_mb {
+        let page: i64 = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .map_err(|e| StoreError::Other(format!("{path}: {e}")))?;
+        let pages = (mb as i64).saturating_mul(1 << 20) / page.max(512);
         conn.pragma_update(None, "max_page_count", pages)
             .map_err(|e| StoreError::Other(format!("{path}: {e}")))?;
     }
