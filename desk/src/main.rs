@@ -87,7 +87,7 @@ enum CaCmd {
         #[arg(long)]
         csr: PathBuf,
         /// Validity from now, in days (negative: already expired, for tests).
-        #[arg(long, default_value_t = ca::BOX_CERT_DAYS)]
+        #[arg(long, default_value_t = ca::BOX_CERT_DAYS, allow_negative_numbers = true)]
         days: i64,
         #[arg(short = 'o', long)]
         output: PathBuf,
