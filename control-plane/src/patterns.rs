@@ -20,12 +20,12 @@
 use crate::api::{ApiError, App, Caller, err, internal, with_db};
 use crate::db;
 use crate::gwlink::{GatewayLink, GwError, PatternFiles};
-use mimamori_proto::PatternFile;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use mimamori_proto::PatternFile;
 use mimamori_signatures::bundle::{self, Kind, Limits, Refused, TrustedKeys, Verifier};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
@@ -247,9 +247,9 @@ impl Patterns {
                 "running on the gateway: {kind} version {version} ({summary}), active on every stage {:.1} ms after it was handed over",
                 micros as f64 / 1000.0
             )),
-            Err(GwError::Unreachable(why)) => Ok(format!(
-                "gateway offline: will load at next start ({why})"
-            )),
+            Err(GwError::Unreachable(why)) => {
+                Ok(format!("gateway offline: will load at next start ({why})"))
+            }
             Err(GwError::Refused(reason)) => Err(reason),
         }
     }
@@ -437,14 +437,23 @@ impl Patterns {
                 good.version
             )));
         }
-        let gateway = self.hand_over(kind, &path, &good.sha256).map_err(|reason| {
-            let e = PatternsError::GatewayRefused {
-                bundle: bundle::describe(&path.display().to_string(), &bytes, self.limits()),
-                reason,
-            };
-            let _ = db::audit(c, actor, "patterns.refused", kind.as_str(), "", &e.to_string());
-            e
-        })?;
+        let gateway = self
+            .hand_over(kind, &path, &good.sha256)
+            .map_err(|reason| {
+                let e = PatternsError::GatewayRefused {
+                    bundle: bundle::describe(&path.display().to_string(), &bytes, self.limits()),
+                    reason,
+                };
+                let _ = db::audit(
+                    c,
+                    actor,
+                    "patterns.refused",
+                    kind.as_str(),
+                    "",
+                    &e.to_string(),
+                );
+                e
+            })?;
         (|| -> rusqlite::Result<()> {
             let tx = c.transaction()?;
             tx.execute(
