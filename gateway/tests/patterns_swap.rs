@@ -347,3 +347,105 @@ fn rules_arrive_at_a_gateway_that_ran_without_any() {
     assert_eq!(seen.forwarded, seen.frames);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+fn category_db(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = mimamori_signatures::category::Builder::default();
+    let src = b.source("test", "-");
+    for (name, cat) in entries {
+        let c = b.category(cat);
+        assert!(b.add_domain(name, c, src));
+    }
+    b.finish(0).0
+}
+
+fn category_of(slot: &PolicySlot, host: &str) -> Option<String> {
+    let u = slot.current();
+    let db = u.web.as_ref().unwrap().rules.db().clone();
+    let mut out = Vec::new();
+    db.lookup_host(host, &mut out)
+        .then(|| db.categories[usize::from(out[0].category)].clone())
+}
+
+#[test]
+fn a_new_category_database_is_used_in_place_and_a_misfit_one_is_refused() {
+    use mimamori_gateway::webfilter::WebSetup;
+    use mimamori_signatures::category::CategoryDb;
+    let d = dir("categories");
+    let policy =
+        Arc::new(Policy::from_toml("web.toml", "[web.categories]\nnews = \"block\"\n").unwrap());
+    let db1 = CategoryDb::from_bytes(category_db(&[("old.test", "news")])).unwrap();
+    let web = WebSetup::with_db(&policy, "web.toml", db1).unwrap();
+    let initial = Arc::new(PolicyUpdate::new(3, policy, Some(web), None, 1));
+    let hosts = initial.web.as_ref().unwrap().hosts.clone();
+    let slot = PolicySlot::new(initial.clone(), None, 1, None);
+    let (tx, rx) = channel();
+    let h = stage(slot.clone(), initial, rx);
+    assert_eq!(category_of(&slot, "new.test"), None);
+
+    let db2 = category_db(&[("old.test", "news"), ("new.test", "news")]);
+    let (path, sha) = bundle_file(
+        &d,
+        "cat-2.mmb",
+        Kind::Categories,
+        2,
+        &[("sample.mmcat", &db2)],
+    );
+    let (info, _) = slot.load_patterns("categories", &path, &sha).unwrap();
+    assert_eq!(info.version, 2);
+    assert!(info.summary.contains("2 entries"), "{}", info.summary);
+    assert_eq!(category_of(&slot, "new.test").as_deref(), Some("news"));
+    // The host table (quarantines) is the same one.
+    assert!(Arc::ptr_eq(
+        &hosts,
+        &slot.current().web.as_ref().unwrap().hosts
+    ));
+
+    // A database without the category the running policy blocks; a damaged one; two parts.
+    let misfit = category_db(&[("new.test", "sports")]);
+    let (p3, s3) = bundle_file(
+        &d,
+        "cat-3.mmb",
+        Kind::Categories,
+        3,
+        &[("sample.mmcat", &misfit)],
+    );
+    let e = slot.load_patterns("categories", &p3, &s3).unwrap_err();
+    assert!(
+        e.contains("cat-3.mmb")
+            && e.contains("does not compile against this category database")
+            && e.contains("news"),
+        "{e}"
+    );
+    let mut damaged = db2.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0xff;
+    let (p4, s4) = bundle_file(
+        &d,
+        "cat-4.mmb",
+        Kind::Categories,
+        4,
+        &[("sample.mmcat", &damaged)],
+    );
+    let e = slot.load_patterns("categories", &p4, &s4).unwrap_err();
+    assert!(
+        e.contains("cat-4.mmb") && e.contains("part sample.mmcat"),
+        "{e}"
+    );
+    let (p5, s5) = bundle_file(
+        &d,
+        "cat-5.mmb",
+        Kind::Categories,
+        5,
+        &[("a.mmcat", &db2), ("b.mmcat", &db2)],
+    );
+    let e = slot.load_patterns("categories", &p5, &s5).unwrap_err();
+    assert!(e.contains("holds 2 (a.mmcat, b.mmcat)"), "{e}");
+    assert_eq!(
+        category_of(&slot, "new.test").as_deref(),
+        Some("news"),
+        "the running database stays"
+    );
+    tx.send(Msg::Stop).unwrap();
+    h.join().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
