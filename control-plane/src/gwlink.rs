@@ -4,7 +4,7 @@
 
 use crate::events::EventStore;
 use mimamori_proto::gateway::decode_event;
-use mimamori_proto::{Answer, CpAnswer, CpRequest, ProtoError, Request, stream};
+use mimamori_proto::{Answer, CpAnswer, CpRequest, PatternFile, ProtoError, Request, stream};
 use std::io::BufReader;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -24,6 +24,8 @@ pub enum GwError {
 
 /// How long we wait on each read and write to the gateway.
 const GATEWAY_TIMEOUT: Duration = Duration::from_secs(10);
+/// …and for a pattern swap (the gateway compiles the set before it answers).
+const PATTERNS_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug)]
 pub struct GatewayLink {
@@ -69,6 +71,32 @@ impl GatewayLink {
         }
     }
 
+    /// Hands a verified pattern bundle over by path and SHA-256; returns its version, the
+    /// microseconds until every stage ran it, and the gateway's summary.
+    pub fn patterns(
+        &self,
+        kind: &str,
+        sha256: &str,
+        path: &Path,
+    ) -> Result<(u64, u64, String), GwError> {
+        let request = Request::Patterns {
+            kind: kind.to_string(),
+            sha256: sha256.to_string(),
+            path: path.display().to_string(),
+        };
+        // A large rule set compiles for seconds: the gateway answers when it runs.
+        match mimamori_proto::call(&self.socket, &request, PATTERNS_TIMEOUT) {
+            Ok(Answer::PatternsLoaded {
+                version,
+                micros,
+                summary,
+            }) => Ok((version, micros, summary)),
+            Ok(Answer::Error(reason)) => Err(GwError::Refused(reason)),
+            Ok(other) => Err(Self::unexpected(other)),
+            Err(e) => Err(GwError::Unreachable(e.to_string())),
+        }
+    }
+
     pub fn release(&self, mac: &str) -> Result<(), GwError> {
         let request = Request::Release {
             mac: mac.to_string(),
@@ -83,12 +111,26 @@ impl GatewayLink {
 /// The policy the gateway gets when it asks (`current`): version and TOML.
 pub type Current = Arc<Mutex<Option<(u64, String)>>>;
 
+/// The current pattern bundle of each kind, as the gateway loads them at start.
+pub type PatternFiles = Arc<Mutex<Vec<PatternFile>>>;
+
 /// Serves the gateway-facing socket: `current` answers `policy <version>\n<TOML>` (or
-/// `none`), `events` is followed by EVE lines until the gateway closes.
+/// `none`), `events` is followed by EVE lines until the gateway closes; `patterns` lists
+/// no pattern bundles (see [`spawn_gateway_socket_with`]).
 pub fn spawn_gateway_socket(
     path: &Path,
     current: Current,
     store: Arc<EventStore>,
+) -> anyhow::Result<()> {
+    spawn_gateway_socket_with(path, current, store, PatternFiles::default())
+}
+
+/// As [`spawn_gateway_socket`], `patterns` answering with the current pattern bundles.
+pub fn spawn_gateway_socket_with(
+    path: &Path,
+    current: Current,
+    store: Arc<EventStore>,
+    patterns: PatternFiles,
 ) -> anyhow::Result<()> {
     if path.exists() {
         // A socket someone answers on belongs to a running control plane: leave it.
@@ -109,16 +151,21 @@ pub fn spawn_gateway_socket(
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
-            let (current, store) = (current.clone(), store.clone());
+            let (current, store, patterns) = (current.clone(), store.clone(), patterns.clone());
             std::thread::spawn(move || {
-                let _ = serve(conn, &current, &store);
+                let _ = serve(conn, &current, &store, &patterns);
             });
         }
     });
     Ok(())
 }
 
-fn serve(conn: UnixStream, current: &Current, store: &EventStore) -> Result<(), ProtoError> {
+fn serve(
+    conn: UnixStream,
+    current: &Current,
+    store: &EventStore,
+    patterns: &PatternFiles,
+) -> Result<(), ProtoError> {
     let mut r = BufReader::with_capacity(1 << 16, conn.try_clone()?);
     let mut w = conn;
     match CpRequest::decode(&mut r) {
@@ -140,6 +187,10 @@ fn serve(conn: UnixStream, current: &Current, store: &EventStore) -> Result<(), 
             Ok(())
         }
         Ok(CpRequest::Stream(source)) => stream(r, w, &source, store),
+        Ok(CpRequest::Patterns) => {
+            let files = patterns.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            CpAnswer::Patterns(files).encode(&mut w)
+        }
         Err(ProtoError::Io(e)) => Err(e.into()),
         Err(e) => CpAnswer::Error(e.to_string()).encode(&mut w),
     }

@@ -9,17 +9,23 @@
 //! is current and which is the last-known-good, so a crash between the two steps leaves
 //! an unreferenced file (removed at the next import), never a half-installed set.
 //!
-//! Handing the new set to the running gateway is not done yet: [`Patterns::hand_over`] is
-//! the seam where the verified parts go when the gateway learns to swap them (issue 14
-//! part 2); today the gateway reads its rule and category files at start.
+//! A verified set is handed to the running gateway ([`Patterns::hand_over`]) by the path
+//! of the stored file and its SHA-256 (a rule set does not cross the socket; the gateway
+//! checks the hash): the gateway compiles it off the data path and swaps it in between
+//! bursts. A set the gateway refuses (it does not compile there) is not installed: the
+//! file is removed, the refusal is audited (`patterns.refused`) and answered, and the
+//! gateway keeps running its set. With the gateway down, the set is installed and the
+//! gateway loads it at its next start (it asks the gateway socket for `patterns`).
 
 use crate::api::{ApiError, App, Caller, err, internal, with_db};
 use crate::db;
+use crate::gwlink::{GatewayLink, GwError, PatternFiles};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use mimamori_proto::PatternFile;
 use mimamori_signatures::bundle::{self, Kind, Limits, Refused, TrustedKeys, Verifier};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
@@ -60,6 +66,10 @@ pub struct Patterns {
     verifier: Verifier,
     /// One import or rollback at a time.
     changes: tokio::sync::Mutex<()>,
+    /// The running gateway's control socket (none in tools and tests).
+    gateway: Option<GatewayLink>,
+    /// The current bundle of each kind, for the gateway's start.
+    pub files: PatternFiles,
 }
 
 /// Why an import or a rollback did not happen.
@@ -74,6 +84,10 @@ pub enum PatternsError {
     /// The box could not store it (disk, database): 500. Nothing was changed.
     #[error("{0}")]
     Store(String),
+    /// The bundle verified, but the running gateway refused it (it does not compile
+    /// there): 422. Nothing was installed; the gateway runs its set.
+    #[error("bundle {bundle}: refused by the gateway (its running set stays): {reason}")]
+    GatewayRefused { bundle: String, reason: String },
 }
 
 /// What an import or a rollback changed.
@@ -173,7 +187,38 @@ impl Patterns {
             cfg,
             verifier,
             changes: tokio::sync::Mutex::new(()),
+            gateway: None,
+            files: PatternFiles::default(),
         }
+    }
+
+    /// As [`Patterns::new`], handing each new set to the gateway behind `gateway`.
+    pub fn with_gateway(cfg: Config, gateway: GatewayLink) -> Patterns {
+        Patterns {
+            gateway: Some(gateway),
+            ..Patterns::new(cfg)
+        }
+    }
+
+    /// Re-reads the current bundle of each kind into [`Patterns::files`] (at start and
+    /// after every change). Errors leave the list as it was.
+    pub fn refresh_files(&self, c: &Connection) {
+        let mut files = Vec::new();
+        for kind in Kind::ALL {
+            let Ok(st) = state(c, kind) else { return };
+            let Some(row) = st.current.and_then(|id| row_by_id(c, id).ok().flatten()) else {
+                continue;
+            };
+            files.push(PatternFile {
+                kind: kind.as_str().to_string(),
+                version: row.version,
+                sha256: row.sha256,
+                path: absolute(&self.kind_dir(kind).join(&row.file))
+                    .display()
+                    .to_string(),
+            });
+        }
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = files;
     }
 
     pub fn limits(&self) -> &Limits {
@@ -184,14 +229,29 @@ impl Patterns {
         self.cfg.dir.join(kind.as_str())
     }
 
-    /// The seam to the gateway: gets the verified parts of a newly active set. The gateway
-    /// cannot take a new rule or category set while running yet (issue 14 part 2), so the
-    /// set waits in the patterns folder for its next start.
-    pub fn hand_over(&self, kind: Kind, parts: &[(&str, &[u8])]) -> String {
-        let _ = parts;
-        format!(
-            "not handed over: the gateway loads {kind} at start; the running gateway keeps its set until then"
-        )
+    /// Hands the verified bundle stored at `path` (SHA-256 `sha256`) to the running
+    /// gateway, which compiles it and swaps it in. `Ok` says what happened (running, or
+    /// the gateway is offline and loads it at its next start); `Err` is the gateway's
+    /// refusal (it does not compile there): the caller must not install the set.
+    pub fn hand_over(&self, kind: Kind, path: &FsPath, sha256: &str) -> Result<String, String> {
+        let Some(gw) = &self.gateway else {
+            return Ok("no gateway link: the gateway loads it at its next start".into());
+        };
+        if !matches!(kind, Kind::Rules | Kind::Categories) {
+            return Ok(format!(
+                "kept: the gateway does not take {kind} bundles yet"
+            ));
+        }
+        match gw.patterns(kind.as_str(), sha256, &absolute(path)) {
+            Ok((version, micros, summary)) => Ok(format!(
+                "running on the gateway: {kind} version {version} ({summary}), active on every stage {:.1} ms after it was handed over",
+                micros as f64 / 1000.0
+            )),
+            Err(GwError::Unreachable(why)) => {
+                Ok(format!("gateway offline: will load at next start ({why})"))
+            }
+            Err(GwError::Refused(reason)) => Err(reason),
+        }
     }
 
     /// The verified parts of the active set of `kind`, read back from the patterns folder
@@ -272,6 +332,20 @@ impl Patterns {
                 PatternsError::Store(format!("{}: cannot write: {e}", path.display()))
             })?;
         }
+        let gateway = match self.hand_over(kind, &path, &sha) {
+            Ok(g) => g,
+            Err(reason) => {
+                if created {
+                    let _ = std::fs::remove_file(&path);
+                }
+                let e = PatternsError::GatewayRefused {
+                    bundle: bundle::describe(label, bytes, self.limits()),
+                    reason,
+                };
+                let _ = db::audit(c, actor, "patterns.refused", label, "", &e.to_string());
+                return Err(e);
+            }
+        };
         let now = db::now();
         let parts = serde_json::to_string(&m.parts).map_err(store_err)?;
         let recorded = (|| -> rusqlite::Result<()> {
@@ -309,17 +383,18 @@ impl Patterns {
                 let _ = std::fs::remove_file(&path);
             }
             return Err(store_err(format!(
-                "recording {kind} version {}: {e}",
+                "recording {kind} version {} ({gateway}): {e}",
                 m.version
             )));
         }
         self.prune(c, kind);
+        self.refresh_files(c);
         Ok(Outcome {
             kind,
             version: m.version,
             previous: cur.map(|r| r.version),
             signer: v.signer.to_string(),
-            gateway: self.hand_over(kind, &v.parts),
+            gateway,
             file: path.display().to_string(),
         })
     }
@@ -362,6 +437,23 @@ impl Patterns {
                 good.version
             )));
         }
+        let gateway = self
+            .hand_over(kind, &path, &good.sha256)
+            .map_err(|reason| {
+                let e = PatternsError::GatewayRefused {
+                    bundle: bundle::describe(&path.display().to_string(), &bytes, self.limits()),
+                    reason,
+                };
+                let _ = db::audit(
+                    c,
+                    actor,
+                    "patterns.refused",
+                    kind.as_str(),
+                    "",
+                    &e.to_string(),
+                );
+                e
+            })?;
         (|| -> rusqlite::Result<()> {
             let tx = c.transaction()?;
             tx.execute(
@@ -380,12 +472,13 @@ impl Patterns {
         })()
         .map_err(store_err)?;
         self.prune(c, kind);
+        self.refresh_files(c);
         Ok(Outcome {
             kind,
             version: good.version,
             previous: cur.map(|r| r.version),
             signer: v.signer.to_string(),
-            gateway: self.hand_over(kind, &v.parts),
+            gateway,
             file: path.display().to_string(),
         })
     }
@@ -468,9 +561,18 @@ impl Patterns {
             "trusted_keys": self.cfg.trust.ids().iter().map(|k| k.to_string()).collect::<Vec<_>>(),
             "max_age_secs": self.cfg.max_age_secs,
             "max_unchecked_secs": self.cfg.max_unchecked_secs,
-            "gateway": "the gateway reads pattern files at start; a new set is not handed to the running gateway yet",
+            "gateway": "each new set is handed to the running gateway (compiled there, swapped between bursts; refused sets are not installed); a gateway that was down loads the current sets at its next start",
         }))
     }
+}
+
+/// `p` from the root: the gateway runs in another working directory.
+fn absolute(p: &FsPath) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    })
 }
 
 fn span(secs: u64) -> String {
@@ -500,6 +602,11 @@ fn answer(e: PatternsError) -> ApiError {
         ),
         PatternsError::Conflict(m) => err(StatusCode::CONFLICT, m),
         PatternsError::Store(m) => internal(m),
+        PatternsError::GatewayRefused { bundle, reason } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error": format!("bundle {bundle}: refused by the gateway (its running set stays): {reason}"),
+                   "bundle": bundle, "reason": format!("the gateway refused it: {reason}")}),
+        ),
     }
 }
 

@@ -102,12 +102,24 @@ pub async fn start(
     let listener = tokio::net::TcpListener::bind(o.listen)
         .await
         .map_err(|e| anyhow::anyhow!("{}: cannot listen: {e}", o.listen))?;
-    gwlink::spawn_gateway_socket(&o.cp_socket, current.clone(), store.clone())?;
+    let gateway = GatewayLink {
+        socket: o.gateway_socket.clone(),
+    };
+    let patterns = o
+        .patterns
+        .clone()
+        .map(|c| Arc::new(crate::patterns::Patterns::with_gateway(c, gateway.clone())));
+    let files = match &patterns {
+        Some(p) => {
+            p.refresh_files(&conn);
+            p.files.clone()
+        }
+        None => gwlink::PatternFiles::default(),
+    };
+    gwlink::spawn_gateway_socket_with(&o.cp_socket, current.clone(), store.clone(), files)?;
     let app = Arc::new(App {
         db: Mutex::new(conn),
-        gateway: GatewayLink {
-            socket: o.gateway_socket.clone(),
-        },
+        gateway,
         current,
         intake: store.counters.clone(),
         changes: tokio::sync::Mutex::new(()),
@@ -115,10 +127,7 @@ pub async fn start(
         categories,
         db_path: o.db.clone(),
         reports: tokio::sync::Mutex::new(()),
-        patterns: o
-            .patterns
-            .clone()
-            .map(|c| Arc::new(crate::patterns::Patterns::new(c))),
+        patterns,
     });
     if let Some((dir, every)) = &o.desk {
         let id = crate::desk::Identity::load(dir)?;

@@ -76,7 +76,7 @@ fn import_keeps_current_and_last_good_and_refuses_downgrades() {
     let v1 = make(Kind::Rules, 1, now, &k);
     let out = p.import(&mut c, "r1.mmb", &v1, "test", false).unwrap();
     assert_eq!((out.version, out.previous), (1, None));
-    assert!(out.gateway.contains("not handed over"), "{}", out.gateway);
+    assert!(out.gateway.contains("next start"), "{}", out.gateway);
     let out = p
         .import(
             &mut c,
@@ -514,4 +514,135 @@ fn over_the_api() {
         Err(ureq::Error::Status(404, _)) => {}
         other => panic!("{other:?}"),
     }
+}
+
+/// A gateway control socket that answers every `patterns` request with `answer` and
+/// reports each request it read.
+fn fake_gateway(
+    sock: &Path,
+    answer: &'static str,
+) -> std::sync::mpsc::Receiver<mimamori_proto::Request> {
+    use std::io::Write;
+    let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+            if let Ok(req) = mimamori_proto::Request::decode(&mut r) {
+                let _ = tx.send(req);
+            }
+            let _ = conn.write_all(answer.as_bytes());
+        }
+    });
+    rx
+}
+
+fn with_gateway(
+    name: &str,
+    k: &SigningKey,
+    answer: &'static str,
+) -> (
+    PathBuf,
+    rusqlite::Connection,
+    Patterns,
+    std::sync::mpsc::Receiver<mimamori_proto::Request>,
+) {
+    let d = dir(name);
+    let c = db::open(&d.join("cp.db")).unwrap();
+    let trust = TrustedKeys::new(vec![k.verifying_key()]).unwrap();
+    let sock = d.join("gw.sock");
+    let rx = fake_gateway(&sock, answer);
+    let link = mimamori_control_plane::gwlink::GatewayLink { socket: sock };
+    let p = Patterns::with_gateway(Config::new(d.join("patterns"), trust), link);
+    (d, c, p, rx)
+}
+
+#[test]
+fn a_set_the_gateway_takes_is_handed_over_by_path_and_hash() {
+    let k = key(1);
+    let (d, mut c, p, rx) = with_gateway(
+        "handover",
+        &k,
+        "ok 1 2500 1 of 1 enabled rules compiled from 1 parts\n",
+    );
+    let v1 = make(Kind::Rules, 1, db::now() as u64, &k);
+    let out = p.import(&mut c, "r1.mmb", &v1, "test", false).unwrap();
+    assert!(
+        out.gateway
+            .starts_with("running on the gateway: rules version 1"),
+        "{}",
+        out.gateway
+    );
+    let req = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let mimamori_proto::Request::Patterns { kind, sha256, path } = req else {
+        panic!("{req:?}")
+    };
+    assert_eq!(kind, "rules");
+    assert!(Path::new(&path).is_absolute(), "{path}");
+    assert_eq!(std::fs::read(&path).unwrap(), v1);
+    assert_eq!(
+        sha256,
+        bundle::hex(&<sha2::Sha256 as sha2::Digest>::digest(&v1))
+    );
+    // The gateway's start gets the same file.
+    let files = p.files.lock().unwrap().clone();
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        (files[0].path.as_str(), files[0].version),
+        (path.as_str(), 1)
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_set_the_gateway_refuses_is_not_installed_and_the_refusal_is_audited() {
+    let k = key(1);
+    let (d, mut c, p, _rx) = with_gateway(
+        "gwrefuses",
+        &k,
+        "error r2.mmb (rules version 2): no rule compiled\n",
+    );
+    let v2 = make(Kind::Rules, 2, db::now() as u64, &k);
+    match p.import(&mut c, "r2.mmb", &v2, "test", false) {
+        Err(PatternsError::GatewayRefused { bundle, reason }) => {
+            assert!(bundle.contains("r2.mmb"), "{bundle}");
+            assert!(reason.contains("no rule compiled"), "{reason}");
+        }
+        other => panic!("expected the gateway's refusal, got {other:?}"),
+    }
+    assert_eq!(rows(&c), 0);
+    assert!(files(&d).is_empty(), "{:?}", files(&d));
+    assert!(p.files.lock().unwrap().is_empty());
+    let audited: String = c
+        .query_row(
+            "SELECT after FROM audit WHERE action = 'patterns.refused' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(audited.contains("refused by the gateway"), "{audited}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn with_the_gateway_offline_the_set_is_installed_for_its_next_start() {
+    let k = key(1);
+    let d = dir("offline");
+    let mut c = db::open(&d.join("cp.db")).unwrap();
+    let trust = TrustedKeys::new(vec![k.verifying_key()]).unwrap();
+    let link = mimamori_control_plane::gwlink::GatewayLink {
+        socket: d.join("no-gateway.sock"),
+    };
+    let p = Patterns::with_gateway(Config::new(d.join("patterns"), trust), link);
+    let v1 = make(Kind::Rules, 1, db::now() as u64, &k);
+    let out = p.import(&mut c, "r1.mmb", &v1, "test", false).unwrap();
+    assert!(
+        out.gateway
+            .starts_with("gateway offline: will load at next start"),
+        "{}",
+        out.gateway
+    );
+    assert_eq!(p.files.lock().unwrap().len(), 1);
+    let _ = std::fs::remove_dir_all(&d);
 }

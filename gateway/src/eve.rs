@@ -10,42 +10,90 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// The recent policy versions, so an event is named by the policy it was taken under
-/// (after a hot apply, rule 3 may be another rule). Bounded: older versions fall off and
+/// The recent policy versions, so an event is named by the tables it was taken under
+/// (after a hot apply, rule 3 may be another rule; after a pattern swap, signature 3 and
+/// category 3 may be others). Keyed by the number events carry in `policy_version`: the
+/// policy version on the replay path, the apply generation on the live gateway (it moves
+/// with every policy apply and every pattern swap). Bounded: older entries fall off and
 /// their events are named by the oldest kept.
 pub struct PolicyHistory {
     versions: Mutex<VecDeque<Version>>,
-    /// The signature rules, which name `Signature` events.
-    rules: Mutex<Option<Arc<RuleBook>>>,
 }
 
 const HISTORY: usize = 16;
 
-/// A version number, its policy, and its web rules (names categories and groups).
-type Version = (u64, Arc<Policy>, Option<Arc<WebRules>>);
+/// A key, its policy, its web rules (names categories and groups), and the signature
+/// rules (name `Signature` events).
+type Version = (
+    u64,
+    Arc<Policy>,
+    Option<Arc<WebRules>>,
+    Option<Arc<RuleBook>>,
+);
 
 impl PolicyHistory {
     pub fn new(version: u64, policy: Arc<Policy>, web: Option<Arc<WebRules>>) -> Arc<Self> {
         Arc::new(Self {
-            versions: Mutex::new(VecDeque::from([(version, policy, web)])),
-            rules: Mutex::new(None),
+            versions: Mutex::new(VecDeque::from([(version, policy, web, None)])),
         })
     }
 
+    /// The signature rules of the newest entry (and of those recorded after it without
+    /// rules of their own).
     pub fn set_rules(&self, book: Arc<RuleBook>) {
-        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = Some(book);
+        let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(last) = v.back_mut() {
+            last.3 = Some(book);
+        }
     }
 
-    fn rules(&self) -> Option<Arc<RuleBook>> {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    fn rules(&self, key: u64) -> Option<Arc<RuleBook>> {
+        let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        v.iter()
+            .rev()
+            .find(|e| e.0 <= key)
+            .or(v.front())
+            .and_then(|e| e.3.clone())
     }
 
+    /// A new entry with the signature rules of the newest one.
     pub fn record(&self, version: u64, policy: Arc<Policy>, web: Option<Arc<WebRules>>) {
+        let rules = {
+            let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+            v.back().and_then(|e| e.3.clone())
+        };
+        self.record_with_rules(version, policy, web, rules);
+    }
+
+    pub fn record_with_rules(
+        &self,
+        version: u64,
+        policy: Arc<Policy>,
+        web: Option<Arc<WebRules>>,
+        rules: Option<Arc<RuleBook>>,
+    ) {
         let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() == HISTORY {
             v.pop_front();
         }
-        v.push_back((version, policy, web));
+        v.push_back((version, policy, web, rules));
+    }
+
+    /// Lets go of every rule set but `book` (after a rule swap, once the events taken
+    /// under the old set have been exported): the old set's memory is freed. Events of
+    /// an entry without rules are exported unnamed (`signature_id` 0), never misnamed.
+    pub fn keep_only_rules(&self, book: &Arc<RuleBook>) {
+        let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        // A later swap's rules stay too.
+        let newest = v.back().and_then(|e| e.3.clone());
+        for e in v.iter_mut() {
+            let keep = |b: &Arc<RuleBook>| {
+                Arc::ptr_eq(b, book) || newest.as_ref().is_some_and(|n| Arc::ptr_eq(b, n))
+            };
+            if e.3.as_ref().is_some_and(|b| !keep(b)) {
+                e.3 = None;
+            }
+        }
     }
 
     /// The policy of `version`, else the nearest older one kept, else the oldest.
@@ -54,9 +102,9 @@ impl PolicyHistory {
         let hit = v
             .iter()
             .rev()
-            .find(|(n, _, _)| *n <= version)
+            .find(|e| e.0 <= version)
             .or(v.front())
-            .map(|(_, p, w)| (p.clone(), w.clone()));
+            .map(|e| (e.1.clone(), e.2.clone()));
         hit.unwrap_or_else(|| (Arc::new(Policy::default()), None))
     }
 }
@@ -71,7 +119,7 @@ pub fn to_eve(rec: &EventRecord, history: &PolicyHistory) -> mimamori_pipelines:
         web.as_deref().map(|w| w as &dyn WebNames),
     );
     if let EventKind::Signature { rule, .. } = rec.kind
-        && let (Some(book), Some(a)) = (history.rules(), eve.alert.as_mut())
+        && let (Some(book), Some(a)) = (history.rules(rec.policy_version), eve.alert.as_mut())
         && let Some(r) = book.engine.rules.get(rule as usize)
     {
         a.gid = r.meta.gid;

@@ -13,6 +13,7 @@ pub mod dataplane;
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod eve;
+pub mod patterns;
 pub mod replay;
 pub mod sni_recall;
 pub mod spool;

@@ -501,9 +501,73 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             {
                 eprintln!("mimamori-gw: the running policy was not kept: {e:#}");
             }
-            let (policy, web, policy_version) = (chosen.policy, chosen.web, chosen.version);
-            let rules = match &rules {
-                Some(path) => {
+            let (policy, mut web, policy_version) = (chosen.policy, chosen.web, chosen.version);
+            // The control plane's pattern sets win over the files given here; one that
+            // does not load leaves the file's set (or none) in force, and is shown.
+            let (mut patterns, mut patterns_refused) = (Vec::new(), Vec::new());
+            let mut cp_rules = None;
+            if let Some(cp) = &control_plane {
+                match dataplane::current_patterns(cp) {
+                    Ok(files) => {
+                        for f in files {
+                            let t = std::time::Instant::now();
+                            let path = std::path::Path::new(&f.path);
+                            let res = mimamori_gateway::patterns::load(
+                                &f.kind,
+                                path,
+                                &f.sha256,
+                                &policy.sides.lan_subnets,
+                            )
+                            .and_then(|l| {
+                                use mimamori_gateway::patterns::Compiled;
+                                match l.compiled {
+                                    Compiled::Rules(book) => cp_rules = Some(Arc::new(book)),
+                                    Compiled::Categories(db) => {
+                                        let name = format!("policy version {}", policy_version);
+                                        web = Some(
+                                            mimamori_gateway::webfilter::WebSetup::with_db(
+                                                &policy, &name, db,
+                                            )
+                                            .map_err(|e| {
+                                                format!(
+                                                    "{}: the starting {name} does not compile against it: {e:#}",
+                                                    f.path
+                                                )
+                                            })?,
+                                        );
+                                    }
+                                }
+                                Ok(l.info)
+                            });
+                            match res {
+                                Ok(info) => {
+                                    eprintln!(
+                                        "mimamori-gw: {} version {} from the control plane: {} in {:.2} s",
+                                        info.kind,
+                                        info.version,
+                                        info.summary,
+                                        t.elapsed().as_secs_f64()
+                                    );
+                                    patterns.push(info);
+                                }
+                                Err(e) => {
+                                    eprintln!(
+                                        "mimamori-gw: the control plane's {} set is refused: {e}",
+                                        f.kind
+                                    );
+                                    patterns_refused.push(e);
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("mimamori-gw: no pattern sets from the control plane ({e:#})")
+                    }
+                }
+            }
+            let rules = match (&rules, cp_rules) {
+                (_, Some(book)) => Some(book),
+                (Some(path), None) => {
                     let t = std::time::Instant::now();
                     let book = RuleBook::load(path, &policy.sides.lan_subnets)
                         .map_err(anyhow::Error::msg)?;
@@ -517,10 +581,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                     Some(Arc::new(book))
                 }
-                None => None,
+                (None, None) => None,
             };
             let cfg = RunConfig {
                 rules,
+                patterns,
+                patterns_refused,
                 lan,
                 wan,
                 layout: layout.unwrap_or(tier_layout),

@@ -14,6 +14,28 @@ impl AsRef<[u8]> for Mapped {
     }
 }
 
+/// One part of a mapped file (a category database inside a pattern bundle): the map
+/// stays while the database lives.
+pub struct MappedPart {
+    map: std::sync::Arc<memmap2::Mmap>,
+    start: usize,
+    len: usize,
+}
+
+impl MappedPart {
+    /// `start..start + len` must lie within `map` (the caller sliced it from there).
+    pub fn new(map: std::sync::Arc<memmap2::Mmap>, start: usize, len: usize) -> MappedPart {
+        assert!(start.checked_add(len).is_some_and(|e| e <= map.len()));
+        MappedPart { map, start, len }
+    }
+}
+
+impl AsRef<[u8]> for MappedPart {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
+    }
+}
+
 /// Maps and verifies a category database. A corrupt, truncated or wrong-version file is
 /// refused with the reason; whatever was loaded before stays in force with the caller.
 pub fn open_db(path: &Path) -> anyhow::Result<CategoryDb> {
@@ -57,6 +79,23 @@ impl WebSetup {
     /// thresholds.
     pub fn recompile(&self, policy: &Policy, policy_file: &str) -> anyhow::Result<WebSetup> {
         let rules = WebRules::new(&policy.web, self.rules.db().clone(), policy_file)?;
+        self.hosts.reconfigure(&rules.config);
+        Ok(WebSetup {
+            rules: Arc::new(rules),
+            hosts: self.hosts.clone(),
+        })
+    }
+
+    /// A new category database under the running policy's `[web]` section, keeping the
+    /// host table (quarantines survive a database swap). Refused, with the category the
+    /// policy names and the database lacks, when it does not compile.
+    pub fn with_new_db(
+        &self,
+        policy: &Policy,
+        policy_file: &str,
+        db: CategoryDb,
+    ) -> anyhow::Result<WebSetup> {
+        let rules = WebRules::new(&policy.web, Arc::new(db), policy_file)?;
         self.hosts.reconfigure(&rules.config);
         Ok(WebSetup {
             rules: Arc::new(rules),

@@ -8,6 +8,12 @@
 //!                                or "error <reason>" (the running policy stays)
 //! hosts                       -> JSON: the web filter's LAN hosts (quarantined marked)
 //! release <mac>               -> "ok" or "error <reason>": lets a quarantined host out
+//! patterns <kind> <sha256> <path>
+//!                             -> "ok <version> <microseconds> <summary>" once every stage
+//!                                runs the new set of `kind` (rules, categories) read from
+//!                                the bundle file at `path` (the control plane's patterns
+//!                                folder; the gateway checks the file's SHA-256), or
+//!                                "error <reason>" (the running set stays)
 //! ```
 //!
 //! Any command may be answered `error <reason>` (one line).
@@ -29,6 +35,29 @@ pub enum Request {
     Release {
         mac: String,
     },
+    /// A new pattern set: the verified bundle file the control plane stored, by path (a
+    /// rule set does not cross the socket) and its SHA-256, which the gateway checks.
+    Patterns {
+        kind: String,
+        sha256: String,
+        path: String,
+    },
+}
+
+/// Whether `kind`, `sha256` and `path` fit on the `patterns` line: a word, 64 lowercase
+/// hex digits, an absolute path without control characters.
+fn patterns_line_ok(kind: &str, sha256: &str, path: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= 32
+        && kind.bytes().all(|b| b.is_ascii_lowercase())
+        && sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && path.starts_with('/')
+        && path.len() <= 1024
+        && !path.chars().any(char::is_control)
+        && path.trim() == path
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +72,13 @@ pub enum Answer {
     /// The web filter's hosts and their counters.
     Hosts(serde_json::Value),
     Released,
+    /// A pattern set runs on every stage: its version, how long from the request until
+    /// every stage ran it, and a one-line summary (rules compiled, categories, ...).
+    PatternsLoaded {
+        version: u64,
+        micros: u64,
+        summary: String,
+    },
     /// The gateway refused; the reason is its own.
     Error(String),
 }
@@ -66,6 +102,12 @@ impl Request {
                     return Err(ProtoError::BadRelease);
                 }
                 w.write_all(format!("release {mac}\n").as_bytes())?;
+            }
+            Request::Patterns { kind, sha256, path } => {
+                if !patterns_line_ok(kind, sha256, path) {
+                    return Err(ProtoError::BadPatterns);
+                }
+                w.write_all(format!("patterns {kind} {sha256} {path}\n").as_bytes())?;
             }
         }
         Ok(())
@@ -99,6 +141,25 @@ impl Request {
                 },
                 None => return Err(ProtoError::BadRelease),
             },
+            Some("patterns") => {
+                // The path is the rest of the line: it may hold blanks.
+                let rest = line.trim_start().strip_prefix("patterns").unwrap_or("");
+                let mut parts = rest.trim_start().splitn(3, ' ');
+                let (Some(kind), Some(sha256), Some(path)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(ProtoError::BadPatterns);
+                };
+                let path = path.trim_end();
+                if !patterns_line_ok(kind, sha256, path) {
+                    return Err(ProtoError::BadPatterns);
+                }
+                Request::Patterns {
+                    kind: kind.to_string(),
+                    sha256: sha256.to_string(),
+                    path: path.to_string(),
+                }
+            }
             Some(other) => return Err(ProtoError::UnknownCommand(excerpt(other))),
         })
     }
@@ -116,6 +177,13 @@ impl Answer {
                 w.write_all(format!("ok {version} {micros}\n").as_bytes())?
             }
             Answer::Released => w.write_all(b"ok\n")?,
+            Answer::PatternsLoaded {
+                version,
+                micros,
+                summary,
+            } => {
+                w.write_all(format!("ok {version} {micros} {}\n", one_line(summary)).as_bytes())?
+            }
             Answer::Error(reason) => {
                 w.write_all(format!("error {}\n", one_line(reason)).as_bytes())?
             }
@@ -151,6 +219,21 @@ impl Answer {
                 Some("ok") => Answer::Released,
                 _ => return Err(unexpected()),
             },
+            Request::Patterns { .. } => {
+                let mut head = text.trim().splitn(4, ' ');
+                match (
+                    head.next(),
+                    head.next().and_then(|v| v.parse().ok()),
+                    head.next().and_then(|us| us.parse().ok()),
+                ) {
+                    (Some("ok"), Some(version), Some(micros)) => Answer::PatternsLoaded {
+                        version,
+                        micros,
+                        summary: head.next().unwrap_or("").to_string(),
+                    },
+                    _ => return Err(unexpected()),
+                }
+            }
         })
     }
 }
@@ -212,6 +295,54 @@ mod tests {
             },
             Answer::Released,
         );
+        round_trip(
+            Request::Patterns {
+                kind: "rules".into(),
+                sha256: "ab".repeat(32),
+                path: "/var/lib/mimamori/patterns/rules/7-abcd.mmb".into(),
+            },
+            Answer::PatternsLoaded {
+                version: 7,
+                micros: 1500,
+                summary: "24000 rules compiled".into(),
+            },
+        );
+    }
+
+    #[test]
+    fn patterns_requests_carry_paths_with_blanks_and_refuse_bad_words() {
+        let req = Request::Patterns {
+            kind: "categories".into(),
+            sha256: "0f".repeat(32),
+            path: "/srv/my patterns/categories/3-0f0f.mmb".into(),
+        };
+        let mut wire = Vec::new();
+        req.encode(&mut wire).unwrap();
+        assert_eq!(Request::decode(&mut wire.as_slice()).unwrap(), req);
+        for bad in [
+            "patterns rules abc /x\n".to_string(),
+            format!("patterns rules {} relative/path\n", "ab".repeat(32)),
+            format!("patterns Rules {} /x\n", "ab".repeat(32)),
+            format!("patterns rules {}\n", "ab".repeat(32)),
+            "patterns\n".to_string(),
+        ] {
+            assert!(
+                matches!(
+                    Request::decode(&mut bad.as_bytes()),
+                    Err(ProtoError::BadPatterns)
+                ),
+                "{bad:?}"
+            );
+        }
+        let unsafe_path = Request::Patterns {
+            kind: "rules".into(),
+            sha256: "ab".repeat(32),
+            path: "/x\napply 9 0".into(),
+        };
+        assert!(matches!(
+            unsafe_path.encode(&mut Vec::new()),
+            Err(ProtoError::BadPatterns)
+        ));
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! events\n<EVE line>\n...     -> no answer; one EVE JSON object a line until the gateway
 //!                                closes (unacknowledged: tools and tests)
 //! stream <source>             -> the acknowledged stream, see [`crate::stream`]
+//! patterns                    -> "patterns <n>\n" and n lines "<kind> <version> <sha256>
+//!                                <path>": the current verified pattern bundle of each
+//!                                kind, which the gateway loads at start
 //! ```
 
 use crate::wire::{excerpt, one_line, read_line, read_to_end};
@@ -19,7 +22,22 @@ pub enum CpRequest {
     Events,
     /// The acknowledged event stream from `source`.
     Stream(String),
+    /// The current pattern bundles.
+    Patterns,
 }
+
+/// A verified pattern bundle the control plane stored: the gateway reads it by path and
+/// checks its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternFile {
+    pub kind: String,
+    pub version: u64,
+    pub sha256: String,
+    pub path: String,
+}
+
+/// Most pattern files one answer lists (one per kind).
+const PATTERN_FILES_MAX: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpAnswer {
@@ -29,6 +47,7 @@ pub enum CpAnswer {
     },
     /// The control plane has no policy yet.
     None,
+    Patterns(Vec<PatternFile>),
     Error(String),
 }
 
@@ -38,6 +57,7 @@ impl CpRequest {
             CpRequest::Current => w.write_all(b"current\n")?,
             CpRequest::Events => w.write_all(b"events\n")?,
             CpRequest::Stream(source) => w.write_all(format!("stream {source}\n").as_bytes())?,
+            CpRequest::Patterns => w.write_all(b"patterns\n")?,
         }
         Ok(())
     }
@@ -46,6 +66,7 @@ impl CpRequest {
         match read_line(r, LINE_MAX)?.trim() {
             "current" => Ok(CpRequest::Current),
             "events" => Ok(CpRequest::Events),
+            "patterns" => Ok(CpRequest::Patterns),
             other => match other.strip_prefix("stream ") {
                 Some(source) if crate::stream::valid_source(source) => {
                     Ok(CpRequest::Stream(source.to_string()))
@@ -67,6 +88,25 @@ impl CpAnswer {
                 w.write_all(policy.as_bytes())?;
             }
             CpAnswer::None => w.write_all(b"none\n")?,
+            CpAnswer::Patterns(files) => {
+                let ok = files.len() <= PATTERN_FILES_MAX
+                    && files.iter().all(|f| {
+                        [&f.kind, &f.sha256, &f.path]
+                            .iter()
+                            .all(|t| !t.is_empty() && !t.chars().any(char::is_control))
+                            && !f.kind.contains(' ')
+                            && !f.sha256.contains(' ')
+                    });
+                if !ok {
+                    return Err(ProtoError::BadPatterns);
+                }
+                w.write_all(format!("patterns {}\n", files.len()).as_bytes())?;
+                for f in files {
+                    w.write_all(
+                        format!("{} {} {} {}\n", f.kind, f.version, f.sha256, f.path).as_bytes(),
+                    )?;
+                }
+            }
             CpAnswer::Error(reason) => {
                 w.write_all(format!("error {}\n", one_line(reason)).as_bytes())?
             }
@@ -88,6 +128,30 @@ impl CpAnswer {
             words.next().and_then(|v| v.parse::<u64>().ok()),
         ) {
             (Some("none"), _) => Ok(CpAnswer::None),
+            (Some("patterns"), Some(n)) if n as usize <= PATTERN_FILES_MAX => {
+                let mut files = Vec::new();
+                for _ in 0..n {
+                    let line = read_line(r, LINE_MAX)?;
+                    let mut w = line.splitn(4, ' ');
+                    match (
+                        w.next(),
+                        w.next().and_then(|v| v.parse::<u64>().ok()),
+                        w.next(),
+                        w.next(),
+                    ) {
+                        (Some(kind), Some(version), Some(sha256), Some(path)) => {
+                            files.push(PatternFile {
+                                kind: kind.to_string(),
+                                version,
+                                sha256: sha256.to_string(),
+                                path: path.trim_end().to_string(),
+                            })
+                        }
+                        _ => return Err(ProtoError::UnexpectedAnswer(excerpt(&line))),
+                    }
+                }
+                Ok(CpAnswer::Patterns(files))
+            }
             (Some("policy"), Some(version)) => {
                 let text = read_to_end(r, POLICY_MAX, ProtoError::PolicyTooLarge)?;
                 let policy = String::from_utf8(text).map_err(|_| ProtoError::PolicyNotUtf8)?;
@@ -145,6 +209,7 @@ mod tests {
             CpRequest::Current,
             CpRequest::Events,
             CpRequest::Stream("gw".into()),
+            CpRequest::Patterns,
         ] {
             let mut wire = Vec::new();
             req.encode(&mut wire).unwrap();
@@ -157,6 +222,21 @@ mod tests {
             },
             CpAnswer::None,
             CpAnswer::Error("no such thing".into()),
+            CpAnswer::Patterns(vec![]),
+            CpAnswer::Patterns(vec![
+                PatternFile {
+                    kind: "rules".into(),
+                    version: 2026120201,
+                    sha256: "ab".repeat(32),
+                    path: "/var/lib/mimamori/patterns/rules/2026120201-abab.mmb".into(),
+                },
+                PatternFile {
+                    kind: "categories".into(),
+                    version: 3,
+                    sha256: "cd".repeat(32),
+                    path: "/srv/with blank/categories/3-cdcd.mmb".into(),
+                },
+            ]),
         ] {
             let mut wire = Vec::new();
             answer.encode(&mut wire).unwrap();

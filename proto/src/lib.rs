@@ -25,7 +25,7 @@ pub mod stream;
 mod wire;
 
 pub use control::{Answer, Request};
-pub use gateway::{CpAnswer, CpRequest};
+pub use gateway::{CpAnswer, CpRequest, PatternFile};
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -56,6 +56,8 @@ pub enum ProtoError {
     BadApply,
     #[error("release wants <mac>")]
     BadRelease,
+    #[error("patterns wants <kind> <sha256: 64 lowercase hex> <absolute path> on one line")]
+    BadPatterns,
     #[error("the policy of {0} bytes is over the limit of {POLICY_MAX}")]
     PolicyTooLarge(usize),
     #[error("the policy ended after {got} of {want} bytes")]

@@ -68,6 +68,10 @@ pub struct RunConfig {
     pub web: Option<crate::webfilter::WebSetup>,
     /// Compiled signature rules, when given: every classify stage inspects with them.
     pub rules: Option<std::sync::Arc<mimamori_pipelines::inspect::RuleBook>>,
+    /// The control plane's pattern sets loaded at start (shown in stats), and those it
+    /// offered that were refused (the files given on the command line were used instead).
+    pub patterns: Vec<crate::patterns::PatternInfo>,
+    pub patterns_refused: Vec<String>,
     /// The control plane's gateway socket: events go there (EVE lines).
     pub control_plane: Option<PathBuf>,
     pub eve: Option<PathBuf>,

@@ -53,6 +53,7 @@ pub fn snapshot(
         events_spooled: 0,
         events_acked: 0,
         control_plane_connected: false,
+        patterns: Default::default(),
     }
 }
 
@@ -141,6 +142,28 @@ fn answer(
             },
             Err(e) => Answer::Error(e),
         },
+        Request::Patterns { kind, sha256, path } => {
+            match slot.load_patterns(&kind, Path::new(&path), &sha256) {
+                Ok((info, took)) => {
+                    eprintln!(
+                        "mimamori-gw: {} version {} runs on every stage ({}; {:.3} s from the request)",
+                        info.kind,
+                        info.version,
+                        info.summary,
+                        took.as_secs_f64()
+                    );
+                    Answer::PatternsLoaded {
+                        version: info.version,
+                        micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                        summary: info.summary,
+                    }
+                }
+                Err(e) => {
+                    eprintln!("mimamori-gw: pattern set refused, the running one stays: {e}");
+                    Answer::Error(e)
+                }
+            }
+        }
         Request::Hosts => match hosts {
             Some(h) => {
                 let (list, stats) = h.snapshot();

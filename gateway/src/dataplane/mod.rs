@@ -23,6 +23,23 @@ pub fn current_policy(path: &std::path::Path) -> anyhow::Result<Option<(u64, Str
         CpAnswer::Error(reason) => {
             anyhow::bail!("{}: the control plane refused: {reason}", path.display())
         }
+        other => anyhow::bail!("{}: unexpected answer {other:?}", path.display()),
+    }
+}
+
+/// Asks the control plane's gateway socket for its current pattern bundles (verified
+/// files in its patterns folder, by path and SHA-256).
+pub fn current_patterns(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<mimamori_proto::PatternFile>> {
+    use mimamori_proto::{CpAnswer, CpRequest};
+    match mimamori_proto::call(path, &CpRequest::Patterns, SOCKET_TIMEOUT)? {
+        CpAnswer::Patterns(files) => Ok(files),
+        CpAnswer::None => Ok(Vec::new()),
+        CpAnswer::Error(reason) => {
+            anyhow::bail!("{}: the control plane refused: {reason}", path.display())
+        }
+        other => anyhow::bail!("{}: unexpected answer {other:?}", path.display()),
     }
 }
 
@@ -128,8 +145,11 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         (None, None)
     };
 
-    if let Some(book) = &cfg.rules {
-        slot.history.set_rules(book.clone());
+    for info in &cfg.patterns {
+        slot.note_pattern(info.clone());
+    }
+    for r in &cfg.patterns_refused {
+        slot.note_refusal(r);
     }
     // Stage `i`'s classifier: the firewall, then the web filter and the signature
     // inspector built from the initial snapshot.
@@ -142,7 +162,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
                 .map(|s| Inspector::new(s, InspectorLimits::default())),
         };
         let mut cls = Classifier::with_stages(initial.policy.clone(), stages);
-        cls.events.policy_version = initial.version;
+        cls.events.policy_version = initial.generation;
         cls
     };
     let clock = Clock::new();
@@ -160,7 +180,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
             let l = lcores[0];
             let c = new_stage("rtc", l, &mut stages);
             let st = ClassifyStage::new(classifier(0), pool, ports.clone(), events_tx.clone(), c)
-                .follow(slot.clone(), 0, initial.version);
+                .follow(slot.clone(), 0, initial.generation);
             let stop = stop.clone();
             dpdk::launch(&eal, l, move || stage::run_to_completion(st, stop, clock))?;
             launched.push(l);
@@ -190,7 +210,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
                 let c = new_stage(&format!("classify{w}"), l, &mut stages);
                 let st =
                     ClassifyStage::new(classifier(w), pool, ports.clone(), events_tx.clone(), c)
-                        .follow(slot.clone(), w, initial.version);
+                        .follow(slot.clone(), w, initial.generation);
                 let (r, t, s) = (ring.clone(), tx_ring.clone(), stop.clone());
                 dpdk::launch(&eal, l, move || stage::worker_stage(st, r, t, s, clock))?;
                 launched.push(l);
@@ -220,6 +240,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Snapshot> {
         move || {
             let mut s = control::snapshot(&layout, started, &ports, pool, &stages, &rings);
             s.policy_version = slot.current().version;
+            s.patterns = slot.patterns();
             s.policy_origin = policy_origin.clone();
             s.policy_refused = policy_refused.clone();
             s.events_written = written.load(Ordering::Relaxed);

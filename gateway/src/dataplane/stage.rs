@@ -78,9 +78,10 @@ pub struct ClassifyStage {
     pub counters: Arc<StageCounters>,
     verdicts: [Verdict; BURST],
     next_publish_ns: u64,
-    /// Where new policies come from, this stage's index there, and the version it runs.
+    /// Where new snapshots come from, this stage's index there, and the generation it
+    /// runs.
     policy: Option<(Arc<PolicySlot>, usize)>,
-    version: u64,
+    generation: u64,
 }
 
 impl ClassifyStage {
@@ -100,14 +101,14 @@ impl ClassifyStage {
             verdicts: [Verdict::Forward(ForwardReason::NonIp); BURST],
             next_publish_ns: 0,
             policy: None,
-            version: 0,
+            generation: 0,
         }
     }
 
-    /// Follows `slot` for new policies as stage `index`, starting from `version`.
-    pub fn follow(mut self, slot: Arc<PolicySlot>, index: usize, version: u64) -> Self {
+    /// Follows `slot` for new snapshots as stage `index`, starting from `generation`.
+    pub fn follow(mut self, slot: Arc<PolicySlot>, index: usize, generation: u64) -> Self {
         self.policy = Some((slot, index));
-        self.version = version;
+        self.generation = generation;
         self
     }
 
@@ -159,18 +160,13 @@ impl ClassifyStage {
 
     fn housekeeping(&mut self, now_ns: u64) {
         if let Some((slot, i)) = &self.policy
-            && slot.published() != self.version
+            && slot.published() != self.generation
         {
             // Between two bursts: the tables were built by the control thread.
             let u = slot.current();
-            self.cls.set_policy(
-                u.policy.clone(),
-                u.take_filter(*i),
-                u.ips.clone(),
-                u.version,
-            );
-            self.version = u.version;
-            slot.mark_applied(*i, u.version);
+            super::apply::follow(&mut self.cls, &u, *i);
+            self.generation = u.generation;
+            slot.mark_applied(*i, u.generation);
         }
         self.cls.tick(now_ns);
         match &self.events {

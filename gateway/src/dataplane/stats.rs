@@ -119,6 +119,9 @@ pub struct Snapshot {
     /// …of which the control plane committed (acknowledged) up to this number.
     pub events_acked: u64,
     pub control_plane_connected: bool,
+    /// The pattern sets that run (from the control plane, at start or swapped in while
+    /// running), the refusals, and the swaps done.
+    pub patterns: super::apply::PatternsState,
 }
 
 impl Snapshot {

@@ -287,6 +287,16 @@ impl Classifier {
     pub fn ips(&self) -> Option<&Inspector> {
         self.stages.ips.as_ref()
     }
+    pub fn ips_mut(&mut self) -> Option<&mut Inspector> {
+        self.stages.ips.as_mut()
+    }
+    /// Starts inspecting with `ips` when there was no inspector (rules arrived while
+    /// running); flows already open are inspected from their next packet on.
+    pub fn add_ips(&mut self, ips: Inspector) {
+        if self.stages.ips.is_none() {
+            self.stages.ips = Some(ips);
+        }
+    }
     pub fn stages(&self) -> &Stages {
         &self.stages
     }

@@ -121,6 +121,8 @@ struct SigFlow {
     body_seen: [usize; 2],
     /// The flow's application protocol, detected from the first messages.
     detect: Detector,
+    /// The rule set (`Inspector::rules_epoch`) `bits` and `alerted` were written under.
+    epoch: u32,
 }
 
 impl SigFlow {
@@ -144,6 +146,8 @@ enum Window {
 
 pub struct Inspector {
     settings: Arc<IpsSettings>,
+    /// Moves with every new rule set (see [`Inspector::set_rules`]).
+    rules_epoch: u32,
     scratch: Scratch,
     /// The side table: one entry per flow slot seen, grown on demand (bounded by the flow
     /// table's capacity).
@@ -167,6 +171,7 @@ impl Inspector {
     pub fn new(settings: Arc<IpsSettings>, limits: InspectorLimits) -> Self {
         Inspector {
             settings,
+            rules_epoch: 0,
             scratch: Scratch::default(),
             flows: Vec::new(),
             lone: SigFlow::default(),
@@ -185,8 +190,34 @@ impl Inspector {
 
     /// Takes a new policy's `[ips]` settings, compiled by the apply path (flows and their
     /// state are kept). Constant time: nothing rule-sized happens here.
+    ///
+    /// Settings over another rule book are a rule swap: see [`Inspector::set_rules`] (the
+    /// scratch is then refitted on the next inspection).
     pub fn set_settings(&mut self, settings: Arc<IpsSettings>) {
+        if Arc::ptr_eq(&self.settings.book, &settings.book) {
+            self.settings = settings;
+        } else {
+            self.set_rules(settings, Scratch::default());
+        }
+    }
+
+    /// Takes a new rule set between two packets, with `scratch` prepared for its engine
+    /// off the data path ([`mimamori_signatures::engine::Engine::scratch`]).
+    ///
+    /// Flows keep their state: the reassembly windows, the message phases, the detected
+    /// application protocol and the bytes sent stay, so a flow that opened under the old
+    /// rules is inspected under the new ones from its next packet on. What is numbered by
+    /// the old rule set cannot be carried over and is reset: each flow's flowbits and its
+    /// "alerted once in this message" list (lazily, at the flow's next packet: constant
+    /// time here and no pass over the table), and the per-host rates and xbits (cleared
+    /// here; their memory is kept). So a flowbit set before the swap is unset after it,
+    /// and a threshold counts again from zero.
+    pub fn set_rules(&mut self, settings: Arc<IpsSettings>, scratch: Scratch) {
         self.settings = settings;
+        self.scratch = scratch;
+        self.rules_epoch = self.rules_epoch.wrapping_add(1);
+        self.rates.clear();
+        self.policy_rates.clear();
     }
 
     pub fn settings(&self) -> &Arc<IpsSettings> {
@@ -257,6 +288,7 @@ impl Inspector {
     ) -> IpsVerdict {
         let Inspector {
             settings,
+            rules_epoch,
             scratch,
             flows,
             lone,
@@ -273,10 +305,13 @@ impl Inspector {
         let tcp = m.proto == ip_proto::TCP;
         let syn_ack = tcp && m.tcp_flags & (flags::SYN | flags::ACK) == (flags::SYN | flags::ACK);
         let (flow, from_initiator) = match pkt.flow {
-            Some(f) => (side_entry(flows, f, mem), f.from_initiator),
+            Some(f) => (side_entry(flows, f, mem, *rules_epoch), f.from_initiator),
             None => {
                 lone.release(mem);
-                *lone = SigFlow::default();
+                *lone = SigFlow {
+                    epoch: *rules_epoch,
+                    ..SigFlow::default()
+                };
                 (lone, !syn_ack)
             }
         };
@@ -417,8 +452,14 @@ impl Inspector {
     }
 }
 
-/// The side-table entry of `f`, fresh when the flow has just opened.
-fn side_entry<'t>(flows: &'t mut Vec<SigFlow>, f: FlowRef, mem: &mut Memcap) -> &'t mut SigFlow {
+/// The side-table entry of `f`, fresh when the flow has just opened; what the previous
+/// rule set numbered is forgotten when the rules changed since its last packet.
+fn side_entry<'t>(
+    flows: &'t mut Vec<SigFlow>,
+    f: FlowRef,
+    mem: &mut Memcap,
+    epoch: u32,
+) -> &'t mut SigFlow {
     let slot = f.slot as usize;
     if slot >= flows.len() {
         flows.resize_with(slot + 1, SigFlow::default);
@@ -426,7 +467,16 @@ fn side_entry<'t>(flows: &'t mut Vec<SigFlow>, f: FlowRef, mem: &mut Memcap) -> 
     let e = &mut flows[slot];
     if f.opened {
         e.release(mem);
-        *e = SigFlow::default();
+        *e = SigFlow {
+            epoch,
+            ..SigFlow::default()
+        };
+    } else if e.epoch != epoch {
+        e.bits.clear();
+        for a in &mut e.alerted {
+            a.clear();
+        }
+        e.epoch = epoch;
     }
     e
 }

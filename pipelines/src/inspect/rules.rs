@@ -8,7 +8,7 @@ use crate::policy::{IpsConfig, IpsMode};
 use crate::stream::StreamLimits;
 use mimamori_signatures::engine::{Engine, EngineReport, Rate};
 use mimamori_signatures::rule::options::{ThresholdKind, Track};
-use mimamori_signatures::rule::{LoadReport, Vars, load_files};
+use mimamori_signatures::rule::{LoadReport, Vars, load_files, load_texts};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -29,13 +29,7 @@ fn cidr_text(c: &Cidr) -> String {
 impl RuleBook {
     /// Loads rules with `$HOME_NET` set to the policy's LAN subnets (when it has any).
     pub fn load(path: &Path, lan: &CidrSet) -> Result<RuleBook, String> {
-        let mut vars = Vars::default();
-        if !lan.0.is_empty() {
-            let nets: Vec<String> = lan.0.iter().map(cidr_text).collect();
-            vars.addr
-                .insert("HOME_NET".into(), format!("[{}]", nets.join(",")));
-        }
-        let (set, load) = load_files(&[path], &vars)?;
+        let (set, load) = load_files(&[path], &home_net(lan))?;
         let (engine, build) = Engine::build_owned(set);
         Ok(RuleBook {
             engine,
@@ -43,6 +37,28 @@ impl RuleBook {
             build,
         })
     }
+
+    /// Loads rules from named texts (the parts of a pattern bundle), `$HOME_NET` as in
+    /// [`RuleBook::load`].
+    pub fn from_texts(texts: &[(&str, &[u8])], lan: &CidrSet) -> RuleBook {
+        let (set, load) = load_texts(texts, &home_net(lan));
+        let (engine, build) = Engine::build_owned(set);
+        RuleBook {
+            engine,
+            load,
+            build,
+        }
+    }
+}
+
+fn home_net(lan: &CidrSet) -> Vars {
+    let mut vars = Vars::default();
+    if !lan.0.is_empty() {
+        let nets: Vec<String> = lan.0.iter().map(cidr_text).collect();
+        vars.addr
+            .insert("HOME_NET".into(), format!("[{}]", nets.join(",")));
+    }
+    vars
 }
 
 /// The policy's `[ips]` section resolved against one rule book: per rule, whether the

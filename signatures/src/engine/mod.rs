@@ -585,6 +585,24 @@ impl Engine {
         )
     }
 
+    /// A scratch sized and fitted for this engine (its Hyperscan databases included), so
+    /// the first inspection after a rule swap allocates nothing: built off the data path.
+    pub fn scratch(&self) -> Scratch {
+        let mut s = Scratch {
+            stamp: vec![0; self.rules.len()],
+            seen: vec![0; self.patterns_total],
+            hs_fitted: true,
+            ..Scratch::default()
+        };
+        for pf in &self.prefilters {
+            if let Matcher::Hs(db) = &pf.matcher {
+                // A scan with an unfitted scratch fails and is counted.
+                let _ = s.hs.fit(db);
+            }
+        }
+        s
+    }
+
     /// Appends the index of every rule that matches `p` to `alerts`, in rule order.
     /// Fills `scratch.candidates`: rules whose fast pattern or host list this packet hits.
     fn candidates(&self, p: &Inspection<'_>, scratch: &mut Scratch) {

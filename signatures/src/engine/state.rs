@@ -21,6 +21,11 @@ impl FlowBits {
     pub(super) fn unset(&mut self, b: u16) {
         self.0.retain(|&x| x != b);
     }
+    /// Forgets every bit (their numbers belong to the rule set that set them); keeps
+    /// the memory.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// Most flowbits one flow holds; more are not recorded.
@@ -51,6 +56,13 @@ pub(super) fn tracked(track: Track, p: &Inspection<'_>) -> u128 {
 }
 
 impl RateTable {
+    /// Forgets every rate and xbit (keyed by rule and bit numbers of one rule set); keeps
+    /// the memory. `resets` is kept.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.xbits.clear();
+    }
+
     pub(super) fn xbit_is_set(&self, x: &Xbit, p: &Inspection<'_>, now_ns: u64) -> bool {
         self.xbits
             .get(&(x.id, tracked(x.track, p)))

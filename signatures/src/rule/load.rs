@@ -155,16 +155,30 @@ pub fn load_files(paths: &[&Path], vars: &Vars) -> Result<(RuleSet, LoadReport),
             files.push(p.to_path_buf());
         }
     }
+    let mut texts = Vec::with_capacity(files.len());
+    for f in &files {
+        let bytes = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        texts.push((f.display().to_string(), bytes));
+    }
+    let named: Vec<(&str, &[u8])> = texts
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    Ok(load_texts(&named, vars))
+}
+
+/// Loads every rule in `texts` (a name for messages, the file's bytes), as [`load_files`]
+/// does with files: the parts of a pattern bundle are loaded this way.
+pub fn load_texts(texts: &[(&str, &[u8])], vars: &Vars) -> (RuleSet, LoadReport) {
     let mut set = RuleSet::default();
     let mut report = LoadReport {
-        files: files.len(),
+        files: texts.len(),
         ..LoadReport::default()
     };
     let mut seen: HashSet<(u32, u32)> = HashSet::new();
-    for f in &files {
-        let bytes = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
-        let text = String::from_utf8_lossy(&bytes);
-        let name = f.display().to_string();
+    for (name, bytes) in texts {
+        let text = String::from_utf8_lossy(bytes);
+        let name = name.to_string();
         let mut pending = String::new();
         let mut start = 0;
         for (i, raw) in text.lines().enumerate() {
@@ -256,5 +270,5 @@ pub fn load_files(paths: &[&Path], vars: &Vars) -> Result<(RuleSet, LoadReport),
             .skipped_by_reason
             .insert("duplicate sid".into(), dups);
     }
-    Ok((set, report))
+    (set, report)
 }

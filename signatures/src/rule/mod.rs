@@ -11,7 +11,7 @@ pub mod options;
 
 pub use content::{Content, parse_content_pattern};
 pub use header::{AddrSpec, Header, PortSpec, Vars};
-pub use load::{Classifications, LoadReport, RuleSet, Skipped, load_files};
+pub use load::{Classifications, LoadReport, RuleSet, Skipped, load_files, load_texts};
 pub use options::{Buffer, FlowOpt, Match, Meta, Pcre, Transform};
 
 use std::fmt;
