@@ -9,6 +9,7 @@
 //! Everything is stored through one repository layer over SQLite or PostgreSQL (`store`).
 
 pub mod api;
+pub mod bench;
 pub mod ca;
 pub mod clock;
 pub mod incident;

@@ -57,6 +57,28 @@ enum Cmd {
         #[arg(long)]
         store_max_mb: Option<u64>,
     },
+    /// Load a desk in this process as a fleet of boxes would, for a bounded time.
+    BenchLoad {
+        /// `sqlite:PATH` or `postgres://…` (emptied tables are not required: the bench
+        /// refuses a store that already has its customer).
+        #[arg(long, default_value = "sqlite:/tmp/mimamori-desk-bench/desk.db")]
+        store: String,
+        #[arg(long, default_value = "/tmp/mimamori-desk-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        boxes: u32,
+        /// Boxes that hold certificates and connections (the rest are rows in the store).
+        #[arg(long, default_value_t = 200)]
+        identities: u32,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 50_000)]
+        events_per_sec: u64,
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        #[arg(long, default_value_t = 8)]
+        threads: usize,
+    },
     /// Call the operators' API.
     Ctl {
         #[arg(long, env = "MIMAMORI_DESK_URL", default_value = "http://127.0.0.1:8450")]
@@ -171,6 +193,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 }
             })
+        }
+        Cmd::BenchLoad { store, dir, boxes, identities, seconds, events_per_sec, batch, threads } => {
+            let o = mimamori_desk::bench::BenchOptions { store, dir, boxes, identities, seconds, events_per_sec, batch, threads };
+            let r = mimamori_desk::bench::run(&o)?;
+            println!(
+                "bench-load: {} boxes on {}: {} events acknowledged in {:.1} s = {:.0} events/s (offered {}); {} heartbeats = {:.0}/s; {} batches, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} errors; stored {} (lost {})",
+                o.boxes, r.backend, r.events_acked, r.seconds, r.events_per_sec, o.events_per_sec, r.heartbeats,
+                r.heartbeats_per_sec, r.batches, r.latency_ms.0, r.latency_ms.1, r.latency_ms.2, r.latency_ms.3,
+                r.errors, r.stored, r.lost
+            );
+            if r.lost != 0 {
+                bail!("{} acknowledged events are not in the store", r.lost);
+            }
+            Ok(())
         }
         Cmd::Ctl { url, token, cmd } => ctl(&url, token.as_deref(), cmd),
     }
