@@ -367,3 +367,41 @@ fn a_full_store_refuses_the_batch_whole() {
     let (code, v) = send(&agent, &d, &batch("box-full", 1, vec![quarantine("02:00:5e:00:00:09", "pc")]));
     assert_eq!(code, 200, "{v}");
 }
+
+#[test]
+fn contracts_answer_their_charges_and_drive_the_box() {
+    let d = start("contracts", 300);
+    setup_customer(&d, "c-k", &["box-r", "box-p"]);
+    let work = json!({"installer": "provider", "job": "J-1"});
+    let v = admin(&d, "POST", "/api/v1/boxes/box-r/contract", Some(json!({"kind": "rental", "plan": "standard", "start": "2026-04-01", "work": work})));
+    assert!(!v["lines"].as_array().unwrap().is_empty(), "{v}");
+    assert!(v["lines"].to_string().contains("clause"), "{v}");
+    let (code, v) = call(&d, &d.token, "POST", "/api/v1/boxes/box-r/contract", Some(json!({"kind": "rental", "plan": "light", "start": "2026-04-01", "work": work})));
+    assert_eq!(code, 409, "a second contract: {v}");
+    // An upgrade within 24 months: allowed, the initial fees again, the box follows.
+    let v = admin(&d, "POST", "/api/v1/boxes/box-r/contract/changes", Some(json!({"date": "2026-09-10", "event": "plan-change", "to": "professional", "work": {"installer": "provider", "job": "J-2"}})));
+    assert!(v["total"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(admin(&d, "GET", "/api/v1/boxes/box-r", None)["plan"], "professional");
+    // Dates out of order are refused, naming why.
+    let (code, v) = call(&d, &d.token, "POST", "/api/v1/boxes/box-r/contract/changes", Some(json!({"date": "2026-05-01", "event": "cancellation"})));
+    assert_eq!(code, 409, "{v}");
+    // A purchased box cannot change plan: the clause is named.
+    admin(&d, "POST", "/api/v1/boxes/box-p/contract", Some(json!({"kind": "purchase", "plan": "light", "repair_24h": true, "start": "2026-04-01", "work": work})));
+    let (code, v) = call(&d, &d.token, "POST", "/api/v1/boxes/box-p/contract/changes", Some(json!({"date": "2026-06-01", "event": "plan-change", "to": "standard", "work": work})));
+    assert_eq!(code, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("purchased box cannot change plan"), "{v}");
+    let c = admin(&d, "GET", "/api/v1/boxes/box-p/contract", None);
+    // 60 months counted from the start month: the licence ends as April 2031 begins.
+    assert_eq!(c["licence_end"], "2031-04-01", "{c}");
+    // The month's statement over both boxes.
+    let s = admin(&d, "GET", "/api/v1/customers/c-k/statement?month=2026-10", None);
+    assert!(s["total"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["lines"].as_array().unwrap().iter().any(|l| l["box_id"] == "box-r"), "{s}");
+    let (code, _) = call(&d, &d.token, "GET", "/api/v1/customers/c-k/statement?month=2026-13", None);
+    assert_eq!(code, 422);
+    // The box learns its plan at its heartbeat.
+    let (cert, key) = enrol(&d, "box-r");
+    let hb = Heartbeat { box_id: "box-r".into(), ..Heartbeat::default() };
+    let (_, v) = answer(as_box(&d, &cert, &key).post(&format!("{}/v1/heartbeat", d.uplink)).send_json(&hb));
+    assert_eq!(v["tier"], "professional", "{v}");
+}

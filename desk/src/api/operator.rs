@@ -3,7 +3,7 @@
 //! tickets and visits; a customer token sees and asks about its own boxes only.
 
 use super::{ApiError, ApiResult, App, auth, body};
-use crate::ops::{self, Actor, Refusal, boxes, incidents, tickets, visits};
+use crate::ops::{self, Actor, Refusal, boxes, contracts, incidents, tickets, visits};
 use crate::store::Conn;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -25,6 +25,10 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/boxes/{id}/revoke", post(revoke))
         .route("/api/v1/boxes/{id}/plan", post(set_plan))
         .route("/api/v1/boxes/{id}/events", get(box_events))
+        .route("/api/v1/boxes/{id}/contract", get(get_contract).post(open_contract))
+        .route("/api/v1/boxes/{id}/contract/changes", post(change_contract))
+        .route("/api/v1/boxes/{id}/contract/switch", post(switch_contract))
+        .route("/api/v1/customers/{id}/statement", get(statement))
         .route("/api/v1/boxes/{id}/visits", get(list_visits).post(book_visit))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
@@ -152,6 +156,34 @@ async fn box_events(State(app): State<App>, h: HeaderMap, Path(id): Path<String>
         })
         .await?,
     ))
+}
+
+async fn get_contract(State(app): State<App>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<serde_json::Value> {
+    Ok(Json(as_actor(&app, h, move |c, a| contracts::get(c, a, &id)).await?))
+}
+
+async fn open_contract(State(app): State<App>, h: HeaderMap, Path(id): Path<String>, b: Bytes) -> ApiResult<serde_json::Value> {
+    let t: contracts::Terms = body(&b)?;
+    Ok(Json(as_actor(&app, h, move |c, a| contracts::open(c, a, &id, &t)).await?))
+}
+
+async fn change_contract(State(app): State<App>, h: HeaderMap, Path(id): Path<String>, b: Bytes) -> ApiResult<serde_json::Value> {
+    let t: contracts::ChangeAsk = body(&b)?;
+    Ok(Json(as_actor(&app, h, move |c, a| contracts::change(c, a, &id, &t)).await?))
+}
+
+async fn switch_contract(State(app): State<App>, h: HeaderMap, Path(id): Path<String>, b: Bytes) -> ApiResult<serde_json::Value> {
+    let t: contracts::SwitchAsk = body(&b)?;
+    Ok(Json(as_actor(&app, h, move |c, a| contracts::switch(c, a, &id, &t)).await?))
+}
+
+#[derive(Deserialize)]
+struct MonthAsk {
+    month: String,
+}
+
+async fn statement(State(app): State<App>, h: HeaderMap, Path(id): Path<String>, Query(q): Query<MonthAsk>) -> ApiResult<serde_json::Value> {
+    Ok(Json(as_actor(&app, h, move |c, a| contracts::statement(c, a, &id, &q.month)).await?))
 }
 
 async fn list_visits(State(app): State<App>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Vec<serde_json::Value>> {

@@ -3,6 +3,7 @@
 //! half-way leaves nothing behind.
 
 pub mod boxes;
+pub mod contracts;
 pub mod faults;
 pub mod incidents;
 pub mod ingest;
