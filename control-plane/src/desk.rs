@@ -395,6 +395,15 @@ fn write_plan(c: &Connection, answer: &HeartbeatAnswer, tier: &str) {
     );
 }
 
+/// The layout the desk last said this box's contract gives it, for the gateway's start.
+pub fn tier(db: &Path) -> Option<String> {
+    let c = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    c.query_row("SELECT tier FROM desk_uplink WHERE id = 1", [], |r| r.get::<_, Option<String>>(0))
+        .ok()
+        .flatten()
+        .filter(|t| mimamori_proto::gateway::TIERS.contains(&t.as_str()))
+}
+
 /// The uplink's state for `/api/v1/status`.
 pub fn status(c: &Connection, counters: &UplinkCounters) -> serde_json::Value {
     let row = c.query_row(

@@ -187,6 +187,11 @@ fn serve(
             Ok(())
         }
         Ok(CpRequest::Stream(source)) => stream(r, w, &source, store),
+        Ok(CpRequest::Tier) => match crate::desk::tier(store.path()) {
+            Some(t) => CpAnswer::Tier(t),
+            None => CpAnswer::None,
+        }
+        .encode(&mut w),
         Ok(CpRequest::Patterns) => {
             let files = patterns.lock().unwrap_or_else(|e| e.into_inner()).clone();
             CpAnswer::Patterns(files).encode(&mut w)

@@ -138,9 +138,10 @@ enum Cmd {
         /// WAN port, as --lan.
         #[arg(long)]
         wan: String,
-        /// BOX plan: sets the default layout and worker count.
-        #[arg(long, value_enum, default_value = "light")]
-        tier: Tier,
+        /// BOX plan: sets the default layout and worker count. Without it, the plan the
+        /// desk gave the control plane (with --control-plane), else light.
+        #[arg(long, value_enum)]
+        tier: Option<Tier>,
         /// Stage placement (overrides the tier).
         #[arg(long, value_enum)]
         layout: Option<Layout>,
@@ -449,6 +450,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             duration,
             json,
         } => {
+            let tier = match (tier, &control_plane) {
+                (Some(t), _) => t,
+                (None, Some(cp)) => match mimamori_gateway::dataplane::current_tier(cp) {
+                    Ok(Some(name)) => {
+                        eprintln!("mimamori-gw: tier {name}, as the box's contract says (from the control plane)");
+                        <Tier as clap::ValueEnum>::from_str(&name, true).unwrap_or(Tier::Light)
+                    }
+                    Ok(None) => Tier::Light,
+                    Err(e) => {
+                        eprintln!("mimamori-gw: the control plane's tier: {e:#}; running light");
+                        Tier::Light
+                    }
+                },
+                (None, None) => Tier::Light,
+            };
             let (tier_layout, tier_workers) = tier.layout();
             // Before anything touches a port or the state folder.
             dataplane::control::refuse_if_running(&stats_socket)?;

@@ -10,6 +10,8 @@
 //! patterns                    -> "patterns <n>\n" and n lines "<kind> <version> <sha256>
 //!                                <path>": the current verified pattern bundle of each
 //!                                kind, which the gateway loads at start
+//! tier                        -> "tier <light|standard|professional>" (what the box's
+//!                                contract gives it, from the desk) or "none"
 //! ```
 
 use crate::wire::{excerpt, one_line, read_line, read_to_end};
@@ -24,6 +26,8 @@ pub enum CpRequest {
     Stream(String),
     /// The current pattern bundles.
     Patterns,
+    /// The layout the box's plan gives it.
+    Tier,
 }
 
 /// A verified pattern bundle the control plane stored: the gateway reads it by path and
@@ -48,6 +52,8 @@ pub enum CpAnswer {
     /// The control plane has no policy yet.
     None,
     Patterns(Vec<PatternFile>),
+    /// `light`, `standard` or `professional`.
+    Tier(String),
     Error(String),
 }
 
@@ -58,6 +64,7 @@ impl CpRequest {
             CpRequest::Events => w.write_all(b"events\n")?,
             CpRequest::Stream(source) => w.write_all(format!("stream {source}\n").as_bytes())?,
             CpRequest::Patterns => w.write_all(b"patterns\n")?,
+            CpRequest::Tier => w.write_all(b"tier\n")?,
         }
         Ok(())
     }
@@ -67,6 +74,7 @@ impl CpRequest {
             "current" => Ok(CpRequest::Current),
             "events" => Ok(CpRequest::Events),
             "patterns" => Ok(CpRequest::Patterns),
+            "tier" => Ok(CpRequest::Tier),
             other => match other.strip_prefix("stream ") {
                 Some(source) if crate::stream::valid_source(source) => {
                     Ok(CpRequest::Stream(source.to_string()))
@@ -76,6 +84,9 @@ impl CpRequest {
         }
     }
 }
+
+/// The gateway layouts a plan can name.
+pub const TIERS: [&str; 3] = ["light", "standard", "professional"];
 
 impl CpAnswer {
     pub fn encode<W: Write>(&self, w: &mut W) -> Result<(), ProtoError> {
@@ -88,6 +99,12 @@ impl CpAnswer {
                 w.write_all(policy.as_bytes())?;
             }
             CpAnswer::None => w.write_all(b"none\n")?,
+            CpAnswer::Tier(tier) => {
+                if !TIERS.contains(&tier.as_str()) {
+                    return Err(ProtoError::UnexpectedAnswer(excerpt(tier)));
+                }
+                w.write_all(format!("tier {tier}\n").as_bytes())?
+            }
             CpAnswer::Patterns(files) => {
                 let ok = files.len() <= PATTERN_FILES_MAX
                     && files.iter().all(|f| {
@@ -121,6 +138,13 @@ impl CpAnswer {
         }
         if let Some(reason) = head.strip_prefix("error ") {
             return Ok(CpAnswer::Error(reason.trim().to_string()));
+        }
+        if let Some(tier) = head.strip_prefix("tier ") {
+            let tier = tier.trim();
+            return match TIERS.contains(&tier) {
+                true => Ok(CpAnswer::Tier(tier.to_string())),
+                false => Err(ProtoError::UnexpectedAnswer(excerpt(tier))),
+            };
         }
         let mut words = head.split_whitespace();
         match (
@@ -210,6 +234,7 @@ mod tests {
             CpRequest::Events,
             CpRequest::Stream("gw".into()),
             CpRequest::Patterns,
+            CpRequest::Tier,
         ] {
             let mut wire = Vec::new();
             req.encode(&mut wire).unwrap();
@@ -222,6 +247,7 @@ mod tests {
             },
             CpAnswer::None,
             CpAnswer::Error("no such thing".into()),
+            CpAnswer::Tier("professional".into()),
             CpAnswer::Patterns(vec![]),
             CpAnswer::Patterns(vec![
                 PatternFile {
@@ -250,6 +276,12 @@ mod tests {
         .encode(&mut wire)
         .unwrap();
         assert_eq!(wire, b"policy 4\nx = 1\n");
+    }
+
+    #[test]
+    fn a_tier_outside_the_plans_is_refused_both_ways() {
+        assert!(CpAnswer::Tier("gold".into()).encode(&mut Vec::new()).is_err());
+        assert!(CpAnswer::decode(&mut &b"tier gold\n"[..]).is_err());
     }
 
     #[test]

@@ -43,6 +43,20 @@ pub fn current_patterns(
     }
 }
 
+/// Asks the control plane which layout the box's contract gives it: `None` when the box
+/// has no desk (or the desk has not said yet).
+pub fn current_tier(path: &std::path::Path) -> anyhow::Result<Option<String>> {
+    use mimamori_proto::{CpAnswer, CpRequest};
+    match mimamori_proto::call(path, &CpRequest::Tier, SOCKET_TIMEOUT)? {
+        CpAnswer::Tier(t) => Ok(Some(t)),
+        CpAnswer::None => Ok(None),
+        CpAnswer::Error(reason) => {
+            anyhow::bail!("{}: the control plane refused: {reason}", path.display())
+        }
+        other => anyhow::bail!("{}: unexpected answer {other:?}", path.display()),
+    }
+}
+
 /// One request to a running gateway's control socket (`mimamori-gw apply/stats`).
 pub fn control_call(
     path: &std::path::Path,
