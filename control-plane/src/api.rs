@@ -37,6 +37,8 @@ pub struct App {
     pub reports: tokio::sync::Mutex<()>,
     /// Pattern bundles (issue 14), when `serve --trust-key` was given.
     pub patterns: Option<Arc<crate::patterns::Patterns>>,
+    /// The desk uplink, when `serve --desk` was given.
+    pub desk: Option<Arc<crate::desk::Link>>,
 }
 
 #[derive(Default)]

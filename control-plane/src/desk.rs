@@ -165,6 +165,75 @@ impl Identity {
     }
 }
 
+/// The enrolled box's client for the desk, shared by the uplink thread and the API.
+pub struct Link {
+    agent: ureq::Agent,
+    base: String,
+    pub box_id: String,
+}
+
+/// One bundle the desk offers.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Offered {
+    pub kind: String,
+    pub version: u64,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Largest bundle fetched.
+const BUNDLE_MAX: u64 = 256 << 20;
+
+impl Link {
+    pub fn new(id: &Identity) -> Link {
+        Link { agent: agent(id.tls.clone()), base: id.cfg.url.clone(), box_id: id.cfg.box_id.clone() }
+    }
+
+    pub fn patterns(&self) -> Result<Vec<Offered>, String> {
+        self.agent
+            .get(&format!("{}/v1/patterns", self.base))
+            .call()
+            .map_err(error_text)?
+            .into_json()
+            .map_err(|e| format!("the desk's list: {e}"))
+    }
+
+    /// A bundle's bytes, checked against the hash the desk listed (the signature is
+    /// checked by the import). Three tries.
+    pub fn pattern(&self, kind: &str, version: u64, sha256: &str) -> Result<Vec<u8>, String> {
+        use sha2::Digest;
+        let mut last = String::new();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_secs(2 * attempt));
+            }
+            let r = match self.agent.get(&format!("{}/v1/patterns/{kind}/{version}", self.base)).call() {
+                Ok(r) => r,
+                Err(e) => {
+                    last = error_text(e);
+                    continue;
+                }
+            };
+            let mut bytes = Vec::new();
+            use std::io::Read;
+            if let Err(e) = r.into_reader().take(BUNDLE_MAX + 1).read_to_end(&mut bytes) {
+                last = format!("reading {kind} {version}: {e}");
+                continue;
+            }
+            if bytes.len() as u64 > BUNDLE_MAX {
+                return Err(format!("{kind} {version}: larger than {} MiB", BUNDLE_MAX >> 20));
+            }
+            let got: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            if got != sha256 {
+                last = format!("{kind} {version}: SHA-256 {got}, the desk listed {sha256}");
+                continue;
+            }
+            return Ok(bytes);
+        }
+        Err(last)
+    }
+}
+
 #[derive(Default)]
 pub struct UplinkCounters {
     pub sent: AtomicU64,
@@ -182,6 +251,9 @@ pub struct HeartbeatSource {
     pub gateway: crate::gwlink::GatewayLink,
     pub patterns: Option<Arc<crate::patterns::Patterns>>,
     pub started: Instant,
+    /// How often the desk is asked for newer pattern bundles (jittered ±10 %).
+    pub patterns_every: Duration,
+    pub link: Arc<Link>,
 }
 
 /// The outbox's own identity, made once per database.
@@ -244,6 +316,14 @@ fn now() -> i64 {
     crate::db::now()
 }
 
+/// `every` ± 10 %, so a fleet does not ask at the same second.
+fn jittered(every: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let r = u16::from_le_bytes(b) as f64 / u16::MAX as f64; // 0..1
+    every.mul_f64(0.9 + 0.2 * r)
+}
+
 /// Sends until the process ends. Every failure waits (1 s doubling to 30 s) and retries.
 pub fn run(db: PathBuf, id: Identity, source: HeartbeatSource, counters: Arc<UplinkCounters>, heartbeat_every: Duration) {
     let agent = agent(id.tls.clone());
@@ -252,6 +332,7 @@ pub fn run(db: PathBuf, id: Identity, source: HeartbeatSource, counters: Arc<Upl
     let mut conn = None::<Connection>;
     let mut backoff = Duration::from_secs(1);
     let mut next_heartbeat = Instant::now();
+    let mut next_patterns = Instant::now() + Duration::from_secs(5);
     loop {
         let c = match &conn {
             Some(c) => c,
@@ -272,6 +353,21 @@ pub fn run(db: PathBuf, id: Identity, source: HeartbeatSource, counters: Arc<Upl
                     eprintln!("mimamori-cp: desk heartbeat: {e}");
                     failed = true;
                 }
+            }
+        }
+        if let (Some(p), false) = (&source.patterns, failed) {
+            if Instant::now() >= next_patterns {
+                // A fresh connection for the import: it writes, the uplink's only reads.
+                match crate::db::open(&db).map_err(|e| format!("{e:#}")).and_then(|mut w| p.update_from(&mut w, &source.link, now())) {
+                    Ok(v) => {
+                        let n = v["updates"].as_array().map_or(0, |u| u.len());
+                        if n > 0 {
+                            eprintln!("mimamori-cp: patterns from the desk: {}", v["updates"]);
+                        }
+                    }
+                    Err(e) => eprintln!("mimamori-cp: patterns from the desk: {e}"),
+                }
+                next_patterns = Instant::now() + jittered(source.patterns_every);
             }
         }
         let sent = if failed { Ok(0) } else { send_batch(c, &agent, &base, &box_id, &counters) };

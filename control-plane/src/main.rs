@@ -80,6 +80,9 @@ enum Cmd {
         /// Heartbeat interval in seconds (default: the desk's, given at enrolment).
         #[arg(long)]
         desk_heartbeat_secs: Option<u64>,
+        /// How often to ask the desk for newer pattern bundles (jittered ±10 %).
+        #[arg(long, default_value_t = 21_600)]
+        desk_patterns_secs: u64,
     },
     /// The Security Support Desk link.
     Desk {
@@ -213,6 +216,8 @@ enum PatternsCtl {
         #[arg(long)]
         kind: String,
     },
+    /// Ask the desk now for newer bundles (the uplink also asks on a schedule).
+    Update,
 }
 
 fn main() {
@@ -238,6 +243,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             patterns_max_unchecked_hours,
             desk,
             desk_heartbeat_secs,
+            desk_patterns_secs,
         } => {
             let patterns = if trust_key.is_empty() {
                 None
@@ -269,6 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 categories,
                 patterns,
                 desk: desk.map(|d| (d, desk_heartbeat_secs.map(std::time::Duration::from_secs))),
+                desk_patterns_every: std::time::Duration::from_secs(desk_patterns_secs.max(60)),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -403,6 +410,9 @@ fn ctl(url: &str, token: &str, op: Ctl) -> anyhow::Result<()> {
         Ctl::Patterns {
             op: PatternsCtl::Status,
         } => call("GET", "/api/v1/patterns", &[], None)?,
+        Ctl::Patterns {
+            op: PatternsCtl::Update,
+        } => call("POST", "/api/v1/patterns/update", &[], None)?,
         Ctl::Patterns {
             op: PatternsCtl::Rollback { kind },
         } => call(

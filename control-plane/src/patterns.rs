@@ -504,6 +504,54 @@ impl Patterns {
         }
     }
 
+    /// A successful check with the desk: every installed kind was looked at just now.
+    pub fn checked(&self, c: &Connection, now: i64) -> rusqlite::Result<()> {
+        c.execute("UPDATE pattern_state SET last_check = ?1", [now]).map(|_| ())
+    }
+
+    /// Asks the desk for its newest bundles and installs each one newer than ours, one
+    /// at a time like an operator import (verified, handed to the gateway, or refused and
+    /// audited). The check counts as successful once the desk's list was read.
+    pub fn update_from(
+        &self,
+        c: &mut Connection,
+        desk: &crate::desk::Link,
+        now: i64,
+    ) -> Result<Value, String> {
+        let _one = self.changes.blocking_lock();
+        let offered = desk.patterns()?;
+        let status = self.status(c, now).map_err(|e| e.to_string())?;
+        let have = |kind: &str| -> u64 {
+            status["kinds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|k| k["kind"] == kind)
+                .and_then(|k| k["version"].as_u64())
+                .unwrap_or(0)
+        };
+        let mut results = Vec::new();
+        for p in offered {
+            if p.kind.parse::<Kind>().is_err() {
+                results.push(json!({"kind": p.kind, "version": p.version, "skipped": "a kind this box does not know"}));
+                continue;
+            }
+            if p.version <= have(&p.kind) {
+                continue;
+            }
+            let label = format!("desk {} {}", p.kind, p.version);
+            let outcome = desk
+                .pattern(&p.kind, p.version, &p.sha256)
+                .and_then(|bytes| self.import(c, &label, &bytes, "desk", false).map_err(|e| e.to_string()));
+            results.push(match outcome {
+                Ok(o) => json!({"kind": p.kind, "version": p.version, "installed": o}),
+                Err(e) => json!({"kind": p.kind, "version": p.version, "refused": e}),
+            });
+        }
+        self.checked(c, now).map_err(|e| e.to_string())?;
+        Ok(json!({"checked": now, "updates": results}))
+    }
+
     /// Per kind: the active version, its age, the last successful check, and staleness.
     pub fn status(&self, c: &Connection, now: i64) -> rusqlite::Result<Value> {
         let mut kinds = Vec::new();
@@ -620,6 +668,7 @@ pub fn routes(max_body: usize) -> Router<Arc<App>> {
                 .layer(DefaultBodyLimit::max(max_body)),
         )
         .route("/api/v1/patterns/{kind}/rollback", post(rollback))
+        .route("/api/v1/patterns/update", post(update))
 }
 
 async fn list(State(app): State<Arc<App>>, _c: Caller) -> Result<Json<Value>, ApiError> {
@@ -675,4 +724,16 @@ async fn rollback(
     let p2 = p.clone();
     let res = with_db(&app, move |c| Ok(p2.rollback(c, kind, &caller.name))).await?;
     Ok(Json(json!(res.map_err(answer)?)))
+}
+
+/// `ctl patterns update`: ask the desk now.
+async fn update(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.may_change()?;
+    let p = configured(&app)?;
+    let link = app
+        .desk
+        .clone()
+        .ok_or_else(|| err(StatusCode::CONFLICT, "this box has no desk uplink (serve --desk)"))?;
+    let res = with_db(&app, move |c| Ok(p.update_from(c, &link, crate::db::now()))).await?;
+    Ok(Json(res.map_err(|e| err(StatusCode::BAD_GATEWAY, format!("the desk: {e}")))?))
 }

@@ -32,6 +32,8 @@ pub struct Options {
     /// The desk uplink: the folder `mimamori-cp desk enrol` filled, and the heartbeat
     /// interval (default: what the desk said at enrolment).
     pub desk: Option<(PathBuf, Option<Duration>)>,
+    /// How often the uplink asks the desk for newer pattern bundles.
+    pub desk_patterns_every: Duration,
 }
 
 pub struct Running {
@@ -117,6 +119,10 @@ pub async fn start(
         None => gwlink::PatternFiles::default(),
     };
     gwlink::spawn_gateway_socket_with(&o.cp_socket, current.clone(), store.clone(), files)?;
+    let desk_link = match &o.desk {
+        Some((dir, _)) => Some(Arc::new(crate::desk::Link::new(&crate::desk::Identity::load(dir)?))),
+        None => None,
+    };
     let app = Arc::new(App {
         db: Mutex::new(conn),
         gateway,
@@ -128,8 +134,9 @@ pub async fn start(
         db_path: o.db.clone(),
         reports: tokio::sync::Mutex::new(()),
         patterns,
+        desk: desk_link.clone(),
     });
-    if let Some((dir, every)) = &o.desk {
+    if let (Some((dir, every)), Some(link)) = (&o.desk, &desk_link) {
         let id = crate::desk::Identity::load(dir)?;
         {
             let c = app.db.lock().map_err(|_| anyhow::anyhow!("database lock"))?;
@@ -144,6 +151,8 @@ pub async fn start(
             gateway: GatewayLink { socket: o.gateway_socket.clone() },
             patterns: app.patterns.clone(),
             started: std::time::Instant::now(),
+            patterns_every: o.desk_patterns_every,
+            link: link.clone(),
         };
         let db = o.db.clone();
         let counters = Arc::new(crate::desk::UplinkCounters::default());

@@ -124,6 +124,7 @@ fn start_with(
         categories,
         patterns: None,
         desk: None,
+        desk_patterns_every: std::time::Duration::from_secs(21_600),
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let o = opts.clone();

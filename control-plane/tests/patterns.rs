@@ -385,6 +385,7 @@ fn over_the_api() {
         categories: None,
         patterns: Some(Config::new(d.join("patterns"), trust)),
         desk: None,
+        desk_patterns_every: std::time::Duration::from_secs(21_600),
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let o = opts.clone();

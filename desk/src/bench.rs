@@ -161,6 +161,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
         desk_phone: "0".into(),
         bootstrap_token_file: None,
         store_max_mb: None,
+        patterns_dir: None,
     };
     let running = rt.block_on(async {
         let (running, serving) = server::start(&opts).await?;

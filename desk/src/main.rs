@@ -56,6 +56,9 @@ enum Cmd {
         /// whole (507) and the boxes keep them until there is room.
         #[arg(long)]
         store_max_mb: Option<u64>,
+        /// Where published pattern bundles are kept (default: `patterns` beside --ca-dir).
+        #[arg(long)]
+        patterns_dir: Option<PathBuf>,
     },
     /// Load a desk in this process as a fleet of boxes would, for a bounded time.
     BenchLoad {
@@ -172,14 +175,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Serve {
             store, ca_dir, uplink, api, rules, smtp, mail_from, fault_after_secs, watch_secs,
-            heartbeat_secs, desk_phone, bootstrap_token_file, store_max_mb,
+            heartbeat_secs, desk_phone, bootstrap_token_file, store_max_mb, patterns_dir,
         } => {
             if fault_after_secs < 10 {
                 bail!("--fault-after-secs: at least 10");
             }
             let o = server::Options {
                 store, ca_dir, uplink, api, rules, smtp, mail_from, fault_after_secs, watch_secs,
-                heartbeat_secs, desk_phone, bootstrap_token_file, store_max_mb,
+                heartbeat_secs, desk_phone, bootstrap_token_file, store_max_mb, patterns_dir,
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {

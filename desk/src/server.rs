@@ -32,6 +32,8 @@ pub struct Options {
     pub bootstrap_token_file: Option<PathBuf>,
     /// SQLite only: the largest the file may grow; past it batches are refused (507) whole.
     pub store_max_mb: Option<u64>,
+    /// Published pattern bundles (default: `patterns` beside the CA folder).
+    pub patterns_dir: Option<PathBuf>,
 }
 
 pub struct Running {
@@ -86,6 +88,7 @@ pub async fn start(
         heartbeat_secs: o.heartbeat_secs,
         tls: tls_counters.clone(),
         mail: mail.clone(),
+        patterns_dir: o.patterns_dir.clone().unwrap_or_else(|| o.ca_dir.with_file_name("patterns")),
     });
     let uplink = tokio::net::TcpListener::bind(o.uplink)
         .await

@@ -46,6 +46,7 @@ fn start_with(name: &str, fault_after: i64, store_max_mb: Option<u64>) -> Desk {
         desk_phone: "0120-000-000".into(),
         bootstrap_token_file: Some(dir.join("admin.token")),
         store_max_mb,
+        patterns_dir: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -404,4 +405,35 @@ fn contracts_answer_their_charges_and_drive_the_box() {
     let hb = Heartbeat { box_id: "box-r".into(), ..Heartbeat::default() };
     let (_, v) = answer(as_box(&d, &cert, &key).post(&format!("{}/v1/heartbeat", d.uplink)).send_json(&hb));
     assert_eq!(v["tier"], "professional", "{v}");
+}
+
+#[test]
+fn published_bundles_are_listed_and_fetched_by_enrolled_boxes_only() {
+    let d = start("patterns", 300);
+    setup_customer(&d, "c-p", &["box-p1"]);
+    let bytes = b"MMBUNDLE-not-checked-by-the-desk".to_vec();
+    let post = |version: u64, body: &[u8], token: &str| {
+        answer(
+            ureq::post(&format!("{}/api/v1/patterns/rules?version={version}", d.api))
+                .set("Authorization", &format!("Bearer {token}"))
+                .send_bytes(body),
+        )
+    };
+    assert_eq!(post(5, &bytes, &d.token).0, 200);
+    assert_eq!(post(5, &bytes, &d.token).0, 409, "same version again");
+    assert_eq!(post(4, &bytes, &d.token).0, 409, "older version");
+    assert_eq!(post(6, b"", &d.token).0, 422, "empty bundle");
+    let op = admin(&d, "POST", "/api/v1/tokens", Some(json!({"name": "op", "role": "desk-operator"})))["token"].as_str().unwrap().to_string();
+    assert_eq!(post(6, &bytes, &op).0, 403, "operators do not publish");
+    let (cert, key) = enrol(&d, "box-p1");
+    let agent = as_box(&d, &cert, &key);
+    let (code, list) = answer(agent.get(&format!("{}/v1/patterns", d.uplink)).call());
+    assert_eq!(code, 200);
+    assert_eq!(list[0]["version"], 5, "{list}");
+    let got = agent.get(&format!("{}/v1/patterns/rules/5", d.uplink)).call().unwrap();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut got.into_reader(), &mut body).unwrap();
+    assert_eq!(body, bytes);
+    assert_eq!(answer(agent.get(&format!("{}/v1/patterns/rules/9", d.uplink)).call()).0, 404);
+    assert_eq!(answer(anonymous(&d).get(&format!("{}/v1/patterns", d.uplink)).call()).0, 403);
 }

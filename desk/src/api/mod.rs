@@ -24,6 +24,8 @@ pub struct Desk {
     pub heartbeat_secs: u64,
     pub tls: Arc<TlsCounters>,
     pub mail: Arc<MailCounters>,
+    /// Where published pattern bundles are kept.
+    pub patterns_dir: std::path::PathBuf,
 }
 
 pub type App = Arc<Desk>;

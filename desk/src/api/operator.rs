@@ -41,6 +41,8 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/tickets/{id}/close", post(close_ticket))
         .route("/api/v1/notifications", get(notifications))
         .route("/api/v1/tokens", post(add_token))
+        .route("/api/v1/patterns", get(list_patterns))
+        .route("/api/v1/patterns/{kind}", post(publish_pattern).layer(axum::extract::DefaultBodyLimit::max(ops::patterns::BUNDLE_MAX)))
         .route("/api/v1/status", get(status))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
@@ -276,6 +278,20 @@ struct TokenAsk {
     role: String,
     #[serde(default)]
     customer_id: Option<String>,
+}
+
+async fn list_patterns(State(app): State<App>, h: HeaderMap) -> ApiResult<Vec<ops::patterns::Published>> {
+    Ok(Json(as_actor(&app, h, |c, _| ops::patterns::latest(c)).await?))
+}
+
+#[derive(Deserialize)]
+struct VersionAsk {
+    version: u64,
+}
+
+async fn publish_pattern(State(app): State<App>, h: HeaderMap, Path(kind): Path<String>, Query(q): Query<VersionAsk>, b: Bytes) -> ApiResult<ops::patterns::Published> {
+    let dir = app.patterns_dir.clone();
+    Ok(Json(as_actor(&app, h, move |c, a| ops::patterns::publish(c, a, &dir, &kind, q.version, &b)).await?))
 }
 
 async fn add_token(State(app): State<App>, h: HeaderMap, b: Bytes) -> ApiResult<serde_json::Value> {

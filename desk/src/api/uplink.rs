@@ -5,7 +5,7 @@ use super::{ApiError, ApiResult, App, body};
 use crate::ops::{self, Refusal};
 use crate::tls::Peer;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use mimamori_proto::desk::{EnrolAnswer, EnrolRequest, EventAck, EventBatch, Heartbeat, HeartbeatAnswer};
@@ -17,6 +17,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/events", post(events))
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/whoami", get(whoami))
+        .route("/v1/patterns", get(patterns))
+        .route("/v1/patterns/{kind}/{version}", get(pattern_file))
         .layer(DefaultBodyLimit::max(32 << 20))
         .with_state(app)
 }
@@ -88,4 +90,36 @@ async fn whoami(State(app): State<App>, Extension(peer): Extension<Peer>) -> Api
     let cert = certified(&app, &peer)?;
     let box_id = app.store.run(move |c| ops::boxes::authorise(c, &cert).map_err(ApiError)).await?;
     Ok(Json(serde_json::json!({"box_id": box_id})))
+}
+
+/// The newest bundle of each kind, for an enrolled box.
+async fn patterns(State(app): State<App>, Extension(peer): Extension<Peer>) -> ApiResult<Vec<ops::patterns::Published>> {
+    let cert = certified(&app, &peer)?;
+    let list = app
+        .store
+        .run(move |c| {
+            ops::boxes::authorise(c, &cert)?;
+            ops::patterns::latest(c).map_err(ApiError)
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+async fn pattern_file(
+    State(app): State<App>,
+    Extension(peer): Extension<Peer>,
+    Path((kind, version)): Path<(String, u64)>,
+) -> Result<Vec<u8>, ApiError> {
+    let cert = certified(&app, &peer)?;
+    let path = app
+        .store
+        .run(move |c| {
+            ops::boxes::authorise(c, &cert)?;
+            ops::patterns::file(c, &kind, version).map_err(ApiError)
+        })
+        .await?;
+    tokio::task::spawn_blocking(move || std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display())))
+        .await
+        .map_err(|e| ApiError(Refusal::NotFound(e.to_string())))?
+        .map_err(|e| ApiError(Refusal::NotFound(e)))
 }

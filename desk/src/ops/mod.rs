@@ -8,6 +8,7 @@ pub mod faults;
 pub mod incidents;
 pub mod ingest;
 pub mod mailer;
+pub mod patterns;
 pub mod tickets;
 pub mod visits;
 

@@ -144,6 +144,7 @@ trait Session: Send {
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/001_init.sql"),
     include_str!("../../migrations/002_contracts.sql"),
+    include_str!("../../migrations/003_patterns.sql"),
 ];
 
 fn dialect(sql: &str, backend: Backend) -> String {
