@@ -130,6 +130,8 @@ const MIGRATIONS: &[&str] = &[
      BEGIN
         INSERT INTO desk_outbox (event_id) VALUES (NEW.id);
      END;",
+    // 6: the monthly report sent to the desk (the last month uploaded and mailed).
+    "ALTER TABLE desk_uplink ADD COLUMN report_month TEXT;",
 ];
 
 pub fn now() -> i64 {

@@ -234,6 +234,52 @@ impl Link {
     }
 }
 
+impl Link {
+    fn post_bytes(&self, path: &str, bytes: &[u8], mime: &str) -> Result<serde_json::Value, String> {
+        self.agent
+            .post(&format!("{}{path}", self.base))
+            .set("Content-Type", mime)
+            .send_bytes(bytes)
+            .map_err(error_text)?
+            .into_json()
+            .map_err(|e| format!("the desk's answer: {e}"))
+    }
+}
+
+/// Sends last month's report (Japan time) to the desk once, in both languages, as HTML and
+/// — when chromium is here — PDF; the desk mails it to the customer's contacts.
+pub fn send_report(c: &Connection, link: &Link, now: i64) -> Result<Option<String>, String> {
+    use crate::report::{self, Lang, Month};
+    let month = Month::of(now).prev();
+    let sent: Option<String> = c
+        .query_row("SELECT report_month FROM desk_uplink WHERE id = 1", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if sent.as_deref() == Some(month.to_string().as_str()) {
+        return Ok(None);
+    }
+    let r = report::aggregate(c, month, now, &report::Live::default()).map_err(|e| format!("{e:#}"))?;
+    for lang in [Lang::Ja, Lang::En] {
+        let html = report::html::render(&r, lang);
+        let _ = report::keep(c, &r, lang, &html);
+        let base = format!("/v1/reports/{month}/{}", lang.code());
+        link.post_bytes(&format!("{base}/html"), html.as_bytes(), "text/html; charset=utf-8")?;
+        if report::pdf::chromium().is_some() {
+            let out = std::env::temp_dir().join(format!("mimamori-report-{}-{month}-{}.pdf", std::process::id(), lang.code()));
+            match report::pdf::html_to_pdf(&html, &out).and_then(|()| Ok(std::fs::read(&out)?)) {
+                Ok(pdf) => {
+                    link.post_bytes(&format!("{base}/pdf"), &pdf, "application/pdf")?;
+                }
+                Err(e) => eprintln!("mimamori-cp: report {month} as PDF: {e:#} (the HTML is sent)"),
+            }
+            let _ = std::fs::remove_file(&out);
+        }
+        link.post_bytes(&format!("{base}/done"), b"", "application/octet-stream")?;
+    }
+    c.execute("UPDATE desk_uplink SET report_month = ?1 WHERE id = 1", [month.to_string()])
+        .map_err(|e| e.to_string())?;
+    Ok(Some(month.to_string()))
+}
+
 #[derive(Default)]
 pub struct UplinkCounters {
     pub sent: AtomicU64,
@@ -333,6 +379,7 @@ pub fn run(db: PathBuf, id: Identity, source: HeartbeatSource, counters: Arc<Upl
     let mut backoff = Duration::from_secs(1);
     let mut next_heartbeat = Instant::now();
     let mut next_patterns = Instant::now() + Duration::from_secs(5);
+    let mut next_report = Instant::now() + Duration::from_secs(10);
     loop {
         let c = match &conn {
             Some(c) => c,
@@ -369,6 +416,15 @@ pub fn run(db: PathBuf, id: Identity, source: HeartbeatSource, counters: Arc<Upl
                 }
                 next_patterns = Instant::now() + jittered(source.patterns_every);
             }
+        }
+        if !failed && Instant::now() >= next_report {
+            // Hourly: the month's report goes once, the first hour the desk can be reached.
+            match crate::db::open(&db).map_err(|e| format!("{e:#}")).and_then(|w| send_report(&w, &source.link, now())) {
+                Ok(Some(m)) => eprintln!("mimamori-cp: the {m} report went to the desk"),
+                Ok(None) => {}
+                Err(e) => eprintln!("mimamori-cp: monthly report to the desk: {e}"),
+            }
+            next_report = Instant::now() + Duration::from_secs(3600);
         }
         let sent = if failed { Ok(0) } else { send_batch(c, &agent, &base, &box_id, &counters) };
         match sent {

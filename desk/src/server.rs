@@ -89,6 +89,7 @@ pub async fn start(
         tls: tls_counters.clone(),
         mail: mail.clone(),
         patterns_dir: o.patterns_dir.clone().unwrap_or_else(|| o.ca_dir.with_file_name("patterns")),
+        reports_dir: o.ca_dir.with_file_name("reports"),
     });
     let uplink = tokio::net::TcpListener::bind(o.uplink)
         .await

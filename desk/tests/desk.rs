@@ -437,3 +437,35 @@ fn published_bundles_are_listed_and_fetched_by_enrolled_boxes_only() {
     assert_eq!(answer(agent.get(&format!("{}/v1/patterns/rules/9", d.uplink)).call()).0, 404);
     assert_eq!(answer(anonymous(&d).get(&format!("{}/v1/patterns", d.uplink)).call()).0, 403);
 }
+
+#[test]
+fn a_boxs_monthly_report_is_kept_and_mailed_once_per_language() {
+    let d = start("reports", 300);
+    setup_customer(&d, "c-r", &["box-r1"]);
+    admin(&d, "POST", "/api/v1/customers/c-r/contacts", Some(json!({"name": "Ann", "email": "ann@c-r.test", "lang": "en"})));
+    let (cert, key) = enrol(&d, "box-r1");
+    let agent = as_box(&d, &cert, &key);
+    let up = |path: &str, body: &[u8]| answer(agent.post(&format!("{}{path}", d.uplink)).send_bytes(body));
+    assert_eq!(up("/v1/reports/2026-11/ja/html", "<html>11月</html>".as_bytes()).0, 200);
+    assert_eq!(up("/v1/reports/2026-11/ja/pdf", b"not a pdf").0, 422);
+    assert_eq!(up("/v1/reports/2026-13/ja/html", b"x").0, 422);
+    assert_eq!(up("/v1/reports/2026-11/fr/html", b"x").0, 422);
+    let (code, v) = up("/v1/reports/2026-11/ja/done", b"");
+    assert_eq!((code, v["mails"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(up("/v1/reports/2026-11/ja/done", b"").1["mails"], 0, "mailed once");
+    assert_eq!(up("/v1/reports/2026-11/en/done", b"").0, 404, "no English rendering yet");
+    let mails = admin(&d, "GET", "/api/v1/notifications", None);
+    let report: Vec<_> = mails.as_array().unwrap().iter().filter(|m| m["kind"] == "report").collect();
+    assert_eq!(report.len(), 1, "{mails}");
+    assert_eq!(report[0]["to"], "it@c-r.test");
+    assert!(report[0]["subject"].as_str().unwrap().contains("2026年11月"), "{mails}");
+    let kept = admin(&d, "GET", "/api/v1/boxes/box-r1/reports", None);
+    assert_eq!(kept.as_array().unwrap().len(), 1, "{kept}");
+    let html = ureq::get(&format!("{}/api/v1/boxes/box-r1/reports/2026-11/ja/html", d.api))
+        .set("Authorization", &format!("Bearer {}", d.token))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(html.contains("11月"));
+}

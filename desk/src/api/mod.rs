@@ -26,6 +26,8 @@ pub struct Desk {
     pub mail: Arc<MailCounters>,
     /// Where published pattern bundles are kept.
     pub patterns_dir: std::path::PathBuf,
+    /// Where the boxes' monthly reports are kept.
+    pub reports_dir: std::path::PathBuf,
 }
 
 pub type App = Arc<Desk>;

@@ -30,6 +30,8 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/boxes/{id}/contract/switch", post(switch_contract))
         .route("/api/v1/customers/{id}/statement", get(statement))
         .route("/api/v1/boxes/{id}/visits", get(list_visits).post(book_visit))
+        .route("/api/v1/boxes/{id}/reports", get(list_reports))
+        .route("/api/v1/boxes/{id}/reports/{month}/{lang}/{format}", get(get_report))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/incidents/{id}/actions", post(act))
@@ -186,6 +188,25 @@ struct MonthAsk {
 
 async fn statement(State(app): State<App>, h: HeaderMap, Path(id): Path<String>, Query(q): Query<MonthAsk>) -> ApiResult<serde_json::Value> {
     Ok(Json(as_actor(&app, h, move |c, a| contracts::statement(c, a, &id, &q.month)).await?))
+}
+
+async fn list_reports(State(app): State<App>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Vec<serde_json::Value>> {
+    Ok(Json(as_actor(&app, h, move |c, a| ops::reports::list(c, a, &id)).await?))
+}
+
+async fn get_report(
+    State(app): State<App>,
+    h: HeaderMap,
+    Path((id, month, lang, format)): Path<(String, String, String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    let pdf = format == "pdf";
+    let path = as_actor(&app, h, move |c, a| ops::reports::file(c, a, &id, &month, &lang, &format)).await?;
+    let bytes = tokio::task::spawn_blocking(move || std::fs::read(&path))
+        .await
+        .map_err(|e| ApiError(Refusal::NotFound(e.to_string())))?
+        .map_err(|e| ApiError(Refusal::NotFound(e.to_string())))?;
+    let mime = if pdf { "application/pdf" } else { "text/html; charset=utf-8" };
+    Ok(([(axum::http::header::CONTENT_TYPE, mime)], bytes).into_response())
 }
 
 async fn list_visits(State(app): State<App>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Vec<serde_json::Value>> {

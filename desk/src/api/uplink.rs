@@ -17,6 +17,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/events", post(events))
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/whoami", get(whoami))
+        .route("/v1/reports/{month}/{lang}/done", post(report_done))
+        .route("/v1/reports/{month}/{lang}/{format}", post(report_upload))
         .route("/v1/patterns", get(patterns))
         .route("/v1/patterns/{kind}/{version}", get(pattern_file))
         .layer(DefaultBodyLimit::max(32 << 20))
@@ -122,4 +124,40 @@ async fn pattern_file(
         .await
         .map_err(|e| ApiError(Refusal::NotFound(e.to_string())))?
         .map_err(|e| ApiError(Refusal::NotFound(e)))
+}
+
+/// One rendering (html, pdf) of the box's monthly report.
+async fn report_upload(
+    State(app): State<App>,
+    Extension(peer): Extension<Peer>,
+    Path((month, lang, format)): Path<(String, String, String)>,
+    bytes: Bytes,
+) -> ApiResult<serde_json::Value> {
+    let cert = certified(&app, &peer)?;
+    let dir = app.reports_dir.clone();
+    app.store
+        .run(move |c| {
+            let box_id = ops::boxes::authorise(c, &cert)?;
+            ops::reports::store(c, &dir, &box_id, &month, &lang, &format, &bytes).map_err(ApiError)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({"stored": true})))
+}
+
+/// The box uploaded every rendering of a month: the desk mails it (once).
+async fn report_done(
+    State(app): State<App>,
+    Extension(peer): Extension<Peer>,
+    Path((month, lang)): Path<(String, String)>,
+) -> ApiResult<serde_json::Value> {
+    let cert = certified(&app, &peer)?;
+    let a = app.clone();
+    let n = app
+        .store
+        .run(move |c| {
+            let box_id = ops::boxes::authorise(c, &cert)?;
+            ops::reports::done(c, &a.ctx, &box_id, &month, &lang).map_err(ApiError)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({"mails": n})))
 }

@@ -455,6 +455,53 @@ pub fn render_recovered(notice: &BoxNotice, lang: Lang) -> Mail {
     }
 }
 
+/// The monthly report's mail: a short body, the report attached.
+pub struct ReportNotice {
+    pub customer: String,
+    pub box_name: String,
+    pub site: String,
+    /// `2026-11`
+    pub month: String,
+    pub desk_phone: String,
+    pub desk_hours: String,
+}
+
+pub fn render_report(notice: &ReportNotice, lang: Lang) -> Mail {
+    let c = Clean::of(
+        &notice.customer,
+        &notice.site,
+        &notice.box_name,
+        &notice.desk_phone,
+        &notice.desk_hours,
+    );
+    let (place, customer, phone, hours) = (&c.place, &c.customer, &c.phone, &c.hours);
+    let month = clean_text(&notice.month, 7);
+    let (y, m) = month.split_once('-').unwrap_or((month.as_str(), ""));
+    let m = m.trim_start_matches('0');
+    match lang {
+        Lang::Ja => Mail {
+            subject: subject("【月次レポート】", &format!("{y}年{m}月のセキュリティレポート"), place, lang),
+            body: format!(
+                "{customer} 御中\n\n\
+                 セキュリティサポートデスクです。\n\
+                 専用BOX（{place}）の{y}年{m}月のセキュリティレポートをお送りします（添付ファイル）。\n\
+                 遮断した脅威や危険なサイトへのアクセス、感染の疑いがあった端末と対応の状況をまとめています。\n\n\
+                 ご不明な点は、セキュリティサポートデスク（電話 {phone}、{hours}）へお問い合わせください。\n"
+            ),
+        },
+        Lang::En => Mail {
+            subject: subject("[Monthly report] ", &format!("security report for {month}"), place, lang),
+            body: format!(
+                "Dear {customer},\n\n\
+                 This is the mimamori Security Support Desk.\n\
+                 Attached is the security report of your box ({place}) for {month}: the threats and\n\
+                 dangerous sites it blocked, PCs suspected of infection, and what was done.\n\n\
+                 Questions: Security Support Desk ({phone}, {hours})\n"
+            ),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use super::{Result, now};
 use crate::params;
 use crate::store::{Conn, RowExt, Store};
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::{Message, SmtpTransport, Transport};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -29,17 +29,26 @@ pub struct Due {
     pub subject: String,
     pub body: String,
     pub attempts: i64,
+    /// `{"path", "name", "mime"}` of a file to attach.
+    pub attachment: Option<String>,
 }
 
 pub fn due(c: &mut dyn Conn, at: i64, limit: i64) -> Result<Vec<Due>> {
     c.query(
-        "SELECT id, to_addr, subject, body, attempts FROM notification
+        "SELECT id, to_addr, subject, body, attempts, attachment FROM notification
          WHERE sent IS NULL AND next_try <= ? ORDER BY id LIMIT ?",
         params![at, limit],
     )?
     .iter()
     .map(|r| {
-        Ok(Due { id: r.int(0)?, to: r.text(1)?, subject: r.text(2)?, body: r.text(3)?, attempts: r.int(4)? })
+        Ok(Due {
+            id: r.int(0)?,
+            to: r.text(1)?,
+            subject: r.text(2)?,
+            body: r.text(3)?,
+            attempts: r.int(4)?,
+            attachment: r.opt_text(5)?,
+        })
     })
     .collect()
 }
@@ -62,13 +71,22 @@ pub fn mark(c: &mut dyn Conn, d: &Due, outcome: std::result::Result<(), String>,
 fn build(cfg: &MailConfig, d: &Due) -> std::result::Result<Message, String> {
     let from: Mailbox = cfg.from.parse().map_err(|e| format!("from {:?}: {e}", cfg.from))?;
     let to: Mailbox = d.to.parse().map_err(|e| format!("to {:?}: {e}", d.to))?;
-    Message::builder()
-        .from(from)
-        .to(to)
-        .subject(d.subject.clone())
-        .header(ContentType::TEXT_PLAIN)
-        .body(d.body.clone())
-        .map_err(|e| e.to_string())
+    let b = Message::builder().from(from).to(to).subject(d.subject.clone());
+    let Some(att) = &d.attachment else {
+        return b.header(ContentType::TEXT_PLAIN).body(d.body.clone()).map_err(|e| e.to_string());
+    };
+    let att: serde_json::Value = serde_json::from_str(att).map_err(|e| format!("attachment: {e}"))?;
+    let path = att["path"].as_str().unwrap_or_default();
+    let bytes = std::fs::read(path).map_err(|e| format!("attachment {path}: {e}"))?;
+    let mime = ContentType::parse(att["mime"].as_str().unwrap_or("application/octet-stream"))
+        .map_err(|e| format!("attachment mime: {e}"))?;
+    let name = att["name"].as_str().unwrap_or("attachment").to_string();
+    b.multipart(
+        MultiPart::mixed()
+            .singlepart(SinglePart::plain(d.body.clone()))
+            .singlepart(Attachment::new(name).body(bytes, mime)),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Sends what is due every second, until the process ends.

@@ -9,6 +9,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod mailer;
 pub mod patterns;
+pub mod reports;
 pub mod tickets;
 pub mod visits;
 

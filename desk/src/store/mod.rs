@@ -145,6 +145,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/001_init.sql"),
     include_str!("../../migrations/002_contracts.sql"),
     include_str!("../../migrations/003_patterns.sql"),
+    include_str!("../../migrations/004_reports.sql"),
 ];
 
 fn dialect(sql: &str, backend: Backend) -> String {
