@@ -101,12 +101,14 @@ pub fn enrol(dir: &Path, url: &str, ca_file: &Path, code: &str) -> anyhow::Resul
     if !url.starts_with("https://") {
         bail!("--desk-url: {url:?} must be an https:// address");
     }
-    let ca_pem = std::fs::read(ca_file).with_context(|| format!("{}: cannot read", ca_file.display()))?;
+    let ca_pem =
+        std::fs::read(ca_file).with_context(|| format!("{}: cannot read", ca_file.display()))?;
     let roots = roots(&ca_pem, &ca_file.display().to_string())?;
     let key = rcgen::KeyPair::generate()?;
     let mut p = rcgen::CertificateParams::default();
     p.distinguished_name = rcgen::DistinguishedName::new();
-    p.distinguished_name.push(rcgen::DnType::CommonName, "mimamori box");
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "mimamori box");
     let csr = p.serialize_request(&key)?.pem()?;
     let tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
@@ -146,10 +148,15 @@ pub struct Identity {
 impl Identity {
     pub fn load(dir: &Path) -> anyhow::Result<Identity> {
         let p = dir.join(CONFIG);
-        let text = std::fs::read_to_string(&p)
-            .with_context(|| format!("{}: cannot read (enrol with `mimamori-cp desk enrol`)", p.display()))?;
+        let text = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "{}: cannot read (enrol with `mimamori-cp desk enrol`)",
+                p.display()
+            )
+        })?;
         let cfg: DeskConfig = toml::from_str(&text).with_context(|| format!("{}", p.display()))?;
-        let ca = std::fs::read(dir.join(CA)).with_context(|| format!("{}", dir.join(CA).display()))?;
+        let ca =
+            std::fs::read(dir.join(CA)).with_context(|| format!("{}", dir.join(CA).display()))?;
         let chain = CertificateDer::pem_file_iter(dir.join(CERT))
             .with_context(|| format!("{}", dir.join(CERT).display()))?
             .collect::<Result<Vec<_>, _>>()
@@ -186,7 +193,11 @@ const BUNDLE_MAX: u64 = 256 << 20;
 
 impl Link {
     pub fn new(id: &Identity) -> Link {
-        Link { agent: agent(id.tls.clone()), base: id.cfg.url.clone(), box_id: id.cfg.box_id.clone() }
+        Link {
+            agent: agent(id.tls.clone()),
+            base: id.cfg.url.clone(),
+            box_id: id.cfg.box_id.clone(),
+        }
     }
 
     pub fn patterns(&self) -> Result<Vec<Offered>, String> {
@@ -207,7 +218,11 @@ impl Link {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_secs(2 * attempt));
             }
-            let r = match self.agent.get(&format!("{}/v1/patterns/{kind}/{version}", self.base)).call() {
+            let r = match self
+                .agent
+                .get(&format!("{}/v1/patterns/{kind}/{version}", self.base))
+                .call()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     last = error_text(e);
@@ -221,9 +236,15 @@ impl Link {
                 continue;
             }
             if bytes.len() as u64 > BUNDLE_MAX {
-                return Err(format!("{kind} {version}: larger than {} MiB", BUNDLE_MAX >> 20));
+                return Err(format!(
+                    "{kind} {version}: larger than {} MiB",
+                    BUNDLE_MAX >> 20
+                ));
             }
-            let got: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            let got: String = sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             if got != sha256 {
                 last = format!("{kind} {version}: SHA-256 {got}, the desk listed {sha256}");
                 continue;
@@ -235,7 +256,12 @@ impl Link {
 }
 
 impl Link {
-    fn post_bytes(&self, path: &str, bytes: &[u8], mime: &str) -> Result<serde_json::Value, String> {
+    fn post_bytes(
+        &self,
+        path: &str,
+        bytes: &[u8],
+        mime: &str,
+    ) -> Result<serde_json::Value, String> {
         self.agent
             .post(&format!("{}{path}", self.base))
             .set("Content-Type", mime)
@@ -252,19 +278,32 @@ pub fn send_report(c: &Connection, link: &Link, now: i64) -> Result<Option<Strin
     use crate::report::{self, Lang, Month};
     let month = Month::of(now).prev();
     let sent: Option<String> = c
-        .query_row("SELECT report_month FROM desk_uplink WHERE id = 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT report_month FROM desk_uplink WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
         .map_err(|e| e.to_string())?;
     if sent.as_deref() == Some(month.to_string().as_str()) {
         return Ok(None);
     }
-    let r = report::aggregate(c, month, now, &report::Live::default()).map_err(|e| format!("{e:#}"))?;
+    let r =
+        report::aggregate(c, month, now, &report::Live::default()).map_err(|e| format!("{e:#}"))?;
     for lang in [Lang::Ja, Lang::En] {
         let html = report::html::render(&r, lang);
         let _ = report::keep(c, &r, lang, &html);
         let base = format!("/v1/reports/{month}/{}", lang.code());
-        link.post_bytes(&format!("{base}/html"), html.as_bytes(), "text/html; charset=utf-8")?;
+        link.post_bytes(
+            &format!("{base}/html"),
+            html.as_bytes(),
+            "text/html; charset=utf-8",
+        )?;
         if report::pdf::chromium().is_some() {
-            let out = std::env::temp_dir().join(format!("mimamori-report-{}-{month}-{}.pdf", std::process::id(), lang.code()));
+            let out = std::env::temp_dir().join(format!(
+                "mimamori-report-{}-{month}-{}.pdf",
+                std::process::id(),
+                lang.code()
+            ));
             match report::pdf::html_to_pdf(&html, &out).and_then(|()| Ok(std::fs::read(&out)?)) {
                 Ok(pdf) => {
                     link.post_bytes(&format!("{base}/pdf"), &pdf, "application/pdf")?;
@@ -275,8 +314,11 @@ pub fn send_report(c: &Connection, link: &Link, now: i64) -> Result<Option<Strin
         }
         link.post_bytes(&format!("{base}/done"), b"", "application/octet-stream")?;
     }
-    c.execute("UPDATE desk_uplink SET report_month = ?1 WHERE id = 1", [month.to_string()])
-        .map_err(|e| e.to_string())?;
+    c.execute(
+        "UPDATE desk_uplink SET report_month = ?1 WHERE id = 1",
+        [month.to_string()],
+    )
+    .map_err(|e| e.to_string())?;
     Ok(Some(month.to_string()))
 }
 
@@ -305,7 +347,9 @@ pub struct HeartbeatSource {
 /// The outbox's own identity, made once per database.
 fn stream_id(c: &Connection) -> rusqlite::Result<String> {
     let have: Option<String> = c
-        .query_row("SELECT stream FROM desk_uplink WHERE id = 1", [], |r| r.get(0))
+        .query_row("SELECT stream FROM desk_uplink WHERE id = 1", [], |r| {
+            r.get(0)
+        })
         .ok()
         .flatten();
     if let Some(s) = have {
@@ -334,7 +378,10 @@ fn bound(c: &Connection, counters: &UplinkCounters) -> rusqlite::Result<()> {
             "DELETE FROM desk_outbox WHERE seq IN (SELECT seq FROM desk_outbox ORDER BY seq LIMIT ?1)",
             [over],
         )?;
-        c.execute("UPDATE desk_uplink SET dropped = dropped + ?1 WHERE id = 1", [over])?;
+        c.execute(
+            "UPDATE desk_uplink SET dropped = dropped + ?1 WHERE id = 1",
+            [over],
+        )?;
         counters.dropped.fetch_add(over as u64, Relaxed);
     }
     Ok(())
@@ -344,7 +391,9 @@ fn pending(c: &Connection) -> rusqlite::Result<Vec<Numbered>> {
     let mut st = c.prepare_cached(
         "SELECT o.seq, e.raw FROM desk_outbox o LEFT JOIN event e ON e.id = o.event_id ORDER BY o.seq LIMIT ?1",
     )?;
-    let rows = st.query_map([BATCH as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)))?;
+    let rows = st.query_map([BATCH as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+    })?;
     let mut out = Vec::new();
     for r in rows {
         let (seq, raw) = r?;
@@ -353,7 +402,10 @@ fn pending(c: &Connection) -> rusqlite::Result<Vec<Numbered>> {
         let event = raw
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_else(|| serde_json::json!({"expired": true}));
-        out.push(Numbered { seq: seq as u64, event });
+        out.push(Numbered {
+            seq: seq as u64,
+            event,
+        });
     }
     Ok(out)
 }
@@ -371,7 +423,13 @@ fn jittered(every: Duration) -> Duration {
 }
 
 /// Sends until the process ends. Every failure waits (1 s doubling to 30 s) and retries.
-pub fn run(db: PathBuf, id: Identity, source: HeartbeatSource, counters: Arc<UplinkCounters>, heartbeat_every: Duration) {
+pub fn run(
+    db: PathBuf,
+    id: Identity,
+    source: HeartbeatSource,
+    counters: Arc<UplinkCounters>,
+    heartbeat_every: Duration,
+) {
     let agent = agent(id.tls.clone());
     let base = id.cfg.url.clone();
     let box_id = id.cfg.box_id.clone();
@@ -402,31 +460,41 @@ pub fn run(db: PathBuf, id: Identity, source: HeartbeatSource, counters: Arc<Upl
                 }
             }
         }
-        if let (Some(p), false) = (&source.patterns, failed) {
-            if Instant::now() >= next_patterns {
-                // A fresh connection for the import: it writes, the uplink's only reads.
-                match crate::db::open(&db).map_err(|e| format!("{e:#}")).and_then(|mut w| p.update_from(&mut w, &source.link, now())) {
-                    Ok(v) => {
-                        let n = v["updates"].as_array().map_or(0, |u| u.len());
-                        if n > 0 {
-                            eprintln!("mimamori-cp: patterns from the desk: {}", v["updates"]);
-                        }
+        if let (Some(p), false) = (&source.patterns, failed)
+            && Instant::now() >= next_patterns
+        {
+            // A fresh connection for the import: it writes, the uplink's only reads.
+            match crate::db::open(&db)
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|mut w| p.update_from(&mut w, &source.link, now()))
+            {
+                Ok(v) => {
+                    let n = v["updates"].as_array().map_or(0, |u| u.len());
+                    if n > 0 {
+                        eprintln!("mimamori-cp: patterns from the desk: {}", v["updates"]);
                     }
-                    Err(e) => eprintln!("mimamori-cp: patterns from the desk: {e}"),
                 }
-                next_patterns = Instant::now() + jittered(source.patterns_every);
+                Err(e) => eprintln!("mimamori-cp: patterns from the desk: {e}"),
             }
+            next_patterns = Instant::now() + jittered(source.patterns_every);
         }
         if !failed && Instant::now() >= next_report {
             // Hourly: the month's report goes once, the first hour the desk can be reached.
-            match crate::db::open(&db).map_err(|e| format!("{e:#}")).and_then(|w| send_report(&w, &source.link, now())) {
+            match crate::db::open(&db)
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|w| send_report(&w, &source.link, now()))
+            {
                 Ok(Some(m)) => eprintln!("mimamori-cp: the {m} report went to the desk"),
                 Ok(None) => {}
                 Err(e) => eprintln!("mimamori-cp: monthly report to the desk: {e}"),
             }
             next_report = Instant::now() + Duration::from_secs(3600);
         }
-        let sent = if failed { Ok(0) } else { send_batch(c, &agent, &base, &box_id, &counters) };
+        let sent = if failed {
+            Ok(0)
+        } else {
+            send_batch(c, &agent, &base, &box_id, &counters)
+        };
         match sent {
             Ok(n) => {
                 backoff = Duration::from_secs(1);
@@ -447,7 +515,13 @@ pub fn run(db: PathBuf, id: Identity, source: HeartbeatSource, counters: Arc<Upl
     }
 }
 
-fn send_batch(c: &Connection, agent: &ureq::Agent, base: &str, box_id: &str, counters: &UplinkCounters) -> Result<usize, String> {
+fn send_batch(
+    c: &Connection,
+    agent: &ureq::Agent,
+    base: &str,
+    box_id: &str,
+    counters: &UplinkCounters,
+) -> Result<usize, String> {
     bound(c, counters).map_err(|e| e.to_string())?;
     let events = pending(c).map_err(|e| e.to_string())?;
     if events.is_empty() {
@@ -455,15 +529,22 @@ fn send_batch(c: &Connection, agent: &ureq::Agent, base: &str, box_id: &str, cou
     }
     let n = events.len();
     let stream = stream_id(c).map_err(|e| e.to_string())?;
-    let batch = EventBatch { box_id: box_id.to_string(), stream, events };
+    let batch = EventBatch {
+        box_id: box_id.to_string(),
+        stream,
+        events,
+    };
     let ack: EventAck = agent
         .post(&format!("{base}/v1/events"))
         .send_json(&batch)
         .map_err(error_text)?
         .into_json()
         .map_err(|e| format!("the desk's answer: {e}"))?;
-    c.execute("DELETE FROM desk_outbox WHERE seq <= ?1", [ack.acked as i64])
-        .map_err(|e| e.to_string())?;
+    c.execute(
+        "DELETE FROM desk_outbox WHERE seq <= ?1",
+        [ack.acked as i64],
+    )
+    .map_err(|e| e.to_string())?;
     counters.sent.fetch_add(ack.stored + ack.rejected, Relaxed);
     counters.batches.fetch_add(1, Relaxed);
     counters.last_ok.store(now() as u64, Relaxed);
@@ -485,20 +566,20 @@ fn heartbeat(
         health.push("gateway unreachable".to_string());
     }
     let mut patterns = Vec::new();
-    if let Some(p) = &source.patterns {
-        if let Ok(st) = p.status(c, t) {
-            for k in st["kinds"].as_array().into_iter().flatten() {
-                patterns.push(PatternAge {
-                    kind: k["kind"].as_str().unwrap_or_default().to_string(),
-                    version: k["version"].as_u64(),
-                    age_secs: k["age_secs"].as_i64(),
-                    since_check_secs: k["since_check_secs"].as_i64(),
-                    stale: k["patterns_stale"].as_bool().unwrap_or(false),
-                });
-            }
-            if st["patterns_stale"].as_bool() == Some(true) {
-                health.push("patterns stale".into());
-            }
+    if let Some(p) = &source.patterns
+        && let Ok(st) = p.status(c, t)
+    {
+        for k in st["kinds"].as_array().into_iter().flatten() {
+            patterns.push(PatternAge {
+                kind: k["kind"].as_str().unwrap_or_default().to_string(),
+                version: k["version"].as_u64(),
+                age_secs: k["age_secs"].as_i64(),
+                since_check_secs: k["since_check_secs"].as_i64(),
+                stale: k["patterns_stale"].as_bool().unwrap_or(false),
+            });
+        }
+        if st["patterns_stale"].as_bool() == Some(true) {
+            health.push("patterns stale".into());
         }
     }
     if health.is_empty() {
@@ -550,10 +631,12 @@ fn write_plan(c: &Connection, answer: &HeartbeatAnswer, tier: &str) {
 /// The layout the desk last said this box's contract gives it, for the gateway's start.
 pub fn tier(db: &Path) -> Option<String> {
     let c = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-    c.query_row("SELECT tier FROM desk_uplink WHERE id = 1", [], |r| r.get::<_, Option<String>>(0))
-        .ok()
-        .flatten()
-        .filter(|t| mimamori_proto::gateway::TIERS.contains(&t.as_str()))
+    c.query_row("SELECT tier FROM desk_uplink WHERE id = 1", [], |r| {
+        r.get::<_, Option<String>>(0)
+    })
+    .ok()
+    .flatten()
+    .filter(|t| mimamori_proto::gateway::TIERS.contains(&t.as_str()))
 }
 
 /// The uplink's state for `/api/v1/status`.

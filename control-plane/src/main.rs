@@ -291,14 +291,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })?;
         }
-        Cmd::Desk { cmd: DeskCmd::Enrol { desk_url, ca, code, dir } } => {
+        Cmd::Desk {
+            cmd:
+                DeskCmd::Enrol {
+                    desk_url,
+                    ca,
+                    code,
+                    dir,
+                },
+        } => {
             let cfg = mimamori_control_plane::desk::enrol(&dir, &desk_url, &ca, &code)?;
             println!(
                 "enrolled as box {} with {}; certificate valid until {}; start `serve --desk {}`",
-                cfg.box_id, cfg.url, cfg.not_after, dir.display()
+                cfg.box_id,
+                cfg.url,
+                cfg.not_after,
+                dir.display()
             );
         }
-        Cmd::Desk { cmd: DeskCmd::Status { db } } => {
+        Cmd::Desk {
+            cmd: DeskCmd::Status { db },
+        } => {
             let c = mimamori_control_plane::db::open(&db)?;
             let v = mimamori_control_plane::desk::status(&c, &Default::default());
             println!("{}", serde_json::to_string_pretty(&v)?);

@@ -506,7 +506,8 @@ impl Patterns {
 
     /// A successful check with the desk: every installed kind was looked at just now.
     pub fn checked(&self, c: &Connection, now: i64) -> rusqlite::Result<()> {
-        c.execute("UPDATE pattern_state SET last_check = ?1", [now]).map(|_| ())
+        c.execute("UPDATE pattern_state SET last_check = ?1", [now])
+            .map(|_| ())
     }
 
     /// Asks the desk for its newest bundles and installs each one newer than ours, one
@@ -542,7 +543,10 @@ impl Patterns {
             let label = format!("desk {} {}", p.kind, p.version);
             let outcome = desk
                 .pattern(&p.kind, p.version, &p.sha256)
-                .and_then(|bytes| self.import(c, &label, &bytes, "desk", false).map_err(|e| e.to_string()));
+                .and_then(|bytes| {
+                    self.import(c, &label, &bytes, "desk", false)
+                        .map_err(|e| e.to_string())
+                });
             results.push(match outcome {
                 Ok(o) => json!({"kind": p.kind, "version": p.version, "installed": o}),
                 Err(e) => json!({"kind": p.kind, "version": p.version, "refused": e}),
@@ -730,10 +734,14 @@ async fn rollback(
 async fn update(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.may_change()?;
     let p = configured(&app)?;
-    let link = app
-        .desk
-        .clone()
-        .ok_or_else(|| err(StatusCode::CONFLICT, "this box has no desk uplink (serve --desk)"))?;
+    let link = app.desk.clone().ok_or_else(|| {
+        err(
+            StatusCode::CONFLICT,
+            "this box has no desk uplink (serve --desk)",
+        )
+    })?;
     let res = with_db(&app, move |c| Ok(p.update_from(c, &link, crate::db::now()))).await?;
-    Ok(Json(res.map_err(|e| err(StatusCode::BAD_GATEWAY, format!("the desk: {e}")))?))
+    Ok(Json(res.map_err(|e| {
+        err(StatusCode::BAD_GATEWAY, format!("the desk: {e}"))
+    })?))
 }

@@ -120,7 +120,9 @@ pub async fn start(
     };
     gwlink::spawn_gateway_socket_with(&o.cp_socket, current.clone(), store.clone(), files)?;
     let desk_link = match &o.desk {
-        Some((dir, _)) => Some(Arc::new(crate::desk::Link::new(&crate::desk::Identity::load(dir)?))),
+        Some((dir, _)) => Some(Arc::new(crate::desk::Link::new(
+            &crate::desk::Identity::load(dir)?,
+        ))),
         None => None,
     };
     let app = Arc::new(App {
@@ -139,16 +141,23 @@ pub async fn start(
     if let (Some((dir, every)), Some(link)) = (&o.desk, &desk_link) {
         let id = crate::desk::Identity::load(dir)?;
         {
-            let c = app.db.lock().map_err(|_| anyhow::anyhow!("database lock"))?;
+            let c = app
+                .db
+                .lock()
+                .map_err(|_| anyhow::anyhow!("database lock"))?;
             crate::desk::enable(&c)?;
         }
         let every = every.unwrap_or(Duration::from_secs(id.cfg.heartbeat_secs));
         eprintln!(
             "mimamori-cp: desk uplink to {} as box {}, heartbeat every {} s",
-            id.cfg.url, id.cfg.box_id, every.as_secs()
+            id.cfg.url,
+            id.cfg.box_id,
+            every.as_secs()
         );
         let source = crate::desk::HeartbeatSource {
-            gateway: GatewayLink { socket: o.gateway_socket.clone() },
+            gateway: GatewayLink {
+                socket: o.gateway_socket.clone(),
+            },
             patterns: app.patterns.clone(),
             started: std::time::Instant::now(),
             patterns_every: o.desk_patterns_every,

@@ -70,12 +70,19 @@ fn event(i: u64, t: &str) -> serde_json::Value {
 
 fn eve_time(unix: i64) -> String {
     let j = crate::clock::jst(unix - crate::clock::JST_OFFSET_SECS);
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:00.000000+0000", j.year, j.month, j.day, j.hour, j.minute)
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:00.000000+0000",
+        j.year, j.month, j.day, j.hour, j.minute
+    )
 }
 
 /// Creates the fleet: one customer and site, `boxes` box rows, certificates for the first
 /// `identities`.
-fn fleet(store: &Store, ca: &ca::Ca, o: &BenchOptions) -> anyhow::Result<Vec<(String, String, String)>> {
+fn fleet(
+    store: &Store,
+    ca: &ca::Ca,
+    o: &BenchOptions,
+) -> anyhow::Result<Vec<(String, String, String)>> {
     let t = now();
     store.blocking(|c| {
         c.exec("INSERT INTO customer (id, name, created) VALUES ('bench', 'bench', ?)", params![t])?;
@@ -139,14 +146,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
-    if o.batch == 0 || o.batch > mimamori_proto::desk::BATCH_MAX || o.threads == 0 || o.identities == 0 {
-        bail!("--batch 1..{}, --threads and --identities at least 1", mimamori_proto::desk::BATCH_MAX);
+    if o.batch == 0
+        || o.batch > mimamori_proto::desk::BATCH_MAX
+        || o.threads == 0
+        || o.identities == 0
+    {
+        bail!(
+            "--batch 1..{}, --threads and --identities at least 1",
+            mimamori_proto::desk::BATCH_MAX
+        );
     }
     let _ = std::fs::remove_dir_all(&o.dir);
     std::fs::create_dir_all(&o.dir).with_context(|| format!("{}", o.dir.display()))?;
     let ca_dir = o.dir.join("ca");
     let ca = ca::Ca::init(&ca_dir, &["127.0.0.1".into()], now())?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let opts = server::Options {
         store: o.store.clone(),
         ca_dir: ca_dir.clone(),
@@ -182,20 +199,30 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
     let url = format!("https://{}", running.uplink);
     let mut per_thread: Vec<Vec<Identity>> = (0..o.threads).map(|_| Vec::new()).collect();
     for (i, (box_id, cert, key)) in ids.into_iter().enumerate() {
-        per_thread[i % o.threads].push(Identity { box_id, agent: agent_for(&ca_pem, &cert, &key)? });
+        per_thread[i % o.threads].push(Identity {
+            box_id,
+            agent: agent_for(&ca_pem, &cert, &key)?,
+        });
     }
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
     let heartbeats = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
-    let batch_every = Duration::from_secs_f64(o.batch as f64 * o.threads as f64 / o.events_per_sec.max(1) as f64);
+    let batch_every =
+        Duration::from_secs_f64(o.batch as f64 * o.threads as f64 / o.events_per_sec.max(1) as f64);
     // The fleet's heartbeats: boxes / 60 a second.
     let hb_every = Duration::from_secs_f64(60.0 * o.threads as f64 / o.boxes.max(1) as f64);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(o.seconds);
     let mut handles = Vec::new();
     for ids in per_thread.into_iter().filter(|v| !v.is_empty()) {
-        let (url, stop, acked, heartbeats, errors) = (url.clone(), stop.clone(), acked.clone(), heartbeats.clone(), errors.clone());
+        let (url, stop, acked, heartbeats, errors) = (
+            url.clone(),
+            stop.clone(),
+            acked.clone(),
+            heartbeats.clone(),
+            errors.clone(),
+        );
         let batch = o.batch;
         handles.push(std::thread::spawn(move || {
             let mut seqs = vec![0u64; ids.len()];
@@ -207,7 +234,12 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
                 let now_i = Instant::now();
                 if now_i >= next_hb {
                     let id = &ids[turn % ids.len()];
-                    let hb = Heartbeat { box_id: id.box_id.clone(), sent_at: now(), health: vec!["ok".into()], ..Heartbeat::default() };
+                    let hb = Heartbeat {
+                        box_id: id.box_id.clone(),
+                        sent_at: now(),
+                        health: vec!["ok".into()],
+                        ..Heartbeat::default()
+                    };
                     match id.agent.post(&format!("{url}/v1/heartbeat")).send_json(&hb) {
                         Ok(_) => heartbeats.fetch_add(1, Relaxed),
                         Err(_) => errors.fetch_add(1, Relaxed),
@@ -223,12 +255,24 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
                     let events = (0..batch)
                         .map(|j| {
                             n += 1;
-                            Numbered { seq: seqs[k] + 1 + j as u64, event: event(n, &t) }
+                            Numbered {
+                                seq: seqs[k] + 1 + j as u64,
+                                event: event(n, &t),
+                            }
                         })
                         .collect();
-                    let b = EventBatch { box_id: id.box_id.clone(), stream: "bench".into(), events };
+                    let b = EventBatch {
+                        box_id: id.box_id.clone(),
+                        stream: "bench".into(),
+                        events,
+                    };
                     let sent = Instant::now();
-                    match id.agent.post(&format!("{url}/v1/events")).send_json(&b).map(|r| r.into_json::<EventAck>()) {
+                    match id
+                        .agent
+                        .post(&format!("{url}/v1/events"))
+                        .send_json(&b)
+                        .map(|r| r.into_json::<EventAck>())
+                    {
                         Ok(Ok(ack)) => {
                             lat.push(sent.elapsed().as_secs_f64() * 1000.0);
                             seqs[k] = ack.acked;
@@ -242,7 +286,9 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
                     turn += 1;
                     continue;
                 }
-                let wait = next_batch.min(next_hb).saturating_duration_since(Instant::now());
+                let wait = next_batch
+                    .min(next_hb)
+                    .saturating_duration_since(Instant::now());
                 std::thread::sleep(wait.min(Duration::from_millis(20)));
             }
             (lat, seqs.len())
@@ -250,14 +296,20 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
     }
     let mut lat = Vec::new();
     for h in handles {
-        let (l, _) = h.join().map_err(|_| anyhow::anyhow!("a load thread panicked"))?;
+        let (l, _) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a load thread panicked"))?;
         lat.extend(l);
     }
     stop.store(true, Relaxed);
     let secs = start.elapsed().as_secs_f64();
     lat.sort_by(|a, b| a.total_cmp(b));
     let stored = store
-        .blocking(|c| c.one("SELECT COUNT(*) FROM event", &[])?.map(|r| r.int(0)).transpose())?
+        .blocking(|c| {
+            c.one("SELECT COUNT(*) FROM event", &[])?
+                .map(|r| r.int(0))
+                .transpose()
+        })?
         .unwrap_or(0) as u64;
     let acked = acked.load(Relaxed);
     let heartbeats = heartbeats.load(Relaxed);
@@ -270,7 +322,12 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
         heartbeats_per_sec: heartbeats as f64 / secs,
         batches: lat.len() as u64,
         errors: errors.load(Relaxed),
-        latency_ms: (percentile(&lat, 0.5), percentile(&lat, 0.9), percentile(&lat, 0.99), lat.last().copied().unwrap_or(0.0)),
+        latency_ms: (
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.9),
+            percentile(&lat, 0.99),
+            lat.last().copied().unwrap_or(0.0),
+        ),
         stored,
         lost: acked as i64 - stored as i64,
     })

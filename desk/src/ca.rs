@@ -5,8 +5,7 @@
 use anyhow::{Context, anyhow, bail};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
@@ -79,7 +78,8 @@ impl Ca {
         if names.is_empty() {
             bail!("the desk's server certificate needs at least one name (--name)");
         }
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
         let key = KeyPair::generate()?;
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -107,8 +107,12 @@ impl Ca {
 
     pub fn load(dir: &Path) -> anyhow::Result<Ca> {
         let read = |f: &str| {
-            std::fs::read_to_string(dir.join(f))
-                .with_context(|| format!("{}: cannot read (run `mimamori-desk ca init`)", dir.join(f).display()))
+            std::fs::read_to_string(dir.join(f)).with_context(|| {
+                format!(
+                    "{}: cannot read (run `mimamori-desk ca init`)",
+                    dir.join(f).display()
+                )
+            })
         };
         let cert_pem = read(CA_CERT)?;
         let key = KeyPair::from_pem(&read(CA_KEY)?)
@@ -208,13 +212,23 @@ mod tests {
     fn a_box_certificate_names_the_box_not_what_it_asked_for() {
         let dir = std::env::temp_dir().join(format!("desk-ca-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let ca = Ca::init(&dir, &["desk.test".into(), "127.0.0.1".into()], 1_800_000_000).unwrap();
-        assert!(Ca::init(&dir, &["desk.test".into()], 0).is_err(), "no overwrite");
+        let ca = Ca::init(
+            &dir,
+            &["desk.test".into(), "127.0.0.1".into()],
+            1_800_000_000,
+        )
+        .unwrap();
+        assert!(
+            Ca::init(&dir, &["desk.test".into()], 0).is_err(),
+            "no overwrite"
+        );
         let (_key, csr) = key_and_request("someone-else").unwrap();
-        let issued = ca.issue_box(&csr, "box-01", 1_800_000_000, 1_800_000_000 + 86_400).unwrap();
-        use rustls::pki_types::pem::PemObject;
-        let der = rustls::pki_types::CertificateDer::from_pem_slice(issued.cert_pem.as_bytes())
+        let issued = ca
+            .issue_box(&csr, "box-01", 1_800_000_000, 1_800_000_000 + 86_400)
             .unwrap();
+        use rustls::pki_types::pem::PemObject;
+        let der =
+            rustls::pki_types::CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
         let peer = crate::tls::peer_of(&der).unwrap();
         assert_eq!(peer.box_id, "box-01");
         assert_eq!(peer.serial, issued.serial);

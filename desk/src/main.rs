@@ -7,7 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "mimamori-desk", version, about = "The mimamori Security Support Desk")]
+#[command(
+    name = "mimamori-desk",
+    version,
+    about = "The mimamori Security Support Desk"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -23,7 +27,11 @@ enum Cmd {
     /// Run the desk: the boxes' uplink (mTLS) and the operators' API.
     Serve {
         /// `sqlite:PATH`, a path, or `postgres://user:pass@host/db`.
-        #[arg(long, env = "MIMAMORI_DESK_STORE", default_value = "/var/lib/mimamori-desk/desk.db")]
+        #[arg(
+            long,
+            env = "MIMAMORI_DESK_STORE",
+            default_value = "/var/lib/mimamori-desk/desk.db"
+        )]
         store: String,
         #[arg(long, default_value = "/var/lib/mimamori-desk/ca")]
         ca_dir: PathBuf,
@@ -84,7 +92,11 @@ enum Cmd {
     },
     /// Call the operators' API.
     Ctl {
-        #[arg(long, env = "MIMAMORI_DESK_URL", default_value = "http://127.0.0.1:8450")]
+        #[arg(
+            long,
+            env = "MIMAMORI_DESK_URL",
+            default_value = "http://127.0.0.1:8450"
+        )]
         url: String,
         #[arg(long, env = "MIMAMORI_DESK_TOKEN", hide_env_values = true)]
         token: Option<String>,
@@ -155,36 +167,75 @@ fn now() -> i64 {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Cmd::Ca { cmd: CaCmd::Init { dir, names } } => {
+        Cmd::Ca {
+            cmd: CaCmd::Init { dir, names },
+        } => {
             ca::Ca::init(&dir, &names, now())?;
             println!("CA and server certificate written to {}", dir.display());
             Ok(())
         }
-        Cmd::Ca { cmd: CaCmd::Sign { dir, box_id, csr, days, output } } => {
+        Cmd::Ca {
+            cmd:
+                CaCmd::Sign {
+                    dir,
+                    box_id,
+                    csr,
+                    days,
+                    output,
+                },
+        } => {
             let ca = ca::Ca::load(&dir)?;
-            let text = std::fs::read_to_string(&csr).with_context(|| format!("{}: cannot read", csr.display()))?;
+            let text = std::fs::read_to_string(&csr)
+                .with_context(|| format!("{}: cannot read", csr.display()))?;
             let (from, until) = if days < 0 {
                 (now() + days * 86_400 - 86_400, now() + days * 86_400)
             } else {
                 (now() - 300, now() + days * 86_400)
             };
             let issued = ca.issue_box(&text, &box_id, from, until)?;
-            std::fs::write(&output, issued.cert_pem).with_context(|| format!("{}: cannot write", output.display()))?;
+            std::fs::write(&output, issued.cert_pem)
+                .with_context(|| format!("{}: cannot write", output.display()))?;
             println!("{} serial {}", output.display(), issued.serial);
             Ok(())
         }
         Cmd::Serve {
-            store, ca_dir, uplink, api, rules, smtp, mail_from, fault_after_secs, watch_secs,
-            heartbeat_secs, desk_phone, bootstrap_token_file, store_max_mb, patterns_dir,
+            store,
+            ca_dir,
+            uplink,
+            api,
+            rules,
+            smtp,
+            mail_from,
+            fault_after_secs,
+            watch_secs,
+            heartbeat_secs,
+            desk_phone,
+            bootstrap_token_file,
+            store_max_mb,
+            patterns_dir,
         } => {
             if fault_after_secs < 10 {
                 bail!("--fault-after-secs: at least 10");
             }
             let o = server::Options {
-                store, ca_dir, uplink, api, rules, smtp, mail_from, fault_after_secs, watch_secs,
-                heartbeat_secs, desk_phone, bootstrap_token_file, store_max_mb, patterns_dir,
+                store,
+                ca_dir,
+                uplink,
+                api,
+                rules,
+                smtp,
+                mail_from,
+                fault_after_secs,
+                watch_secs,
+                heartbeat_secs,
+                desk_phone,
+                bootstrap_token_file,
+                store_max_mb,
+                patterns_dir,
             };
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async move {
                 let (running, serving) = server::start(&o).await?;
                 println!(
@@ -197,14 +248,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             })
         }
-        Cmd::BenchLoad { store, dir, boxes, identities, seconds, events_per_sec, batch, threads } => {
-            let o = mimamori_desk::bench::BenchOptions { store, dir, boxes, identities, seconds, events_per_sec, batch, threads };
+        Cmd::BenchLoad {
+            store,
+            dir,
+            boxes,
+            identities,
+            seconds,
+            events_per_sec,
+            batch,
+            threads,
+        } => {
+            let o = mimamori_desk::bench::BenchOptions {
+                store,
+                dir,
+                boxes,
+                identities,
+                seconds,
+                events_per_sec,
+                batch,
+                threads,
+            };
             let r = mimamori_desk::bench::run(&o)?;
             println!(
                 "bench-load: {} boxes on {}: {} events acknowledged in {:.1} s = {:.0} events/s (offered {}); {} heartbeats = {:.0}/s; {} batches, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} errors; stored {} (lost {})",
-                o.boxes, r.backend, r.events_acked, r.seconds, r.events_per_sec, o.events_per_sec, r.heartbeats,
-                r.heartbeats_per_sec, r.batches, r.latency_ms.0, r.latency_ms.1, r.latency_ms.2, r.latency_ms.3,
-                r.errors, r.stored, r.lost
+                o.boxes,
+                r.backend,
+                r.events_acked,
+                r.seconds,
+                r.events_per_sec,
+                o.events_per_sec,
+                r.heartbeats,
+                r.heartbeats_per_sec,
+                r.batches,
+                r.latency_ms.0,
+                r.latency_ms.1,
+                r.latency_ms.2,
+                r.latency_ms.3,
+                r.errors,
+                r.stored,
+                r.lost
             );
             if r.lost != 0 {
                 bail!("{} acknowledged events are not in the store", r.lost);
@@ -215,7 +297,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn call(url: &str, token: Option<&str>, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<serde_json::Value> {
+fn call(
+    url: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
     let full = format!("{}{}", url.trim_end_matches('/'), path);
     let mut req = ureq::request(method, &full);
     if let Some(t) = token {
@@ -240,7 +328,8 @@ fn call(url: &str, token: Option<&str>, method: &str, path: &str, body: Option<&
 }
 
 fn ctl(url: &str, token: Option<&str>, cmd: CtlCmd) -> anyhow::Result<()> {
-    let print = |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    let print =
+        |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     match cmd {
         CtlCmd::Get { path } => print(call(url, token, "GET", &path, None)?),
         CtlCmd::Post { path, body } => {
@@ -253,7 +342,10 @@ fn ctl(url: &str, token: Option<&str>, cmd: CtlCmd) -> anyhow::Result<()> {
         }
         CtlCmd::Boxes => {
             let v = call(url, token, "GET", "/api/v1/boxes", None)?;
-            println!("{:<20} {:<14} {:<13} {:<9} STATUS", "BOX", "CUSTOMER", "PLAN", "KIND");
+            println!(
+                "{:<20} {:<14} {:<13} {:<9} STATUS",
+                "BOX", "CUSTOMER", "PLAN", "KIND"
+            );
             for b in v.as_array().into_iter().flatten() {
                 println!(
                     "{:<20} {:<14} {:<13} {:<9} {}",
@@ -266,20 +358,37 @@ fn ctl(url: &str, token: Option<&str>, cmd: CtlCmd) -> anyhow::Result<()> {
             }
         }
         CtlCmd::Incidents { open } => {
-            let path = if open { "/api/v1/incidents?open=true" } else { "/api/v1/incidents" };
+            let path = if open {
+                "/api/v1/incidents?open=true"
+            } else {
+                "/api/v1/incidents"
+            };
             let v = call(url, token, "GET", path, None)?;
-            println!("{:<6} {:<16} {:<9} {:<20} {:<6} SUMMARY", "ID", "BOX", "SEVERITY", "STATE", "COUNT");
+            println!(
+                "{:<6} {:<16} {:<9} {:<20} {:<6} SUMMARY",
+                "ID", "BOX", "SEVERITY", "STATE", "COUNT"
+            );
             for i in v.as_array().into_iter().flatten() {
                 println!(
                     "{:<6} {:<16} {:<9} {:<20} {:<6} {}",
-                    i["id"], i["box_id"].as_str().unwrap_or(""), i["severity"].as_str().unwrap_or(""),
-                    i["state"].as_str().unwrap_or(""), i["count"], i["summary"].as_str().unwrap_or("")
+                    i["id"],
+                    i["box_id"].as_str().unwrap_or(""),
+                    i["severity"].as_str().unwrap_or(""),
+                    i["state"].as_str().unwrap_or(""),
+                    i["count"],
+                    i["summary"].as_str().unwrap_or("")
                 );
             }
         }
         CtlCmd::Act { id, action, note } => {
             let body = serde_json::json!({"action": action, "note": note}).to_string();
-            print(call(url, token, "POST", &format!("/api/v1/incidents/{id}/actions"), Some(&body))?)
+            print(call(
+                url,
+                token,
+                "POST",
+                &format!("/api/v1/incidents/{id}/actions"),
+                Some(&body),
+            )?)
         }
     }
     Ok(())

@@ -44,7 +44,10 @@ pub struct Running {
 
 pub async fn start(
     o: &Options,
-) -> anyhow::Result<(Running, impl std::future::Future<Output = anyhow::Result<()>> + use<>)> {
+) -> anyhow::Result<(
+    Running,
+    impl std::future::Future<Output = anyhow::Result<()>> + use<>,
+)> {
     let store_at = o.store.clone();
     let cap = o.store_max_mb;
     let store = tokio::task::spawn_blocking(move || Store::open_capped(&store_at, cap))
@@ -54,7 +57,8 @@ pub async fn start(
     let config = tls::server_config(&ca)?;
     let rules = match &o.rules {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
             crate::incident::rules::RuleSet::parse(&text, &p.display().to_string())?
         }
         None => crate::incident::rules::RuleSet::embedded(),
@@ -71,8 +75,15 @@ pub async fn start(
         store
             .run(move |c| -> Result<(), crate::ops::Refusal> {
                 if crate::api::auth::count(c)? == 0 {
-                    let t = crate::api::auth::create(c, &crate::ops::Actor::System, "bootstrap", "desk-admin", None)?;
-                    write_token(&path, &t).map_err(|e| crate::ops::Refusal::Conflict(format!("{e:#}")))?;
+                    let t = crate::api::auth::create(
+                        c,
+                        &crate::ops::Actor::System,
+                        "bootstrap",
+                        "desk-admin",
+                        None,
+                    )?;
+                    write_token(&path, &t)
+                        .map_err(|e| crate::ops::Refusal::Conflict(format!("{e:#}")))?;
                 }
                 Ok(())
             })
@@ -88,7 +99,10 @@ pub async fn start(
         heartbeat_secs: o.heartbeat_secs,
         tls: tls_counters.clone(),
         mail: mail.clone(),
-        patterns_dir: o.patterns_dir.clone().unwrap_or_else(|| o.ca_dir.with_file_name("patterns")),
+        patterns_dir: o
+            .patterns_dir
+            .clone()
+            .unwrap_or_else(|| o.ca_dir.with_file_name("patterns")),
         reports_dir: o.ca_dir.with_file_name("reports"),
     });
     let uplink = tokio::net::TcpListener::bind(o.uplink)
@@ -103,10 +117,26 @@ pub async fn start(
         app: app.clone(),
     };
     if let Some(relay) = &o.smtp {
-        tokio::spawn(mailer::run(store.clone(), MailConfig { relay: relay.clone(), from: o.mail_from.clone() }, mail));
+        tokio::spawn(mailer::run(
+            store.clone(),
+            MailConfig {
+                relay: relay.clone(),
+                from: o.mail_from.clone(),
+            },
+            mail,
+        ));
     }
-    tokio::spawn(watch_faults(store.clone(), ctx.clone(), Duration::from_secs(o.watch_secs.max(1))));
-    let up = tls::serve(uplink, config, api::uplink::router(app.clone()), tls_counters);
+    tokio::spawn(watch_faults(
+        store.clone(),
+        ctx.clone(),
+        Duration::from_secs(o.watch_secs.max(1)),
+    ));
+    let up = tls::serve(
+        uplink,
+        config,
+        api::uplink::router(app.clone()),
+        tls_counters,
+    );
     let ops = axum::serve(api_listener, api::operator::router(app));
     let both = async move {
         tokio::select! {
@@ -123,8 +153,13 @@ async fn watch_faults(store: Store, ctx: Arc<Ctx>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let c2 = ctx.clone();
-        match store.run(move |c| crate::ops::faults::sweep(c, &c2, crate::ops::now())).await {
-            Ok(v) if !v.is_empty() => eprintln!("mimamori-desk: fault: no heartbeat from {}", v.join(", ")),
+        match store
+            .run(move |c| crate::ops::faults::sweep(c, &c2, crate::ops::now()))
+            .await
+        {
+            Ok(v) if !v.is_empty() => {
+                eprintln!("mimamori-desk: fault: no heartbeat from {}", v.join(", "))
+            }
             Ok(_) => {}
             Err(e) => eprintln!("mimamori-desk: fault watcher: {e}"),
         }

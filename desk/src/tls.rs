@@ -113,14 +113,14 @@ pub async fn serve(
         let router = router.clone();
         let counters = counters.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-            {
-                Ok(Ok(t)) => t,
-                _ => {
-                    counters.refused.fetch_add(1, Relaxed);
-                    return;
-                }
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(t)) => t,
+                    _ => {
+                        counters.refused.fetch_add(1, Relaxed);
+                        return;
+                    }
+                };
             counters.accepted.fetch_add(1, Relaxed);
             let peer = tls
                 .get_ref()

@@ -454,7 +454,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (Some(t), _) => t,
                 (None, Some(cp)) => match mimamori_gateway::dataplane::current_tier(cp) {
                     Ok(Some(name)) => {
-                        eprintln!("mimamori-gw: tier {name}, as the box's contract says (from the control plane)");
+                        eprintln!(
+                            "mimamori-gw: tier {name}, as the box's contract says (from the control plane)"
+                        );
                         <Tier as clap::ValueEnum>::from_str(&name, true).unwrap_or(Tier::Light)
                     }
                     Ok(None) => Tier::Light,

@@ -280,7 +280,11 @@ mod tests {
 
     #[test]
     fn a_tier_outside_the_plans_is_refused_both_ways() {
-        assert!(CpAnswer::Tier("gold".into()).encode(&mut Vec::new()).is_err());
+        assert!(
+            CpAnswer::Tier("gold".into())
+                .encode(&mut Vec::new())
+                .is_err()
+        );
         assert!(CpAnswer::decode(&mut &b"tier gold\n"[..]).is_err());
     }
 

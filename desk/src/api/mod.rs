@@ -6,9 +6,9 @@ pub mod openapi;
 pub mod operator;
 pub mod uplink;
 
+use crate::ops::Refusal;
 use crate::ops::incidents::Ctx;
 use crate::ops::mailer::MailCounters;
-use crate::ops::Refusal;
 use crate::store::{Store, StoreError};
 use crate::tls::TlsCounters;
 use axum::Json;
@@ -59,7 +59,11 @@ impl IntoResponse for ApiError {
             Refusal::Store(StoreError::Constraint(_)) => StatusCode::CONFLICT,
             Refusal::Store(StoreError::Other(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (status, Json(serde_json::json!({"error": self.0.to_string()}))).into_response()
+        (
+            status,
+            Json(serde_json::json!({"error": self.0.to_string()})),
+        )
+            .into_response()
     }
 }
 
@@ -69,6 +73,10 @@ pub type ApiResult<T> = Result<Json<T>, ApiError>;
 pub fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        ApiError(Refusal::BadInput(format!("body: {} at {}", e.inner(), e.path())))
+        ApiError(Refusal::BadInput(format!(
+            "body: {} at {}",
+            e.inner(),
+            e.path()
+        )))
     })
 }

@@ -8,7 +8,9 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use mimamori_proto::desk::{EnrolAnswer, EnrolRequest, EventAck, EventBatch, Heartbeat, HeartbeatAnswer};
+use mimamori_proto::desk::{
+    EnrolAnswer, EnrolRequest, EventAck, EventBatch, Heartbeat, HeartbeatAnswer,
+};
 use std::sync::atomic::Ordering::Relaxed;
 
 pub fn router(app: App) -> Router {
@@ -48,7 +50,11 @@ async fn enrol(State(app): State<App>, bytes: Bytes) -> ApiResult<EnrolAnswer> {
     Ok(Json(answer))
 }
 
-async fn events(State(app): State<App>, Extension(peer): Extension<Peer>, bytes: Bytes) -> ApiResult<EventAck> {
+async fn events(
+    State(app): State<App>,
+    Extension(peer): Extension<Peer>,
+    bytes: Bytes,
+) -> ApiResult<EventAck> {
     let cert = certified(&app, &peer)?;
     let batch: EventBatch = body(&bytes)?;
     let a = app.clone();
@@ -74,7 +80,11 @@ async fn events(State(app): State<App>, Extension(peer): Extension<Peer>, bytes:
     Ok(Json(r?))
 }
 
-async fn heartbeat(State(app): State<App>, Extension(peer): Extension<Peer>, bytes: Bytes) -> ApiResult<HeartbeatAnswer> {
+async fn heartbeat(
+    State(app): State<App>,
+    Extension(peer): Extension<Peer>,
+    bytes: Bytes,
+) -> ApiResult<HeartbeatAnswer> {
     let cert = certified(&app, &peer)?;
     let hb: Heartbeat = body(&bytes)?;
     let a = app.clone();
@@ -88,14 +98,23 @@ async fn heartbeat(State(app): State<App>, Extension(peer): Extension<Peer>, byt
     Ok(Json(answer))
 }
 
-async fn whoami(State(app): State<App>, Extension(peer): Extension<Peer>) -> ApiResult<serde_json::Value> {
+async fn whoami(
+    State(app): State<App>,
+    Extension(peer): Extension<Peer>,
+) -> ApiResult<serde_json::Value> {
     let cert = certified(&app, &peer)?;
-    let box_id = app.store.run(move |c| ops::boxes::authorise(c, &cert).map_err(ApiError)).await?;
+    let box_id = app
+        .store
+        .run(move |c| ops::boxes::authorise(c, &cert).map_err(ApiError))
+        .await?;
     Ok(Json(serde_json::json!({"box_id": box_id})))
 }
 
 /// The newest bundle of each kind, for an enrolled box.
-async fn patterns(State(app): State<App>, Extension(peer): Extension<Peer>) -> ApiResult<Vec<ops::patterns::Published>> {
+async fn patterns(
+    State(app): State<App>,
+    Extension(peer): Extension<Peer>,
+) -> ApiResult<Vec<ops::patterns::Published>> {
     let cert = certified(&app, &peer)?;
     let list = app
         .store
@@ -120,10 +139,12 @@ async fn pattern_file(
             ops::patterns::file(c, &kind, version).map_err(ApiError)
         })
         .await?;
-    tokio::task::spawn_blocking(move || std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display())))
-        .await
-        .map_err(|e| ApiError(Refusal::NotFound(e.to_string())))?
-        .map_err(|e| ApiError(Refusal::NotFound(e)))
+    tokio::task::spawn_blocking(move || {
+        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+    })
+    .await
+    .map_err(|e| ApiError(Refusal::NotFound(e.to_string())))?
+    .map_err(|e| ApiError(Refusal::NotFound(e)))
 }
 
 /// One rendering (html, pdf) of the box's monthly report.

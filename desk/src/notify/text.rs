@@ -480,7 +480,12 @@ pub fn render_report(notice: &ReportNotice, lang: Lang) -> Mail {
     let m = m.trim_start_matches('0');
     match lang {
         Lang::Ja => Mail {
-            subject: subject("【月次レポート】", &format!("{y}年{m}月のセキュリティレポート"), place, lang),
+            subject: subject(
+                "【月次レポート】",
+                &format!("{y}年{m}月のセキュリティレポート"),
+                place,
+                lang,
+            ),
             body: format!(
                 "{customer} 御中\n\n\
                  セキュリティサポートデスクです。\n\
@@ -490,7 +495,12 @@ pub fn render_report(notice: &ReportNotice, lang: Lang) -> Mail {
             ),
         },
         Lang::En => Mail {
-            subject: subject("[Monthly report] ", &format!("security report for {month}"), place, lang),
+            subject: subject(
+                "[Monthly report] ",
+                &format!("security report for {month}"),
+                place,
+                lang,
+            ),
             body: format!(
                 "Dear {customer},\n\n\
                  This is the mimamori Security Support Desk.\n\

@@ -86,7 +86,9 @@ pub fn add_customer(c: &mut dyn Conn, actor: &Actor, n: &NewCustomer) -> Result<
     actor.require_desk()?;
     check_id("id", &n.id)?;
     let name = clean("name", &n.name, 200)?;
-    if c.one("SELECT 1 FROM customer WHERE id = ?", params![&n.id])?.is_some() {
+    if c.one("SELECT 1 FROM customer WHERE id = ?", params![&n.id])?
+        .is_some()
+    {
         return Err(Refusal::Conflict(format!("customer {} exists", n.id)));
     }
     c.exec(
@@ -109,13 +111,18 @@ pub fn check_id(field: &str, id: &str) -> Result<()> {
 fn customer_exists(c: &mut dyn Conn, id: &str) -> Result<()> {
     match c.one("SELECT 1 FROM customer WHERE id = ?", params![id])? {
         Some(_) => Ok(()),
-        None => Err(Refusal::NotFound(format!("customer {id}: no such customer"))),
+        None => Err(Refusal::NotFound(format!(
+            "customer {id}: no such customer"
+        ))),
     }
 }
 
 pub fn list_customers(c: &mut dyn Conn, actor: &Actor) -> Result<Vec<serde_json::Value>> {
     let rows = match actor.customer() {
-        Some(cu) => c.query("SELECT id, name, created FROM customer WHERE id = ? ORDER BY id", params![cu])?,
+        Some(cu) => c.query(
+            "SELECT id, name, created FROM customer WHERE id = ? ORDER BY id",
+            params![cu],
+        )?,
         None => c.query("SELECT id, name, created FROM customer ORDER BY id", &[])?,
     };
     rows.iter()
@@ -130,12 +137,21 @@ pub fn add_site(c: &mut dyn Conn, actor: &Actor, s: &NewSite) -> Result<()> {
     check_id("id", &s.id)?;
     customer_exists(c, &s.customer_id)?;
     let name = clean("name", &s.name, 200)?;
-    if c.one("SELECT 1 FROM site WHERE id = ?", params![&s.id])?.is_some() {
+    if c.one("SELECT 1 FROM site WHERE id = ?", params![&s.id])?
+        .is_some()
+    {
         return Err(Refusal::Conflict(format!("site {} exists", s.id)));
     }
     c.exec(
         "INSERT INTO site (id, customer_id, name, area, island, vpn) VALUES (?, ?, ?, ?, ?, ?)",
-        params![&s.id, &s.customer_id, name, s.area.as_str(), s.island, s.vpn],
+        params![
+            &s.id,
+            &s.customer_id,
+            name,
+            s.area.as_str(),
+            s.island,
+            s.vpn
+        ],
     )?;
     audit(c, actor, "site.add", &s.id, &s.customer_id)
 }
@@ -146,10 +162,15 @@ pub fn add_contact(c: &mut dyn Conn, actor: &Actor, customer: &str, n: &NewConta
     let name = clean("name", &n.name, 200)?;
     let email = clean("email", &n.email, 254)?;
     if email.parse::<lettre::Address>().is_err() {
-        return Err(Refusal::BadInput(format!("email: {email:?} is not a mail address")));
+        return Err(Refusal::BadInput(format!(
+            "email: {email:?} is not a mail address"
+        )));
     }
     if n.lang != "ja" && n.lang != "en" {
-        return Err(Refusal::BadInput(format!("lang: {:?} — use ja or en", n.lang)));
+        return Err(Refusal::BadInput(format!(
+            "lang: {:?} — use ja or en",
+            n.lang
+        )));
     }
     let row = c
         .one(
@@ -177,7 +198,10 @@ pub fn add_box(c: &mut dyn Conn, actor: &Actor, b: &NewBox) -> Result<()> {
     check_id("id", &b.id)?;
     customer_exists(c, &b.customer_id)?;
     let name = clean("name", &b.name, 200)?;
-    match c.one("SELECT customer_id FROM site WHERE id = ?", params![&b.site_id])? {
+    match c.one(
+        "SELECT customer_id FROM site WHERE id = ?",
+        params![&b.site_id],
+    )? {
         Some(r) if r.text(0)? == b.customer_id => {}
         Some(_) => {
             return Err(Refusal::BadInput(format!(
@@ -185,17 +209,29 @@ pub fn add_box(c: &mut dyn Conn, actor: &Actor, b: &NewBox) -> Result<()> {
                 b.site_id
             )));
         }
-        None => return Err(Refusal::NotFound(format!("site {}: no such site", b.site_id))),
+        None => {
+            return Err(Refusal::NotFound(format!(
+                "site {}: no such site",
+                b.site_id
+            )));
+        }
     }
     if b.kind != "rental" && b.kind != "purchase" {
-        return Err(Refusal::BadInput(format!("kind: {:?} — use rental or purchase", b.kind)));
+        return Err(Refusal::BadInput(format!(
+            "kind: {:?} — use rental or purchase",
+            b.kind
+        )));
     }
     if let Some(d) = &b.licence_end {
         if mimamori_contracts::date::parse_date(d).is_none() {
-            return Err(Refusal::BadInput(format!("licence_end: {d:?} is not a YYYY-MM-DD date")));
+            return Err(Refusal::BadInput(format!(
+                "licence_end: {d:?} is not a YYYY-MM-DD date"
+            )));
         }
     }
-    if c.one("SELECT 1 FROM box WHERE id = ?", params![&b.id])?.is_some() {
+    if c.one("SELECT 1 FROM box WHERE id = ?", params![&b.id])?
+        .is_some()
+    {
         return Err(Refusal::Conflict(format!("box {} exists", b.id)));
     }
     c.exec(
@@ -213,11 +249,23 @@ pub fn add_box(c: &mut dyn Conn, actor: &Actor, b: &NewBox) -> Result<()> {
             now()
         ],
     )?;
-    audit(c, actor, "box.add", &b.id, &format!("{} {} {}", b.customer_id, b.plan.as_str(), b.kind))
+    audit(
+        c,
+        actor,
+        "box.add",
+        &b.id,
+        &format!("{} {} {}", b.customer_id, b.plan.as_str(), b.kind),
+    )
 }
 
 /// Changes what the contract says a box has (the plan drives the box at its next heartbeat).
-pub fn set_plan(c: &mut dyn Conn, actor: &Actor, box_id: &str, plan: Plan, repair_24h: bool) -> Result<()> {
+pub fn set_plan(
+    c: &mut dyn Conn,
+    actor: &Actor,
+    box_id: &str,
+    plan: Plan,
+    repair_24h: bool,
+) -> Result<()> {
     actor.require_desk()?;
     let n = c.exec(
         "UPDATE box SET plan = ?, repair_24h = ? WHERE id = ?",
@@ -226,7 +274,13 @@ pub fn set_plan(c: &mut dyn Conn, actor: &Actor, box_id: &str, plan: Plan, repai
     if n == 0 {
         return Err(Refusal::NotFound(format!("box {box_id}: no such box")));
     }
-    audit(c, actor, "box.plan", box_id, &format!("{} repair_24h={repair_24h}", plan.as_str()))
+    audit(
+        c,
+        actor,
+        "box.plan",
+        box_id,
+        &format!("{} repair_24h={repair_24h}", plan.as_str()),
+    )
 }
 
 const BOX_COLUMNS: &str = "id, customer_id, site_id, name, plan, kind, repair_24h, licence_end, enrolled, revoked, last_seen, status, acked_seq, gaps, heartbeat";
@@ -239,7 +293,13 @@ fn view(r: &crate::store::Row, now: i64, fault_after: i64) -> Result<BoxView> {
     let (status, text) = if revoked.is_some() {
         ("revoked", "Revoked".to_string())
     } else if stored == "fault" {
-        ("fault", format!("Fault: no heartbeat since {}", last_seen.map_or("enrolment".into(), crate::clock::format_jst)))
+        (
+            "fault",
+            format!(
+                "Fault: no heartbeat since {}",
+                last_seen.map_or("enrolment".into(), crate::clock::format_jst)
+            ),
+        )
     } else if enrolled.is_none() {
         ("not-enrolled", "Not enrolled".to_string())
     } else {
@@ -292,7 +352,10 @@ pub fn list_boxes(c: &mut dyn Conn, actor: &Actor, fault_after: i64) -> Result<V
 
 /// One box, if the actor may see it (a customer sees "no such box" for another's).
 pub fn get_box(c: &mut dyn Conn, actor: &Actor, id: &str, fault_after: i64) -> Result<BoxView> {
-    let row = c.one(&format!("SELECT {BOX_COLUMNS} FROM box WHERE id = ?"), params![id])?;
+    let row = c.one(
+        &format!("SELECT {BOX_COLUMNS} FROM box WHERE id = ?"),
+        params![id],
+    )?;
     let v = match row {
         Some(r) => view(&r, now(), fault_after)?,
         None => return Err(Refusal::NotFound(format!("box {id}: no such box"))),
@@ -310,24 +373,43 @@ pub fn hash_code(code: &str) -> String {
 
 /// A one-time enrolment code for a box, valid for `valid_secs`. Any earlier unused code
 /// for the box stops working.
-pub fn enrol_code(c: &mut dyn Conn, actor: &Actor, box_id: &str, valid_secs: i64) -> Result<(String, i64)> {
+pub fn enrol_code(
+    c: &mut dyn Conn,
+    actor: &Actor,
+    box_id: &str,
+    valid_secs: i64,
+) -> Result<(String, i64)> {
     actor.require_desk()?;
-    if c.one("SELECT 1 FROM box WHERE id = ?", params![box_id])?.is_none() {
+    if c.one("SELECT 1 FROM box WHERE id = ?", params![box_id])?
+        .is_none()
+    {
         return Err(Refusal::NotFound(format!("box {box_id}: no such box")));
     }
     let mut raw = [0u8; 15];
     getrandom::fill(&mut raw).map_err(|e| Refusal::Conflict(format!("no randomness: {e}")))?;
     // Base32 without look-alikes, in groups of five: easy to read out over the phone.
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let chars: String = raw.iter().map(|b| ALPHABET[(*b as usize) % 32] as char).collect();
+    let chars: String = raw
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % 32] as char)
+        .collect();
     let code = format!("{}-{}-{}", &chars[0..5], &chars[5..10], &chars[10..15]);
     let expires = now() + valid_secs;
-    c.exec("DELETE FROM enrol_code WHERE box_id = ? AND used IS NULL", params![box_id])?;
+    c.exec(
+        "DELETE FROM enrol_code WHERE box_id = ? AND used IS NULL",
+        params![box_id],
+    )?;
     c.exec(
         "INSERT INTO enrol_code (code_hash, box_id, expires) VALUES (?, ?, ?)",
         params![hash_code(&code), box_id, expires],
     )?;
-    audit(c, actor, "box.enrol-code", box_id, &format!("expires {expires}"))?;
+    audit(
+        c,
+        actor,
+        "box.enrol-code",
+        box_id,
+        &format!("expires {expires}"),
+    )?;
     Ok((code, expires))
 }
 
@@ -340,7 +422,10 @@ pub fn use_code(c: &mut dyn Conn, code: &str) -> Result<String> {
     )?;
     match row {
         Some(r) if r.opt_int(2)?.is_none() && r.int(1)? > now() => {
-            c.exec("UPDATE enrol_code SET used = ? WHERE code_hash = ?", params![now(), &h])?;
+            c.exec(
+                "UPDATE enrol_code SET used = ? WHERE code_hash = ?",
+                params![now(), &h],
+            )?;
             Ok(r.text(0)?)
         }
         _ => Err(Refusal::Forbidden(
@@ -355,12 +440,21 @@ pub fn enrolled(c: &mut dyn Conn, box_id: &str, serial: &str) -> Result<()> {
         "UPDATE box SET cert_serial = ?, enrolled = ?, revoked = NULL, status = 'connected', last_seen = ? WHERE id = ?",
         params![serial, now(), now(), box_id],
     )?;
-    audit(c, &Actor::Box(box_id.into()), "box.enrolled", box_id, serial)
+    audit(
+        c,
+        &Actor::Box(box_id.into()),
+        "box.enrolled",
+        box_id,
+        serial,
+    )
 }
 
 pub fn revoke(c: &mut dyn Conn, actor: &Actor, box_id: &str) -> Result<()> {
     actor.require_admin()?;
-    let n = c.exec("UPDATE box SET revoked = ? WHERE id = ?", params![now(), box_id])?;
+    let n = c.exec(
+        "UPDATE box SET revoked = ? WHERE id = ?",
+        params![now(), box_id],
+    )?;
     if n == 0 {
         return Err(Refusal::NotFound(format!("box {box_id}: no such box")));
     }
@@ -374,7 +468,10 @@ pub fn authorise(c: &mut dyn Conn, peer: &crate::tls::PeerCert) -> Result<String
         params![&peer.box_id],
     )?;
     match row {
-        None => Err(Refusal::Forbidden(format!("box {}: not known to the desk", peer.box_id))),
+        None => Err(Refusal::Forbidden(format!(
+            "box {}: not known to the desk",
+            peer.box_id
+        ))),
         Some(r) if r.opt_int(1)?.is_some() => Err(Refusal::Forbidden(format!(
             "box {}: its certificate was revoked",
             peer.box_id
@@ -390,7 +487,12 @@ pub fn authorise(c: &mut dyn Conn, peer: &crate::tls::PeerCert) -> Result<String
 }
 
 /// A box's latest events (the caller checked the actor may see the box).
-pub fn events(c: &mut dyn Conn, box_id: &str, event_type: Option<&str>, limit: i64) -> Result<Vec<serde_json::Value>> {
+pub fn events(
+    c: &mut dyn Conn,
+    box_id: &str,
+    event_type: Option<&str>,
+    limit: i64,
+) -> Result<Vec<serde_json::Value>> {
     let limit = limit.clamp(1, 1000);
     let rows = match event_type {
         Some(t) => c.query(

@@ -45,7 +45,8 @@ pub struct SwitchAsk {
 }
 
 fn date(field: &str, text: &str) -> Result<Date> {
-    parse_date(text).ok_or_else(|| Refusal::BadInput(format!("{field}: {text:?} is not a YYYY-MM-DD date")))
+    parse_date(text)
+        .ok_or_else(|| Refusal::BadInput(format!("{field}: {text:?} is not a YYYY-MM-DD date")))
 }
 
 fn refused(e: mimamori_contracts::Refusal) -> Refusal {
@@ -66,13 +67,18 @@ fn box_customer(c: &mut dyn Conn, actor: &Actor, box_id: &str) -> Result<String>
 
 /// The box's active contract: (row id, contract).
 fn active(c: &mut dyn Conn, box_id: &str) -> Result<Option<(i64, Contract)>> {
-    match c.one("SELECT id, record FROM contract WHERE box_id = ? AND active = 1", params![box_id])? {
+    match c.one(
+        "SELECT id, record FROM contract WHERE box_id = ? AND active = 1",
+        params![box_id],
+    )? {
         None => Ok(None),
         Some(r) => {
-            let rec: ContractRecord = serde_json::from_str(&r.text(1)?)
-                .map_err(|e| Refusal::Conflict(format!("box {box_id}: stored contract unreadable: {e}")))?;
-            let contract = Contract::try_from(rec)
-                .map_err(|e| Refusal::Conflict(format!("box {box_id}: stored contract invalid: {e}")))?;
+            let rec: ContractRecord = serde_json::from_str(&r.text(1)?).map_err(|e| {
+                Refusal::Conflict(format!("box {box_id}: stored contract unreadable: {e}"))
+            })?;
+            let contract = Contract::try_from(rec).map_err(|e| {
+                Refusal::Conflict(format!("box {box_id}: stored contract invalid: {e}"))
+            })?;
             Ok(Some((r.int(0)?, contract)))
         }
     }
@@ -82,7 +88,15 @@ fn record_text(contract: &Contract) -> Result<String> {
     serde_json::to_string(contract).map_err(|e| Refusal::Conflict(format!("contract: {e}")))
 }
 
-fn charge(c: &mut dyn Conn, actor: &Actor, id: i64, contract: &Contract, on: Date, event: &str, lines: &[ChargeLine]) -> Result<()> {
+fn charge(
+    c: &mut dyn Conn,
+    actor: &Actor,
+    id: i64,
+    contract: &Contract,
+    on: Date,
+    event: &str,
+    lines: &[ChargeLine],
+) -> Result<()> {
     c.exec(
         "INSERT INTO charge (contract_id, box_id, customer_id, date, event, lines, actor, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         params![id, contract.box_id(), contract.customer(), format_date(on), event, serde_json::to_string(lines).unwrap_or_default(), actor.name(), now()],
@@ -110,7 +124,11 @@ fn follow(c: &mut dyn Conn, contract: &Contract, on: Date) -> Result<()> {
 }
 
 fn answer(contract: &Contract, lines: &[ChargeLine]) -> Value {
-    let total: u64 = lines.iter().filter(|l| !l.is_waived()).map(|l| l.amount.0).sum();
+    let total: u64 = lines
+        .iter()
+        .filter(|l| !l.is_waived())
+        .map(|l| l.amount.0)
+        .sum();
     json!({
         "contract": contract,
         "licence_end": contract.licence_end().map(format_date),
@@ -126,7 +144,9 @@ pub fn open(c: &mut dyn Conn, actor: &Actor, box_id: &str, t: &Terms) -> Result<
     actor.require_desk()?;
     let customer = box_customer(c, actor, box_id)?;
     if active(c, box_id)?.is_some() {
-        return Err(Refusal::Conflict(format!("box {box_id}: has a contract; change, switch or cancel it")));
+        return Err(Refusal::Conflict(format!(
+            "box {box_id}: has a contract; change, switch or cancel it"
+        )));
     }
     let start = date("start", &t.start)?;
     let contract = Contract::open(NewContract {
@@ -148,7 +168,13 @@ pub fn open(c: &mut dyn Conn, actor: &Actor, box_id: &str, t: &Terms) -> Result<
         .int(0)?;
     charge(c, actor, id, &contract, start, "start", &lines)?;
     follow(c, &contract, start)?;
-    audit(c, actor, "contract.open", box_id, &format!("{} {} from {}", t.plan.as_str(), format_date(start), box_id))?;
+    audit(
+        c,
+        actor,
+        "contract.open",
+        box_id,
+        &format!("{} {} from {}", t.plan.as_str(), format_date(start), box_id),
+    )?;
     Ok(answer(&contract, &lines))
 }
 
@@ -169,9 +195,12 @@ pub fn change(c: &mut dyn Conn, actor: &Actor, box_id: &str, ask: &ChangeAsk) ->
     actor.require_desk()?;
     box_customer(c, actor, box_id)?;
     let on = date("date", &ask.date)?;
-    let (id, contract) = active(c, box_id)?.ok_or_else(|| Refusal::NotFound(format!("box {box_id}: no contract")))?;
+    let (id, contract) = active(c, box_id)?
+        .ok_or_else(|| Refusal::NotFound(format!("box {box_id}: no contract")))?;
     if matches!(ask.event, Event::Start) {
-        return Err(Refusal::BadInput("event: a contract starts by POST …/contract".into()));
+        return Err(Refusal::BadInput(
+            "event: a contract starts by POST …/contract".into(),
+        ));
     }
     let (next, lines) = mimamori_contracts::apply(&contract, &ask.event, on).map_err(refused)?;
     c.exec(
@@ -180,7 +209,13 @@ pub fn change(c: &mut dyn Conn, actor: &Actor, box_id: &str, ask: &ChangeAsk) ->
     )?;
     charge(c, actor, id, &next, on, event_name(&ask.event), &lines)?;
     follow(c, &next, on)?;
-    audit(c, actor, "contract.change", box_id, &format!("{} on {}", event_name(&ask.event), format_date(on)))?;
+    audit(
+        c,
+        actor,
+        "contract.change",
+        box_id,
+        &format!("{} on {}", event_name(&ask.event), format_date(on)),
+    )?;
     Ok(answer(&next, &lines))
 }
 
@@ -190,7 +225,8 @@ pub fn switch(c: &mut dyn Conn, actor: &Actor, box_id: &str, ask: &SwitchAsk) ->
     let customer = box_customer(c, actor, box_id)?;
     let on = date("date", &ask.date)?;
     let start = date("new.start", &ask.new.start)?;
-    let (id, old) = active(c, box_id)?.ok_or_else(|| Refusal::NotFound(format!("box {box_id}: no contract")))?;
+    let (id, old) = active(c, box_id)?
+        .ok_or_else(|| Refusal::NotFound(format!("box {box_id}: no contract")))?;
     let new_terms = NewContract {
         customer,
         box_id: box_id.to_string(),
@@ -223,7 +259,8 @@ pub fn switch(c: &mut dyn Conn, actor: &Actor, box_id: &str, ask: &SwitchAsk) ->
 
 pub fn get(c: &mut dyn Conn, actor: &Actor, box_id: &str) -> Result<Value> {
     box_customer(c, actor, box_id)?;
-    let (_, contract) = active(c, box_id)?.ok_or_else(|| Refusal::NotFound(format!("box {box_id}: no contract")))?;
+    let (_, contract) = active(c, box_id)?
+        .ok_or_else(|| Refusal::NotFound(format!("box {box_id}: no contract")))?;
     let charges: Vec<Value> = c
         .query("SELECT date, event, lines, actor FROM charge WHERE box_id = ? ORDER BY id", params![box_id])?
         .iter()
@@ -235,7 +272,9 @@ pub fn get(c: &mut dyn Conn, actor: &Actor, box_id: &str) -> Result<Value> {
         "cancelled": contract.cancelled().map(format_date),
         "charges": charges,
     });
-    if let Some(today) = mimamori_contracts::date::parse_date(&crate::clock::format_jst(now())[..10]) {
+    if let Some(today) =
+        mimamori_contracts::date::parse_date(&crate::clock::format_jst(now())[..10])
+    {
         v["profile_today"] = serde_json::to_value(contract.box_profile(today)).unwrap_or_default();
     }
     Ok(v)
@@ -244,14 +283,23 @@ pub fn get(c: &mut dyn Conn, actor: &Actor, box_id: &str) -> Result<Value> {
 /// One customer's statement for `month` (`YYYY-MM`), over every contract they had.
 pub fn statement(c: &mut dyn Conn, actor: &Actor, customer: &str, month: &str) -> Result<Value> {
     if actor.customer().is_some_and(|cu| cu != customer) {
-        return Err(Refusal::NotFound(format!("customer {customer}: no such customer")));
+        return Err(Refusal::NotFound(format!(
+            "customer {customer}: no such customer"
+        )));
     }
-    let m = parse_year_month(month).ok_or_else(|| Refusal::BadInput(format!("month: {month:?} is not YYYY-MM")))?;
+    let m = parse_year_month(month)
+        .ok_or_else(|| Refusal::BadInput(format!("month: {month:?} is not YYYY-MM")))?;
     let mut contracts = Vec::new();
-    for r in c.query("SELECT record FROM contract WHERE customer_id = ? ORDER BY id", params![customer])? {
+    for r in c.query(
+        "SELECT record FROM contract WHERE customer_id = ? ORDER BY id",
+        params![customer],
+    )? {
         let rec: ContractRecord = serde_json::from_str(&r.text(0)?)
             .map_err(|e| Refusal::Conflict(format!("stored contract unreadable: {e}")))?;
-        contracts.push(Contract::try_from(rec).map_err(|e| Refusal::Conflict(format!("stored contract invalid: {e}")))?);
+        contracts.push(
+            Contract::try_from(rec)
+                .map_err(|e| Refusal::Conflict(format!("stored contract invalid: {e}")))?,
+        );
     }
     let s = mimamori_contracts::statement(customer, &contracts, m).map_err(refused)?;
     Ok(json!({

@@ -56,7 +56,13 @@ fn view(r: &Row) -> Result<IncidentView> {
 }
 
 /// Opens or folds an incident for one detection (inside the batch's transaction).
-pub fn detect(c: &mut dyn Conn, ctx: &Ctx, box_id: &str, customer: &str, d: &Detection) -> Result<()> {
+pub fn detect(
+    c: &mut dyn Conn,
+    ctx: &Ctx,
+    box_id: &str,
+    customer: &str,
+    d: &Detection,
+) -> Result<()> {
     let host_key = d.host.key();
     let open = c
         .one(
@@ -99,7 +105,15 @@ pub fn detect(c: &mut dyn Conn, ctx: &Ctx, box_id: &str, customer: &str, d: &Det
                 )?
                 .ok_or_else(|| Refusal::Conflict("incident not stored".into()))?
                 .int(0)?;
-            audit_step(c, id, "desk", "", "new", &format!("opened by rule {}: {}", d.rule, d.summary), t)?;
+            audit_step(
+                c,
+                id,
+                "desk",
+                "",
+                "new",
+                &format!("opened by rule {}: {}", d.rule, d.summary),
+                t,
+            )?;
             (id, Some(severity), false)
         }
         FoldDecision::Fold { id, raise_to } => {
@@ -116,7 +130,18 @@ pub fn detect(c: &mut dyn Conn, ctx: &Ctx, box_id: &str, customer: &str, d: &Det
                     .map(|r| r.text(0))
                     .transpose()?
                     .unwrap_or_default();
-                audit_step(c, id, "desk", &st, &st, &format!("severity raised to {s}: outbreak threshold of rule {} met", d.rule), t)?;
+                audit_step(
+                    c,
+                    id,
+                    "desk",
+                    &st,
+                    &st,
+                    &format!(
+                        "severity raised to {s}: outbreak threshold of rule {} met",
+                        d.rule
+                    ),
+                    t,
+                )?;
             }
             (id, raise_to, true)
         }
@@ -127,14 +152,26 @@ pub fn detect(c: &mut dyn Conn, ctx: &Ctx, box_id: &str, customer: &str, d: &Det
     )?;
     if let Some(severity) = tell {
         if d.notify && severity >= ctx.rules.notify_threshold() {
-            let why = Why { severity, kind: d.kind, outbreak: raised };
+            let why = Why {
+                severity,
+                kind: d.kind,
+                outbreak: raised,
+            };
             notify(c, ctx, id, box_id, customer, why)?;
         }
     }
     Ok(())
 }
 
-fn audit_step(c: &mut dyn Conn, id: i64, actor: &str, from: &str, to: &str, note: &str, at: i64) -> Result<()> {
+fn audit_step(
+    c: &mut dyn Conn,
+    id: i64,
+    actor: &str,
+    from: &str,
+    to: &str,
+    note: &str,
+    at: i64,
+) -> Result<()> {
     c.exec(
         "INSERT INTO incident_audit (incident_id, at, actor, from_state, to_state, note) VALUES (?, ?, ?, ?, ?, ?)",
         params![id, at, actor, from, to, note],
@@ -151,7 +188,14 @@ struct Why {
 }
 
 /// Queues the mail to every contact of the customer, and a phone call for serious ones.
-fn notify(c: &mut dyn Conn, ctx: &Ctx, id: i64, box_id: &str, customer: &str, why: Why) -> Result<()> {
+fn notify(
+    c: &mut dyn Conn,
+    ctx: &Ctx,
+    id: i64,
+    box_id: &str,
+    customer: &str,
+    why: Why,
+) -> Result<()> {
     let severity = why.severity;
     let r = c
         .one(
@@ -173,7 +217,11 @@ fn notify(c: &mut dyn Conn, ctx: &Ctx, id: i64, box_id: &str, customer: &str, wh
         last_seen: v.last_seen,
         count: v.count as u64,
         host: v.host.clone(),
-        kind: if why.outbreak { text::NoticeKind::Outbreak } else { why.kind.into() },
+        kind: if why.outbreak {
+            text::NoticeKind::Outbreak
+        } else {
+            why.kind.into()
+        },
         desk_phone: ctx.desk_phone.clone(),
         desk_hours: ctx.desk_hours.clone(),
     };
@@ -204,7 +252,8 @@ pub struct Filter {
 }
 
 pub fn list(c: &mut dyn Conn, actor: &Actor, f: &Filter) -> Result<Vec<IncidentView>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM incident i JOIN box b ON b.id = i.box_id WHERE 1 = 1");
+    let mut sql =
+        format!("SELECT {COLUMNS} FROM incident i JOIN box b ON b.id = i.box_id WHERE 1 = 1");
     let mut p = Vec::new();
     if let Some(cu) = actor.customer() {
         sql.push_str(" AND b.customer_id = ?");
@@ -237,7 +286,8 @@ pub struct IncidentDetail {
 }
 
 pub fn get(c: &mut dyn Conn, actor: &Actor, id: i64) -> Result<IncidentDetail> {
-    let mut sql = format!("SELECT {COLUMNS} FROM incident i JOIN box b ON b.id = i.box_id WHERE i.id = ?");
+    let mut sql =
+        format!("SELECT {COLUMNS} FROM incident i JOIN box b ON b.id = i.box_id WHERE i.id = ?");
     let mut p = vec![id.into()];
     if let Some(cu) = actor.customer() {
         sql.push_str(" AND b.customer_id = ?");
@@ -245,7 +295,11 @@ pub fn get(c: &mut dyn Conn, actor: &Actor, id: i64) -> Result<IncidentDetail> {
     }
     let incident = match c.one(&sql, &p)? {
         Some(r) => view(&r)?,
-        None => return Err(Refusal::NotFound(format!("incident {id}: no such incident"))),
+        None => {
+            return Err(Refusal::NotFound(format!(
+                "incident {id}: no such incident"
+            )));
+        }
     };
     let audit = c
         .query(
@@ -263,12 +317,22 @@ pub fn get(c: &mut dyn Conn, actor: &Actor, id: i64) -> Result<IncidentDetail> {
         .iter()
         .map(|r| Ok(serde_json::json!({"id": r.int(0)?, "to": r.text(1)?, "subject": r.text(2)?, "created": r.int(3)?, "sent": r.opt_int(4)?, "attempts": r.int(5)?, "error": r.opt_text(6)?})))
         .collect::<Result<_>>()?;
-    Ok(IncidentDetail { incident, audit, notifications })
+    Ok(IncidentDetail {
+        incident,
+        audit,
+        notifications,
+    })
 }
 
 /// An operator moves an incident on: the step is checked against the life cycle and
 /// recorded with who did it, when and why.
-pub fn act(c: &mut dyn Conn, actor: &Actor, id: i64, action: &str, note: &str) -> Result<IncidentView> {
+pub fn act(
+    c: &mut dyn Conn,
+    actor: &Actor,
+    id: i64,
+    action: &str,
+    note: &str,
+) -> Result<IncidentView> {
     actor.require_desk()?;
     let action: Action = action
         .parse()
@@ -282,10 +346,24 @@ pub fn act(c: &mut dyn Conn, actor: &Actor, id: i64, action: &str, note: &str) -
         .map_err(|e| Refusal::Conflict(format!("incident {id}: stored state unreadable: {e}")))?;
     let (to, entry) = state::step(from, action, &actor.name(), now(), note)
         .map_err(|e| Refusal::Conflict(format!("incident {id}: {e}")))?;
-    c.exec("UPDATE incident SET state = ? WHERE id = ?", params![to.as_str(), id])?;
-    audit_step(c, id, &entry.actor, from.as_str(), to.as_str(), &entry.note, entry.at)?;
+    c.exec(
+        "UPDATE incident SET state = ? WHERE id = ?",
+        params![to.as_str(), id],
+    )?;
+    audit_step(
+        c,
+        id,
+        &entry.actor,
+        from.as_str(),
+        to.as_str(),
+        &entry.note,
+        entry.at,
+    )?;
     let r = c
-        .one(&format!("SELECT {COLUMNS} FROM incident i WHERE i.id = ?"), params![id])?
+        .one(
+            &format!("SELECT {COLUMNS} FROM incident i WHERE i.id = ?"),
+            params![id],
+        )?
         .ok_or_else(|| Refusal::NotFound(format!("incident {id}")))?;
     view(&r)
 }
@@ -319,7 +397,9 @@ pub fn calls(c: &mut dyn Conn, actor: &Actor, at: i64) -> Result<serde_json::Val
 pub fn call_done(c: &mut dyn Conn, actor: &Actor, id: i64, note: &str) -> Result<()> {
     actor.require_desk()?;
     if !crate::clock::phone_open(now()) {
-        return Err(Refusal::Conflict("the desk phones customers 9:00–21:00 Japan time only".into()));
+        return Err(Refusal::Conflict(
+            "the desk phones customers 9:00–21:00 Japan time only".into(),
+        ));
     }
     let n = c.exec(
         "UPDATE phone_call SET done = ?, operator = ?, note = ? WHERE id = ? AND done IS NULL",

@@ -27,8 +27,16 @@ pub struct IngestCounters {
 
 /// One event after checking: stored, or recorded as refused with the reason.
 enum Checked {
-    Good { ts: i64, event_type: String, host: Option<String>, raw: String },
-    Bad { reason: String, raw: String },
+    Good {
+        ts: i64,
+        event_type: String,
+        host: Option<String>,
+        raw: String,
+    },
+    Bad {
+        reason: String,
+        raw: String,
+    },
 }
 
 fn check(event: &serde_json::Value) -> Checked {
@@ -44,27 +52,52 @@ fn check(event: &serde_json::Value) -> Checked {
         return bad("not a JSON object", raw);
     };
     let event_type = match obj.get("event_type").and_then(|v| v.as_str()) {
-        Some(t) if !t.is_empty() && t.len() <= 32 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => t.to_string(),
+        Some(t)
+            if !t.is_empty()
+                && t.len() <= 32
+                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
+            t.to_string()
+        }
         Some(_) => return bad("event_type: not a short name", raw),
         None => return bad("event_type: missing", raw),
     };
-    let ts = match obj.get("timestamp").and_then(|v| v.as_str()).and_then(crate::clock::parse_eve_timestamp) {
+    let ts = match obj
+        .get("timestamp")
+        .and_then(|v| v.as_str())
+        .and_then(crate::clock::parse_eve_timestamp)
+    {
         Some(t) => t,
         None => return bad("timestamp: missing or not an EVE time", raw),
     };
     let host = lan_host(event);
-    Checked::Good { ts, event_type, host, raw }
+    Checked::Good {
+        ts,
+        event_type,
+        host,
+        raw,
+    }
 }
 
 /// The LAN host an event is about, for lookups by PC: its MAC where the event carries one,
 /// else the address on the LAN side.
 fn lan_host(event: &serde_json::Value) -> Option<String> {
-    let s = |p: &str| event.pointer(p).and_then(|v| v.as_str()).filter(|t| !t.is_empty());
+    let s = |p: &str| {
+        event
+            .pointer(p)
+            .and_then(|v| v.as_str())
+            .filter(|t| !t.is_empty())
+    };
     if let Some(mac) = s("/web/src_mac").or_else(|| s("/host/mac")) {
         return crate::incident::normalize_mac(mac).map(|m| format!("mac:{m}"));
     }
-    let ip = if s("/in_iface") == Some("wan") { s("/dest_ip") } else { s("/src_ip") };
-    ip.and_then(crate::incident::normalize_ip).map(|i| format!("ip:{i}"))
+    let ip = if s("/in_iface") == Some("wan") {
+        s("/dest_ip")
+    } else {
+        s("/src_ip")
+    };
+    ip.and_then(crate::incident::normalize_ip)
+        .map(|i| format!("ip:{i}"))
 }
 
 /// Stores a batch from `box_id` (the certificate's) and answers with what is acknowledged.
@@ -83,7 +116,9 @@ pub fn events(
         )));
     }
     if batch.events.len() > BATCH_MAX {
-        return Err(Refusal::BadInput(format!("events: more than {BATCH_MAX} in one batch")));
+        return Err(Refusal::BadInput(format!(
+            "events: more than {BATCH_MAX} in one batch"
+        )));
     }
     if batch.stream.is_empty() || batch.stream.len() > 64 {
         return Err(Refusal::BadInput("stream: 1 to 64 characters".into()));
@@ -98,7 +133,10 @@ pub fn events(
         return Err(Refusal::BadInput("events: numbers start at 1".into()));
     }
     let row = c
-        .one("SELECT customer_id, stream, acked_seq FROM box WHERE id = ?", params![box_id])?
+        .one(
+            "SELECT customer_id, stream, acked_seq FROM box WHERE id = ?",
+            params![box_id],
+        )?
         .ok_or_else(|| Refusal::NotFound(format!("box {box_id}: not known to the desk")))?;
     let customer = row.text(0)?;
     let stream = row.opt_text(1)?;
@@ -112,7 +150,13 @@ pub fn events(
                 batch.stream
             )));
         }
-        audit(c, &Actor::Box(box_id.into()), "box.stream", box_id, &format!("{:?} → {:?} after {acked}", stream, batch.stream))?;
+        audit(
+            c,
+            &Actor::Box(box_id.into()),
+            "box.stream",
+            box_id,
+            &format!("{:?} → {:?} after {acked}", stream, batch.stream),
+        )?;
         acked = 0;
     }
     let fresh: Vec<_> = batch.events.iter().filter(|e| e.seq > acked).collect();
@@ -129,10 +173,18 @@ pub fn events(
     // waits for this one and then finds nothing to do.
     let moved = c.exec(
         "UPDATE box SET acked_seq = ?, stream = ?, gaps = gaps + ? WHERE id = ? AND acked_seq = ?",
-        params![last.seq as i64, &batch.stream, ack.gap as i64, box_id, row.int(2)?],
+        params![
+            last.seq as i64,
+            &batch.stream,
+            ack.gap as i64,
+            box_id,
+            row.int(2)?
+        ],
     )?;
     if moved == 0 {
-        return Err(Refusal::Conflict("another batch of this box was stored meanwhile: send again".into()));
+        return Err(Refusal::Conflict(
+            "another batch of this box was stored meanwhile: send again".into(),
+        ));
     }
     ack.acked = last.seq;
     let received = now();
@@ -140,7 +192,12 @@ pub fn events(
     let mut detections = Vec::new();
     for e in &fresh {
         match check(&e.event) {
-            Checked::Good { ts, event_type, host, raw } => {
+            Checked::Good {
+                ts,
+                event_type,
+                host,
+                raw,
+            } => {
                 if let Some(d) = ctx.rules.classify(&e.event) {
                     detections.push(d);
                 }
@@ -156,10 +213,16 @@ pub fn events(
         }
     }
     for chunk in good.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from("INSERT INTO event (box_id, seq, ts, received, event_type, host, raw) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO event (box_id, seq, ts, received, event_type, host, raw) VALUES ",
+        );
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
         for (i, (seq, ts, ty, host, raw)) in chunk.iter().enumerate() {
-            sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?)" });
+            sql.push_str(if i == 0 {
+                "(?, ?, ?, ?, ?, ?, ?)"
+            } else {
+                ", (?, ?, ?, ?, ?, ?, ?)"
+            });
             values.extend([
                 Value::from(box_id),
                 Value::Int(*seq as i64),
@@ -199,7 +262,10 @@ pub fn heartbeat(
         return Err(Refusal::BadInput("heartbeat: longer than 64 KiB".into()));
     }
     let row = c
-        .one("SELECT status, plan, repair_24h FROM box WHERE id = ?", params![box_id])?
+        .one(
+            "SELECT status, plan, repair_24h FROM box WHERE id = ?",
+            params![box_id],
+        )?
         .ok_or_else(|| Refusal::NotFound(format!("box {box_id}: not known to the desk")))?;
     let t = now();
     if row.text(0)? == "fault" {
@@ -236,7 +302,12 @@ pub fn enrol(
     let box_id = boxes::use_code(c, &req.code)?;
     let t = now();
     let issued = ca
-        .issue_box(&req.csr_pem, &box_id, t - 300, t + crate::ca::BOX_CERT_DAYS * 86_400)
+        .issue_box(
+            &req.csr_pem,
+            &box_id,
+            t - 300,
+            t + crate::ca::BOX_CERT_DAYS * 86_400,
+        )
         .map_err(|e| Refusal::BadInput(format!("{e:#}")))?;
     boxes::enrolled(c, &box_id, &issued.serial)?;
     Ok(mimamori_proto::desk::EnrolAnswer {

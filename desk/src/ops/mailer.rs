@@ -53,9 +53,17 @@ pub fn due(c: &mut dyn Conn, at: i64, limit: i64) -> Result<Vec<Due>> {
     .collect()
 }
 
-pub fn mark(c: &mut dyn Conn, d: &Due, outcome: std::result::Result<(), String>, at: i64) -> Result<()> {
+pub fn mark(
+    c: &mut dyn Conn,
+    d: &Due,
+    outcome: std::result::Result<(), String>,
+    at: i64,
+) -> Result<()> {
     match outcome {
-        Ok(()) => c.exec("UPDATE notification SET sent = ?, attempts = attempts + 1, error = NULL WHERE id = ?", params![at, d.id])?,
+        Ok(()) => c.exec(
+            "UPDATE notification SET sent = ?, attempts = attempts + 1, error = NULL WHERE id = ?",
+            params![at, d.id],
+        )?,
         Err(e) => {
             // 5 s, 10 s, 20 s … at most 10 min apart, for ever: 24/365 means we keep trying.
             let wait = (5i64 << d.attempts.clamp(0, 7)).min(600);
@@ -69,13 +77,23 @@ pub fn mark(c: &mut dyn Conn, d: &Due, outcome: std::result::Result<(), String>,
 }
 
 fn build(cfg: &MailConfig, d: &Due) -> std::result::Result<Message, String> {
-    let from: Mailbox = cfg.from.parse().map_err(|e| format!("from {:?}: {e}", cfg.from))?;
+    let from: Mailbox = cfg
+        .from
+        .parse()
+        .map_err(|e| format!("from {:?}: {e}", cfg.from))?;
     let to: Mailbox = d.to.parse().map_err(|e| format!("to {:?}: {e}", d.to))?;
-    let b = Message::builder().from(from).to(to).subject(d.subject.clone());
+    let b = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(d.subject.clone());
     let Some(att) = &d.attachment else {
-        return b.header(ContentType::TEXT_PLAIN).body(d.body.clone()).map_err(|e| e.to_string());
+        return b
+            .header(ContentType::TEXT_PLAIN)
+            .body(d.body.clone())
+            .map_err(|e| e.to_string());
     };
-    let att: serde_json::Value = serde_json::from_str(att).map_err(|e| format!("attachment: {e}"))?;
+    let att: serde_json::Value =
+        serde_json::from_str(att).map_err(|e| format!("attachment: {e}"))?;
     let path = att["path"].as_str().unwrap_or_default();
     let bytes = std::fs::read(path).map_err(|e| format!("attachment {path}: {e}"))?;
     let mime = ContentType::parse(att["mime"].as_str().unwrap_or("application/octet-stream"))
@@ -95,7 +113,10 @@ pub async fn run(store: Store, cfg: MailConfig, counters: std::sync::Arc<MailCou
         Some((h, p)) => (h.to_string(), p.parse().unwrap_or(25)),
         None => (cfg.relay.clone(), 25),
     };
-    let transport = SmtpTransport::builder_dangerous(host).port(port).timeout(Some(Duration::from_secs(10))).build();
+    let transport = SmtpTransport::builder_dangerous(host)
+        .port(port)
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
     loop {
         // Read, send and record in three steps: the store is not held while SMTP talks.
         // A crash between sending and recording sends that mail again (at least once).
@@ -106,8 +127,9 @@ pub async fn run(store: Store, cfg: MailConfig, counters: std::sync::Arc<MailCou
             let sent = tokio::task::spawn_blocking(move || {
                 list.into_iter()
                     .map(|d| {
-                        let outcome = build(&cfg, &d)
-                            .and_then(|m| transport.send(&m).map(|_| ()).map_err(|e| e.to_string()));
+                        let outcome = build(&cfg, &d).and_then(|m| {
+                            transport.send(&m).map(|_| ()).map_err(|e| e.to_string())
+                        });
                         (d, outcome)
                     })
                     .collect::<Vec<_>>()

@@ -45,7 +45,10 @@ pub enum Actor {
     DeskAdmin(String),
     DeskOperator(String),
     /// A customer's own user: sees and acts on their boxes only.
-    Customer { name: String, customer: String },
+    Customer {
+        name: String,
+        customer: String,
+    },
     /// A box, by its certificate.
     Box(String),
     /// The desk itself (rules, watchers).
@@ -64,7 +67,10 @@ impl Actor {
     }
 
     pub fn is_desk(&self) -> bool {
-        matches!(self, Actor::DeskAdmin(_) | Actor::DeskOperator(_) | Actor::System)
+        matches!(
+            self,
+            Actor::DeskAdmin(_) | Actor::DeskOperator(_) | Actor::System
+        )
     }
 
     /// The customer whose data alone this actor may see, if restricted.
@@ -93,7 +99,13 @@ impl Actor {
 }
 
 /// One line of the desk's own audit trail.
-pub fn audit(c: &mut dyn Conn, actor: &Actor, action: &str, target: &str, detail: &str) -> Result<()> {
+pub fn audit(
+    c: &mut dyn Conn,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<()> {
     c.exec(
         "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
         crate::params![now(), actor.name(), action, target, detail],
@@ -108,10 +120,14 @@ pub fn clean(field: &str, value: &str, max: usize) -> Result<String> {
         return Err(Refusal::BadInput(format!("{field}: must not be empty")));
     }
     if v.chars().count() > max {
-        return Err(Refusal::BadInput(format!("{field}: longer than {max} characters")));
+        return Err(Refusal::BadInput(format!(
+            "{field}: longer than {max} characters"
+        )));
     }
     if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Refusal::BadInput(format!("{field}: holds control characters")));
+        return Err(Refusal::BadInput(format!(
+            "{field}: holds control characters"
+        )));
     }
     Ok(v.to_string())
 }

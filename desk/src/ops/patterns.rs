@@ -22,24 +22,41 @@ pub struct Published {
 }
 
 fn valid_kind(kind: &str) -> bool {
-    !kind.is_empty() && kind.len() <= 32 && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+    !kind.is_empty()
+        && kind.len() <= 32
+        && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
 }
 
 /// Writes the file first (temporary name, fsync, rename), then the row: a crash leaves at
 /// worst an unlisted file.
-pub fn publish(c: &mut dyn Conn, actor: &Actor, dir: &Path, kind: &str, version: u64, bytes: &[u8]) -> Result<Published> {
+pub fn publish(
+    c: &mut dyn Conn,
+    actor: &Actor,
+    dir: &Path,
+    kind: &str,
+    version: u64,
+    bytes: &[u8],
+) -> Result<Published> {
     actor.require_admin()?;
     if !valid_kind(kind) {
-        return Err(Refusal::BadInput(format!("kind: {kind:?} — lower-case letters and '-'")));
+        return Err(Refusal::BadInput(format!(
+            "kind: {kind:?} — lower-case letters and '-'"
+        )));
     }
     if version == 0 || version > i64::MAX as u64 {
         return Err(Refusal::BadInput("version: 1 to 2^63-1".into()));
     }
     if bytes.is_empty() || bytes.len() > BUNDLE_MAX {
-        return Err(Refusal::BadInput(format!("body: a bundle of 1 byte to {} MiB", BUNDLE_MAX >> 20)));
+        return Err(Refusal::BadInput(format!(
+            "body: a bundle of 1 byte to {} MiB",
+            BUNDLE_MAX >> 20
+        )));
     }
     let newest = c
-        .one("SELECT MAX(version) FROM pattern WHERE kind = ?", params![kind])?
+        .one(
+            "SELECT MAX(version) FROM pattern WHERE kind = ?",
+            params![kind],
+        )?
         .and_then(|r| r.opt_int(0).ok().flatten())
         .unwrap_or(0);
     if version as i64 <= newest {
@@ -47,16 +64,36 @@ pub fn publish(c: &mut dyn Conn, actor: &Actor, dir: &Path, kind: &str, version:
             "version: {version} is not newer than the published {kind} {newest}"
         )));
     }
-    let sha: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::create_dir_all(dir).map_err(|e| Refusal::Conflict(format!("{}: {e}", dir.display())))?;
+    let sha: String = Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Refusal::Conflict(format!("{}: {e}", dir.display())))?;
     let file = dir.join(format!("{kind}-{version}-{}.mmb", &sha[..12]));
-    write_durably(&file, bytes).map_err(|e| Refusal::Store(crate::store::StoreError::Full(format!("{}: {e}", file.display()))))?;
+    write_durably(&file, bytes).map_err(|e| {
+        Refusal::Store(crate::store::StoreError::Full(format!(
+            "{}: {e}",
+            file.display()
+        )))
+    })?;
     c.exec(
         "INSERT INTO pattern (kind, version, sha256, size, file, published_by, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
         params![kind, version as i64, &sha, bytes.len() as i64, file.display().to_string(), actor.name(), now()],
     )?;
-    audit(c, actor, "patterns.publish", kind, &format!("version {version}, sha256 {sha}"))?;
-    Ok(Published { kind: kind.into(), version, sha256: sha, size: bytes.len() as u64 })
+    audit(
+        c,
+        actor,
+        "patterns.publish",
+        kind,
+        &format!("version {version}, sha256 {sha}"),
+    )?;
+    Ok(Published {
+        kind: kind.into(),
+        version,
+        sha256: sha,
+        size: bytes.len() as u64,
+    })
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -82,8 +119,11 @@ pub fn latest(c: &mut dyn Conn) -> Result<Vec<Published>> {
 
 /// Where a published bundle's file is.
 pub fn file(c: &mut dyn Conn, kind: &str, version: u64) -> Result<PathBuf> {
-    c.one("SELECT file FROM pattern WHERE kind = ? AND version = ?", params![kind, version as i64])?
-        .map(|r| r.text(0).map(PathBuf::from))
-        .transpose()?
-        .ok_or_else(|| Refusal::NotFound(format!("{kind} {version}: not published")))
+    c.one(
+        "SELECT file FROM pattern WHERE kind = ? AND version = ?",
+        params![kind, version as i64],
+    )?
+    .map(|r| r.text(0).map(PathBuf::from))
+    .transpose()?
+    .ok_or_else(|| Refusal::NotFound(format!("{kind} {version}: not published")))
 }

@@ -21,49 +21,92 @@ fn check(lang: &str, format: &str) -> Result<()> {
         return Err(Refusal::BadInput(format!("lang: {lang:?} — ja or en")));
     }
     if format != "html" && format != "pdf" {
-        return Err(Refusal::BadInput(format!("format: {format:?} — html or pdf")));
+        return Err(Refusal::BadInput(format!(
+            "format: {format:?} — html or pdf"
+        )));
     }
     Ok(())
 }
 
 /// Stores one rendering of a box's report (replacing an earlier upload of it).
-pub fn store(c: &mut dyn Conn, dir: &Path, box_id: &str, month: &str, lang: &str, format: &str, bytes: &[u8]) -> Result<()> {
+pub fn store(
+    c: &mut dyn Conn,
+    dir: &Path,
+    box_id: &str,
+    month: &str,
+    lang: &str,
+    format: &str,
+    bytes: &[u8],
+) -> Result<()> {
     let (y, m) = check_month(month)?;
     check(lang, format)?;
     if bytes.is_empty() || bytes.len() > REPORT_MAX {
-        return Err(Refusal::BadInput(format!("body: 1 byte to {} MiB", REPORT_MAX >> 20)));
+        return Err(Refusal::BadInput(format!(
+            "body: 1 byte to {} MiB",
+            REPORT_MAX >> 20
+        )));
     }
     if format == "pdf" && !bytes.starts_with(b"%PDF-") {
         return Err(Refusal::BadInput("body: not a PDF".into()));
     }
     let folder = dir.join(box_id);
-    std::fs::create_dir_all(&folder).map_err(|e| Refusal::Conflict(format!("{}: {e}", folder.display())))?;
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| Refusal::Conflict(format!("{}: {e}", folder.display())))?;
     let file = folder.join(format!("{month}-{lang}.{format}"));
     let tmp = file.with_extension("tmp");
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, &file))
-        .map_err(|e| Refusal::Store(crate::store::StoreError::Full(format!("{}: {e}", file.display()))))?;
-    c.exec("DELETE FROM report WHERE box_id = ? AND month = ? AND lang = ? AND format = ?", params![box_id, month, lang, format])?;
+        .map_err(|e| {
+            Refusal::Store(crate::store::StoreError::Full(format!(
+                "{}: {e}",
+                file.display()
+            )))
+        })?;
+    c.exec(
+        "DELETE FROM report WHERE box_id = ? AND month = ? AND lang = ? AND format = ?",
+        params![box_id, month, lang, format],
+    )?;
     c.exec(
         "INSERT INTO report (box_id, month, lang, format, file, size, received) VALUES (?, ?, ?, ?, ?, ?, ?)",
         params![box_id, month, lang, format, file.display().to_string(), bytes.len() as i64, now()],
     )?;
     // Keep 13 months per box: older files and rows go.
     let total = y * 12 + i32::from(m) - 1 - KEEP_MONTHS;
-    let oldest = format!("{:04}-{:02}", total.div_euclid(12), total.rem_euclid(12) + 1);
-    for r in c.query("SELECT file FROM report WHERE box_id = ? AND month < ?", params![box_id, &oldest])? {
+    let oldest = format!(
+        "{:04}-{:02}",
+        total.div_euclid(12),
+        total.rem_euclid(12) + 1
+    );
+    for r in c.query(
+        "SELECT file FROM report WHERE box_id = ? AND month < ?",
+        params![box_id, &oldest],
+    )? {
         let _ = std::fs::remove_file(r.text(0)?);
     }
-    c.exec("DELETE FROM report WHERE box_id = ? AND month < ?", params![box_id, oldest])?;
+    c.exec(
+        "DELETE FROM report WHERE box_id = ? AND month < ?",
+        params![box_id, oldest],
+    )?;
     Ok(())
 }
 
 /// The box finished uploading `month` in `lang`: mail it to the contacts reading that
 /// language, once. Answers how many mails were queued.
-pub fn done(c: &mut dyn Conn, ctx: &super::incidents::Ctx, box_id: &str, month: &str, lang: &str) -> Result<u64> {
+pub fn done(
+    c: &mut dyn Conn,
+    ctx: &super::incidents::Ctx,
+    box_id: &str,
+    month: &str,
+    lang: &str,
+) -> Result<u64> {
     check_month(month)?;
     check(lang, "html")?;
-    if c.one("SELECT 1 FROM report_mailed WHERE box_id = ? AND month = ? AND lang = ?", params![box_id, month, lang])?.is_some() {
+    if c.one(
+        "SELECT 1 FROM report_mailed WHERE box_id = ? AND month = ? AND lang = ?",
+        params![box_id, month, lang],
+    )?
+    .is_some()
+    {
         return Ok(0);
     }
     let file = c
@@ -107,7 +150,10 @@ pub fn done(c: &mut dyn Conn, ctx: &super::incidents::Ctx, box_id: &str, month: 
         )?;
         n += 1;
     }
-    c.exec("INSERT INTO report_mailed (box_id, month, lang, mailed) VALUES (?, ?, ?, ?)", params![box_id, month, lang, t])?;
+    c.exec(
+        "INSERT INTO report_mailed (box_id, month, lang, mailed) VALUES (?, ?, ?, ?)",
+        params![box_id, month, lang, t],
+    )?;
     Ok(n)
 }
 
@@ -121,13 +167,26 @@ pub fn list(c: &mut dyn Conn, actor: &Actor, box_id: &str) -> Result<Vec<serde_j
 
 fn owned(c: &mut dyn Conn, actor: &Actor, box_id: &str) -> Result<()> {
     match c.one("SELECT customer_id FROM box WHERE id = ?", params![box_id])? {
-        Some(r) if actor.customer().is_none_or(|cu| cu == r.text(0).unwrap_or_default()) => Ok(()),
+        Some(r)
+            if actor
+                .customer()
+                .is_none_or(|cu| cu == r.text(0).unwrap_or_default()) =>
+        {
+            Ok(())
+        }
         _ => Err(Refusal::NotFound(format!("box {box_id}: no such box"))),
     }
 }
 
 /// A kept report's file, if the actor may see it.
-pub fn file(c: &mut dyn Conn, actor: &Actor, box_id: &str, month: &str, lang: &str, format: &str) -> Result<PathBuf> {
+pub fn file(
+    c: &mut dyn Conn,
+    actor: &Actor,
+    box_id: &str,
+    month: &str,
+    lang: &str,
+    format: &str,
+) -> Result<PathBuf> {
     owned(c, actor, box_id)?;
     c.one(
         "SELECT file FROM report WHERE box_id = ? AND month = ? AND lang = ? AND format = ?",

@@ -30,13 +30,21 @@ pub fn open(c: &mut dyn Conn, actor: &Actor, t: &NewTicket) -> Result<i64> {
     if matches!(actor, Actor::Box(_)) {
         return Err(Refusal::Forbidden("boxes do not open tickets".into()));
     }
-    if c.one("SELECT 1 FROM customer WHERE id = ?", params![&customer])?.is_none() {
-        return Err(Refusal::NotFound(format!("customer {customer}: no such customer")));
+    if c.one("SELECT 1 FROM customer WHERE id = ?", params![&customer])?
+        .is_none()
+    {
+        return Err(Refusal::NotFound(format!(
+            "customer {customer}: no such customer"
+        )));
     }
     if let Some(b) = &t.box_id {
         match c.one("SELECT customer_id FROM box WHERE id = ?", params![b])? {
             Some(r) if r.text(0)? == customer => {}
-            _ => return Err(Refusal::NotFound(format!("box_id: {b} is not a box of customer {customer}"))),
+            _ => {
+                return Err(Refusal::NotFound(format!(
+                    "box_id: {b} is not a box of customer {customer}"
+                )));
+            }
         }
     }
     let subject = clean("subject", &t.subject, 200)?;
@@ -58,7 +66,8 @@ pub fn open(c: &mut dyn Conn, actor: &Actor, t: &NewTicket) -> Result<i64> {
     Ok(id)
 }
 
-const COLUMNS: &str = "id, customer_id, box_id, kind, state, subject, opened, opened_by, dispatch_at, closed";
+const COLUMNS: &str =
+    "id, customer_id, box_id, kind, state, subject, opened, opened_by, dispatch_at, closed";
 
 fn view(r: &crate::store::Row) -> Result<serde_json::Value> {
     Ok(serde_json::json!({
@@ -78,7 +87,12 @@ pub struct Filter {
 pub fn list(c: &mut dyn Conn, actor: &Actor, f: &Filter) -> Result<Vec<serde_json::Value>> {
     let mut sql = format!("SELECT {COLUMNS} FROM ticket WHERE 1 = 1");
     let mut p: Vec<Value> = Vec::new();
-    for (col, v) in [("customer_id", actor.customer().map(str::to_string)), ("kind", f.kind.clone()), ("state", f.state.clone()), ("box_id", f.box_id.clone())] {
+    for (col, v) in [
+        ("customer_id", actor.customer().map(str::to_string)),
+        ("kind", f.kind.clone()),
+        ("state", f.state.clone()),
+        ("box_id", f.box_id.clone()),
+    ] {
         if let Some(v) = v {
             sql.push_str(&format!(" AND {col} = ?"));
             p.push(v.into());
@@ -90,9 +104,15 @@ pub fn list(c: &mut dyn Conn, actor: &Actor, f: &Filter) -> Result<Vec<serde_jso
 
 fn owned(c: &mut dyn Conn, actor: &Actor, id: i64) -> Result<serde_json::Value> {
     let r = c
-        .one(&format!("SELECT {COLUMNS} FROM ticket WHERE id = ?"), params![id])?
+        .one(
+            &format!("SELECT {COLUMNS} FROM ticket WHERE id = ?"),
+            params![id],
+        )?
         .ok_or_else(|| Refusal::NotFound(format!("ticket {id}: no such ticket")))?;
-    if actor.customer().is_some_and(|cu| r.text(1).ok().as_deref() != Some(cu)) {
+    if actor
+        .customer()
+        .is_some_and(|cu| r.text(1).ok().as_deref() != Some(cu))
+    {
         return Err(Refusal::NotFound(format!("ticket {id}: no such ticket")));
     }
     view(&r)
@@ -103,7 +123,10 @@ fn owned(c: &mut dyn Conn, actor: &Actor, id: i64) -> Result<serde_json::Value> 
 pub fn get(c: &mut dyn Conn, actor: &Actor, id: i64) -> Result<serde_json::Value> {
     let mut t = owned(c, actor, id)?;
     let messages: Vec<serde_json::Value> = c
-        .query("SELECT at, author, body FROM ticket_message WHERE ticket_id = ? ORDER BY id", params![id])?
+        .query(
+            "SELECT at, author, body FROM ticket_message WHERE ticket_id = ? ORDER BY id",
+            params![id],
+        )?
         .iter()
         .map(|r| Ok(serde_json::json!({"at": r.int(0)?, "author": r.text(1)?, "body": r.text(2)?})))
         .collect::<Result<_>>()?;
@@ -149,10 +172,24 @@ pub fn close(c: &mut dyn Conn, actor: &Actor, id: i64, note: &str) -> Result<()>
         actor.require_desk()?;
     }
     let at = now();
-    c.exec("UPDATE ticket SET state = 'closed', closed = ? WHERE id = ?", params![at, id])?;
+    c.exec(
+        "UPDATE ticket SET state = 'closed', closed = ? WHERE id = ?",
+        params![at, id],
+    )?;
     c.exec(
         "INSERT INTO ticket_message (ticket_id, at, author, body) VALUES (?, ?, ?, ?)",
-        params![id, at, actor.name(), format!("closed: {}", note.chars().filter(|c| !c.is_control()).take(2000).collect::<String>())],
+        params![
+            id,
+            at,
+            actor.name(),
+            format!(
+                "closed: {}",
+                note.chars()
+                    .filter(|c| !c.is_control())
+                    .take(2000)
+                    .collect::<String>()
+            )
+        ],
     )?;
     audit(c, actor, "ticket.close", &id.to_string(), note)
 }

@@ -15,7 +15,12 @@ pub struct NewVisit {
     pub pcs: u8,
 }
 
-pub fn book(c: &mut dyn Conn, actor: &Actor, box_id: &str, v: &NewVisit) -> Result<serde_json::Value> {
+pub fn book(
+    c: &mut dyn Conn,
+    actor: &Actor,
+    box_id: &str,
+    v: &NewVisit,
+) -> Result<serde_json::Value> {
     actor.require_desk()?;
     let r = c
         .one(
@@ -31,13 +36,30 @@ pub fn book(c: &mut dyn Conn, actor: &Actor, box_id: &str, v: &NewVisit) -> Resu
         .text(1)?
         .parse()
         .map_err(|_| Refusal::Conflict(format!("box {box_id}: stored area unreadable")))?;
-    let site = Site { area, island: r.int(2)? != 0, vpn_connected: r.int(3)? != 0 };
+    let site = Site {
+        area,
+        island: r.int(2)? != 0,
+        vpn_connected: r.int(3)? != 0,
+    };
     let earlier: Vec<BookedVisit> = c
-        .query("SELECT start_at, pcs FROM visit WHERE box_id = ? AND free = 1", params![box_id])?
+        .query(
+            "SELECT start_at, pcs FROM visit WHERE box_id = ? AND free = 1",
+            params![box_id],
+        )?
         .iter()
-        .map(|r| Ok(BookedVisit { start: r.int(0)?, pcs: u8::try_from(r.int(1)?).unwrap_or(u8::MAX) }))
+        .map(|r| {
+            Ok(BookedVisit {
+                start: r.int(0)?,
+                pcs: u8::try_from(r.int(1)?).unwrap_or(u8::MAX),
+            })
+        })
         .collect::<Result<_>>()?;
-    let req = VisitRequest { box_plan: plan, site, start: v.start, pcs: v.pcs };
+    let req = VisitRequest {
+        box_plan: plan,
+        site,
+        start: v.start,
+        pcs: v.pcs,
+    };
     let booking = onsite::check_booking(&req, &earlier)
         .map_err(|e| Refusal::Conflict(format!("visit refused: {}", e.explain())))?;
     let charges: Vec<serde_json::Value> = booking
@@ -53,7 +75,13 @@ pub fn book(c: &mut dyn Conn, actor: &Actor, box_id: &str, v: &NewVisit) -> Resu
         )?
         .ok_or_else(|| Refusal::Conflict("visit not stored".into()))?
         .int(0)?;
-    audit(c, actor, "visit.book", box_id, &format!("visit {id} at {} for {} PC(s)", v.start, v.pcs))?;
+    audit(
+        c,
+        actor,
+        "visit.book",
+        box_id,
+        &format!("visit {id} at {} for {} PC(s)", v.start, v.pcs),
+    )?;
     Ok(serde_json::json!({
         "id": id, "box_id": box_id, "start": v.start, "start_jst": crate::clock::format_jst(v.start),
         "pcs": v.pcs, "free": booking.free, "month": format!("{}-{:02}", booking.month.0, booking.month.1),

@@ -136,8 +136,10 @@ impl Backend {
 
 /// A connection that can open transactions.
 trait Session: Send {
-    fn transaction(&mut self, work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>)
-    -> Result<(), StoreError>;
+    fn transaction(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
 }
 
 /// The numbered migrations, applied in order inside one transaction each.
@@ -184,7 +186,10 @@ impl Store {
                     Box::new(move || postgres::connect(&url).map(|s| Box::new(s) as _)),
                 )
             } else {
-                let path = location.strip_prefix("sqlite:").unwrap_or(location).to_string();
+                let path = location
+                    .strip_prefix("sqlite:")
+                    .unwrap_or(location)
+                    .to_string();
                 (
                     Backend::Sqlite,
                     Box::new(move || sqlite::connect(&path, max_mb).map(|s| Box::new(s) as _)),
@@ -325,7 +330,12 @@ fn redact(location: &str) -> String {
         (Some(s), Some(at)) if at > s => {
             let cred = &location[s + 3..at];
             match cred.find(':') {
-                Some(c) => format!("{}{}:***{}", &location[..s + 3], &cred[..c], &location[at..]),
+                Some(c) => format!(
+                    "{}{}:***{}",
+                    &location[..s + 3],
+                    &cred[..c],
+                    &location[at..]
+                ),
                 None => location.to_string(),
             }
         }
@@ -350,7 +360,11 @@ mod tests {
     fn a_migration_splits_into_its_statements() {
         let n = statements(MIGRATIONS[0]).len();
         assert!(n > 15, "{n}");
-        assert!(statements(MIGRATIONS[1]).iter().all(|s| s.starts_with("CREATE")));
+        assert!(
+            statements(MIGRATIONS[1])
+                .iter()
+                .all(|s| s.starts_with("CREATE"))
+        );
     }
 
     #[test]
@@ -368,7 +382,12 @@ mod tests {
         })
         .unwrap();
         let row = s
-            .blocking::<_, StoreError>(|c| c.one("SELECT name, created FROM customer WHERE id = ?", params!["c1"]))
+            .blocking::<_, StoreError>(|c| {
+                c.one(
+                    "SELECT name, created FROM customer WHERE id = ?",
+                    params!["c1"],
+                )
+            })
             .unwrap()
             .unwrap();
         assert_eq!(row.text(0).unwrap(), "株式会社テスト");

@@ -132,9 +132,11 @@ impl Conn for PgTx<'_, '_> {
                 let v = if *t == Type::INT8 {
                     r.try_get::<_, Option<i64>>(i).map(|v| v.into())
                 } else if *t == Type::INT4 {
-                    r.try_get::<_, Option<i32>>(i).map(|v| v.map(i64::from).into())
+                    r.try_get::<_, Option<i32>>(i)
+                        .map(|v| v.map(i64::from).into())
                 } else if *t == Type::INT2 {
-                    r.try_get::<_, Option<i16>>(i).map(|v| v.map(i64::from).into())
+                    r.try_get::<_, Option<i16>>(i)
+                        .map(|v| v.map(i64::from).into())
                 } else if *t == Type::BOOL {
                     r.try_get::<_, Option<bool>>(i).map(|v| v.into())
                 } else {
