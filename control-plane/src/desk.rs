@@ -272,6 +272,38 @@ impl Link {
     }
 }
 
+/// Sends the hourly counts of the last 48 hours and the running one (every event type,
+/// firewall and flows included); the desk replaces hours it has, so the running hour is
+/// completed by the next send.
+pub fn send_hourly(c: &Connection, link: &Link, now: i64) -> Result<usize, String> {
+    let to = now - now.rem_euclid(3600) + 3600;
+    let q = crate::events::Query {
+        from: Some(to - 48 * 3600),
+        to: Some(to),
+        ..Default::default()
+    };
+    let hours: Vec<mimamori_proto::desk::HourCount> = crate::events::hourly(c, &q)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|h| mimamori_proto::desk::HourCount {
+            hour: h.hour,
+            event_type: h.event_type,
+            action: h.action,
+            count: h.count,
+        })
+        .collect();
+    let n = hours.len();
+    let batch = mimamori_proto::desk::HourlyBatch {
+        box_id: link.box_id.clone(),
+        hours,
+    };
+    link.agent
+        .post(&format!("{}/v1/hourly", link.base))
+        .send_json(&batch)
+        .map_err(error_text)?;
+    Ok(n)
+}
+
 /// Sends last month's report (Japan time) to the desk once, in both languages, as HTML and
 /// — when chromium is here — PDF; the desk mails it to the customer's contacts.
 pub fn send_report(c: &Connection, link: &Link, now: i64) -> Result<Option<String>, String> {
@@ -487,6 +519,9 @@ pub fn run(
                 Ok(Some(m)) => eprintln!("mimamori-cp: the {m} report went to the desk"),
                 Ok(None) => {}
                 Err(e) => eprintln!("mimamori-cp: monthly report to the desk: {e}"),
+            }
+            if let Err(e) = send_hourly(c, &source.link, now()) {
+                eprintln!("mimamori-cp: hourly counts to the desk: {e}");
             }
             next_report = Instant::now() + Duration::from_secs(3600);
         }

@@ -1,3 +1,12 @@
+-- Hourly aggregates of every event type the box saw (issue 15), replaced when resent.
+CREATE TABLE hourly (
+    box_id TEXT NOT NULL REFERENCES box(id),
+    hour BIGINT NOT NULL,
+    event_type TEXT NOT NULL,
+    action TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (box_id, hour, event_type, action)
+);
 -- Monthly reports (issue 17's delivery): each box renders its month's report and uploads
 -- it; the desk keeps the files (13 months per box) and mails them to the contacts once.
 CREATE TABLE report (

@@ -847,3 +847,37 @@ fn a_boxs_monthly_report_is_kept_and_mailed_once_per_language() {
     .unwrap();
     assert!(html.contains("11月"));
 }
+
+#[test]
+fn hourly_counts_are_replaced_when_sent_again() {
+    let d = start("hourly", 300);
+    setup_customer(&d, "c-h", &["box-h1", "box-h2"]);
+    let (cert, key) = enrol(&d, "box-h1");
+    let agent = as_box(&d, &cert, &key);
+    let send = |box_id: &str, hour: i64, count: i64| {
+        answer(agent.post(&format!("{}/v1/hourly", d.uplink)).send_json(json!({
+            "box_id": box_id,
+            "hours": [{"hour": hour, "event_type": "flow", "action": "allow", "count": count},
+                      {"hour": hour, "event_type": "alert", "action": null, "count": 2}],
+        })))
+    };
+    let hour = 1_796_000_400; // an hour start
+    assert_eq!(send("box-h1", hour, 10).0, 200);
+    assert_eq!(send("box-h1", hour, 15).0, 200);
+    assert_eq!(send("box-h2", hour, 1).0, 403, "another box's counts");
+    assert_eq!(send("box-h1", hour + 5, 1).0, 422, "not an hour start");
+    let v = admin(
+        &d,
+        "GET",
+        &format!("/api/v1/boxes/box-h1/hourly?from={hour}&to={}", hour + 3600),
+        None,
+    );
+    let flows: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["event_type"] == "flow")
+        .collect();
+    assert_eq!(flows.len(), 1, "{v}");
+    assert_eq!(flows[0]["count"], 15);
+}

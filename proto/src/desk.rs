@@ -103,6 +103,30 @@ pub struct HeartbeatAnswer {
     pub repair: Option<String>,
 }
 
+/// One hour's count of one kind of event on the box (all of them, firewall and flows too,
+/// which are not uplinked one by one).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HourCount {
+    /// Start of the hour, Unix seconds.
+    pub hour: i64,
+    pub event_type: String,
+    pub action: Option<String>,
+    pub count: i64,
+}
+
+/// `POST /v1/hourly`: the box's hourly aggregates (the last complete hours; resending an
+/// hour replaces it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HourlyBatch {
+    pub box_id: String,
+    pub hours: Vec<HourCount>,
+}
+
+/// Rows per hourly batch the desk takes at most.
+pub const HOURLY_MAX: usize = 10_000;
+
 /// An error answer from the desk.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DeskError {

@@ -37,6 +37,7 @@ pub fn router(app: App) -> Router {
             get(list_visits).post(book_visit),
         )
         .route("/api/v1/boxes/{id}/reports", get(list_reports))
+        .route("/api/v1/boxes/{id}/hourly", get(box_hourly))
         .route(
             "/api/v1/boxes/{id}/reports/{month}/{lang}/{format}",
             get(get_report),
@@ -286,6 +287,30 @@ async fn statement(
     Ok(Json(
         as_actor(&app, h, move |c, a| {
             contracts::statement(c, a, &id, &q.month)
+        })
+        .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct SpanAsk {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+async fn box_hourly(
+    State(app): State<App>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<SpanAsk>,
+) -> ApiResult<Vec<serde_json::Value>> {
+    let fa = app.ctx.fault_after;
+    let to = q.to.unwrap_or_else(|| ops::now() + 3600);
+    let from = q.from.unwrap_or(to - 7 * 86_400);
+    Ok(Json(
+        as_actor(&app, h, move |c, a| {
+            boxes::get_box(c, a, &id, fa)?;
+            ops::ingest::hourly_view(c, &id, from, to)
         })
         .await?,
     ))

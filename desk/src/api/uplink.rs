@@ -18,6 +18,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/enrol", post(enrol))
         .route("/v1/events", post(events))
         .route("/v1/heartbeat", post(heartbeat))
+        .route("/v1/hourly", post(hourly))
         .route("/v1/whoami", get(whoami))
         .route("/v1/reports/{month}/{lang}/done", post(report_done))
         .route("/v1/reports/{month}/{lang}/{format}", post(report_upload))
@@ -181,4 +182,21 @@ async fn report_done(
         })
         .await?;
     Ok(Json(serde_json::json!({"mails": n})))
+}
+
+async fn hourly(
+    State(app): State<App>,
+    Extension(peer): Extension<Peer>,
+    bytes: Bytes,
+) -> ApiResult<serde_json::Value> {
+    let cert = certified(&app, &peer)?;
+    let batch: mimamori_proto::desk::HourlyBatch = body(&bytes)?;
+    let n = app
+        .store
+        .run(move |c| {
+            let box_id = ops::boxes::authorise(c, &cert)?;
+            ops::ingest::hourly(c, &box_id, &batch).map_err(ApiError)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({"stored": n})))
 }

@@ -318,3 +318,68 @@ pub fn enrol(
         heartbeat_secs,
     })
 }
+
+/// Stores a box's hourly aggregates; an hour sent again replaces the earlier counts.
+pub fn hourly(
+    c: &mut dyn Conn,
+    box_id: &str,
+    batch: &mimamori_proto::desk::HourlyBatch,
+) -> Result<u64> {
+    if batch.box_id != box_id {
+        return Err(Refusal::Forbidden(format!(
+            "box_id: these counts are for box {:?} but were sent with the certificate of box {box_id}",
+            batch.box_id
+        )));
+    }
+    if batch.hours.len() > mimamori_proto::desk::HOURLY_MAX {
+        return Err(Refusal::BadInput(format!(
+            "hours: more than {}",
+            mimamori_proto::desk::HOURLY_MAX
+        )));
+    }
+    for (i, h) in batch.hours.iter().enumerate() {
+        let name_ok = |t: &str| {
+            !t.is_empty()
+                && t.len() <= 32
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if h.hour % 3600 != 0
+            || h.count < 0
+            || !name_ok(&h.event_type)
+            || h.action.as_deref().is_some_and(|a| !name_ok(a))
+        {
+            return Err(Refusal::BadInput(format!(
+                "hours[{i}]: an hour start, a short event type and action, a count ≥ 0"
+            )));
+        }
+        c.exec(
+            "INSERT INTO hourly (box_id, hour, event_type, action, count) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (box_id, hour, event_type, action) DO UPDATE SET count = excluded.count",
+            params![
+                box_id,
+                h.hour,
+                &h.event_type,
+                h.action.clone().unwrap_or_default(),
+                h.count
+            ],
+        )?;
+    }
+    Ok(batch.hours.len() as u64)
+}
+
+/// A box's hourly aggregates between two times (Unix seconds).
+pub fn hourly_view(
+    c: &mut dyn Conn,
+    box_id: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<serde_json::Value>> {
+    c.query(
+        "SELECT hour, event_type, action, count FROM hourly WHERE box_id = ? AND hour >= ? AND hour < ? ORDER BY hour, event_type, action",
+        params![box_id, from, to],
+    )?
+    .iter()
+    .map(|r| Ok(serde_json::json!({"hour": r.int(0)?, "event_type": r.text(1)?, "action": r.text(2)?, "count": r.int(3)?})))
+    .collect()
+}
