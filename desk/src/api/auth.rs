@@ -39,6 +39,7 @@ pub fn create(
                 "customer {cu}: no such customer"
             )));
         }
+        ("customer", Some(_)) => {}
         (_, Some(_)) => {
             return Err(Refusal::BadInput(
                 "customer_id: only customer tokens have one".into(),
