@@ -7,8 +7,6 @@ use crate::store::{Conn, RowExt, Value};
 use mimamori_proto::desk::{BATCH_MAX, EventAck, EventBatch, Heartbeat, HeartbeatAnswer};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Rows per INSERT statement.
-const ROWS_PER_INSERT: usize = 250;
 /// Longest EVE record kept.
 const EVENT_MAX: usize = 64 * 1024;
 /// Longest heartbeat kept.
@@ -212,30 +210,34 @@ pub fn events(
             }
         }
     }
-    for chunk in good.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO event (box_id, seq, ts, received, event_type, host, raw) VALUES ",
-        );
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
-        for (i, (seq, ts, ty, host, raw)) in chunk.iter().enumerate() {
-            sql.push_str(if i == 0 {
-                "(?, ?, ?, ?, ?, ?, ?)"
-            } else {
-                ", (?, ?, ?, ?, ?, ?, ?)"
-            });
-            values.extend([
+    let rows: Vec<Vec<Value>> = good
+        .into_iter()
+        .map(|(seq, ts, ty, host, raw)| {
+            vec![
                 Value::from(box_id),
-                Value::Int(*seq as i64),
-                Value::Int(*ts),
+                Value::Int(seq as i64),
+                Value::Int(ts),
                 Value::Int(received),
                 Value::from(ty),
-                Value::from(host.clone()),
+                Value::from(host),
                 Value::from(raw),
-            ]);
-        }
-        c.exec(&sql, &values)?;
-    }
-    ack.stored = good.len() as u64;
+            ]
+        })
+        .collect();
+    c.append(
+        "event",
+        &[
+            "box_id",
+            "seq",
+            "ts",
+            "received",
+            "event_type",
+            "host",
+            "raw",
+        ],
+        &rows,
+    )?;
+    ack.stored = rows.len() as u64;
     for d in &detections {
         incidents::detect(c, ctx, box_id, &customer, d)?;
     }

@@ -9,15 +9,31 @@ use postgres::{Client, NoTls, Statement};
 use std::collections::HashMap;
 
 pub(super) struct PgSession {
-    client: Client,
+    /// Always `Some` until dropped (see `Drop`).
+    client: Option<Client>,
     prepared: HashMap<String, Statement>,
+}
+
+impl Drop for PgSession {
+    /// The sync client closes its connection with a `block_on` of its own, which panics on
+    /// a thread that drives async tasks (the last store handle can go with a runtime's
+    /// tasks at shutdown): close it on a plain thread then.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::Builder::new()
+                    .name("pg-close".into())
+                    .spawn(move || drop(client));
+            }
+        }
+    }
 }
 
 pub(super) fn connect(url: &str) -> Result<PgSession, StoreError> {
     let client = Client::connect(url, NoTls)
         .map_err(|e| StoreError::Unavailable(format!("{}: {e}", super::redact(url))))?;
     Ok(PgSession {
-        client,
+        client: Some(client),
         prepared: HashMap::new(),
     })
 }
@@ -152,6 +168,51 @@ impl Conn for PgTx<'_, '_> {
     fn backend(&self) -> Backend {
         Backend::Postgres
     }
+
+    fn append(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<u64, StoreError> {
+        use std::io::Write;
+        let mut w = self
+            .tx
+            .copy_in(&format!("COPY {table} ({}) FROM STDIN", columns.join(", ")))
+            .map_err(error)?;
+        let mut line = String::new();
+        for row in rows {
+            line.clear();
+            for (i, v) in row.iter().enumerate() {
+                if i > 0 {
+                    line.push('\t');
+                }
+                match v {
+                    Value::Null => line.push_str("\\N"),
+                    Value::Int(n) => line.push_str(&n.to_string()),
+                    Value::Text(t) => copy_text(&mut line, t),
+                }
+            }
+            line.push('\n');
+            w.write_all(line.as_bytes())
+                .map_err(|e| StoreError::Unavailable(format!("COPY {table}: {e}")))?;
+        }
+        w.finish().map_err(error)
+    }
+}
+
+/// COPY's text format: backslash, tab, newline and carriage return escaped.
+fn copy_text(out: &mut String, t: &str) {
+    for ch in t.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => {}
+            c => out.push(c),
+        }
+    }
 }
 
 impl Session for PgSession {
@@ -159,7 +220,11 @@ impl Session for PgSession {
         &mut self,
         work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.client.transaction().map_err(error)?;
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable("connection closed".into()))?;
+        let mut tx = client.transaction().map_err(error)?;
         work(&mut PgTx {
             tx: &mut tx,
             prepared: &mut self.prepared,
@@ -170,6 +235,13 @@ impl Session for PgSession {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn copy_text_escapes_what_copy_reads_specially() {
+        let mut s = String::new();
+        super::copy_text(&mut s, "a\tb\nc\\d\re\0f");
+        assert_eq!(s, "a\\tb\\nc\\\\d\\ref");
+    }
+
     #[test]
     fn placeholders_are_numbered() {
         assert_eq!(
