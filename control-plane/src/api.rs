@@ -396,6 +396,7 @@ async fn status(State(app): State<Arc<App>>, _c: Caller) -> Result<Json<Value>, 
                    "malformed": i.malformed.load(Relaxed), "dropped": i.dropped.load(Relaxed),
                    "pruned": i.pruned.load(Relaxed)},
         "patterns_stale": patterns.as_ref().map(|p| p["patterns_stale"].clone()),
+        "licence_expired": patterns.as_ref().map(|p| p["licence_expired"].clone()),
         "patterns": patterns,
     })))
 }

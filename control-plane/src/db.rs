@@ -132,6 +132,8 @@ const MIGRATIONS: &[&str] = &[
      END;",
     // 6: the monthly report sent to the desk (the last month uploaded and mailed).
     "ALTER TABLE desk_uplink ADD COLUMN report_month TEXT;",
+    // 7: a purchased box's licence end, as the desk's contract says.
+    "ALTER TABLE desk_uplink ADD COLUMN licence_end TEXT;",
 ];
 
 pub fn now() -> i64 {

@@ -616,6 +616,9 @@ fn heartbeat(
         if st["patterns_stale"].as_bool() == Some(true) {
             health.push("patterns stale".into());
         }
+        if st["licence_expired"].as_bool() == Some(true) {
+            health.push("licence expired".into());
+        }
     }
     if health.is_empty() {
         health.push("ok".into());
@@ -657,10 +660,43 @@ fn heartbeat(
 /// Keeps what the desk says the contract gives this box (the plan drives the box: the
 /// gateway's `--tier` at its next start reads it from `desk_uplink`).
 fn write_plan(c: &Connection, answer: &HeartbeatAnswer, tier: &str) {
+    let end = answer.licence_end.as_deref().filter(|d| valid_date(d));
     let _ = c.execute(
-        "UPDATE desk_uplink SET plan = ?1, tier = ?2, repair = ?3 WHERE id = 1",
-        rusqlite::params![answer.plan, tier, answer.repair],
+        "UPDATE desk_uplink SET plan = ?1, tier = ?2, repair = ?3, licence_end = ?4 WHERE id = 1",
+        rusqlite::params![answer.plan, tier, answer.repair, end],
     );
+}
+
+fn valid_date(d: &str) -> bool {
+    let b = d.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+/// Today in Japan, `YYYY-MM-DD`.
+fn jst_date(now: i64) -> String {
+    let days = (now + 9 * 3600).div_euclid(86_400);
+    let (y, m, d) = mimamori_pipelines::event::civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The licence end the desk gave (`YYYY-MM-DD`), and whether it has come (Japan time).
+pub fn licence(c: &Connection, now: i64) -> (Option<String>, bool) {
+    let end: Option<String> = c
+        .query_row(
+            "SELECT licence_end FROM desk_uplink WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+        .flatten()
+        .filter(|d: &String| valid_date(d));
+    let expired = end.as_deref().is_some_and(|e| jst_date(now).as_str() >= e);
+    (end, expired)
 }
 
 /// The layout the desk last said this box's contract gives it, for the gateway's start.
@@ -697,4 +733,29 @@ pub fn status(c: &Connection, counters: &UplinkCounters) -> serde_json::Value {
     v["failures"] = counters.failures.load(Relaxed).into();
     v["last_ok"] = counters.last_ok.load(Relaxed).into();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_licence_ends_on_its_day_in_japan() {
+        let path = std::env::temp_dir().join(format!("cp-licence-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let c = crate::db::open(&path).unwrap();
+        assert_eq!(licence(&c, 0), (None, false));
+        c.execute(
+            "UPDATE desk_uplink SET licence_end = '2031-04-01' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+        // 2031-03-31 14:59 UTC is 23:59 in Japan: still licensed; a minute later it is not.
+        let before = 1_932_735_540;
+        assert_eq!(jst_date(before), "2031-03-31");
+        assert!(!licence(&c, before).1);
+        assert!(licence(&c, before + 60).1);
+        assert!(!valid_date("2031-4-1") && !valid_date("2031-04-01x") && valid_date("2031-04-01"));
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -24,6 +24,11 @@ fn pattern_metrics(s: &mut String, p: &Value) {
     let stale = |k: &Value| f64::from(u8::from(k["patterns_stale"].as_bool().unwrap_or(true)));
     let _ = write!(
         s,
+        "# HELP mimamori_licence_expired 1 when a purchased box's licence has ended (no more pattern updates)\n# TYPE mimamori_licence_expired gauge\nmimamori_licence_expired {}\n",
+        u8::from(p["licence_expired"].as_bool().unwrap_or(false))
+    );
+    let _ = write!(
+        s,
         "# HELP mimamori_patterns_stale 1 when a pattern set is out of date (too old, or not checked)\n# TYPE mimamori_patterns_stale gauge\n{}",
         series("mimamori_patterns_stale", &stale)
     );

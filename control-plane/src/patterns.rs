@@ -88,6 +88,9 @@ pub enum PatternsError {
     /// there): 422. Nothing was installed; the gateway runs its set.
     #[error("bundle {bundle}: refused by the gateway (its running set stays): {reason}")]
     GatewayRefused { bundle: String, reason: String },
+    /// A purchased box past its licence end takes no updates: 403.
+    #[error("{0}")]
+    LicenceEnded(String),
 }
 
 /// What an import or a rollback changed.
@@ -292,6 +295,13 @@ impl Patterns {
         actor: &str,
         force_rollback: bool,
     ) -> Result<Outcome, PatternsError> {
+        if let (Some(end), true) = crate::desk::licence(c, db::now()) {
+            let why = format!(
+                "bundle {label}: the box's licence ended on {end} (契約満了): no more pattern updates; filtering goes on with the installed set"
+            );
+            let _ = db::audit(c, actor, "patterns.refused", label, "", &why);
+            return Err(PatternsError::LicenceEnded(why));
+        }
         let v = match self.verifier.check(label, bytes) {
             Ok(v) => v,
             Err(r) => {
@@ -607,7 +617,10 @@ impl Patterns {
                 "stale_reasons": reasons,
             }));
         }
+        let (licence_end, licence_expired) = crate::desk::licence(c, now);
         Ok(json!({
+            "licence_end": licence_end,
+            "licence_expired": licence_expired,
             "patterns_stale": any_stale,
             "kinds": kinds,
             "trusted_keys": self.cfg.trust.ids().iter().map(|k| k.to_string()).collect::<Vec<_>>(),
@@ -653,6 +666,7 @@ fn answer(e: PatternsError) -> ApiError {
             json!({"error": r.to_string(), "bundle": r.bundle, "reason": r.error.to_string()}),
         ),
         PatternsError::Conflict(m) => err(StatusCode::CONFLICT, m),
+        PatternsError::LicenceEnded(m) => err(StatusCode::FORBIDDEN, m),
         PatternsError::Store(m) => internal(m),
         PatternsError::GatewayRefused { bundle, reason } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

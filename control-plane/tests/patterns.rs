@@ -647,3 +647,41 @@ fn with_the_gateway_offline_the_set_is_installed_for_its_next_start() {
     assert_eq!(p.files.lock().unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_box_past_its_licence_end_takes_no_updates_and_says_so() {
+    let k = key(7);
+    let (_d, mut c, p) = setup("licence", &[&k]);
+    let now = db::now() as u64;
+    p.import(
+        &mut c,
+        "r1.mmb",
+        &make(Kind::Rules, 1, now, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    // The desk's contract said the licence ended yesterday.
+    c.execute(
+        "UPDATE desk_uplink SET licence_end = '2020-01-01' WHERE id = 1",
+        [],
+    )
+    .unwrap();
+    let r = p.import(
+        &mut c,
+        "r2.mmb",
+        &make(Kind::Rules, 2, now, &k),
+        "test",
+        false,
+    );
+    match r {
+        Err(PatternsError::LicenceEnded(why)) => assert!(why.contains("2020-01-01"), "{why}"),
+        other => panic!("expected a licence refusal, got {other:?}"),
+    }
+    let st = p.status(&c, now as i64).unwrap();
+    assert_eq!(st["licence_expired"], true, "{st}");
+    assert_eq!(
+        st["kinds"][0]["version"], 1,
+        "the installed set stays: {st}"
+    );
+}

@@ -101,6 +101,10 @@ pub struct HeartbeatAnswer {
     /// The gateway layout of the plan (`light`, `standard`, `professional`).
     pub tier: Option<String>,
     pub repair: Option<String>,
+    /// A purchased box's licence end (`YYYY-MM-DD`, the first day without a licence):
+    /// from then on the box takes no pattern updates.
+    #[serde(default)]
+    pub licence_end: Option<String>,
 }
 
 /// One hour's count of one kind of event on the box (all of them, firewall and flows too,

@@ -265,7 +265,7 @@ pub fn heartbeat(
     }
     let row = c
         .one(
-            "SELECT status, plan, repair_24h FROM box WHERE id = ?",
+            "SELECT status, plan, repair_24h, licence_end FROM box WHERE id = ?",
             params![box_id],
         )?
         .ok_or_else(|| Refusal::NotFound(format!("box {box_id}: not known to the desk")))?;
@@ -291,6 +291,7 @@ pub fn heartbeat(
                 format!("{from_hour}:00-{to_hour}:00")
             }
         }),
+        licence_end: row.opt_text(3)?,
     })
 }
 
