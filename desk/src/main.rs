@@ -144,6 +144,15 @@ enum CtlCmd {
         #[arg(long)]
         open: bool,
     },
+    /// A customer's monthly statement, line by line with the clause each follows from.
+    Statement {
+        customer: String,
+        /// `YYYY-MM`
+        #[arg(long)]
+        month: String,
+    },
+    /// Phone follow-ups waiting (offered 9:00–21:00 JST).
+    Calls,
     /// Move an incident on.
     Act {
         id: i64,
@@ -380,6 +389,33 @@ fn ctl(url: &str, token: Option<&str>, cmd: CtlCmd) -> anyhow::Result<()> {
                 );
             }
         }
+        CtlCmd::Statement { customer, month } => {
+            let v = call(
+                url,
+                token,
+                "GET",
+                &format!("/api/v1/customers/{customer}/statement?month={month}"),
+                None,
+            )?;
+            println!(
+                "{} {}",
+                v["customer"].as_str().unwrap_or(""),
+                v["month"].as_str().unwrap_or("")
+            );
+            for l in v["lines"].as_array().into_iter().flatten() {
+                println!(
+                    "  {:<10} {:<14} {:>12}{}  {}  [{}]",
+                    l["date"].as_str().unwrap_or(""),
+                    l["box_id"].as_str().unwrap_or(""),
+                    l["amount_text"].as_str().unwrap_or(""),
+                    if l["waived"] == true { " (waived)" } else { "" },
+                    l["item"].as_str().unwrap_or(""),
+                    l["clause"].as_str().unwrap_or("")
+                );
+            }
+            println!("  total {}", v["total_text"].as_str().unwrap_or(""));
+        }
+        CtlCmd::Calls => print(call(url, token, "GET", "/api/v1/calls", None)?),
         CtlCmd::Act { id, action, note } => {
             let body = serde_json::json!({"action": action, "note": note}).to_string();
             print(call(
