@@ -134,6 +134,16 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE desk_uplink ADD COLUMN report_month TEXT;",
     // 7: a purchased box's licence end, as the desk's contract says.
     "ALTER TABLE desk_uplink ADD COLUMN licence_end TEXT;",
+    // 8: pattern staleness and the licence end are events the desk is sent too.
+    "DROP TRIGGER desk_outbox_fill;
+     CREATE TRIGGER desk_outbox_fill AFTER INSERT ON event
+     WHEN (SELECT enabled FROM desk_uplink WHERE id = 1) = 1
+      AND ((NEW.event_type = 'alert' AND coalesce(NEW.gid, 1) != 9)
+        OR (NEW.event_type = 'web' AND (coalesce(NEW.action, '') != 'allow' OR NEW.threat = 1))
+        OR NEW.event_type IN ('host', 'patterns'))
+     BEGIN
+        INSERT INTO desk_outbox (event_id) VALUES (NEW.id);
+     END;",
 ];
 
 pub fn now() -> i64 {

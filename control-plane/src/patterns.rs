@@ -514,6 +514,48 @@ impl Patterns {
         }
     }
 
+    /// Watches staleness every minute: a kind turning stale (or the licence ending) is an
+    /// event in the box's store (`event_type` `patterns`), which the desk uplink carries.
+    pub fn spawn_stale_watch(
+        self: &Arc<Self>,
+        db: std::path::PathBuf,
+        store: Arc<crate::events::EventStore>,
+    ) {
+        let me = self.clone();
+        std::thread::spawn(move || {
+            let mut was: std::collections::HashMap<String, bool> = Default::default();
+            let mut licence_was = false;
+            loop {
+                if let Ok(c) = db::open(&db) {
+                    let now = db::now();
+                    if let Ok(st) = me.status(&c, now) {
+                        let time =
+                            mimamori_pipelines::event::eve_time(now.max(0) as u64 * 1_000_000_000);
+                        for k in st["kinds"].as_array().into_iter().flatten() {
+                            let kind = k["kind"].as_str().unwrap_or_default().to_string();
+                            let stale = k["patterns_stale"].as_bool().unwrap_or(false);
+                            if stale && !was.get(&kind).copied().unwrap_or(false) {
+                                let e = json!({"timestamp": time, "event_type": "patterns",
+                                    "patterns": {"state": "stale", "kind": kind, "version": k["version"],
+                                                 "reasons": k["stale_reasons"]}});
+                                store.put(&e.to_string());
+                            }
+                            was.insert(kind, stale);
+                        }
+                        let expired = st["licence_expired"].as_bool().unwrap_or(false);
+                        if expired && !licence_was {
+                            let e = json!({"timestamp": time, "event_type": "patterns",
+                                "patterns": {"state": "licence-expired", "licence_end": st["licence_end"]}});
+                            store.put(&e.to_string());
+                        }
+                        licence_was = expired;
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_secs(60));
+            }
+        });
+    }
+
     /// A successful check with the desk: every installed kind was looked at just now.
     pub fn checked(&self, c: &Connection, now: i64) -> rusqlite::Result<()> {
         c.execute("UPDATE pattern_state SET last_check = ?1", [now])

@@ -138,6 +138,9 @@ pub async fn start(
         patterns,
         desk: desk_link.clone(),
     });
+    if let Some(p) = &app.patterns {
+        p.spawn_stale_watch(o.db.clone(), store.clone());
+    }
     if let (Some((dir, every)), Some(link)) = (&o.desk, &desk_link) {
         let id = crate::desk::Identity::load(dir)?;
         {

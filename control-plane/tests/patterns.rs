@@ -685,3 +685,40 @@ fn a_box_past_its_licence_end_takes_no_updates_and_says_so() {
         "the installed set stays: {st}"
     );
 }
+
+#[test]
+fn a_kind_turning_stale_is_an_event() {
+    let k = key(8);
+    let (d, mut c, p) = setup("stale-event", &[&k]);
+    let now = db::now();
+    p.import(
+        &mut c,
+        "old.mmb",
+        &make(Kind::Rules, 1, (now - 8 * 86_400) as u64, &k),
+        "test",
+        false,
+    )
+    .unwrap();
+    let (store, _writer) =
+        mimamori_control_plane::events::EventStore::start(&d.join("cp.db"), 1024).unwrap();
+    let p = std::sync::Arc::new(p);
+    p.spawn_stale_watch(d.join("cp.db"), std::sync::Arc::new(store));
+    let mut raw = None;
+    for _ in 0..100 {
+        raw = c
+            .query_row(
+                "SELECT raw FROM event WHERE event_type = 'patterns'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .ok();
+        if raw.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let raw = raw.expect("no patterns event");
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(v["patterns"]["state"], "stale", "{v}");
+    assert_eq!(v["patterns"]["kind"], "rules", "{v}");
+}
