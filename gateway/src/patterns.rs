@@ -94,7 +94,14 @@ pub fn load(kind: &str, path: &Path, sha256: &str, lan: &CidrSet) -> Result<Load
                     part_names(&c.parts)
                 ));
             }
-            let book = RuleBook::from_texts(&texts, lan);
+            let parsed = RuleBook::parse(&texts, lan);
+            let parts = texts.len();
+            // The bundle's text is not needed once parsed: unmap it before the engine is
+            // built, so the two are never resident together (the swap's memory peak).
+            drop(texts);
+            drop(c);
+            drop(map);
+            let book = RuleBook::build(parsed);
             if book.build.compiled == 0 {
                 let reasons: Vec<String> = book
                     .load
@@ -111,7 +118,7 @@ pub fn load(kind: &str, path: &Path, sha256: &str, lan: &CidrSet) -> Result<Load
                 return Err(format!(
                     "{claims}: no rule compiled ({} enabled in {} parts; skipped: {}{first})",
                     book.load.enabled,
-                    texts.len(),
+                    parts,
                     if reasons.is_empty() {
                         "none".into()
                     } else {
@@ -121,9 +128,7 @@ pub fn load(kind: &str, path: &Path, sha256: &str, lan: &CidrSet) -> Result<Load
             }
             let summary = format!(
                 "{} of {} enabled rules compiled from {} parts",
-                book.build.compiled,
-                book.load.enabled,
-                texts.len()
+                book.build.compiled, book.load.enabled, parts
             );
             (Compiled::Rules(book), summary)
         }

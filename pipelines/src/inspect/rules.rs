@@ -13,6 +13,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Rules parsed but not compiled yet (see [`RuleBook::parse`]).
+pub struct ParsedRules {
+    set: mimamori_signatures::rule::RuleSet,
+    pub load: LoadReport,
+}
+
 /// Rules loaded from a file and compiled, shared by every inspector.
 pub struct RuleBook {
     pub engine: Engine,
@@ -41,11 +47,22 @@ impl RuleBook {
     /// Loads rules from named texts (the parts of a pattern bundle), `$HOME_NET` as in
     /// [`RuleBook::load`].
     pub fn from_texts(texts: &[(&str, &[u8])], lan: &CidrSet) -> RuleBook {
+        RuleBook::build(RuleBook::parse(texts, lan))
+    }
+
+    /// The first half of [`RuleBook::from_texts`]: the rules parsed, owning their text, so
+    /// the caller can let the texts go before the (larger) engine is built.
+    pub fn parse(texts: &[(&str, &[u8])], lan: &CidrSet) -> ParsedRules {
         let (set, load) = load_texts(texts, &home_net(lan));
-        let (engine, build) = Engine::build_owned(set);
+        ParsedRules { set, load }
+    }
+
+    /// The second half: the engine built from parsed rules.
+    pub fn build(parsed: ParsedRules) -> RuleBook {
+        let (engine, build) = Engine::build_owned(parsed.set);
         RuleBook {
             engine,
-            load,
+            load: parsed.load,
             build,
         }
     }
