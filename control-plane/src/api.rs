@@ -380,7 +380,8 @@ async fn status(State(app): State<Arc<App>>, _c: Caller) -> Result<Json<Value>, 
     let gateway = match &stats {
         Ok(s) => {
             json!({"up": true, "policy_version": s["policy_version"], "uptime_secs": s["uptime_secs"],
-                        "layout": s["layout"], "ports": s["ports"], "events_unsent": s["events_unsent"]})
+                        "layout": s["layout"], "ports": s["ports"], "events_unsent": s["events_unsent"],
+                        "policy_refused": s["policy_refused"]})
         }
         Err(e) => json!({"up": false, "error": e.to_string()}),
     };

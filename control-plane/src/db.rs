@@ -144,6 +144,16 @@ const MIGRATIONS: &[&str] = &[
      BEGIN
         INSERT INTO desk_outbox (event_id) VALUES (NEW.id);
      END;",
+    // 9: a policy version the gateway refused is an event the desk is sent too.
+    "DROP TRIGGER desk_outbox_fill;
+     CREATE TRIGGER desk_outbox_fill AFTER INSERT ON event
+     WHEN (SELECT enabled FROM desk_uplink WHERE id = 1) = 1
+      AND ((NEW.event_type = 'alert' AND coalesce(NEW.gid, 1) != 9)
+        OR (NEW.event_type = 'web' AND (coalesce(NEW.action, '') != 'allow' OR NEW.threat = 1))
+        OR NEW.event_type IN ('host', 'patterns', 'policy'))
+     BEGIN
+        INSERT INTO desk_outbox (event_id) VALUES (NEW.id);
+     END;",
 ];
 
 pub fn now() -> i64 {

@@ -126,6 +126,37 @@ pub fn spawn_gateway_socket(
 }
 
 /// As [`spawn_gateway_socket`], `patterns` answering with the current pattern bundles.
+/// Watches the gateway: a policy version it refused at start (it runs an older one) is an
+/// event in the store, once per reason while this control plane runs (`event_type`
+/// `policy`), so the refusal reaches the events, the report and the desk.
+pub fn spawn_refusal_watch(
+    gateway: GatewayLink,
+    store: Arc<EventStore>,
+    every: std::time::Duration,
+) {
+    std::thread::spawn(move || {
+        let mut told: std::collections::HashSet<String> = Default::default();
+        loop {
+            if let Ok(s) = gateway.stats() {
+                for r in s["policy_refused"].as_array().into_iter().flatten() {
+                    let Some(reason) = r.as_str() else { continue };
+                    if told.insert(reason.to_string()) {
+                        let now = crate::db::now().max(0) as u64;
+                        let e = serde_json::json!({
+                            "timestamp": mimamori_pipelines::event::eve_time(now * 1_000_000_000),
+                            "event_type": "policy",
+                            "policy": {"state": "refused", "reason": reason,
+                                       "running_version": s["policy_version"]},
+                        });
+                        store.put(&e.to_string());
+                    }
+                }
+            }
+            std::thread::sleep(every);
+        }
+    });
+}
+
 pub fn spawn_gateway_socket_with(
     path: &Path,
     current: Current,

@@ -141,6 +141,7 @@ pub async fn start(
     if let Some(p) = &app.patterns {
         p.spawn_stale_watch(o.db.clone(), store.clone());
     }
+    gwlink::spawn_refusal_watch(app.gateway.clone(), store.clone(), Duration::from_secs(5));
     if let (Some((dir, every)), Some(link)) = (&o.desk, &desk_link) {
         let id = crate::desk::Identity::load(dir)?;
         {
