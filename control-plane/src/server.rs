@@ -139,6 +139,7 @@ pub async fn start(
         desk: desk_link.clone(),
     });
     if let Some(p) = &app.patterns {
+        p.report_to(store.clone());
         p.spawn_stale_watch(o.db.clone(), store.clone());
     }
     gwlink::spawn_refusal_watch(app.gateway.clone(), store.clone(), Duration::from_secs(5));

@@ -722,3 +722,41 @@ fn a_kind_turning_stale_is_an_event() {
     assert_eq!(v["patterns"]["state"], "stale", "{v}");
     assert_eq!(v["patterns"]["kind"], "rules", "{v}");
 }
+
+#[test]
+fn a_refused_bundle_is_an_event() {
+    let k = key(9);
+    let stranger = key(10);
+    let (d, mut c, p) = setup("refused-event", &[&k]);
+    let (store, _writer) =
+        mimamori_control_plane::events::EventStore::start(&d.join("cp.db"), 1024).unwrap();
+    p.report_to(std::sync::Arc::new(store));
+    let now = db::now() as u64;
+    assert!(
+        p.import(
+            &mut c,
+            "x.mmb",
+            &make(Kind::Rules, 1, now, &stranger),
+            "test",
+            false
+        )
+        .is_err()
+    );
+    let mut raw = None;
+    for _ in 0..100 {
+        raw = c
+            .query_row(
+                "SELECT raw FROM event WHERE event_type = 'patterns'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .ok();
+        if raw.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let v: Value = serde_json::from_str(&raw.expect("no refusal event")).unwrap();
+    assert_eq!(v["patterns"]["state"], "refused", "{v}");
+    assert_eq!(v["patterns"]["bundle"], "x.mmb", "{v}");
+}

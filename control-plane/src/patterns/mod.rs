@@ -72,6 +72,8 @@ pub struct Patterns {
     gateway: Option<GatewayLink>,
     /// The current bundle of each kind, for the gateway's start.
     pub files: PatternFiles,
+    /// Where refusals become events (set by `serve`; none in tools and tests).
+    events: std::sync::OnceLock<Arc<crate::events::EventStore>>,
 }
 
 /// Why an import or a rollback did not happen.
@@ -194,6 +196,7 @@ impl Patterns {
             changes: tokio::sync::Mutex::new(()),
             gateway: None,
             files: PatternFiles::default(),
+            events: std::sync::OnceLock::new(),
         }
     }
 
@@ -288,6 +291,26 @@ impl Patterns {
         Ok(Some((row.version, parts)))
     }
 
+    /// Events for refusals from now on (`serve` gives its event store).
+    pub fn report_to(&self, store: Arc<crate::events::EventStore>) {
+        let _ = self.events.set(store);
+    }
+
+    /// A refusal: in the audit log, and an event (`patterns`, state `refused`) that the
+    /// desk uplink carries.
+    fn refused(&self, c: &Connection, actor: &str, label: &str, why: &str) {
+        let _ = db::audit(c, actor, "patterns.refused", label, "", why);
+        if let Some(store) = self.events.get() {
+            let now = db::now().max(0) as u64;
+            let e = json!({
+                "timestamp": mimamori_pipelines::event::eve_time(now * 1_000_000_000),
+                "event_type": "patterns",
+                "patterns": {"state": "refused", "bundle": label, "reason": why, "by": actor},
+            });
+            store.put(&e.to_string());
+        }
+    }
+
     /// Verifies and installs a bundle. `label` names it in refusals (a file name, "upload").
     pub fn import(
         &self,
@@ -301,13 +324,13 @@ impl Patterns {
             let why = format!(
                 "bundle {label}: the box's licence ended on {end} (契約満了): no more pattern updates; filtering goes on with the installed set"
             );
-            let _ = db::audit(c, actor, "patterns.refused", label, "", &why);
+            self.refused(c, actor, label, &why);
             return Err(PatternsError::LicenceEnded(why));
         }
         let v = match self.verifier.check(label, bytes) {
             Ok(v) => v,
             Err(r) => {
-                let _ = db::audit(c, actor, "patterns.refused", label, "", &r.to_string());
+                self.refused(c, actor, label, &r.to_string());
                 return Err(r.into());
             }
         };
@@ -330,7 +353,7 @@ impl Patterns {
                 bundle: bundle::describe(label, bytes, self.limits()),
                 error,
             };
-            let _ = db::audit(c, actor, "patterns.refused", label, "", &r.to_string());
+            self.refused(c, actor, label, &r.to_string());
             return Err(r.into());
         }
         let sha = bundle::hex(&Sha256::digest(bytes));
@@ -354,7 +377,7 @@ impl Patterns {
                     bundle: bundle::describe(label, bytes, self.limits()),
                     reason,
                 };
-                let _ = db::audit(c, actor, "patterns.refused", label, "", &e.to_string());
+                self.refused(c, actor, label, &e.to_string());
                 return Err(e);
             }
         };
@@ -456,14 +479,7 @@ impl Patterns {
                     bundle: bundle::describe(&path.display().to_string(), &bytes, self.limits()),
                     reason,
                 };
-                let _ = db::audit(
-                    c,
-                    actor,
-                    "patterns.refused",
-                    kind.as_str(),
-                    "",
-                    &e.to_string(),
-                );
+                self.refused(c, actor, kind.as_str(), &e.to_string());
                 e
             })?;
         (|| -> rusqlite::Result<()> {
