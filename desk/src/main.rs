@@ -3,7 +3,6 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use mimamori_desk::{ca, server};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -25,49 +24,7 @@ enum Cmd {
         cmd: CaCmd,
     },
     /// Run the desk: the boxes' uplink (mTLS) and the operators' API.
-    Serve {
-        /// `sqlite:PATH`, a path, or `postgres://user:pass@host/db`.
-        #[arg(
-            long,
-            env = "MIMAMORI_DESK_STORE",
-            default_value = "/var/lib/mimamori-desk/desk.db"
-        )]
-        store: String,
-        #[arg(long, default_value = "/var/lib/mimamori-desk/ca")]
-        ca_dir: PathBuf,
-        #[arg(long, default_value = "0.0.0.0:8443")]
-        uplink: SocketAddr,
-        #[arg(long, default_value = "127.0.0.1:8450")]
-        api: SocketAddr,
-        /// Incident rules (TOML); the embedded default otherwise.
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        /// SMTP relay `host:port` for notifications; without it mail waits in the outbox.
-        #[arg(long)]
-        smtp: Option<String>,
-        #[arg(long, default_value = "mimamori desk <desk@desk.test>")]
-        mail_from: String,
-        /// A box silent this long is in fault.
-        #[arg(long, default_value_t = 300)]
-        fault_after_secs: i64,
-        #[arg(long, default_value_t = 15)]
-        watch_secs: u64,
-        /// How often boxes are told to send a heartbeat.
-        #[arg(long, default_value_t = 60)]
-        heartbeat_secs: u64,
-        #[arg(long, default_value = "0120-000-000")]
-        desk_phone: String,
-        /// Write a desk-admin token here when the store has none yet.
-        #[arg(long)]
-        bootstrap_token_file: Option<PathBuf>,
-        /// SQLite only: the most the file may grow to (MB); past it batches are refused
-        /// whole (507) and the boxes keep them until there is room.
-        #[arg(long)]
-        store_max_mb: Option<u64>,
-        /// Where published pattern bundles are kept (default: `patterns` beside --ca-dir).
-        #[arg(long)]
-        patterns_dir: Option<PathBuf>,
-    },
+    Serve(server::Options),
     /// Load a desk in this process as a fleet of boxes would, for a bounded time.
     BenchLoad {
         /// `sqlite:PATH` or `postgres://…` (emptied tables are not required: the bench
@@ -207,41 +164,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{} serial {}", output.display(), issued.serial);
             Ok(())
         }
-        Cmd::Serve {
-            store,
-            ca_dir,
-            uplink,
-            api,
-            rules,
-            smtp,
-            mail_from,
-            fault_after_secs,
-            watch_secs,
-            heartbeat_secs,
-            desk_phone,
-            bootstrap_token_file,
-            store_max_mb,
-            patterns_dir,
-        } => {
-            if fault_after_secs < 10 {
+        Cmd::Serve(o) => {
+            if o.fault_after_secs < 10 {
                 bail!("--fault-after-secs: at least 10");
             }
-            let o = server::Options {
-                store,
-                ca_dir,
-                uplink,
-                api,
-                rules,
-                smtp,
-                mail_from,
-                fault_after_secs,
-                watch_secs,
-                heartbeat_secs,
-                desk_phone,
-                bootstrap_token_file,
-                store_max_mb,
-                patterns_dir,
-            };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

@@ -12,27 +12,49 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Clone, Debug)]
+/// `mimamori-desk serve`'s options (the flags are these fields).
+#[derive(Clone, Debug, clap::Args)]
 pub struct Options {
-    /// `sqlite:PATH`, a path, or `postgres://…`.
+    /// `sqlite:PATH`, a path, or `postgres://user:pass@host/db`.
+    #[arg(
+        long,
+        env = "MIMAMORI_DESK_STORE",
+        default_value = "/var/lib/mimamori-desk/desk.db"
+    )]
     pub store: String,
+    #[arg(long, default_value = "/var/lib/mimamori-desk/ca")]
     pub ca_dir: PathBuf,
-    /// The boxes' listener (mutual TLS).
+    #[arg(long, default_value = "0.0.0.0:8443")]
     pub uplink: SocketAddr,
-    /// The operators' API (plain HTTP: keep it on a management address).
+    #[arg(long, default_value = "127.0.0.1:8450")]
     pub api: SocketAddr,
+    /// Incident rules (TOML); the embedded default otherwise.
+    #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// SMTP relay `host:port` for notifications; without it mail waits in the outbox.
+    #[arg(long)]
     pub smtp: Option<String>,
+    #[arg(long, default_value = "mimamori desk <desk@desk.test>")]
     pub mail_from: String,
+    /// A box silent this long is in fault.
+    #[arg(long, default_value_t = 300)]
     pub fault_after_secs: i64,
+    #[arg(long, default_value_t = 15)]
     pub watch_secs: u64,
+    /// How often boxes are told to send a heartbeat.
+    #[arg(long, default_value_t = 60)]
     pub heartbeat_secs: u64,
+    #[arg(long, default_value = "0120-000-000")]
     pub desk_phone: String,
-    /// Write a desk-admin token here when the store has no token yet.
+    /// Write a desk-admin token here when the store has none yet.
+    #[arg(long)]
     pub bootstrap_token_file: Option<PathBuf>,
-    /// SQLite only: the largest the file may grow; past it batches are refused (507) whole.
+    /// SQLite only: the most the file may grow to (MB); past it batches are refused
+    /// whole (507) and the boxes keep them until there is room.
+    #[arg(long)]
     pub store_max_mb: Option<u64>,
-    /// Published pattern bundles (default: `patterns` beside the CA folder).
+    /// Where published pattern bundles are kept (default: `patterns` beside --ca-dir).
+    #[arg(long)]
     pub patterns_dir: Option<PathBuf>,
 }
 
