@@ -703,22 +703,8 @@ fn a_kind_turning_stale_is_an_event() {
         mimamori_control_plane::events::EventStore::start(&d.join("cp.db"), 1024).unwrap();
     let p = std::sync::Arc::new(p);
     p.spawn_stale_watch(d.join("cp.db"), std::sync::Arc::new(store));
-    let mut raw = None;
-    for _ in 0..100 {
-        raw = c
-            .query_row(
-                "SELECT raw FROM event WHERE event_type = 'patterns'",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .ok();
-        if raw.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let raw = raw.expect("no patterns event");
-    let v: Value = serde_json::from_str(&raw).unwrap();
+    let raw = first_patterns_event(&c);
+    let v: Value = serde_json::from_str(&raw.expect("no patterns event")).unwrap();
     assert_eq!(v["patterns"]["state"], "stale", "{v}");
     assert_eq!(v["patterns"]["kind"], "rules", "{v}");
 }
@@ -742,9 +728,16 @@ fn a_refused_bundle_is_an_event() {
         )
         .is_err()
     );
-    let mut raw = None;
+    let raw = first_patterns_event(&c);
+    let v: Value = serde_json::from_str(&raw.expect("no refusal event")).unwrap();
+    assert_eq!(v["patterns"]["state"], "refused", "{v}");
+    assert_eq!(v["patterns"]["bundle"], "x.mmb", "{v}");
+}
+
+/// The first `patterns` event the store holds, waiting up to 5 s for the writer.
+fn first_patterns_event(c: &rusqlite::Connection) -> Option<String> {
     for _ in 0..100 {
-        raw = c
+        let raw = c
             .query_row(
                 "SELECT raw FROM event WHERE event_type = 'patterns'",
                 [],
@@ -752,11 +745,9 @@ fn a_refused_bundle_is_an_event() {
             )
             .ok();
         if raw.is_some() {
-            break;
+            return raw;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let v: Value = serde_json::from_str(&raw.expect("no refusal event")).unwrap();
-    assert_eq!(v["patterns"]["state"], "refused", "{v}");
-    assert_eq!(v["patterns"]["bundle"], "x.mmb", "{v}");
+    None
 }
