@@ -201,7 +201,7 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
         let step = |tx: &Connection| -> rusqlite::Result<()> {
             tx.execute_batch(m)?;
             if i + 1 == ROLLUP_MIGRATION {
-                crate::report::rollup::add(tx, 0, i64::MAX)?;
+                crate::report::rollup::add_from_events(tx, 0, i64::MAX)?;
             }
             Ok(())
         };

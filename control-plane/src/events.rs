@@ -344,7 +344,7 @@ pub fn insert<'a>(c: &Connection, rows: impl IntoIterator<Item = &'a Row>) -> ru
         "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, gid, threat, mac, iface, raw)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
-    let (mut first, mut last) = (None, 0);
+    let mut rollup = crate::report::rollup::Batch::default();
     for r in rows {
         s.execute(rusqlite::params![
             r.ts,
@@ -364,14 +364,10 @@ pub fn insert<'a>(c: &Connection, rows: impl IntoIterator<Item = &'a Row>) -> ru
             r.iface,
             r.raw
         ])?;
-        last = c.last_insert_rowid();
-        first.get_or_insert(last);
+        rollup.count(r, c.last_insert_rowid());
     }
     // The report's per-day counts of these rows, in the same transaction.
-    match first {
-        Some(first) => crate::report::rollup::add(c, first, last),
-        None => Ok(()),
-    }
+    rollup.write(c)
 }
 
 /// Filters of the events query; every one optional.
