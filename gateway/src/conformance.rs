@@ -213,6 +213,15 @@ fn run_one(
         }
         Err(e) => return Ok(skipped(name, format!("rules: {e}"), nf)),
     }
+    // `--set threshold-file=${TEST_DIR}/x`: the test's threshold.config.
+    let threshold_file = y
+        .get("args")
+        .and_then(Yaml::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(Yaml::as_str)
+        .find_map(|a| a.trim().strip_prefix("--set threshold-file="))
+        .map(|v| dir.join(v.trim().trim_start_matches("${TEST_DIR}/")));
     let eve = work.join("eve.json");
     let summary = Replay {
         input: &pcap,
@@ -220,6 +229,7 @@ fn run_one(
         eve: Some(&eve),
         policy,
         rules: Some(&rules),
+        threshold_file: threshold_file.as_deref(),
         web: None,
         lan_side: LanSide::Subnets,
         ipv4_checksums: true,
