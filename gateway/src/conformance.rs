@@ -408,10 +408,10 @@ pub fn markdown(results: &[TestResult], source: &str) -> String {
          reassembled, IP fragments joined; IDS mode, IPS mode for tests run with `--simulate-ips`)\n\
          under an allow-all policy with Suricata's default `HOME_NET`; the `checks:` filters on\n\
          alert events are evaluated (count and every `match` field). Filters on other event types\n\
-         are not checked yet. Known differences that fail tests: Suricata's exception policies\n\
-         and other suricata.yaml settings are not read; a drop ends the whole flow here (the\n\
-         issue's inline semantics), where Suricata may drop only the packet; alert events carry\n\
-         no `tx_id` or `app_proto` fields yet.\n"
+         are not checked yet. A test's `--set threshold-file=` is read. Known differences that\n\
+         fail tests: Suricata's exception policies and other suricata.yaml settings (its address\n\
+         variables included) are not read; a drop of a rule that inspects content ends the whole\n\
+         flow here (a rule on packet properties alone drops only the packet, as in Suricata).\n"
     );
     let _ = writeln!(o, "| | tests |\n|---|---|");
     let _ = writeln!(
