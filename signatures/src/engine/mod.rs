@@ -170,8 +170,8 @@ struct Prefilter {
     matcher: Matcher,
     /// …and each one's pattern number.
     ac_ids: Vec<u32>,
-    /// The repeated-byte ones: (byte, length, pattern number).
-    runs: Vec<(u8, usize, u32)>,
+    /// The repeated-byte ones.
+    runs: Runs,
     /// The rules of each pattern.
     rules: Vec<Vec<u32>>,
     base: usize,
@@ -214,22 +214,57 @@ impl Matcher {
     }
 }
 
-/// Whether `hay` holds `len` consecutive `byte`s (lower-cased; any ASCII case matches).
-fn has_run(hay: &[u8], byte: u8, len: usize) -> bool {
+/// The longest run of `byte` in `hay` (lower-cased; any ASCII case matches), looking no
+/// further once one of `enough` is found.
+fn longest_run(hay: &[u8], byte: u8, enough: usize) -> usize {
     let up = byte.to_ascii_uppercase();
-    let mut at = 0;
+    let (mut at, mut best) = (0, 0);
     while let Some(p) = memchr::memchr2(byte, up, &hay[at..]) {
         let start = at + p;
         let run = hay[start..]
             .iter()
             .take_while(|c| c.eq_ignore_ascii_case(&byte))
             .count();
-        if run >= len {
-            return true;
+        best = best.max(run);
+        if best >= enough {
+            break;
         }
         at = start + run;
     }
-    false
+    best
+}
+
+/// A buffer's repeated-byte patterns, grouped by byte: one scan per byte finds the longest
+/// run, and every pattern of that byte no longer than it matches (before, each pattern
+/// scanned the buffer on its own: a third of the inspection's time on ET Open).
+#[derive(Default)]
+struct Runs(Vec<(u8, Vec<(usize, u32)>)>);
+
+impl Runs {
+    fn add(&mut self, byte: u8, len: usize, pattern: u32) {
+        match self.0.iter_mut().find(|(b, _)| *b == byte) {
+            Some((_, v)) => v.push((len, pattern)),
+            None => self.0.push((byte, vec![(len, pattern)])),
+        }
+    }
+    fn sorted(mut self) -> Runs {
+        for (_, v) in &mut self.0 {
+            v.sort_unstable();
+        }
+        self
+    }
+    /// Calls `hit` with the number of every pattern `hay` holds.
+    fn find(&self, hay: &[u8], mut hit: impl FnMut(u32)) {
+        for (byte, lens) in &self.0 {
+            let Some(&(enough, _)) = lens.last() else {
+                continue;
+            };
+            let longest = longest_run(hay, *byte, enough);
+            for &(_, p) in lens.iter().take_while(|(len, _)| *len <= longest) {
+                hit(p);
+            }
+        }
+    }
 }
 
 /// Distinct fast patterns of one buffer, the rules of each, and each pattern's index.
@@ -539,10 +574,10 @@ impl Engine {
             // A pattern of one repeated byte ("|00 00 00 00|", 73 ET rules) matches at every
             // position of a run of that byte (zero padding): ~120 M automaton matches on
             // the office mix. Those are looked for as runs instead.
-            let (mut long, mut long_ids, mut runs) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut long, mut long_ids, mut runs) = (Vec::new(), Vec::new(), Runs::default());
             for (i, p) in pats.iter().enumerate() {
                 if p.iter().all(|&c| c == p[0]) {
-                    runs.push((p[0], p.len(), i as u32));
+                    runs.add(p[0], p.len(), i as u32);
                 } else {
                     long.push(p.as_slice());
                     long_ids.push(i as u32);
@@ -554,7 +589,7 @@ impl Engine {
                         buffer: b,
                         matcher,
                         ac_ids: long_ids,
-                        runs,
+                        runs: runs.sorted(),
                         rules: ids,
                         base,
                     });
@@ -672,11 +707,7 @@ impl Engine {
                     }
                 }
             }
-            for &(byte, len, i) in &pf.runs {
-                if has_run(data, byte, len) {
-                    hit(i as usize, scratch);
-                }
-            }
+            pf.runs.find(data, |i| hit(i as usize, scratch));
         }
         for a in [p.src, p.dst] {
             for &id in self.by_host.get(&a).map_or(&[][..], |v| v.as_slice()) {
@@ -775,5 +806,30 @@ impl Engine {
         alerts.extend_from_slice(&hits);
         alerts.sort_unstable();
         scratch.hits = hits;
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::Runs;
+
+    #[test]
+    fn one_scan_per_byte_finds_every_run_pattern_it_holds() {
+        let mut r = Runs::default();
+        r.add(0, 4, 1);
+        r.add(0, 8, 2);
+        r.add(b'a', 3, 3);
+        r.add(0, 2, 4);
+        let r = r.sorted();
+        let found = |hay: &[u8]| {
+            let mut v = Vec::new();
+            r.find(hay, |p| v.push(p));
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(found(b"x\0\0\0y\0\0\0\0\0z"), vec![1, 4], "a run of 5 holds 2 and 4, not 8");
+        assert_eq!(found(b"..AaA.."), vec![3], "any ASCII case");
+        assert_eq!(found(&[0u8; 9]), vec![1, 2, 4]);
+        assert!(found(b"").is_empty());
     }
 }
