@@ -547,7 +547,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             .and_then(|l| {
                                 use mimamori_gateway::patterns::Compiled;
                                 match l.compiled {
-                                    Compiled::Rules(book) => cp_rules = Some(Arc::new(book)),
+                                    Compiled::Rules(book) => cp_rules = Some(book),
                                     Compiled::Categories(db) => {
                                         let name = format!("policy version {}", policy_version);
                                         web = Some(

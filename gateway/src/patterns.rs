@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 /// A compiled set, ready to swap in.
 pub enum Compiled {
-    Rules(RuleBook),
+    /// Shared as it is built: the stages take it as it is.
+    Rules(std::sync::Arc<RuleBook>),
     Categories(CategoryDb),
 }
 
@@ -130,7 +131,7 @@ pub fn load(kind: &str, path: &Path, sha256: &str, lan: &CidrSet) -> Result<Load
                 "{} of {} enabled rules compiled from {} parts",
                 book.build.compiled, book.load.enabled, parts
             );
-            (Compiled::Rules(book), summary)
+            (Compiled::Rules(std::sync::Arc::new(book)), summary)
         }
         Kind::Categories => {
             let [(part, bytes)] = c.parts.as_slice() else {

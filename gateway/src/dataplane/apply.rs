@@ -336,7 +336,6 @@ impl PolicySlot {
         let name = format!("policy version {}", cur.version);
         let update = match loaded.compiled {
             Compiled::Rules(book) => {
-                let book = Arc::new(book);
                 let had_rules = self.rules().is_some();
                 let mut u = PolicyUpdate::new(
                     cur.version,
