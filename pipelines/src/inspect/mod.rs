@@ -93,6 +93,12 @@ pub struct IdsStats {
     pub passed: u64,
     pub http_requests: u64,
     pub http_responses: u64,
+    /// HTTP bodies whose framing or content coding was not what the head said (a body
+    /// declared chunked that is not, a compressed layer that does not decode): inspected
+    /// as far as they could be read.
+    pub http_body_malformed: u64,
+    /// HTTP bodies whose decompression stopped at the body limit (bombs among them).
+    pub http_decompress_capped: u64,
     pub tls_hellos: u64,
     /// Server certificate chains read (TLS 1.2 and earlier).
     pub tls_certificates: u64,
