@@ -359,7 +359,12 @@ fn head_line(buf: &[u8], at: usize) -> Option<(usize, usize)> {
         match c {
             b'\n' => {
                 let end = if i > at && buf[i - 1] == b'\r' { i - 1 } else { i };
-                let pair = buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) != Some(&b'\n');
+                let after = &buf[i + 1..];
+                // "\n\r\r\n" before another line end is one deformed line end.
+                if after.starts_with(b"\r\r\n") && matches!(after.get(3), Some(b'\n' | b'\r')) {
+                    return Some((end, i + 4));
+                }
+                let pair = after.first() == Some(&b'\r') && after.get(1) != Some(&b'\n');
                 return Some((end, i + 1 + usize::from(pair)));
             }
             b'\r' => match buf.get(i + 1) {
@@ -377,8 +382,11 @@ fn head_line(buf: &[u8], at: usize) -> Option<(usize, usize)> {
 /// What a line of a response head is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HeadLine {
-    /// Empty or blank: the head ends (browsers end it at a line of only spaces too).
+    /// Empty: the head ends.
     End,
+    /// Only spaces and tabs: an empty fold, passed over, unless the next line is neither
+    /// a header nor a fold — then it ends the head (as `Content-Length: 68\n \nbody`).
+    Blank,
     /// Starts with white space and is not itself `Name: value`: continues the header before.
     Fold,
     /// A header line, or a line without a colon that a fold may complete.
@@ -386,8 +394,11 @@ enum HeadLine {
 }
 
 fn classify(line: &[u8]) -> HeadLine {
-    if line.iter().all(|&c| c == b' ' || c == b'\t') {
+    if line.is_empty() {
         return HeadLine::End;
+    }
+    if line.iter().all(|&c| c == b' ' || c == b'\t') {
+        return HeadLine::Blank;
     }
     if !matches!(line[0], b' ' | b'\t' | 0) {
         return HeadLine::Field;
@@ -399,11 +410,20 @@ fn classify(line: &[u8]) -> HeadLine {
         .take_while(|&&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         .count();
     let after = trim_junk(&rest[name..]);
-    if name > 0 && after.first() == Some(&b':') || name > 0 && rest.get(name) == Some(&b':') {
+    if name > 0 && after.first() == Some(&b':') {
         HeadLine::Field
     } else {
         HeadLine::Fold
     }
+}
+
+/// `Name: value` with a name of token characters (white space before the colon allowed).
+fn looks_like_field(line: &[u8]) -> bool {
+    let name = line
+        .iter()
+        .take_while(|&&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        .count();
+    name > 0 && trim_junk(&line[name..]).first() == Some(&b':')
 }
 
 /// Parses a response head leniently (see the module notes). Bytes that do not start with
@@ -457,6 +477,23 @@ pub fn parse_response(buf: &[u8]) -> Result<Response<'_>, HttpError> {
                 h.header_block = &buf[block_start..at.max(block_start)];
                 h.head_len = next;
                 break;
+            }
+            HeadLine::Blank => {
+                // The next line as far as it has come: a body without line ends is one too.
+                let after = head_line(buf, next).map_or(buf.len(), |(e, _)| e);
+                if after == next && buf.len() == next {
+                    return Err(too_long());
+                }
+                let following = &buf[next..after];
+                let ends = !following.is_empty()
+                    && classify(following) == HeadLine::Field
+                    && !looks_like_field(following);
+                if ends {
+                    take(buf, &mut h, cur.take());
+                    h.header_block = &buf[block_start..at.max(block_start)];
+                    h.head_len = next;
+                    break;
+                }
             }
             HeadLine::Fold if cur.is_some() => cur = cur.map(|(a, _)| (a, end)),
             HeadLine::Fold => {}
@@ -596,6 +633,11 @@ pub fn dechunk(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize, Ht
                     .take(MAX_CHUNK_LINE)
                     .position(|&c| c == b'\n');
                 let Some(nl) = nl else {
+                    // A size line that cannot be one fails now, not when a line end comes.
+                    let lead = rest.iter().find(|&&c| !is_junk(c));
+                    if lead.is_some_and(|c| !c.is_ascii_hexdigit()) {
+                        return Err(HttpError::Malformed("chunk size"));
+                    }
                     return Err(if rest.len() >= MAX_CHUNK_LINE {
                         HttpError::Malformed("endless chunk size line")
                     } else {
@@ -686,7 +728,12 @@ pub fn decode_into(
     for &coding in codings.as_slice().iter().rev() {
         scratch.clear();
         let src: &[u8] = if decoded { out } else { body };
-        if coding == Encoding::Other || !inflate_any(src, limit, scratch) {
+        // A coding we cannot undo is passed over: the layers under it may still be ours.
+        if coding == Encoding::Other {
+            outcome.malformed = true;
+            continue;
+        }
+        if !inflate_any(src, limit, scratch) {
             outcome.malformed = true;
             break;
         }
