@@ -257,17 +257,19 @@ fn http_response<'a>(
     // The body is decoded once, when it is complete (or the window is full).
     if due.body && !rest.is_empty() {
         dechunked.clear();
+        // A body inspected as it grows is counted once, at its last inspection.
+        let mut malformed = false;
         let wire: &[u8] = if head.chunked {
             // A chunked body cut at the limit (or the window) is decoded as far as it goes.
             match http::dechunk(rest, limit, dechunked) {
                 Ok(_) | Err(http::HttpError::Partial) => dechunked,
                 // Declared chunked but not: read as it is, as browsers do.
                 Err(_) if dechunked.is_empty() => {
-                    stats.http_body_malformed += 1;
+                    malformed = true;
                     rest
                 }
                 Err(_) => {
-                    stats.http_body_malformed += 1;
+                    malformed = true;
                     dechunked
                 }
             }
@@ -276,8 +278,10 @@ fn http_response<'a>(
         };
         // Decoded into buffers kept across messages: no allocation once they have grown.
         let outcome = http::decode_into(&head.codings, wire, limit, body, scratch);
-        stats.http_body_malformed += u64::from(outcome.malformed);
-        stats.http_decompress_capped += u64::from(outcome.capped);
+        if complete {
+            stats.http_body_malformed += u64::from(malformed || outcome.malformed);
+            stats.http_decompress_capped += u64::from(outcome.capped);
+        }
         bufs.push(Buffer::HttpResponseBody, body);
         bufs.push(Buffer::FileData, body);
     }
