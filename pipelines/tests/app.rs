@@ -259,20 +259,3 @@ fn dns_answer() -> &'static [u8] {
     })
 }
 
-#[test]
-#[ignore]
-fn debug_response_file() {
-    let b = std::fs::read("/tmp/ev/resp.bin").unwrap();
-    let r = http::parse_response(&b);
-    println!("{r:?}");
-    if let Ok(r) = r {
-        let rest = &b[r.head.head_len..];
-        let mut d = Vec::new();
-        let c = r.head.chunked.then(|| http::dechunk(rest, 100000, &mut d));
-        println!("dechunk {c:?} {:?}", String::from_utf8_lossy(&d));
-        let wire: &[u8] = if matches!(c, Some(Ok(_)) | Some(Err(http::HttpError::Partial))) { &d } else { rest };
-        let (mut o, mut s) = (Vec::new(), Vec::new());
-        let out = http::decode_into(&r.head.codings, wire, 100000, &mut o, &mut s);
-        println!("{out:?} {:?}", String::from_utf8_lossy(&o));
-    }
-}
