@@ -218,3 +218,70 @@ fn hostile_encodings_are_bounded_and_counted() {
     let (_, st) = download(&many);
     assert_eq!(st.http_responses, 1);
 }
+
+/// Runs frames and returns the EVE form of each alert.
+fn alert_eves(ips: &mut Ips, frames: &[(Vec<u8>, Side)]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for (i, (f, side)) in frames.iter().enumerate() {
+        ips.cls.process(f, *side, T0 + i as u64 * 1000);
+        ips.cls.injects.clear();
+        for e in ips.cls.events.drain() {
+            if let mimamori_pipelines::event::EventKind::Signature { rule, .. } = e.kind {
+                let eve = e.to_eve(|_| "wan".into(), |_| None, None);
+                let mut v = serde_json::to_value(&eve).unwrap();
+                // The rule's sid is the exporter's to fill in; the test reads it from the book.
+                v["alert"]["signature_id"] = ips.book.engine.rules[rule as usize].meta.sid.into();
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn alerts_carry_app_proto_tx_id_and_the_flow_so_far() {
+    let rules = r#"
+alert http any any -> any any (msg:"second file"; flow:to_client; file_data; content:"SECOND"; sid:410; rev:1;)
+alert tcp any any -> any any (msg:"no app"; flow:to_server; content:"HELLO"; sid:411; rev:1;)
+"#;
+    let mut ips = Ips::new(book_of(rules, 2), IpsConfig::default());
+    let mut c = Conn::new(false);
+    let mut f = c.handshake();
+    let (req, r1, r2) = (
+        b"GET /1 HTTP/1.1\r\nHost: a.test\r\n\r\n".as_slice(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nFIRST".as_slice(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECOND".as_slice(),
+    );
+    f.push(c.data(true, 0, req));
+    f.push(c.data(false, 0, r1));
+    f.push(c.data(true, req.len() as u32, req));
+    f.push(c.data(false, r1.len() as u32, r2));
+    let bytes: Vec<usize> = f.iter().map(|(b, _)| b.len()).collect();
+    let eves = alert_eves(&mut ips, &f);
+    assert_eq!(eves.len(), 1, "{eves:?}");
+    let a = &eves[0];
+    assert_eq!(a["alert"]["signature_id"], 410);
+    assert_eq!(a["app_proto"], "http");
+    assert_eq!(a["tx_id"], 1, "the second request and response");
+    // Client: SYN, ACK, two requests; server: SYN-ACK, two responses (this one included).
+    assert_eq!(a["flow"]["pkts_toserver"], 4);
+    assert_eq!(a["flow"]["pkts_toclient"], 3);
+    let (to_server, to_client) = (
+        bytes[0] + bytes[2] + bytes[3] + bytes[5],
+        bytes[1] + bytes[4] + bytes[6],
+    );
+    assert_eq!(a["flow"]["bytes_toserver"], to_server as u64);
+    assert_eq!(a["flow"]["bytes_toclient"], to_client as u64);
+    assert!(a["flow"]["start"].as_str().unwrap().starts_with("20"));
+    assert!(a["flow"].get("end").is_none(), "an alert's flow has not ended");
+
+    // A flow whose protocol is not known says none, and has no transaction.
+    let mut ips = Ips::new(book_of(rules, 2), IpsConfig::default());
+    let mut c = Conn::to_port(false, 9999);
+    let mut f = c.handshake();
+    f.push(c.data(true, 0, b"\x01\x02HELLO"));
+    let eves = alert_eves(&mut ips, &f);
+    assert_eq!(eves.len(), 1);
+    assert!(eves[0].get("app_proto").is_none() && eves[0].get("tx_id").is_none());
+    assert_eq!(eves[0]["flow"]["pkts_toserver"], 3);
+}

@@ -81,6 +81,10 @@ pub struct Alert {
     pub blocked: bool,
     /// The packet inspected was a datagram joined from fragments.
     pub defrag: bool,
+    /// The flow's protocol when the rule matched.
+    pub app_proto: AppProto,
+    /// The transaction (request and its response, from 0) the match was in.
+    pub tx_id: Option<u32>,
 }
 
 #[derive(Default, Debug, Clone, Serialize)]
@@ -129,6 +133,8 @@ struct SigFlow {
     detect: Detector,
     /// The rule set (`Inspector::rules_epoch`) `bits` and `alerted` were written under.
     epoch: u32,
+    /// Messages each direction has ended: the current one's transaction id.
+    tx: [u32; 2],
 }
 
 impl SigFlow {
@@ -419,6 +425,7 @@ impl Inspector {
             }
         }
         let reassembled = matches!(window, Window::Message { .. });
+        let first_alert = alerts.len();
         let verdict = decide(
             &Decision {
                 settings,
@@ -435,6 +442,15 @@ impl Inspector {
             alerts,
             stats,
         );
+        // Transactions are HTTP's requests and responses, TLS's and SSH's one handshake.
+        let tx_id = match proto {
+            AppProto::Http if tcp => Some(flow.tx[d]),
+            AppProto::Tls | AppProto::Ssh => Some(0),
+            _ => None,
+        };
+        for a in &mut alerts[first_alert..] {
+            (a.app_proto, a.tx_id) = (proto, tx_id);
+        }
         match verdict {
             IpsVerdict::Drop => stats.dropped += 1,
             IpsVerdict::Reject => {
@@ -512,6 +528,7 @@ fn track_stream(
             other.next_message();
             other.trim(mem);
             f.detect.message_ended(d == 1);
+            f.tx[1 - d] = f.tx[1 - d].saturating_add(1);
             f.alerted[1 - d].clear();
             f.phase[1 - d] = MessagePhase::Fresh;
         }
@@ -606,6 +623,8 @@ fn decide(
             rule: i,
             blocked,
             defrag: false,
+            app_proto: AppProto::Unknown,
+            tx_id: None,
         });
     }
     stats.alerts += (alerts.len() - first) as u64;
@@ -622,10 +641,15 @@ impl Inspect for Inspector {
                 rule: a.rule,
                 blocked: a.blocked,
                 defrag: a.defrag,
+                app_proto: a.app_proto,
+                tx_id: a.tx_id,
             };
             let mut rec =
                 EventRecord::from_packet(pkt.meta, pkt.side, pkt.flow_id(), kind, pkt.now_ns);
             rec.pcap_cnt = pkt.pcap_cnt;
+            if let Some(f) = pkt.flow {
+                (rec.pkts, rec.bytes, rec.start_ns) = (f.pkts, f.bytes, f.start_ns);
+            }
             out.events.push(rec);
         }
         match v {
