@@ -495,6 +495,6 @@ mod tests {
         assert!(matches(&ev, &filter("has-key: flow.pkts_toserver\nnot-has-key: alert.engine")));
         assert!(!matches(&ev, &filter("has-key: payload")));
         assert!(!matches(&ev, &filter("not-has-key: app_proto")));
-        assert!(matches(&ev, &filter("has-key: [app_proto, files[0].size]")));
+        assert!(matches(&ev, &filter("has-key:\n  - app_proto\n  - \"files[0].size\"")));
     }
 }
