@@ -489,12 +489,21 @@ mod tests {
             "vlan": [10, 20],
             "flow": {"pkts_toserver": 4},
         });
-        assert!(matches(&ev, &filter("files[0].filename: eicar.txt\nvlan[1]: 20")));
+        assert!(matches(
+            &ev,
+            &filter("files[0].filename: eicar.txt\nvlan[1]: 20")
+        ));
         assert!(!matches(&ev, &filter("files[1].filename: eicar.txt")));
         assert!(!matches(&ev, &filter("vlan[0]: 20")));
-        assert!(matches(&ev, &filter("has-key: flow.pkts_toserver\nnot-has-key: alert.engine")));
+        assert!(matches(
+            &ev,
+            &filter("has-key: flow.pkts_toserver\nnot-has-key: alert.engine")
+        ));
         assert!(!matches(&ev, &filter("has-key: payload")));
         assert!(!matches(&ev, &filter("not-has-key: app_proto")));
-        assert!(matches(&ev, &filter("has-key:\n  - app_proto\n  - \"files[0].size\"")));
+        assert!(matches(
+            &ev,
+            &filter("has-key:\n  - app_proto\n  - \"files[0].size\"")
+        ));
     }
 }

@@ -471,27 +471,27 @@ impl EventRecord {
                     bytes_toclient: self.bytes[1],
                     start: eve_time(self.start_ns),
                     ended: Some(EveFlowEnd {
-                    end: eve_time(self.end_ns),
-                    age: (self.end_ns.saturating_sub(self.start_ns)) / 1_000_000_000,
-                    state: match self.tcp {
-                        TcpState::None => {
-                            if reason == EndReason::Timeout {
-                                "closed"
-                            } else {
-                                "established"
+                        end: eve_time(self.end_ns),
+                        age: (self.end_ns.saturating_sub(self.start_ns)) / 1_000_000_000,
+                        state: match self.tcp {
+                            TcpState::None => {
+                                if reason == EndReason::Timeout {
+                                    "closed"
+                                } else {
+                                    "established"
+                                }
                             }
-                        }
-                        TcpState::SynSent | TcpState::SynRecv => "new",
-                        TcpState::Established => "established",
-                        _ => "closed",
-                    },
-                    reason: reason.name(),
-                    alerted: false,
-                    action: match self.verdict {
-                        FlowVerdict::Allow => "allow",
-                        FlowVerdict::Deny => "deny",
-                        FlowVerdict::Reject => "reject",
-                    },
+                            TcpState::SynSent | TcpState::SynRecv => "new",
+                            TcpState::Established => "established",
+                            _ => "closed",
+                        },
+                        reason: reason.name(),
+                        alerted: false,
+                        action: match self.verdict {
+                            FlowVerdict::Allow => "allow",
+                            FlowVerdict::Deny => "deny",
+                            FlowVerdict::Reject => "reject",
+                        },
                     }),
                 });
             }

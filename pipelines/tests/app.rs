@@ -258,4 +258,3 @@ fn dns_answer() -> &'static [u8] {
         .expect("the synthesizer produces DNS")
     })
 }
-

@@ -4,10 +4,10 @@
 
 use flate2::Compression;
 use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
+use mimamori_pipelines::Side;
 use mimamori_pipelines::inspect::IdsStats;
 use mimamori_pipelines::policy::IpsConfig;
 use mimamori_pipelines::wire::tcp::flags::{ACK, FIN};
-use mimamori_pipelines::Side;
 use std::io::Write;
 
 mod ips_common;
@@ -26,7 +26,11 @@ fn download(resp: &[u8]) -> (Vec<u32>, IdsStats) {
     let mut ips = Ips::new(book_of(RULES, 2), IpsConfig::default());
     let mut c = Conn::new(false);
     let mut f = c.handshake();
-    f.push(c.data(true, 0, b"GET /eicar.txt HTTP/1.1\r\nHost: evader.test\r\n\r\n"));
+    f.push(c.data(
+        true,
+        0,
+        b"GET /eicar.txt HTTP/1.1\r\nHost: evader.test\r\n\r\n",
+    ));
     for (i, s) in resp.chunks(700).enumerate() {
         f.push(c.data(false, (i * 700) as u32, s));
     }
@@ -83,44 +87,92 @@ fn assert_seen(name: &str, r: &[u8]) -> IdsStats {
 fn chunked_bodies_as_browsers_read_them() {
     let te = b"HTTP/1.1 200 ok\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("size with junk after the digits", resp(te, &chunked(15, |n| format!("{n:x}x"), "\r\n"))),
-        ("size with an extension", resp(te, &chunked(15, |n| format!("{n:x};a=b"), "\r\n"))),
-        ("size after a vertical tab", resp(te, &chunked(15, |n| format!("\x0b{n:x}"), "\r\n"))),
-        ("LF-only line ends", resp(te, &chunked(5, |n| format!("{n:x}"), "\n"))),
-        ("a blank line before the first size", resp(te, &[&b"\n"[..], &chunked(5, |n| format!("{n:x}"), "\r\n")].concat())),
-        ("a last chunk with junk and no trailer end", resp(te, &[&chunked(5, |n| format!("{n:x}"), "\r\n")[..], b"0x\r\n"].concat())),
+        (
+            "size with junk after the digits",
+            resp(te, &chunked(15, |n| format!("{n:x}x"), "\r\n")),
+        ),
+        (
+            "size with an extension",
+            resp(te, &chunked(15, |n| format!("{n:x};a=b"), "\r\n")),
+        ),
+        (
+            "size after a vertical tab",
+            resp(te, &chunked(15, |n| format!("\x0b{n:x}"), "\r\n")),
+        ),
+        (
+            "LF-only line ends",
+            resp(te, &chunked(5, |n| format!("{n:x}"), "\n")),
+        ),
+        (
+            "a blank line before the first size",
+            resp(
+                te,
+                &[&b"\n"[..], &chunked(5, |n| format!("{n:x}"), "\r\n")].concat(),
+            ),
+        ),
+        (
+            "a last chunk with junk and no trailer end",
+            resp(
+                te,
+                &[&chunked(5, |n| format!("{n:x}"), "\r\n")[..], b"0x\r\n"].concat(),
+            ),
+        ),
         ("declared chunked, sent as it is", resp(te, SIG)),
         (
             "folded Transfer-Encoding",
-            resp(b"HTTP/1.1 200 ok\r\nTransfer-Encoding: \r\n chunked\r\nConnection: close\r\n\r\n", &chunked(5, |n| format!("{n:x}"), "\r\n")),
+            resp(
+                b"HTTP/1.1 200 ok\r\nTransfer-Encoding: \r\n chunked\r\nConnection: close\r\n\r\n",
+                &chunked(5, |n| format!("{n:x}"), "\r\n"),
+            ),
         ),
         (
             "Transfer-Encoding behind a tab on its own line",
-            resp(b"HTTP/1.1 200 ok\r\nConnection: close\r\n\tTransfer-Encoding: chunked\r\n\r\n", &chunked(4, |n| format!("{n:x}"), "\r\n")),
+            resp(
+                b"HTTP/1.1 200 ok\r\nConnection: close\r\n\tTransfer-Encoding: chunked\r\n\r\n",
+                &chunked(4, |n| format!("{n:x}"), "\r\n"),
+            ),
         ),
         (
             "a NUL before the colon",
-            resp(b"HTTP/1.1 200 ok\r\nTransfer-Encoding\x00:chunked\r\n\r\n", &chunked(4, |n| format!("{n:x}"), "\r\n")),
+            resp(
+                b"HTTP/1.1 200 ok\r\nTransfer-Encoding\x00:chunked\r\n\r\n",
+                &chunked(4, |n| format!("{n:x}"), "\r\n"),
+            ),
         ),
         (
             "Transfer-Encoding: x, chunked over two lines",
-            resp(b"HTTP/1.1 200 ok\r\nTransfer-Encoding: x \r\n chunked\r\n\r\n", &chunked(5, |n| format!("{n:x}"), "\r\n")),
+            resp(
+                b"HTTP/1.1 200 ok\r\nTransfer-Encoding: x \r\n chunked\r\n\r\n",
+                &chunked(5, |n| format!("{n:x}"), "\r\n"),
+            ),
         ),
         (
             "lone-CR line ends in the head",
-            resp(b"HTTP/1.1 200 ok\rTransfer-Encoding: chunked\rYet-another-header: foo\r\n\n", &chunked(4, |n| format!("{n:x}"), "\r\n")),
+            resp(
+                b"HTTP/1.1 200 ok\rTransfer-Encoding: chunked\rYet-another-header: foo\r\n\n",
+                &chunked(4, |n| format!("{n:x}"), "\r\n"),
+            ),
         ),
         (
             "\\n\\r line ends",
-            resp(b"HTTP/1.1 200 ok\n\rTransfer-Encoding: chunked\n\rX: y\r\n\r\n", &chunked(4, |n| format!("{n:x}"), "\r\n")),
+            resp(
+                b"HTTP/1.1 200 ok\n\rTransfer-Encoding: chunked\n\rX: y\r\n\r\n",
+                &chunked(4, |n| format!("{n:x}"), "\r\n"),
+            ),
         ),
         (
             "a line of one space ends the head",
-            resp(b"HTTP/1.1 200 ok\r\nTransfer-Encoding: chunked\r\nX: foo\n \n", &chunked(4, |n| format!("{n:x}"), "\r\n")),
+            resp(
+                b"HTTP/1.1 200 ok\r\nTransfer-Encoding: chunked\r\nX: foo\n \n",
+                &chunked(4, |n| format!("{n:x}"), "\r\n"),
+            ),
         ),
         (
             "blank lines before the status line",
-            resp(b" \r\n\t\r\nHTTP/1.1 200 ok\r\nTransfer-Encoding: chunked\r\n\r\n", &chunked(4, |n| format!("{n:x}"), "\r\n")),
+            resp(
+                b" \r\n\t\r\nHTTP/1.1 200 ok\r\nTransfer-Encoding: chunked\r\n\r\n",
+                &chunked(4, |n| format!("{n:x}"), "\r\n"),
+            ),
         ),
     ];
     for (name, r) in &cases {
@@ -130,17 +182,47 @@ fn chunked_bodies_as_browsers_read_them() {
 
 #[test]
 fn heads_browsers_accept() {
-    let cl = |v: &str| resp(format!("HTTP/1.1 200 ok\r\nContent-length: {v}\r\nConnection: close\r\n\r\n").as_bytes(), SIG);
+    let cl = |v: &str| {
+        resp(
+            format!("HTTP/1.1 200 ok\r\nContent-length: {v}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+            SIG,
+        )
+    };
     for v in ["68A", "68,68", ",68", "68.0", "(68) 34"] {
         assert_seen(&format!("Content-Length: {v}"), &cl(v));
     }
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("two different Content-Lengths", resp(b"HTTP/1.1 200 ok\r\nContent-length: 68\r\nContent-length: 136\r\n\r\n", SIG)),
-        ("lower-case protocol", resp(b"http/1.1 200 ok\r\nContent-length: 68\r\n\r\n", SIG)),
-        ("HTTP/2.0 in an HTTP/1 status line", resp(b"HTTP/2.0 200 ok\r\nContent-length: 68\r\n\r\n", SIG)),
-        ("a two-digit status", resp(b"HTTP/1.1 20 ok\r\nContent-length: 68\r\n\r\n", SIG)),
-        ("a space before the colon", resp(b"HTTP/1.1 200 ok\r\nContent-length : 68\r\n\r\n", SIG)),
-        ("a header name that is not a token", resp(b"HTTP/1.1 200 ok\r\nL\xc3\xb6chriger-H\xc3\xa4ddar: x\r\n: foo\r\n\x7f\r\n\r\n", SIG)),
+        (
+            "two different Content-Lengths",
+            resp(
+                b"HTTP/1.1 200 ok\r\nContent-length: 68\r\nContent-length: 136\r\n\r\n",
+                SIG,
+            ),
+        ),
+        (
+            "lower-case protocol",
+            resp(b"http/1.1 200 ok\r\nContent-length: 68\r\n\r\n", SIG),
+        ),
+        (
+            "HTTP/2.0 in an HTTP/1 status line",
+            resp(b"HTTP/2.0 200 ok\r\nContent-length: 68\r\n\r\n", SIG),
+        ),
+        (
+            "a two-digit status",
+            resp(b"HTTP/1.1 20 ok\r\nContent-length: 68\r\n\r\n", SIG),
+        ),
+        (
+            "a space before the colon",
+            resp(b"HTTP/1.1 200 ok\r\nContent-length : 68\r\n\r\n", SIG),
+        ),
+        (
+            "a header name that is not a token",
+            resp(
+                b"HTTP/1.1 200 ok\r\nL\xc3\xb6chriger-H\xc3\xa4ddar: x\r\n: foo\r\n\x7f\r\n\r\n",
+                SIG,
+            ),
+        ),
         ("no status line at all (HTTP/0.9)", SIG.to_vec()),
     ];
     for (name, r) in &cases {
@@ -151,7 +233,14 @@ fn heads_browsers_accept() {
 #[test]
 fn content_codings_undone_layer_by_layer() {
     let with = |ce: &str, body: &[u8]| {
-        resp(format!("HTTP/1.1 200 ok\r\n{ce}Content-length: {}\r\n\r\n", body.len()).as_bytes(), body)
+        resp(
+            format!(
+                "HTTP/1.1 200 ok\r\n{ce}Content-length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+            body,
+        )
     };
     let mut gz_reserved = gzip(SIG);
     gz_reserved[3] = 0x80; // a reserved flag bit
@@ -162,21 +251,75 @@ fn content_codings_undone_layer_by_layer() {
     gz_cut.truncate(gz_cut.len() - 6); // the trailer cut short
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("gzip", with("Content-Encoding: gzip\r\n", &gzip(SIG))),
-        ("deflate as zlib", with("Content-Encoding: deflate\r\n", &zlib(SIG))),
-        ("deflate as raw deflate", with("Content-Encoding: deflate\r\n", &raw_deflate(SIG))),
-        ("gzip that is raw deflate", with("Content-Encoding: gzip\r\n", &raw_deflate(SIG))),
-        ("gzip with a reserved flag", with("Content-Encoding: gzip\r\n", &gz_reserved)),
-        ("gzip with a bad header checksum", with("Content-Encoding: gzip\r\n", &gz_hcrc)),
-        ("gzip without its trailer", with("Content-Encoding: gzip\r\n", &gz_cut)),
-        ("deflate then gzip, one header", with("Content-Encoding: deflate, gzip\r\n", &gzip(&zlib(SIG)))),
-        ("gzip then deflate, two headers", with("Content-Encoding: gzip\r\nContent-Encoding: deflate\r\n", &raw_deflate(&gzip(SIG)))),
-        ("three layers", with("Content-Encoding: deflate,gzip,deflate\r\n", &zlib(&gzip(&raw_deflate(SIG))))),
-        ("identity among the codings", with("Content-Encoding: identity,gzip\r\n", &gzip(SIG))),
-        ("a NUL inside the coding's name", with("Content-Encoding: gz\x00ip\r\n", &gzip(SIG))),
-        ("a NUL inside the header's name", with("Content\x00-Encoding: gzip\r\n", &gzip(SIG))),
-        ("an unknown coding on top", with("Content-Encoding: deflate\r\nContent-Encoding: gzip x\r\n", &raw_deflate(SIG))),
-        ("a coding named but not applied", with("Content-Encoding: gzip\r\n", SIG)),
-        ("a coding behind a lone CR", with("X: y\rContent-Encoding: deflate\r\n", &raw_deflate(SIG))),
+        (
+            "deflate as zlib",
+            with("Content-Encoding: deflate\r\n", &zlib(SIG)),
+        ),
+        (
+            "deflate as raw deflate",
+            with("Content-Encoding: deflate\r\n", &raw_deflate(SIG)),
+        ),
+        (
+            "gzip that is raw deflate",
+            with("Content-Encoding: gzip\r\n", &raw_deflate(SIG)),
+        ),
+        (
+            "gzip with a reserved flag",
+            with("Content-Encoding: gzip\r\n", &gz_reserved),
+        ),
+        (
+            "gzip with a bad header checksum",
+            with("Content-Encoding: gzip\r\n", &gz_hcrc),
+        ),
+        (
+            "gzip without its trailer",
+            with("Content-Encoding: gzip\r\n", &gz_cut),
+        ),
+        (
+            "deflate then gzip, one header",
+            with("Content-Encoding: deflate, gzip\r\n", &gzip(&zlib(SIG))),
+        ),
+        (
+            "gzip then deflate, two headers",
+            with(
+                "Content-Encoding: gzip\r\nContent-Encoding: deflate\r\n",
+                &raw_deflate(&gzip(SIG)),
+            ),
+        ),
+        (
+            "three layers",
+            with(
+                "Content-Encoding: deflate,gzip,deflate\r\n",
+                &zlib(&gzip(&raw_deflate(SIG))),
+            ),
+        ),
+        (
+            "identity among the codings",
+            with("Content-Encoding: identity,gzip\r\n", &gzip(SIG)),
+        ),
+        (
+            "a NUL inside the coding's name",
+            with("Content-Encoding: gz\x00ip\r\n", &gzip(SIG)),
+        ),
+        (
+            "a NUL inside the header's name",
+            with("Content\x00-Encoding: gzip\r\n", &gzip(SIG)),
+        ),
+        (
+            "an unknown coding on top",
+            with(
+                "Content-Encoding: deflate\r\nContent-Encoding: gzip x\r\n",
+                &raw_deflate(SIG),
+            ),
+        ),
+        (
+            "a coding named but not applied",
+            with("Content-Encoding: gzip\r\n", SIG),
+        ),
+        (
+            "a coding behind a lone CR",
+            with("X: y\rContent-Encoding: deflate\r\n", &raw_deflate(SIG)),
+        ),
     ];
     for (name, r) in &cases {
         assert_seen(name, r);
@@ -190,19 +333,40 @@ fn hostile_encodings_are_bounded_and_counted() {
     big.extend_from_slice(SIG);
     let bomb = gzip(&big);
     assert!(bomb.len() < 100_000);
-    let r = resp(format!("HTTP/1.1 200 ok\r\nContent-Encoding: gzip\r\nContent-length: {}\r\n\r\n", bomb.len()).as_bytes(), &bomb);
+    let r = resp(
+        format!(
+            "HTTP/1.1 200 ok\r\nContent-Encoding: gzip\r\nContent-length: {}\r\n\r\n",
+            bomb.len()
+        )
+        .as_bytes(),
+        &bomb,
+    );
     let (sids, st) = download(&r);
     assert!(sids.is_empty(), "past the body limit nothing is inspected");
     assert_eq!(st.http_decompress_capped, 1);
     // A bomb in a bomb is bounded per layer too.
     let double = gzip(&gzip(&vec![0u8; 32 << 20]));
-    let r = resp(format!("HTTP/1.1 200 ok\r\nContent-Encoding: gzip, gzip\r\nContent-length: {}\r\n\r\n", double.len()).as_bytes(), &double);
+    let r = resp(
+        format!(
+            "HTTP/1.1 200 ok\r\nContent-Encoding: gzip, gzip\r\nContent-length: {}\r\n\r\n",
+            double.len()
+        )
+        .as_bytes(),
+        &double,
+    );
     assert_eq!(download(&r).1.http_decompress_capped, 1);
     // Bad gzip: the bytes are inspected as they are, and counted.
     let mut bad = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03".to_vec();
     bad.extend_from_slice(&[0xff; 40]);
     bad.extend_from_slice(SIG);
-    let r = resp(format!("HTTP/1.1 200 ok\r\nContent-Encoding: gzip\r\nContent-length: {}\r\n\r\n", bad.len()).as_bytes(), &bad);
+    let r = resp(
+        format!(
+            "HTTP/1.1 200 ok\r\nContent-Encoding: gzip\r\nContent-length: {}\r\n\r\n",
+            bad.len()
+        )
+        .as_bytes(),
+        &bad,
+    );
     let (sids, st) = download(&r);
     assert_eq!(sids, vec![400, 401], "undecodable bytes are inspected raw");
     assert_eq!(st.http_body_malformed, 1);
@@ -273,7 +437,10 @@ alert tcp any any -> any any (msg:"no app"; flow:to_server; content:"HELLO"; sid
     assert_eq!(a["flow"]["bytes_toserver"], to_server as u64);
     assert_eq!(a["flow"]["bytes_toclient"], to_client as u64);
     assert!(a["flow"]["start"].as_str().unwrap().starts_with("20"));
-    assert!(a["flow"].get("end").is_none(), "an alert's flow has not ended");
+    assert!(
+        a["flow"].get("end").is_none(),
+        "an alert's flow has not ended"
+    );
 
     // A flow whose protocol is not known says none, and has no transaction.
     let mut ips = Ips::new(book_of(rules, 2), IpsConfig::default());

@@ -258,7 +258,10 @@ fn is_junk(c: u8) -> bool {
 
 fn trim_junk(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|&c| !is_junk(c)).unwrap_or(b.len());
-    let end = b.iter().rposition(|&c| !is_junk(c)).map_or(start, |e| e + 1);
+    let end = b
+        .iter()
+        .rposition(|&c| !is_junk(c))
+        .map_or(start, |e| e + 1);
     &b[start..end.max(start)]
 }
 
@@ -358,7 +361,11 @@ fn head_line(buf: &[u8], at: usize) -> Option<(usize, usize)> {
     while let Some(&c) = buf.get(i) {
         match c {
             b'\n' => {
-                let end = if i > at && buf[i - 1] == b'\r' { i - 1 } else { i };
+                let end = if i > at && buf[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
                 let after = &buf[i + 1..];
                 // "\n\r\r\n" before another line end is one deformed line end.
                 if after.starts_with(b"\r\r\n") && matches!(after.get(3), Some(b'\n' | b'\r')) {
@@ -404,7 +411,10 @@ fn classify(line: &[u8]) -> HeadLine {
         return HeadLine::Field;
     }
     // "\tTransfer-Encoding: chunked" is a header of its own to browsers.
-    let rest = &line[line.iter().position(|&c| !matches!(c, b' ' | b'\t' | 0)).unwrap_or(0)..];
+    let rest = &line[line
+        .iter()
+        .position(|&c| !matches!(c, b' ' | b'\t' | 0))
+        .unwrap_or(0)..];
     let name = rest
         .iter()
         .take_while(|&&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
@@ -526,16 +536,13 @@ fn status_line(line: &[u8]) -> (u8, u16) {
         .iter()
         .position(|c| !c.is_ascii_digit() && *c != b'.')
         .map_or(&[][..], |p| &v[p..]);
-    let status = rest
-        .iter()
-        .position(u8::is_ascii_digit)
-        .map_or(0, |p| {
-            rest[p..]
-                .iter()
-                .take(3)
-                .take_while(|c| c.is_ascii_digit())
-                .fold(0u16, |n, &c| n * 10 + u16::from(c - b'0'))
-        });
+    let status = rest.iter().position(u8::is_ascii_digit).map_or(0, |p| {
+        rest[p..]
+            .iter()
+            .take(3)
+            .take_while(|c| c.is_ascii_digit())
+            .fold(0u16, |n, &c| n * 10 + u16::from(c - b'0'))
+    });
     (version, status)
 }
 
@@ -628,10 +635,7 @@ pub fn dechunk(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize, Ht
         let rest = &body[at..];
         state = match state {
             ChunkState::Size => {
-                let nl = rest
-                    .iter()
-                    .take(MAX_CHUNK_LINE)
-                    .position(|&c| c == b'\n');
+                let nl = rest.iter().take(MAX_CHUNK_LINE).position(|&c| c == b'\n');
                 let Some(nl) = nl else {
                     // A size line that cannot be one fails now, not when a line end comes.
                     let lead = rest.iter().find(|&&c| !is_junk(c));

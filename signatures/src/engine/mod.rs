@@ -365,10 +365,12 @@ fn compile_rule(
             Match::Icode(c) => icode = Some(*c),
             Match::AppLayerProtocol { negated, protos } => {
                 // A protocol the inspector does not recognise would never be seen: refused.
-                if let Some(a) = protos.iter().flatten().find(|a| !RECOGNISED_APP_PROTOS.contains(a)) {
-                    if !negated {
-                        return Err(format!("protocol {a} is not recognised by the inspector"));
-                    }
+                let unseen = protos
+                    .iter()
+                    .flatten()
+                    .find(|a| !RECOGNISED_APP_PROTOS.contains(a));
+                if let (Some(a), false) = (unseen, negated) {
+                    return Err(format!("protocol {a} is not recognised by the inspector"));
                 }
                 app_layer = Some((*negated, protos.clone()));
             }

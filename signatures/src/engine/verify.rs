@@ -421,7 +421,11 @@ pub(crate) fn rule_matches(r: &CompiledRule, p: &Inspection<'_>) -> bool {
     if let Some((negated, protos)) = &r.app_layer {
         let listed = protos.contains(&p.app_proto);
         // A negated list needs a protocol that is known (and not listed).
-        if if *negated { listed || p.app_proto.is_none() } else { !listed } {
+        if if *negated {
+            listed || p.app_proto.is_none()
+        } else {
+            !listed
+        } {
             return false;
         }
     }
