@@ -428,11 +428,12 @@ pub fn markdown(results: &[TestResult], source: &str) -> String {
          `gateway/src/conformance.rs`). Each test's pcap goes through `replay --rules` (TCP\n\
          reassembled, IP fragments joined; IDS mode, IPS mode for tests run with `--simulate-ips`)\n\
          under an allow-all policy with Suricata's default `HOME_NET`; the `checks:` filters on\n\
-         alert events are evaluated (count and every `match` field). Filters on other event types\n\
-         are not checked yet. Known differences that fail tests: Suricata's exception policies\n\
-         and other suricata.yaml settings are not read; a drop ends the whole flow here (the\n\
-         issue's inline semantics), where Suricata may drop only the packet; alert events carry\n\
-         no `tx_id` or `app_proto` fields yet.\n"
+         alert events are evaluated (count and every `match` field, `[n]`-indexed keys,\n\
+         `has-key` and `not-has-key`). Filters on other event types are not checked yet. Known\n\
+         differences that fail tests: Suricata's exception policies and other suricata.yaml\n\
+         settings are not read; a drop ends the whole flow here (the issue's inline semantics),\n\
+         where Suricata may drop only the packet; alert events carry `app_proto`, `tx_id` and\n\
+         `flow`, but not yet `payload`/`packet` or the app-layer objects (`http`, `email`, …).\n"
     );
     let _ = writeln!(o, "| | tests |\n|---|---|");
     let _ = writeln!(
