@@ -353,19 +353,50 @@ fn scalar(v: &Yaml) -> String {
     }
 }
 
-/// Every `a.b.c: value` of the filter holds in the event.
+/// Every `a.b.c: value` of the filter holds in the event. A part may index an array
+/// (`files[0].size`, `vlan[0]`); `has-key: a.b` and `not-has-key: a.b` ask only whether
+/// the key is there.
 fn matches(ev: &serde_json::Value, m: &serde_yaml::Mapping) -> bool {
     m.iter().all(|(k, want)| {
         let Some(k) = k.as_str() else { return false };
-        let mut cur = ev;
-        for part in k.split('.') {
-            match cur.get(part) {
-                Some(v) => cur = v,
-                None => return matches!(want, Yaml::Null),
-            }
+        match k {
+            "has-key" => keys(want).all(|p| lookup(ev, p).is_some()),
+            "not-has-key" => keys(want).all(|p| lookup(ev, p).is_none()),
+            _ => match lookup(ev, k) {
+                Some(v) => same(v, want),
+                None => matches!(want, Yaml::Null),
+            },
         }
-        same(cur, want)
     })
+}
+
+/// The key paths a `has-key` names: one, or a list.
+fn keys(want: &Yaml) -> impl Iterator<Item = &str> {
+    let list: Vec<&str> = match want {
+        Yaml::Sequence(s) => s.iter().filter_map(Yaml::as_str).collect(),
+        other => other.as_str().into_iter().collect(),
+    };
+    list.into_iter()
+}
+
+/// The value at a dotted path, each part a key with optional `[n]` indexes.
+fn lookup<'v>(ev: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
+    let mut cur = ev;
+    for part in path.split('.') {
+        let (key, mut idx) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            cur = cur.get(key)?;
+        }
+        while let Some(rest) = idx.strip_prefix('[') {
+            let (n, after) = rest.split_once(']')?;
+            cur = cur.get(n.parse::<usize>().ok()?)?;
+            idx = after;
+        }
+    }
+    Some(cur)
 }
 
 fn same(got: &serde_json::Value, want: &Yaml) -> bool {
@@ -407,11 +438,14 @@ pub fn markdown(results: &[TestResult], source: &str) -> String {
          `gateway/src/conformance.rs`). Each test's pcap goes through `replay --rules` (TCP\n\
          reassembled, IP fragments joined; IDS mode, IPS mode for tests run with `--simulate-ips`)\n\
          under an allow-all policy with Suricata's default `HOME_NET`; the `checks:` filters on\n\
-         alert events are evaluated (count and every `match` field). Filters on other event types\n\
-         are not checked yet. A test's `--set threshold-file=` is read. Known differences that\n\
-         fail tests: Suricata's exception policies and other suricata.yaml settings (its address\n\
-         variables included) are not read; a drop of a rule that inspects content ends the whole\n\
-         flow here (a rule on packet properties alone drops only the packet, as in Suricata).\n"
+         alert events are evaluated (count and every `match` field, `[n]`-indexed keys,\n\
+         `has-key` and `not-has-key`). Filters on other event types are not checked yet. A\n\
+         test's `--set threshold-file=` is read. Known differences that fail tests: Suricata's\n\
+         exception policies and other suricata.yaml settings (its address variables included)\n\
+         are not read; a drop of a rule that inspects content ends the whole flow here (a rule\n\
+         on packet properties alone drops only the packet, as in Suricata); alert events carry\n\
+         `app_proto`, `tx_id` and `flow`, but not yet `payload`/`packet` or the app-layer\n\
+         objects (`http`, `email`, …).\n"
     );
     let _ = writeln!(o, "| | tests |\n|---|---|");
     let _ = writeln!(
@@ -449,4 +483,40 @@ pub fn markdown(results: &[TestResult], source: &str) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(y: &str) -> serde_yaml::Mapping {
+        serde_yaml::from_str(y).unwrap()
+    }
+
+    #[test]
+    fn indexed_keys_and_has_key() {
+        let ev = serde_json::json!({
+            "event_type": "alert",
+            "app_proto": "http",
+            "files": [{"filename": "eicar.txt", "size": 68}],
+            "vlan": [10, 20],
+            "flow": {"pkts_toserver": 4},
+        });
+        assert!(matches(
+            &ev,
+            &filter("files[0].filename: eicar.txt\nvlan[1]: 20")
+        ));
+        assert!(!matches(&ev, &filter("files[1].filename: eicar.txt")));
+        assert!(!matches(&ev, &filter("vlan[0]: 20")));
+        assert!(matches(
+            &ev,
+            &filter("has-key: flow.pkts_toserver\nnot-has-key: alert.engine")
+        ));
+        assert!(!matches(&ev, &filter("has-key: payload")));
+        assert!(!matches(&ev, &filter("not-has-key: app_proto")));
+        assert!(matches(
+            &ev,
+            &filter("has-key:\n  - app_proto\n  - \"files[0].size\"")
+        ));
+    }
 }

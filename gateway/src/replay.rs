@@ -549,7 +549,7 @@ impl Summary {
             );
             let _ = writeln!(
                 s,
-                "signature alerts {} over {} inspected packets, {} mode: dropped {} rejected {} (HTTP requests {}, responses {}, TLS hellos {}, DNS {})",
+                "signature alerts {} over {} inspected packets, {} mode: dropped {} rejected {} (HTTP requests {}, responses {} of which malformed bodies {} and decompressions capped {}, TLS hellos {}, DNS {})",
                 i.stats.alerts,
                 i.stats.inspected,
                 i.mode,
@@ -557,6 +557,8 @@ impl Summary {
                 i.stats.rejected,
                 i.stats.http_requests,
                 i.stats.http_responses,
+                i.stats.http_body_malformed,
+                i.stats.http_decompress_capped,
                 i.stats.tls_hellos,
                 i.stats.dns_messages
             );

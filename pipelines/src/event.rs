@@ -31,6 +31,8 @@ pub enum EventKind {
         rule: u32,
         blocked: bool,
         defrag: bool,
+        app_proto: crate::app::AppProto,
+        tx_id: Option<u32>,
     },
 }
 
@@ -227,7 +229,12 @@ pub struct Eve {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pkt_src: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<EveAlert>,
+    /// The flow's application protocol, on alerts (when it is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_proto: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<EveVerdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -295,6 +302,14 @@ pub struct EveFlow {
     pub bytes_toserver: u64,
     pub bytes_toclient: u64,
     pub start: String,
+    /// The flow so far ends here: the fields of a flow's end, absent on alerts.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<EveFlowEnd>,
+}
+
+/// What a flow event adds to an alert's `flow`.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct EveFlowEnd {
     pub end: String,
     pub age: u64,
     pub state: &'static str,
@@ -347,7 +362,9 @@ impl EventRecord {
             proto: proto_name(self.proto),
             pcap_cnt: (self.pcap_cnt > 0).then_some(self.pcap_cnt),
             pkt_src: None,
+            tx_id: None,
             alert: None,
+            app_proto: None,
             verdict: None,
             flow: None,
             web: None,
@@ -398,9 +415,26 @@ impl EventRecord {
                 });
             }
             EventKind::Signature {
-                blocked, defrag, ..
+                blocked,
+                defrag,
+                app_proto,
+                tx_id,
+                ..
             } => {
                 e.event_type = "alert";
+                e.app_proto = app_proto.rule_name();
+                e.tx_id = tx_id;
+                // The flow so far, with this packet (Suricata's alert `flow`).
+                if self.flow_id != 0 {
+                    e.flow = Some(EveFlow {
+                        pkts_toserver: self.pkts[0],
+                        pkts_toclient: self.pkts[1],
+                        bytes_toserver: self.bytes[0],
+                        bytes_toclient: self.bytes[1],
+                        start: eve_time(self.start_ns),
+                        ended: None,
+                    });
+                }
                 e.pkt_src = Some(match (defrag, self.v4) {
                     (false, _) => "wire/pcap",
                     (true, true) => "ipv4 defrag",
@@ -436,27 +470,29 @@ impl EventRecord {
                     bytes_toserver: self.bytes[0],
                     bytes_toclient: self.bytes[1],
                     start: eve_time(self.start_ns),
-                    end: eve_time(self.end_ns),
-                    age: (self.end_ns.saturating_sub(self.start_ns)) / 1_000_000_000,
-                    state: match self.tcp {
-                        TcpState::None => {
-                            if reason == EndReason::Timeout {
-                                "closed"
-                            } else {
-                                "established"
+                    ended: Some(EveFlowEnd {
+                        end: eve_time(self.end_ns),
+                        age: (self.end_ns.saturating_sub(self.start_ns)) / 1_000_000_000,
+                        state: match self.tcp {
+                            TcpState::None => {
+                                if reason == EndReason::Timeout {
+                                    "closed"
+                                } else {
+                                    "established"
+                                }
                             }
-                        }
-                        TcpState::SynSent | TcpState::SynRecv => "new",
-                        TcpState::Established => "established",
-                        _ => "closed",
-                    },
-                    reason: reason.name(),
-                    alerted: false,
-                    action: match self.verdict {
-                        FlowVerdict::Allow => "allow",
-                        FlowVerdict::Deny => "deny",
-                        FlowVerdict::Reject => "reject",
-                    },
+                            TcpState::SynSent | TcpState::SynRecv => "new",
+                            TcpState::Established => "established",
+                            _ => "closed",
+                        },
+                        reason: reason.name(),
+                        alerted: false,
+                        action: match self.verdict {
+                            FlowVerdict::Allow => "allow",
+                            FlowVerdict::Deny => "deny",
+                            FlowVerdict::Reject => "reject",
+                        },
+                    }),
                 });
             }
         }

@@ -38,6 +38,11 @@ pub struct FlowRef {
     pub initiator_side: Side,
     /// This packet created the flow (any state an inspector holds for the slot is stale).
     pub opened: bool,
+    /// The flow's counters with this packet: `[0]` from the initiator, `[1]` from the
+    /// responder (alert events quote them, as Suricata's do).
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    pub start_ns: u64,
 }
 
 /// One packet, parsed once, handed to every inspector.

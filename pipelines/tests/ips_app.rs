@@ -240,3 +240,30 @@ fn a_body_that_never_completes_is_inspected_as_it_grows() {
     assert_eq!(sids, vec![300]);
     assert_eq!(st.http_responses, 1);
 }
+
+#[test]
+fn app_layer_protocol_reads_the_recognised_protocol_not_the_port() {
+    let rules = r#"
+alert tcp any any -> any any (msg:"is http"; app-layer-protocol:http; content:"MARKER"; sid:220; rev:1;)
+alert tcp any any -> any any (msg:"known, not http"; app-layer-protocol:!http; content:"MARKER"; sid:221; rev:1;)
+alert tcp any any -> any any (msg:"none recognised"; app-layer-protocol:unknown; content:"MARKER"; sid:222; rev:1;)
+alert tcp any any -> any any (msg:"tls or smtp"; app-layer-protocol:tls|smtp,either; content:"MARKER"; sid:223; rev:1;)
+"#;
+    let book = book_of(rules, 4);
+    let http: &[(bool, &[u8])] = &[(true, b"GET /MARKER HTTP/1.1\r\nHost: a.test\r\n\r\n")];
+    // HTTP on a port no one expects is HTTP.
+    let mut ips = ips_with(book.clone(), IpsMode::Ids);
+    assert_eq!(converse(&mut ips, 8081, http), vec![220]);
+    let mut ips = ips_with(book.clone(), IpsMode::Ids);
+    let smtp: &[(bool, &[u8])] = &[
+        (false, b"220 mx.test ESMTP\r\n"),
+        (true, b"EHLO c.test\r\n"),
+        (false, b"250 ok\r\n"),
+        (true, b"MAIL FROM:<MARKER@b.test>\r\n"),
+    ];
+    assert_eq!(converse(&mut ips, 25, smtp), vec![221, 223]);
+    // Port 80, but not HTTP.
+    let mut ips = ips_with(book, IpsMode::Ids);
+    let binary: &[(bool, &[u8])] = &[(true, b"\x01\x02 binary MARKER protocol")];
+    assert_eq!(converse(&mut ips, 80, binary), vec![222]);
+}

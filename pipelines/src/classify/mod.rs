@@ -606,6 +606,7 @@ impl Classifier {
         }
         f.expires_ns = p.at.now_ns + timeouts.for_flow(f);
         let (verdict, blocked, id, initiator_side) = (f.verdict, f.blocked, f.id, f.initiator_side);
+        let (pkts, bytes, start_ns) = (f.pkts, f.bytes, f.first_seen_ns);
         if invalid {
             self.stats.tcp_invalid += 1;
             if self.policy.flows.tcp_drop_invalid && verdict == FlowVerdict::Allow {
@@ -619,6 +620,9 @@ impl Classifier {
                 from_initiator: dir == 0,
                 initiator_side,
                 opened: false,
+                pkts,
+                bytes,
+                start_ns,
             };
             if let Some(v) = self.run_stages(p, Some(flow)) {
                 return v;

@@ -129,6 +129,9 @@ impl Classifier {
             from_initiator: !answered,
             initiator_side: opener,
             opened: true,
+            pkts: f.pkts,
+            bytes: f.bytes,
+            start_ns: f.first_seen_ns,
         };
         if d.log {
             let f = self.flows.get(idx);

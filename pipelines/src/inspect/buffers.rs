@@ -60,6 +60,8 @@ pub(super) struct AppWork {
     stat: Vec<u8>,
     body: Vec<u8>,
     dechunked: Vec<u8>,
+    /// The other half of a decoding layer's double buffer.
+    scratch: Vec<u8>,
     /// `http.header_names`: "\r\nName\r\nName\r\n\r\n".
     names: Vec<u8>,
     /// A server flight's handshake messages, joined across records.
@@ -232,12 +234,15 @@ fn http_response<'a>(
         stat,
         body,
         dechunked,
+        scratch,
         names,
         ..
     } = work;
-    stat.clear();
-    let _ = write!(stat, "{}", resp.status);
-    bufs.push(Buffer::HttpStatCode, stat);
+    if !resp.simple {
+        stat.clear();
+        let _ = write!(stat, "{}", resp.status);
+        bufs.push(Buffer::HttpStatCode, stat);
+    }
     bufs.push(Buffer::HttpHeader, head.header_block);
     let line = head.first_line;
     let mut parts = line.splitn(3, |&c| c == b' ');
@@ -252,15 +257,31 @@ fn http_response<'a>(
     // The body is decoded once, when it is complete (or the window is full).
     if due.body && !rest.is_empty() {
         dechunked.clear();
-        // A chunked body cut at the limit (or the window) is decoded as far as it goes.
-        let wire: &[u8] = match head.chunked.then(|| http::dechunk(rest, limit, dechunked)) {
-            Some(Ok(_)) => dechunked,
-            Some(Err(http::HttpError::Partial)) if !dechunked.is_empty() => dechunked,
-            _ => rest,
+        // A body inspected as it grows is counted once, at its last inspection.
+        let mut malformed = false;
+        let wire: &[u8] = if head.chunked {
+            // A chunked body cut at the limit (or the window) is decoded as far as it goes.
+            match http::dechunk(rest, limit, dechunked) {
+                Ok(_) | Err(http::HttpError::Partial) => dechunked,
+                // Declared chunked but not: read as it is, as browsers do.
+                Err(_) if dechunked.is_empty() => {
+                    malformed = true;
+                    rest
+                }
+                Err(_) => {
+                    malformed = true;
+                    dechunked
+                }
+            }
+        } else {
+            rest
         };
-        // Allocates once per response body (not per packet).
-        *body = http::decode(head.encoding, wire, limit)
-            .unwrap_or_else(|_| wire[..wire.len().min(limit)].to_vec());
+        // Decoded into buffers kept across messages: no allocation once they have grown.
+        let outcome = http::decode_into(&head.codings, wire, limit, body, scratch);
+        if complete {
+            stats.http_body_malformed += u64::from(malformed || outcome.malformed);
+            stats.http_decompress_capped += u64::from(outcome.capped);
+        }
         bufs.push(Buffer::HttpResponseBody, body);
         bufs.push(Buffer::FileData, body);
     }

@@ -83,6 +83,10 @@ pub struct Alert {
     pub blocked: bool,
     /// The packet inspected was a datagram joined from fragments.
     pub defrag: bool,
+    /// The flow's protocol when the rule matched.
+    pub app_proto: AppProto,
+    /// The transaction (request and its response, from 0) the match was in.
+    pub tx_id: Option<u32>,
 }
 
 #[derive(Default, Debug, Clone, Serialize)]
@@ -95,6 +99,12 @@ pub struct IdsStats {
     pub passed: u64,
     pub http_requests: u64,
     pub http_responses: u64,
+    /// HTTP bodies whose framing or content coding was not what the head said (a body
+    /// declared chunked that is not, a compressed layer that does not decode): inspected
+    /// as far as they could be read.
+    pub http_body_malformed: u64,
+    /// HTTP bodies whose decompression stopped at the body limit (bombs among them).
+    pub http_decompress_capped: u64,
     pub tls_hellos: u64,
     /// Server certificate chains read (TLS 1.2 and earlier).
     pub tls_certificates: u64,
@@ -125,6 +135,8 @@ struct SigFlow {
     detect: Detector,
     /// The rule set (`Inspector::rules_epoch`) `bits` and `alerted` were written under.
     epoch: u32,
+    /// Messages each direction has ended: the current one's transaction id.
+    tx: [u32; 2],
 }
 
 impl SigFlow {
@@ -415,6 +427,7 @@ impl Inspector {
             }
         }
         let reassembled = matches!(window, Window::Message { .. });
+        let first_alert = alerts.len();
         let verdict = decide(
             &Decision {
                 settings,
@@ -431,6 +444,15 @@ impl Inspector {
             alerts,
             stats,
         );
+        // Transactions are HTTP's requests and responses, TLS's and SSH's one handshake.
+        let tx_id = match proto {
+            AppProto::Http if tcp => Some(flow.tx[d]),
+            AppProto::Tls | AppProto::Ssh => Some(0),
+            _ => None,
+        };
+        for a in &mut alerts[first_alert..] {
+            (a.app_proto, a.tx_id) = (proto, tx_id);
+        }
         match verdict {
             IpsVerdict::Drop | IpsVerdict::DropPacket => stats.dropped += 1,
             IpsVerdict::Reject => {
@@ -508,6 +530,7 @@ fn track_stream(
             other.next_message();
             other.trim(mem);
             f.detect.message_ended(d == 1);
+            f.tx[1 - d] = f.tx[1 - d].saturating_add(1);
             f.alerted[1 - d].clear();
             f.phase[1 - d] = MessagePhase::Fresh;
         }
@@ -612,6 +635,8 @@ fn decide(
             rule: i,
             blocked,
             defrag: false,
+            app_proto: AppProto::Unknown,
+            tx_id: None,
         });
     }
     stats.alerts += (alerts.len() - first) as u64;
@@ -628,10 +653,15 @@ impl Inspect for Inspector {
                 rule: a.rule,
                 blocked: a.blocked,
                 defrag: a.defrag,
+                app_proto: a.app_proto,
+                tx_id: a.tx_id,
             };
             let mut rec =
                 EventRecord::from_packet(pkt.meta, pkt.side, pkt.flow_id(), kind, pkt.now_ns);
             rec.pcap_cnt = pkt.pcap_cnt;
+            if let Some(f) = pkt.flow {
+                (rec.pkts, rec.bytes, rec.start_ns) = (f.pkts, f.bytes, f.start_ns);
+            }
             out.events.push(rec);
         }
         match v {

@@ -46,6 +46,8 @@ pub struct CompiledRule {
     pub dsize: Option<crate::rule::options::SizeCmp>,
     pub flags: Option<crate::rule::options::TcpFlags>,
     pub stream_size: Option<crate::rule::options::StreamSize>,
+    /// `app-layer-protocol`: negated, and the protocols (`None`: none recognised).
+    pub app_layer: Option<(bool, Vec<Option<&'static str>>)>,
     /// ICMP type and code comparisons.
     pub itype: Option<crate::rule::options::SizeCmp>,
     pub icode: Option<crate::rule::options::SizeCmp>,
@@ -340,6 +342,7 @@ fn compile_rule(
     let (mut flags, mut itype, mut icode) = (None, None, None);
     let mut var_names = verify::VarNames::default();
     let mut stream_size = None;
+    let mut app_layer = None;
     let mut push = |b: Buffer, s: Step| match groups.iter_mut().find(|(gb, _)| *gb == b) {
         Some((_, v)) => v.push(s),
         None => groups.push((b, vec![s])),
@@ -395,6 +398,17 @@ fn compile_rule(
             Match::StreamSize(s) => stream_size = Some(*s),
             Match::Itype(c) => itype = Some(*c),
             Match::Icode(c) => icode = Some(*c),
+            Match::AppLayerProtocol { negated, protos } => {
+                // A protocol the inspector does not recognise would never be seen: refused.
+                let unseen = protos
+                    .iter()
+                    .flatten()
+                    .find(|a| !RECOGNISED_APP_PROTOS.contains(a));
+                if let (Some(a), false) = (unseen, negated) {
+                    return Err(format!("protocol {a} is not recognised by the inspector"));
+                }
+                app_layer = Some((*negated, protos.clone()));
+            }
             Match::Flow(opts) => {
                 for o in opts {
                     match o {
@@ -501,6 +515,7 @@ fn compile_rule(
         dsize,
         flags,
         stream_size,
+        app_layer,
         itype,
         icode,
     })

@@ -418,6 +418,17 @@ pub(crate) fn rule_matches(r: &CompiledRule, p: &Inspection<'_>) -> bool {
     {
         return false;
     }
+    if let Some((negated, protos)) = &r.app_layer {
+        let listed = protos.contains(&p.app_proto);
+        // A negated list needs a protocol that is known (and not listed).
+        if if *negated {
+            listed || p.app_proto.is_none()
+        } else {
+            !listed
+        } {
+            return false;
+        }
+    }
     if r.itype.is_some() || r.icode.is_some() {
         let Some((t, c)) = p.icmp else { return false };
         if r.itype.is_some_and(|x| !cmp(x, usize::from(t)))

@@ -127,10 +127,20 @@ pub struct Header {
     pub bidirectional: bool,
 }
 
-const APP_PROTOS: &[&str] = &[
+pub(crate) const APP_PROTOS: &[&str] = &[
     "http", "http1", "tls", "dns", "smtp", "ftp", "ftp-data", "ssh", "imap", "pop3", "smb", "quic",
     "dhcp", "snmp", "sip", "ntp", "tftp", "krb5", "dcerpc", "rdp", "ssl",
 ];
+
+/// The canonical name of an app-layer protocol a rule names (`ssl` is `tls`, `http1` is
+/// `http`), if it is one Suricata knows.
+pub(crate) fn app_proto_name(p: &str) -> Option<&'static str> {
+    APP_PROTOS.iter().find(|&&a| a == p).map(|&a| match a {
+        "ssl" => "tls",
+        "http1" => "http",
+        a => a,
+    })
+}
 
 /// Splits header words, keeping `[...]` groups (which may contain spaces) whole.
 fn words(s: &str) -> Vec<String> {
@@ -171,14 +181,8 @@ pub fn parse(s: &str, vars: &Vars) -> Result<Header, RuleError> {
         "udp" => Proto::Udp,
         "icmp" | "icmpv4" => Proto::Icmp,
         "icmpv6" => Proto::Icmpv6,
-        p => match APP_PROTOS.iter().find(|&&a| a == p) {
-            Some(&a) => Proto::App(if a == "ssl" {
-                "tls"
-            } else if a == "http1" {
-                "http"
-            } else {
-                a
-            }),
+        p => match app_proto_name(p) {
+            Some(a) => Proto::App(a),
             None => return unsupported(format!("protocol {p}")),
         },
     };

@@ -258,6 +258,38 @@ impl StreamSize {
     }
 }
 
+/// `app-layer-protocol:[!]proto[|proto…][,mode]`. The modes (`either`, `final`,
+/// `original`, `exact`, `to_server`, `to_client`, `direction`) all read the one protocol
+/// the inspector recognises per flow.
+fn app_layer_protocol(v: Option<&str>) -> Result<Match, RuleError> {
+    let v = v.unwrap_or("").trim();
+    let (list, mode) = v.split_once(',').unwrap_or((v, ""));
+    if !matches!(
+        mode.trim(),
+        "" | "either" | "final" | "original" | "exact" | "to_server" | "to_client" | "direction"
+    ) {
+        return unsupported(format!("app-layer-protocol mode {}", mode.trim()));
+    }
+    let (negated, list) = match list.trim().strip_prefix('!') {
+        Some(l) => (true, l),
+        None => (false, list.trim()),
+    };
+    let mut protos = Vec::new();
+    for p in list.split('|').map(|p| p.trim().to_ascii_lowercase()) {
+        match p.as_str() {
+            "unknown" | "failed" => protos.push(None),
+            "" => return malformed("app-layer-protocol needs a protocol"),
+            name => match crate::rule::header::app_proto_name(name) {
+                Some(a) => protos.push(Some(a)),
+                // A protocol nothing here recognises: no flow is it, every known flow is not.
+                None if negated => {}
+                None => return unsupported(format!("protocol {name}")),
+            },
+        }
+    }
+    Ok(Match::AppLayerProtocol { negated, protos })
+}
+
 fn stream_size(v: Option<&str>) -> Result<StreamSize, RuleError> {
     let v = v.unwrap_or("");
     let parts: Vec<&str> = v.split(',').map(str::trim).collect();
@@ -327,6 +359,12 @@ pub enum Match {
     },
     Itype(SizeCmp),
     Icode(SizeCmp),
+    /// `app-layer-protocol`: the flow's protocol is (or, negated, is known and is not) one
+    /// of these; `None` in the list stands for `unknown` / `failed` (none recognised).
+    AppLayerProtocol {
+        negated: bool,
+        protos: Vec<Option<&'static str>>,
+    },
     Flow(Vec<FlowOpt>),
     /// Command, names, and whether a condition needs all names (`a&b`) or any (`a|b`).
     Flowbits(FlowbitsCmd, Vec<String>, bool),
@@ -651,6 +689,7 @@ pub fn parse(body: &str, header: &Header) -> Result<(Meta, Vec<Match>), RuleErro
             "stream_size" => matches.push(Match::StreamSize(stream_size(v)?)),
             "itype" => matches.push(Match::Itype(size_cmp("itype", v)?)),
             "icode" => matches.push(Match::Icode(size_cmp("icode", v)?)),
+            "app-layer-protocol" => matches.push(app_layer_protocol(v)?),
             // The length of the normalised (or, with `raw`, the raw) URI.
             "urilen" => {
                 let raw = v.unwrap_or("");
