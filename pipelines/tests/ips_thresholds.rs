@@ -87,3 +87,12 @@ fn an_event_filter_limits_alerts_and_a_bad_file_names_its_line() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(err.contains("threshold.config: line 2: sig_id"), "{err}");
 }
+
+#[test]
+fn a_rule_of_the_header_alone_still_drops_the_flow() {
+    let rules = "drop tcp any any -> any any (msg:\"all tcp\"; sid:5; rev:1;)\n";
+    let mut ips = ips_with(book_with(rules, ""), IpsMode::Ips);
+    let (verdicts, sids) = run(&mut ips, &empty_acks(3));
+    assert_eq!(sids, vec![5], "one alert, then the flow is blocked");
+    assert!(verdicts.iter().all(|v| *v == DROP), "{verdicts:?}");
+}

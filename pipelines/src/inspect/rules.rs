@@ -115,8 +115,9 @@ pub struct IpsSettings {
     pub(super) suppress: HashMap<u32, Vec<Option<(SuppressTrack, AddrSpec)>>>,
     /// Per rule index: `threshold.config`'s rate filter.
     pub(super) rate_filter: HashMap<u32, RateFilter>,
-    /// Per rule index: a rule on packet properties only (no buffer, no app protocol),
-    /// whose drop drops the packet, not the flow (as Suricata's packet rules).
+    /// Per rule index: a rule on packet properties only (`dsize`, `flags`, `itype`, …; no
+    /// buffer, no app protocol), whose drop drops the packet, not the flow (as Suricata's
+    /// packet rules; a rule of the header alone drops the flow, as its IP-only rules).
     pub(super) packet_only: Vec<bool>,
     /// Reassembly depth per message, and the HTTP body bytes inspected.
     pub stream: StreamLimits,
@@ -181,9 +182,19 @@ impl IpsSettings {
                 }
             }
         }
+        // A packet rule tests properties of the packet (size, flags, ICMP type, …) and no
+        // buffer; a rule of the header alone (Suricata's "IP-only") judges the flow.
         let packet_only = rules
             .iter()
-            .map(|r| r.groups.is_empty() && !matches!(r.header.proto, Proto::App(_)))
+            .map(|r| {
+                r.groups.is_empty()
+                    && !matches!(r.header.proto, Proto::App(_))
+                    && (r.dsize.is_some()
+                        || r.flags.is_some()
+                        || r.itype.is_some()
+                        || r.icode.is_some()
+                        || r.stream_size.is_some())
+            })
             .collect();
         Arc::new(IpsSettings {
             book,
