@@ -4,7 +4,7 @@
 //! from the events themselves.
 
 use super::{JST, Live, Month, rollup};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
 /// What blocked (or detected) an event, in the order the report shows them.
@@ -114,6 +114,21 @@ pub struct PolicyChange {
     pub note: String,
 }
 
+/// A pattern bundle the box installed: (kind, version, when imported).
+pub type Bundle = (String, i64, i64);
+
+/// Pattern files over the month: what was installed in it, the newest installed by its
+/// end per kind, and the warnings the box recorded (`patterns` events).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PatternHealth {
+    pub updates: Vec<Bundle>,
+    pub newest: Vec<Bundle>,
+    /// "Patterns are stale" warnings in the month.
+    pub stale_warnings: i64,
+    /// Bundles refused in the month (bad signature, licence ended, …).
+    pub refused: i64,
+}
+
 /// A previous month in the trend: its counts, and where they came from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Past {
@@ -165,6 +180,9 @@ pub struct Report {
     pub policy_changes: Vec<PolicyChange>,
     /// The policy version in force at the end of the month (or now).
     pub policy_version: Option<i64>,
+    /// That version's site exceptions: (entry, allow|block).
+    pub exceptions: Vec<(String, String)>,
+    pub patterns: PatternHealth,
     /// The three months before, oldest first.
     pub trend: Vec<(Month, Past)>,
     pub live: Live,
@@ -265,6 +283,18 @@ pub fn aggregate(c: &Connection, m: Month, now: i64, live: &Live) -> anyhow::Res
         params![end],
         |r| r.get(0),
     )?;
+    let exceptions = match policy_version {
+        Some(v) => {
+            let doc: Option<String> = c
+                .query_row("SELECT doc FROM policy WHERE version = ?1", params![v], |r| r.get(0))
+                .optional()?;
+            doc.and_then(|d| serde_json::from_str::<crate::model::PolicyDoc>(&d).ok())
+                .map(|d| d.exceptions.into_iter().map(|e| (e.entry, e.action)).collect())
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let patterns = pattern_health(c, start, end)?;
     let days_elapsed = if now >= end {
         m.days()
     } else {
@@ -287,8 +317,42 @@ pub fn aggregate(c: &Connection, m: Month, now: i64, live: &Live) -> anyhow::Res
         incidents,
         policy_changes,
         policy_version,
+        exceptions,
+        patterns,
         trend,
         live: live.clone(),
+    })
+}
+
+fn pattern_health(c: &Connection, start: i64, end: i64) -> anyhow::Result<PatternHealth> {
+    let bundles = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<Vec<Bundle>> {
+        let mut s = c.prepare(sql)?;
+        s.query_map(p, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect()
+    };
+    let updates = bundles(
+        "SELECT kind, version, imported FROM pattern_bundle
+         WHERE imported >= ?1 AND imported < ?2 ORDER BY imported, id",
+        &[&start, &end],
+    )?;
+    let newest = bundles(
+        "SELECT kind, max(version), max(imported) FROM pattern_bundle
+         WHERE imported < ?1 GROUP BY kind ORDER BY kind",
+        &[&end],
+    )?;
+    let count = |state: &str| -> rusqlite::Result<i64> {
+        c.query_row(
+            "SELECT count(*) FROM event WHERE event_type = 'patterns' AND ts >= ?1 AND ts < ?2
+               AND json_extract(raw, '$.patterns.state') = ?3",
+            params![start, end, state],
+            |r| r.get(0),
+        )
+    };
+    Ok(PatternHealth {
+        updates,
+        newest,
+        stale_warnings: count("stale")?,
+        refused: count("refused")?,
     })
 }
 

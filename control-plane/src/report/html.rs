@@ -135,6 +135,60 @@ svg text { font-family: inherit; }
 footer { margin-top: 6mm; border-top: 1px solid #ced4da; padding-top: 2mm; }
 "#;
 
+/// The month's pattern installs, the newest per kind at its end, and the warnings.
+fn patterns(r: &Report, t: &T) -> String {
+    let p = &r.patterns;
+    if p.newest.is_empty() && p.refused == 0 && p.stale_warnings == 0 {
+        return format!(
+            "<span class=\"nodata\">{}</span>",
+            t.s(
+                "まだありません（パターンファイルの導入記録がありません）",
+                "No data yet (no pattern bundle installed)"
+            )
+        );
+    }
+    let kind = |k: &str| match k {
+        "rules" => t.s("侵入検知シグネチャ", "IPS signatures").to_string(),
+        "categories" => t.s("URLカテゴリ", "URL categories").to_string(),
+        other => esc(other),
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{}: {}",
+        t.s("この月の更新", "Installed this month"),
+        num(p.updates.len() as i64)
+    );
+    s.push_str("<ul style=\"margin:0;padding-left:4mm\">");
+    for (k, v, at) in &p.newest {
+        let _ = write!(
+            s,
+            "<li>{} v{v} · {} {}</li>",
+            kind(k),
+            t.s("最終更新", "last installed"),
+            when(*at)
+        );
+    }
+    s.push_str("</ul>");
+    if p.stale_warnings > 0 {
+        let _ = write!(
+            s,
+            "<div class=\"note\">{} {}</div>",
+            t.s("更新が古いという警告:", "Warnings that patterns were stale:"),
+            num(p.stale_warnings)
+        );
+    }
+    if p.refused > 0 {
+        let _ = write!(
+            s,
+            "<div class=\"note\">{} {}</div>",
+            t.s("導入を拒否した更新:", "Bundles refused:"),
+            num(p.refused)
+        );
+    }
+    s
+}
+
 pub fn render(r: &Report, lang: Lang) -> String {
     let t = T(lang);
     let mut h = String::with_capacity(64 * 1024);
@@ -285,17 +339,27 @@ fn health(h: &mut String, r: &Report, t: &T) {
         t.s("この月のポリシー変更", "Policy versions this month"),
         &changes,
     );
+    let exceptions = if r.exceptions.is_empty() {
+        t.s("なし", "none").to_string()
+    } else {
+        let mut s = String::from("<ul style=\"margin:0;padding-left:4mm\">");
+        for (entry, action) in &r.exceptions {
+            let what = match action.as_str() {
+                "allow" => t.s("許可", "allowed"),
+                "block" => t.s("ブロック", "blocked"),
+                other => other,
+            };
+            let _ = write!(s, "<li>{} · {}</li>", esc(entry), esc(what));
+        }
+        s.push_str("</ul>");
+        s
+    };
     row(
         h,
-        t.s("パターンファイルの更新", "Pattern-file updates"),
-        &format!(
-            "<span class=\"nodata\">{}</span>",
-            t.s(
-                "まだありません（更新の記録はサポートデスク連携で提供予定です）",
-                "No data yet (update history comes with the desk link)"
-            )
-        ),
+        t.s("有効なサイト例外（月末時点）", "Site exceptions in effect (end of month)"),
+        &exceptions,
     );
+    row(h, t.s("パターンファイルの更新", "Pattern-file updates"), &patterns(r, t));
     h.push_str("</table></section>\n");
 }
 
@@ -756,6 +820,53 @@ mod tests {
             assert!(page.contains("pc-&lt;b&gt;suzuki&lt;/b&gt;"));
             assert!(page.contains("ET EXPLOIT &lt;script&gt;x&lt;/script&gt;"));
         }
+    }
+
+    #[test]
+    fn exceptions_in_effect_and_pattern_updates() {
+        let c = db();
+        insert(&c, &sample());
+        let m = Month::parse("2026-11").unwrap();
+        let in_month = m.start() + 5 * 86_400;
+        let mut doc = crate::db::current_policy(&c).unwrap().doc;
+        for (entry, action) in [("intranet.test", "allow"), ("<i>bad</i>.test", "block")] {
+            doc.exceptions.push(crate::model::Exception {
+                entry: entry.into(),
+                action: action.into(),
+            });
+        }
+        c.execute(
+            "INSERT INTO policy (version, created, actor, doc, applied, note) VALUES (7, ?1, 'admin', ?2, 1, '')",
+            rusqlite::params![in_month, serde_json::to_string(&doc).unwrap()],
+        )
+        .unwrap();
+        for (v, at) in [(3, m.start() - 86_400), (4, in_month), (5, in_month + 86_400)] {
+            c.execute(
+                "INSERT INTO pattern_bundle (kind, version, published, min_gateway, sha256, size, signer, parts, file, imported, actor)
+                 VALUES ('rules', ?1, ?2, '0', 'x', 1, 'k', '[]', 'f', ?2, 'desk')",
+                rusqlite::params![v, at],
+            )
+            .unwrap();
+        }
+        insert(
+            &c,
+            &[r#"{"timestamp":"2026-11-20T00:00:00+0000","event_type":"patterns","patterns":{"state":"stale","kind":"categories","version":1}}"#.to_string()],
+        );
+        let r = aggregate(&c, m, m.end(), &Live::default()).unwrap();
+        assert_eq!(r.policy_version, Some(7));
+        assert_eq!(r.exceptions.len(), 2);
+        assert_eq!(r.patterns.updates.len(), 2, "v4 and v5 in the month, not v3");
+        assert_eq!(r.patterns.newest, vec![("rules".to_string(), 5, in_month + 86_400)]);
+        assert_eq!((r.patterns.stale_warnings, r.patterns.refused), (1, 0));
+        let en = render(&r, Lang::En);
+        assert!(en.contains("intranet.test · allowed"), "{en}");
+        assert!(en.contains("&lt;i&gt;bad&lt;/i&gt;.test · blocked"));
+        assert!(en.contains("Installed this month: 2") && en.contains("IPS signatures v5"));
+        assert!(en.contains("Warnings that patterns were stale: 1"));
+        assert!(render(&r, Lang::Ja).contains("侵入検知シグネチャ v5"));
+        // A box that never installed a bundle says so.
+        let none = aggregate(&db(), m, m.end(), &Live::default()).unwrap();
+        assert!(render(&none, Lang::En).contains("no pattern bundle installed"));
     }
 
     #[test]
