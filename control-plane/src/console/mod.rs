@@ -133,10 +133,12 @@ async fn read_dashboard(app: &Arc<App>) -> Result<Dashboard, ApiError> {
     let (cur, mut blocks, months, stale) = with_db(app, move |c| {
         let cur = db::current_policy(c)?;
         let blocks = recent_blocks(c, RECENT_BLOCKS)?;
-        let months: Vec<String> = crate::report::kept(c)?
+        // Kept per language; the page lists each month once.
+        let mut months: Vec<String> = crate::report::kept(c)?
             .into_iter()
             .map(|(m, ..)| m)
             .collect();
+        months.dedup();
         let stale = match patterns {
             Some(p) => Some(p.status(c, db::now())?),
             None => None,

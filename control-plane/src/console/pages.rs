@@ -13,7 +13,7 @@ pub fn t(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
 
 const STYLE: &str = "body{font-family:'Noto Sans CJK JP','Noto Sans',sans-serif;margin:0;background:#f4f6f8;color:#1b2430}\
 header{background:#1f3a5f;color:#fff;padding:.6em 1em;display:flex;gap:1em;align-items:center}\
-header h1{font-size:1.1em;margin:0;flex:1}header a,header button{color:#fff}\
+header h1{font-size:1.1em;margin:0;flex:1}header a{color:#fff}header button{color:#1b2430}\
 main{max-width:1100px;margin:1em auto;padding:0 1em}\
 section{background:#fff;border-radius:6px;padding:1em;margin-bottom:1em;box-shadow:0 1px 2px #0002}\
 h2{font-size:1em;margin-top:0}table{border-collapse:collapse;width:100%}\
