@@ -302,7 +302,7 @@ pub(crate) async fn change_section(
     caller.may_change()?;
     let section = section.to_string();
     let _one = app.changes.lock().await;
-    let cur = with_db(&app, |c| db::current_policy(c)).await?;
+    let cur = with_db(app, |c| db::current_policy(c)).await?;
     let before = section_value(&cur.doc, &section).ok_or_else(|| {
         err(
             StatusCode::NOT_FOUND,
@@ -368,7 +368,7 @@ pub(crate) async fn change_section(
     };
     let (actor, target) = (caller.name.clone(), section.clone());
     let (doc2, note2, b, a) = (doc.clone(), note.clone(), before.clone(), after.clone());
-    with_db(&app, move |c| {
+    with_db(app, move |c| {
         db::store_policy(
             c,
             version,

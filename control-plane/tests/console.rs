@@ -18,7 +18,10 @@ struct Cp {
 }
 
 fn start(name: &str) -> Cp {
-    let dir = std::env::temp_dir().join(format!("mimamori-console-test-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "mimamori-console-test-{}-{name}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let opts = server::Options {
@@ -37,7 +40,11 @@ fn start(name: &str) -> Cp {
     let (tx, rx) = std::sync::mpsc::channel();
     let o = opts.clone();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let (running, serve) = server::start(&o).await.unwrap();
             tx.send(running.addr).unwrap();
@@ -45,7 +52,10 @@ fn start(name: &str) -> Cp {
         });
     });
     let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap();
-    let admin = std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_string();
+    let admin = std::fs::read_to_string(dir.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
     Cp {
         base: format!("http://{addr}"),
         admin,
@@ -73,7 +83,12 @@ impl Cp {
         }
         answer(r.call(), "location")
     }
-    fn post(&self, path: &str, token: Option<&str>, form: &[(&str, &str)]) -> (u16, String, String) {
+    fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> (u16, String, String) {
         let mut r = self.agent.post(&format!("{}{path}", self.base));
         if let Some(t) = token {
             r = r.set("Cookie", &format!("mm_token={t}"));
@@ -81,7 +96,10 @@ impl Cp {
         answer(r.send_form(form), "location")
     }
     fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let r = self.agent.request(method, &format!("{}{path}", self.base)).set("Authorization", &format!("Bearer {}", self.admin));
+        let r = self
+            .agent
+            .request(method, &format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.admin));
         let r = match body {
             Some(b) => r.send_json(b),
             None => r.call(),
@@ -90,7 +108,14 @@ impl Cp {
         serde_json::from_str(&text).unwrap()
     }
     fn token(&self, name: &str, role: &str) -> String {
-        self.api("POST", "/api/v1/tokens", Some(json!({"name": name, "role": role})))["token"].as_str().unwrap().to_string()
+        self.api(
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": name, "role": role})),
+        )["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -103,22 +128,40 @@ fn login_sets_a_strict_http_only_cookie_and_refuses_unknown_tokens() {
     assert_eq!(code, 200);
     assert!(page.contains("name=\"token\""));
 
-    let r = cp.agent.post(&format!("{}/console/login", cp.base)).send_form(&[("token", "mmk_nope")]);
+    let r = cp
+        .agent
+        .post(&format!("{}/console/login", cp.base))
+        .send_form(&[("token", "mmk_nope")]);
     let (code, _, page) = answer(r, "set-cookie");
     assert_eq!(code, 401);
     assert!(page.contains("login-error"));
     for hostile in ["", "a b", &"x".repeat(300), "tok\u{0}en"] {
-        let r = cp.agent.post(&format!("{}/console/login", cp.base)).send_form(&[("token", hostile)]);
+        let r = cp
+            .agent
+            .post(&format!("{}/console/login", cp.base))
+            .send_form(&[("token", hostile)]);
         assert_eq!(answer(r, "x").0, 400, "{hostile:?}");
     }
-    let r = cp.agent.post(&format!("{}/console/login", cp.base)).send_string("not a form");
+    let r = cp
+        .agent
+        .post(&format!("{}/console/login", cp.base))
+        .send_string("not a form");
     assert_eq!(answer(r, "x").0, 400);
 
-    let r = cp.agent.post(&format!("{}/console/login", cp.base)).send_form(&[("token", &cp.admin)]);
+    let r = cp
+        .agent
+        .post(&format!("{}/console/login", cp.base))
+        .send_form(&[("token", &cp.admin)]);
     let (code, cookie, _) = answer(r, "set-cookie");
     assert_eq!(code, 303);
-    assert!(cookie.contains(&format!("mm_token={}", cp.admin)), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains(&format!("mm_token={}", cp.admin)),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 
     let (code, _, page) = cp.get("/console", Some(&cp.admin));
     assert_eq!(code, 200);
@@ -133,51 +176,136 @@ fn login_sets_a_strict_http_only_cookie_and_refuses_unknown_tokens() {
 #[test]
 fn changes_need_the_csrf_token_and_a_role_that_may_change() {
     let cp = start("csrf");
-    let v0 = cp.api("GET", "/api/v1/policy", None)["version"].as_u64().unwrap();
+    let v0 = cp.api("GET", "/api/v1/policy", None)["version"]
+        .as_u64()
+        .unwrap();
     let ok = console::csrf_of(&cp.admin);
-    let form = |csrf: &'static str| vec![("csrf", csrf), ("entry", "intranet.example.test"), ("action", "allow")];
-    assert_eq!(cp.post("/console/exceptions", Some(&cp.admin), &form("")).0, 403);
-    assert_eq!(cp.post("/console/exceptions", Some(&cp.admin), &form("0123456789abcdef0123456789abcdef")).0, 403);
-    assert_eq!(cp.post("/console/exceptions", None, &form("x")).0, 303, "no cookie: to the login page");
-    assert_eq!(cp.api("GET", "/api/v1/policy", None)["version"].as_u64(), Some(v0), "nothing stored");
+    let form = |csrf: &'static str| {
+        vec![
+            ("csrf", csrf),
+            ("entry", "intranet.example.test"),
+            ("action", "allow"),
+        ]
+    };
+    assert_eq!(
+        cp.post("/console/exceptions", Some(&cp.admin), &form("")).0,
+        403
+    );
+    assert_eq!(
+        cp.post(
+            "/console/exceptions",
+            Some(&cp.admin),
+            &form("0123456789abcdef0123456789abcdef")
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        cp.post("/console/exceptions", None, &form("x")).0,
+        303,
+        "no cookie: to the login page"
+    );
+    assert_eq!(
+        cp.api("GET", "/api/v1/policy", None)["version"].as_u64(),
+        Some(v0),
+        "nothing stored"
+    );
 
     let (code, location, _) = cp.post(
         "/console/exceptions",
         Some(&cp.admin),
-        &[("csrf", &ok), ("entry", "Intranet.Example.test"), ("action", "allow")],
+        &[
+            ("csrf", &ok),
+            ("entry", "Intranet.Example.test"),
+            ("action", "allow"),
+        ],
     );
     // Stored, not applied: no gateway runs.
-    assert_eq!((code, location.as_str()), (303, "/console?done=exception-saved-pending"));
+    assert_eq!(
+        (code, location.as_str()),
+        (303, "/console?done=exception-saved-pending")
+    );
     let p = cp.api("GET", "/api/v1/policy", None);
     assert_eq!(p["version"].as_u64(), Some(v0 + 1));
-    assert_eq!(p["doc"]["exceptions"], json!([{"entry": "intranet.example.test", "action": "allow"}]));
+    assert_eq!(
+        p["doc"]["exceptions"],
+        json!([{"entry": "intranet.example.test", "action": "allow"}])
+    );
     let (_, _, page) = cp.get("/console", Some(&cp.admin));
     assert!(page.contains("data-entry=\"intranet.example.test\""));
 
     // Hostile values come back as the policy check's reason, and nothing is stored.
-    for (entry, action) in [("<script>alert(1)</script>", "allow"), ("ok.test", "explode"), ("", "allow")] {
-        let (code, _, page) = cp.post("/console/exceptions", Some(&cp.admin), &[("csrf", &ok), ("entry", entry), ("action", action)]);
+    for (entry, action) in [
+        ("<script>alert(1)</script>", "allow"),
+        ("ok.test", "explode"),
+        ("", "allow"),
+    ] {
+        let (code, _, page) = cp.post(
+            "/console/exceptions",
+            Some(&cp.admin),
+            &[("csrf", &ok), ("entry", entry), ("action", action)],
+        );
         assert_eq!(code, 400, "{entry:?} {action:?}");
-        assert!(page.contains("id=\"error\"") && !page.contains("<script>alert(1)"), "{page}");
+        assert!(
+            page.contains("id=\"error\"") && !page.contains("<script>alert(1)"),
+            "{page}"
+        );
     }
-    let (code, _, _) = cp.post("/console/categories", Some(&cp.admin), &[("csrf", &ok), ("category", "gambling"), ("action", "sometimes")]);
+    let (code, _, _) = cp.post(
+        "/console/categories",
+        Some(&cp.admin),
+        &[
+            ("csrf", &ok),
+            ("category", "gambling"),
+            ("action", "sometimes"),
+        ],
+    );
     assert_eq!(code, 400);
-    let (code, _, _) = cp.post("/console/release", Some(&cp.admin), &[("csrf", &ok), ("mac", "not-a-mac")]);
+    let (code, _, _) = cp.post(
+        "/console/release",
+        Some(&cp.admin),
+        &[("csrf", &ok), ("mac", "not-a-mac")],
+    );
     assert_eq!(code, 400);
-    assert_eq!(cp.api("GET", "/api/v1/policy", None)["version"].as_u64(), Some(v0 + 1));
+    assert_eq!(
+        cp.api("GET", "/api/v1/policy", None)["version"].as_u64(),
+        Some(v0 + 1)
+    );
 
-    let (code, location, _) = cp.post("/console/exceptions/remove", Some(&cp.admin), &[("csrf", &ok), ("entry", "intranet.example.test")]);
-    assert_eq!((code, location.as_str()), (303, "/console?done=exception-removed-pending"));
-    assert_eq!(cp.api("GET", "/api/v1/policy", None)["doc"]["exceptions"], json!([]));
+    let (code, location, _) = cp.post(
+        "/console/exceptions/remove",
+        Some(&cp.admin),
+        &[("csrf", &ok), ("entry", "intranet.example.test")],
+    );
+    assert_eq!(
+        (code, location.as_str()),
+        (303, "/console?done=exception-removed-pending")
+    );
+    assert_eq!(
+        cp.api("GET", "/api/v1/policy", None)["doc"]["exceptions"],
+        json!([])
+    );
 
     // A read-only token sees the console but may not change anything.
     let ro = cp.token("viewer", "read-only");
     assert_eq!(cp.get("/console", Some(&ro)).0, 200);
-    let (code, _, page) = cp.post("/console/categories", Some(&ro), &[("csrf", &console::csrf_of(&ro)), ("category", "news"), ("action", "block")]);
+    let (code, _, page) = cp.post(
+        "/console/categories",
+        Some(&ro),
+        &[
+            ("csrf", &console::csrf_of(&ro)),
+            ("category", "news"),
+            ("action", "block"),
+        ],
+    );
     assert_eq!(code, 403);
     assert!(page.contains("read-only"));
     // Another session's CSRF token is not this one's.
-    let (code, _, _) = cp.post("/console/categories", Some(&ro), &[("csrf", &ok), ("category", "news"), ("action", "block")]);
+    let (code, _, _) = cp.post(
+        "/console/categories",
+        Some(&ro),
+        &[("csrf", &ok), ("category", "news"), ("action", "block")],
+    );
     assert_eq!(code, 403);
 }
 
@@ -203,9 +331,22 @@ fn names_with_markup_are_text_in_the_page() {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    assert!(page.contains("&lt;script&gt;alert('tok')&lt;/script&gt;"), "{page}");
-    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;.test"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert('tok')&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;.test"),
+        "{page}"
+    );
     assert!(page.contains("&lt;b&gt;phishing&lt;/b&gt;"));
-    assert!(!page.contains("<script>alert") && !page.contains("<img src=x") && !page.contains("<b>phishing"));
-    assert!(page.contains("危険なサイト"), "a threat block is named as such");
+    assert!(
+        !page.contains("<script>alert")
+            && !page.contains("<img src=x")
+            && !page.contains("<b>phishing")
+    );
+    assert!(
+        page.contains("危険なサイト"),
+        "a threat block is named as such"
+    );
 }

@@ -13,12 +13,12 @@ pub use session::{Lang, csrf_of};
 use crate::api::{self, ApiError, App, Caller, with_db};
 use crate::db;
 use crate::model::{Exception, PolicyDoc};
+use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use session::Session;
@@ -112,7 +112,11 @@ fn recent_blocks(c: &rusqlite::Connection, limit: i64) -> rusqlite::Result<Vec<B
         if matches!(kind, BlockKind::Attack | BlockKind::Firewall) {
             what = serde_json::from_str::<serde_json::Value>(&raw)
                 .ok()
-                .and_then(|v| v.pointer("/alert/signature").and_then(|s| s.as_str()).map(String::from))
+                .and_then(|v| {
+                    v.pointer("/alert/signature")
+                        .and_then(|s| s.as_str())
+                        .map(String::from)
+                })
                 .unwrap_or_default();
         }
         Ok(Block {
@@ -158,7 +162,11 @@ async fn read_dashboard(app: &Arc<App>) -> Result<Dashboard, ApiError> {
             let f = |k: &str| x[k].as_str().unwrap_or("").to_string();
             names.insert(f("mac"), f("hostname"));
             if x["quarantined"] == json!(true) {
-                q.push(Quarantined { mac: f("mac"), ip: f("ipv4"), host: f("hostname") });
+                q.push(Quarantined {
+                    mac: f("mac"),
+                    ip: f("ipv4"),
+                    host: f("hostname"),
+                });
             }
         }
         q
@@ -168,7 +176,10 @@ async fn read_dashboard(app: &Arc<App>) -> Result<Dashboard, ApiError> {
             b.host = n.clone();
         }
     }
-    let gateway_version = stats.as_ref().ok().and_then(|s| s["policy_version"].as_u64());
+    let gateway_version = stats
+        .as_ref()
+        .ok()
+        .and_then(|s| s["policy_version"].as_u64());
     let state = match (&stats, &stale) {
         (Err(e), _) => BoxState::Fault(e.to_string()),
         (Ok(s), _) if s["policy_refused"].as_u64().is_some_and(|v| v > 0) => {
@@ -204,10 +215,19 @@ struct LangQuery {
 
 /// `?lang=` wins and is remembered in a cookie; else the cookie; else Japanese.
 fn lang_of(q: &Result<Query<LangQuery>, QueryRejection>, headers: &HeaderMap) -> (Lang, bool) {
-    let asked = q.as_ref().ok().and_then(|q| q.lang.as_deref()).and_then(Lang::parse);
+    let asked = q
+        .as_ref()
+        .ok()
+        .and_then(|q| q.lang.as_deref())
+        .and_then(Lang::parse);
     match asked {
         Some(l) => (l, true),
-        None => (session::cookie(headers, "mm_lang").and_then(|v| Lang::parse(&v)).unwrap_or(Lang::Ja), false),
+        None => (
+            session::cookie(headers, "mm_lang")
+                .and_then(|v| Lang::parse(&v))
+                .unwrap_or(Lang::Ja),
+            false,
+        ),
     }
 }
 
@@ -224,7 +244,13 @@ fn html(status: StatusCode, body: maud::Markup) -> Response {
 }
 
 fn with_lang_cookie(mut r: Response, lang: Lang, set: bool) -> Response {
-    if set && let Ok(v) = format!("mm_lang={}; Path=/console; SameSite=Strict; Max-Age=31536000", lang.code()).parse() {
+    if set
+        && let Ok(v) = format!(
+            "mm_lang={}; Path=/console; SameSite=Strict; Max-Age=31536000",
+            lang.code()
+        )
+        .parse()
+    {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
@@ -241,7 +267,10 @@ async fn dashboard(
     };
     let done = q.as_ref().ok().and_then(|q| q.done.clone());
     let r = match read_dashboard(&app).await {
-        Ok(d) => html(StatusCode::OK, pages::dashboard(lang, &s, &d, done.as_deref())),
+        Ok(d) => html(
+            StatusCode::OK,
+            pages::dashboard(lang, &s, &d, done.as_deref()),
+        ),
         Err(e) => html(e.status(), pages::failure(lang, &e.message())),
     };
     with_lang_cookie(r, lang, set)
@@ -262,23 +291,33 @@ async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let lang = session::cookie(&headers, "mm_lang").and_then(|v| Lang::parse(&v)).unwrap_or(Lang::Ja);
+    let lang = session::cookie(&headers, "mm_lang")
+        .and_then(|v| Lang::parse(&v))
+        .unwrap_or(Lang::Ja);
     let token = match form {
         Ok(Form(f)) => f.token.trim().to_string(),
         Err(_) => String::new(),
     };
     if token.is_empty() || token.len() > 200 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return html(StatusCode::BAD_REQUEST, pages::login(lang, Some(pages::LoginError::Empty)));
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::login(lang, Some(pages::LoginError::Empty)),
+        );
     }
     match Session::check(&app, &token).await {
         Some(_) => {
             let mut r = Redirect::to("/console").into_response();
-            if let Ok(v) = format!("mm_token={token}; Path=/console; HttpOnly; SameSite=Strict").parse() {
+            if let Ok(v) =
+                format!("mm_token={token}; Path=/console; HttpOnly; SameSite=Strict").parse()
+            {
                 r.headers_mut().append(header::SET_COOKIE, v);
             }
             r
         }
-        None => html(StatusCode::UNAUTHORIZED, pages::login(lang, Some(pages::LoginError::Unknown))),
+        None => html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(lang, Some(pages::LoginError::Unknown)),
+        ),
     }
 }
 
@@ -288,7 +327,11 @@ struct Csrf {
     csrf: String,
 }
 
-async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<Form<Csrf>, FormRejection>) -> Response {
+async fn logout(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    form: Result<Form<Csrf>, FormRejection>,
+) -> Response {
     // A logout needs the CSRF token too: a foreign page must not sign the customer out.
     let _ = match changing(&app, &headers, form.as_ref().ok().map(|f| f.csrf.as_str())).await {
         Ok(s) => s,
@@ -302,13 +345,29 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<Fo
 }
 
 /// The session behind a change: logged in and the form's CSRF token matches.
-async fn changing(app: &Arc<App>, headers: &HeaderMap, csrf: Option<&str>) -> Result<Session, Response> {
-    let lang = session::cookie(headers, "mm_lang").and_then(|v| Lang::parse(&v)).unwrap_or(Lang::Ja);
+async fn changing(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<Session, Response> {
+    let lang = session::cookie(headers, "mm_lang")
+        .and_then(|v| Lang::parse(&v))
+        .unwrap_or(Lang::Ja);
     let Some(s) = Session::of(app, headers).await else {
         return Err(Redirect::to("/console/login").into_response());
     };
     if !csrf.is_some_and(|c| session::same(c, &s.csrf)) {
-        return Err(html(StatusCode::FORBIDDEN, pages::failure(lang, pages::t(lang, "フォームの有効期限が切れました。ページを開き直してください（CSRF トークンが一致しません）。", "This form is out of date: reload the page and try again (the CSRF token does not match)."))));
+        return Err(html(
+            StatusCode::FORBIDDEN,
+            pages::failure(
+                lang,
+                pages::t(
+                    lang,
+                    "フォームの有効期限が切れました。ページを開き直してください（CSRF トークンが一致しません）。",
+                    "This form is out of date: reload the page and try again (the CSRF token does not match).",
+                ),
+            ),
+        ));
     }
     Ok(s)
 }
@@ -322,7 +381,21 @@ fn refused(lang: Lang, e: &ApiError) -> Response {
 }
 
 fn bad_form(lang: Lang, e: &FormRejection) -> Response {
-    html(StatusCode::BAD_REQUEST, pages::failure(lang, &format!("{}: {}", pages::t(lang, "フォームの内容が正しくありません", "The form is not valid"), e.body_text())))
+    html(
+        StatusCode::BAD_REQUEST,
+        pages::failure(
+            lang,
+            &format!(
+                "{}: {}",
+                pages::t(
+                    lang,
+                    "フォームの内容が正しくありません",
+                    "The form is not valid"
+                ),
+                e.body_text()
+            ),
+        ),
+    )
 }
 
 #[derive(Deserialize)]
@@ -331,7 +404,11 @@ struct ReleaseForm {
     mac: String,
 }
 
-async fn release(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<Form<ReleaseForm>, FormRejection>) -> Response {
+async fn release(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    form: Result<Form<ReleaseForm>, FormRejection>,
+) -> Response {
     let s = match changing(&app, &headers, form.as_ref().ok().map(|f| f.csrf.as_str())).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -353,7 +430,11 @@ struct ExceptionForm {
     action: String,
 }
 
-async fn add_exception(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<Form<ExceptionForm>, FormRejection>) -> Response {
+async fn add_exception(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    form: Result<Form<ExceptionForm>, FormRejection>,
+) -> Response {
     let s = match changing(&app, &headers, form.as_ref().ok().map(|f| f.csrf.as_str())).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -366,7 +447,10 @@ async fn add_exception(State(app): State<Arc<App>>, headers: HeaderMap, form: Re
     let change = move |list: &mut Vec<Exception>| {
         // The same site given again replaces its old action rather than doubling it.
         list.retain(|e| e.entry != entry);
-        list.push(Exception { entry, action: f.action.trim().to_string() });
+        list.push(Exception {
+            entry,
+            action: f.action.trim().to_string(),
+        });
     };
     change_exceptions(&app, &s, change, "exception-saved").await
 }
@@ -377,7 +461,11 @@ struct RemoveForm {
     entry: String,
 }
 
-async fn remove_exception(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<Form<RemoveForm>, FormRejection>) -> Response {
+async fn remove_exception(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    form: Result<Form<RemoveForm>, FormRejection>,
+) -> Response {
     let s = match changing(&app, &headers, form.as_ref().ok().map(|f| f.csrf.as_str())).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -386,7 +474,13 @@ async fn remove_exception(State(app): State<Arc<App>>, headers: HeaderMap, form:
         Ok(Form(f)) => f,
         Err(e) => return bad_form(s.lang, &e),
     };
-    change_exceptions(&app, &s, move |l: &mut Vec<Exception>| l.retain(|e| e.entry != f.entry), "exception-removed").await
+    change_exceptions(
+        &app,
+        &s,
+        move |l: &mut Vec<Exception>| l.retain(|e| e.entry != f.entry),
+        "exception-removed",
+    )
+    .await
 }
 
 async fn change_exceptions(
@@ -405,7 +499,13 @@ async fn change_exceptions(
 }
 
 /// A section through the API's own change path; what the gateway said decides the page.
-async fn put(app: &Arc<App>, s: &Session, section: &str, value: &serde_json::Value, what: &str) -> Response {
+async fn put(
+    app: &Arc<App>,
+    s: &Session,
+    section: &str,
+    value: &serde_json::Value,
+    what: &str,
+) -> Response {
     match api::change_section(app, &s.caller, section, value.to_string().as_bytes()).await {
         Ok((StatusCode::OK, _)) => done(what),
         Ok(_) => done(&format!("{what}-pending")),
@@ -421,7 +521,11 @@ struct CategoryForm {
     action: String,
 }
 
-async fn set_category(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<Form<CategoryForm>, FormRejection>) -> Response {
+async fn set_category(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    form: Result<Form<CategoryForm>, FormRejection>,
+) -> Response {
     let s = match changing(&app, &headers, form.as_ref().ok().map(|f| f.csrf.as_str())).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -451,14 +555,25 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-async fn report(State(app): State<Arc<App>>, headers: HeaderMap, q: Result<Query<ReportQuery>, QueryRejection>) -> Response {
-    let lang = session::cookie(&headers, "mm_lang").and_then(|v| Lang::parse(&v)).unwrap_or(Lang::Ja);
+async fn report(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> Response {
+    let lang = session::cookie(&headers, "mm_lang")
+        .and_then(|v| Lang::parse(&v))
+        .unwrap_or(Lang::Ja);
     if Session::of(&app, &headers).await.is_none() {
         return Redirect::to("/console/login").into_response();
     }
     let q = match q {
         Ok(Query(q)) => q,
-        Err(e) => return html(StatusCode::BAD_REQUEST, pages::failure(lang, &e.body_text())),
+        Err(e) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::failure(lang, &e.body_text()),
+            );
+        }
     };
     let rlang = q.lang.as_deref().unwrap_or(lang.code()).to_string();
     let page = match api::report_html(&app, q.month.as_deref(), &rlang).await {
@@ -469,7 +584,9 @@ async fn report(State(app): State<Arc<App>>, headers: HeaderMap, q: Result<Query
         return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
     }
     // The PDF is the same HTML printed by headless Chromium, as `ctl report` does.
-    let month = q.month.unwrap_or_else(|| crate::report::Month::of(db::now()).prev().to_string());
+    let month = q
+        .month
+        .unwrap_or_else(|| crate::report::Month::of(db::now()).prev().to_string());
     let made = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
         let dir = std::env::temp_dir().join(format!("mimamori-console-pdf-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
@@ -484,13 +601,22 @@ async fn report(State(app): State<Arc<App>>, headers: HeaderMap, q: Result<Query
         Ok(Ok(pdf)) => (
             [
                 (header::CONTENT_TYPE, "application/pdf".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"mimamori-report-{month}.pdf\"")),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"mimamori-report-{month}.pdf\""),
+                ),
             ],
             pdf,
         )
             .into_response(),
-        Ok(Err(e)) => html(StatusCode::SERVICE_UNAVAILABLE, pages::failure(lang, &format!("PDF: {e}"))),
-        Err(e) => html(StatusCode::INTERNAL_SERVER_ERROR, pages::failure(lang, &e.to_string())),
+        Ok(Err(e)) => html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::failure(lang, &format!("PDF: {e}")),
+        ),
+        Err(e) => html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pages::failure(lang, &e.to_string()),
+        ),
     }
 }
 
@@ -502,6 +628,11 @@ fn rand_suffix() -> String {
 
 /// Read by the session: who a token is, as the API's own extractor decides.
 pub(crate) async fn caller_of(app: &Arc<App>, token: String) -> Option<Caller> {
-    let found = with_db(app, move |c| Ok(db::check_token(c, &token)?)).await.ok()??;
-    Some(Caller { name: found.0, role: found.1 })
+    let found = with_db(app, move |c| Ok(db::check_token(c, &token)?))
+        .await
+        .ok()??;
+    Some(Caller {
+        name: found.0,
+        role: found.1,
+    })
 }

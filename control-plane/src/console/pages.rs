@@ -91,10 +91,26 @@ pub fn failure(lang: Lang, message: &str) -> Markup {
 
 fn done_note(lang: Lang, done: &str) -> Option<&'static str> {
     Some(match done {
-        "released" => t(lang, "PC の隔離を解除しました。", "The PC is out of quarantine."),
-        "exception-saved" => t(lang, "例外を保存し、ボックスに反映しました。", "The exception is saved and running on the box."),
-        "exception-removed" => t(lang, "例外を削除し、ボックスに反映しました。", "The exception is removed on the box."),
-        "category-saved" => t(lang, "カテゴリの設定を保存し、ボックスに反映しました。", "The category setting is saved and running on the box."),
+        "released" => t(
+            lang,
+            "PC の隔離を解除しました。",
+            "The PC is out of quarantine.",
+        ),
+        "exception-saved" => t(
+            lang,
+            "例外を保存し、ボックスに反映しました。",
+            "The exception is saved and running on the box.",
+        ),
+        "exception-removed" => t(
+            lang,
+            "例外を削除し、ボックスに反映しました。",
+            "The exception is removed on the box.",
+        ),
+        "category-saved" => t(
+            lang,
+            "カテゴリの設定を保存し、ボックスに反映しました。",
+            "The category setting is saved and running on the box.",
+        ),
         "exception-saved-pending" | "exception-removed-pending" | "category-saved-pending" => t(
             lang,
             "保存しました。ボックスが応答しないため、次回の起動時に反映されます。",
@@ -108,15 +124,32 @@ fn done_note(lang: Lang, done: &str) -> Option<&'static str> {
 fn reason(lang: Lang, b: &Block) -> String {
     let what = if b.what.is_empty() { "-" } else { &b.what };
     match (b.kind, lang) {
-        (BlockKind::ThreatSite, Lang::Ja) => format!("危険なサイト（{}）へのアクセスを止めました: {what}", b.category),
-        (BlockKind::ThreatSite, Lang::En) => format!("Stopped a visit to a dangerous site ({}): {what}", b.category),
-        (BlockKind::CategorySite, Lang::Ja) => format!("閲覧を制限しているカテゴリ（{}）のサイトです: {what}", b.category),
-        (BlockKind::CategorySite, Lang::En) => format!("A site in a category you restrict ({}): {what}", b.category),
-        (BlockKind::Firewall, Lang::Ja) => "許可していない通信をファイアウォールが止めました".into(),
-        (BlockKind::Firewall, Lang::En) => "The firewall stopped traffic that is not allowed".into(),
+        (BlockKind::ThreatSite, Lang::Ja) => format!(
+            "危険なサイト（{}）へのアクセスを止めました: {what}",
+            b.category
+        ),
+        (BlockKind::ThreatSite, Lang::En) => format!(
+            "Stopped a visit to a dangerous site ({}): {what}",
+            b.category
+        ),
+        (BlockKind::CategorySite, Lang::Ja) => format!(
+            "閲覧を制限しているカテゴリ（{}）のサイトです: {what}",
+            b.category
+        ),
+        (BlockKind::CategorySite, Lang::En) => {
+            format!("A site in a category you restrict ({}): {what}", b.category)
+        }
+        (BlockKind::Firewall, Lang::Ja) => {
+            "許可していない通信をファイアウォールが止めました".into()
+        }
+        (BlockKind::Firewall, Lang::En) => {
+            "The firewall stopped traffic that is not allowed".into()
+        }
         (BlockKind::Attack, Lang::Ja) => format!("攻撃とみられる通信を止めました: {what}"),
         (BlockKind::Attack, Lang::En) => format!("Stopped what looks like an attack: {what}"),
-        (BlockKind::Quarantined, Lang::Ja) => "ウイルス感染の疑いがあるため PC を隔離しました".into(),
+        (BlockKind::Quarantined, Lang::Ja) => {
+            "ウイルス感染の疑いがあるため PC を隔離しました".into()
+        }
         (BlockKind::Quarantined, Lang::En) => "The PC was quarantined: it looks infected".into(),
     }
 }

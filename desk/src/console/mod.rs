@@ -26,7 +26,10 @@ pub fn routes() -> Router<App> {
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/boxes/{id}", get(box_page))
-        .route("/console/boxes/{id}/reports/{month}/{lang}/{format}", get(report_file))
+        .route(
+            "/console/boxes/{id}/reports/{month}/{lang}/{format}",
+            get(report_file),
+        )
         .route("/console/incidents/{id}", get(incident_page))
         .route("/console/incidents/{id}/act", post(act))
 }
@@ -52,7 +55,11 @@ pub fn csrf_of(token: &str) -> String {
 }
 
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 pub struct Session {
@@ -91,18 +98,25 @@ async fn as_session<T: Send + 'static>(
     };
     let r = app
         .store
-        .run(move |c| -> Result<Result<(Session, T), Refusal>, ApiError> {
-            let actor = match auth::actor_of_token(c, &token) {
-                Ok(a) => a,
-                Err(_) => return Ok(Err(Refusal::Forbidden("login".into()))),
-            };
-            let s = Session { actor, csrf: csrf_of(&token) };
-            Ok(work(c, &s).map(|t| (s, t)))
-        })
+        .run(
+            move |c| -> Result<Result<(Session, T), Refusal>, ApiError> {
+                let actor = match auth::actor_of_token(c, &token) {
+                    Ok(a) => a,
+                    Err(_) => return Ok(Err(Refusal::Forbidden("login".into()))),
+                };
+                let s = Session {
+                    actor,
+                    csrf: csrf_of(&token),
+                };
+                Ok(work(c, &s).map(|t| (s, t)))
+            },
+        )
         .await;
     match r {
         Ok(Ok(x)) => Ok(x),
-        Ok(Err(Refusal::Forbidden(m))) if m == "login" => Err(Redirect::to("/console/login").into_response()),
+        Ok(Err(Refusal::Forbidden(m))) if m == "login" => {
+            Err(Redirect::to("/console/login").into_response())
+        }
         Ok(Err(refusal)) => Err(refused(refusal)),
         Err(ApiError(refusal)) => Err(refused(refusal)),
     }
@@ -120,7 +134,15 @@ async fn home(State(app): State<App>, headers: HeaderMap) -> Response {
     match as_session(&app, &headers, move |c, s| {
         Ok(Home {
             boxes: boxes::list_boxes(c, &s.actor, fault_after)?,
-            incidents: incidents::list(c, &s.actor, &incidents::Filter { open: Some(true), limit: Some(200), ..Default::default() })?,
+            incidents: incidents::list(
+                c,
+                &s.actor,
+                &incidents::Filter {
+                    open: Some(true),
+                    limit: Some(200),
+                    ..Default::default()
+                },
+            )?,
             tickets: tickets::list(c, &s.actor, &tickets::Filter::default())?,
         })
     })
@@ -141,21 +163,34 @@ struct LoginForm {
 }
 
 async fn login(State(app): State<App>, form: Result<Form<LoginForm>, FormRejection>) -> Response {
-    let token = form.map(|Form(f)| f.token.trim().to_string()).unwrap_or_default();
+    let token = form
+        .map(|Form(f)| f.token.trim().to_string())
+        .unwrap_or_default();
     if token.is_empty() || token.len() > 200 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return html(StatusCode::BAD_REQUEST, pages::login(Some("Enter your token.")));
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::login(Some("Enter your token.")),
+        );
     }
     let t = token.clone();
-    let known = app.store.run(move |c| -> Result<bool, ApiError> { Ok(auth::actor_of_token(c, &t).is_ok()) }).await;
+    let known = app
+        .store
+        .run(move |c| -> Result<bool, ApiError> { Ok(auth::actor_of_token(c, &t).is_ok()) })
+        .await;
     match known {
         Ok(true) => {
             let mut r = Redirect::to("/console").into_response();
-            if let Ok(v) = format!("{TOKEN_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict").parse() {
+            if let Ok(v) =
+                format!("{TOKEN_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict").parse()
+            {
                 r.headers_mut().append(header::SET_COOKIE, v);
             }
             r
         }
-        Ok(false) => html(StatusCode::UNAUTHORIZED, pages::login(Some("This token is not known."))),
+        Ok(false) => html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(Some("This token is not known.")),
+        ),
         Err(ApiError(e)) => refused(e),
     }
 }
@@ -169,17 +204,25 @@ fn csrf_ok(s: &Session, given: Option<&str>) -> ops::Result<()> {
     if given.is_some_and(|g| same(g, &s.csrf)) {
         Ok(())
     } else {
-        Err(Refusal::Forbidden("this form is out of date (CSRF token does not match): reload the page".into()))
+        Err(Refusal::Forbidden(
+            "this form is out of date (CSRF token does not match): reload the page".into(),
+        ))
     }
 }
 
-async fn logout(State(app): State<App>, headers: HeaderMap, form: Result<Form<Csrf>, FormRejection>) -> Response {
+async fn logout(
+    State(app): State<App>,
+    headers: HeaderMap,
+    form: Result<Form<Csrf>, FormRejection>,
+) -> Response {
     let given = form.ok().map(|Form(f)| f.csrf);
     if let Err(r) = as_session(&app, &headers, move |_, s| csrf_ok(s, given.as_deref())).await {
         return r;
     }
     let mut r = Redirect::to("/console/login").into_response();
-    if let Ok(v) = format!("{TOKEN_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0").parse() {
+    if let Ok(v) =
+        format!("{TOKEN_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0").parse()
+    {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
@@ -200,18 +243,36 @@ async fn box_page(State(app): State<App>, headers: HeaderMap, Path(id): Path<Str
     match as_session(&app, &headers, move |c, s| {
         // get_box answers "no such box" for another customer's: checked before anything else.
         let view = boxes::get_box(c, &s.actor, &id, fault_after)?;
-        let plan: mimamori_contracts::Plan = view.plan.parse().map_err(|e| Refusal::Conflict(format!("plan: {e}")))?;
+        let plan: mimamori_contracts::Plan = view
+            .plan
+            .parse()
+            .map_err(|e| Refusal::Conflict(format!("plan: {e}")))?;
         let quota = mimamori_contracts::profile(plan, false).on_site;
         let visits = visits::list(c, &s.actor, &id)?;
-        let month = crate::clock::format_jst(ops::now()).get(..7).unwrap_or("").to_string();
+        let month = crate::clock::format_jst(ops::now())
+            .get(..7)
+            .unwrap_or("")
+            .to_string();
         let free_used_this_month = visits
             .iter()
             .filter(|v| v["free"] == serde_json::json!(true))
-            .filter(|v| v["start_jst"].as_str().is_some_and(|t| t.starts_with(&month)))
+            .filter(|v| {
+                v["start_jst"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&month))
+            })
             .count();
         Ok(BoxPage {
             reports: ops::reports::list(c, &s.actor, &id)?,
-            incidents: incidents::list(c, &s.actor, &incidents::Filter { box_id: Some(id.clone()), limit: Some(50), ..Default::default() })?,
+            incidents: incidents::list(
+                c,
+                &s.actor,
+                &incidents::Filter {
+                    box_id: Some(id.clone()),
+                    limit: Some(50),
+                    ..Default::default()
+                },
+            )?,
             view,
             quota,
             free_used_this_month,
@@ -231,13 +292,21 @@ async fn report_file(
     Path((id, month, lang, format)): Path<(String, String, String, String)>,
 ) -> Response {
     let pdf = format == "pdf";
-    let path = match as_session(&app, &headers, move |c, s| ops::reports::file(c, &s.actor, &id, &month, &lang, &format)).await {
+    let path = match as_session(&app, &headers, move |c, s| {
+        ops::reports::file(c, &s.actor, &id, &month, &lang, &format)
+    })
+    .await
+    {
         Ok((_, p)) => p,
         Err(r) => return r,
     };
     match tokio::task::spawn_blocking(move || std::fs::read(&path)).await {
         Ok(Ok(bytes)) => {
-            let ct = if pdf { "application/pdf" } else { "text/html; charset=utf-8" };
+            let ct = if pdf {
+                "application/pdf"
+            } else {
+                "text/html; charset=utf-8"
+            };
             ([(header::CONTENT_TYPE, ct)], bytes).into_response()
         }
         _ => refused(Refusal::NotFound("the report file is missing".into())),
@@ -251,18 +320,34 @@ pub struct IncidentPage {
     pub actions: Vec<Action>,
 }
 
-async fn incident_page(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn incident_page(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(id) = id.parse::<i64>() else {
-        return refused(Refusal::BadInput(format!("incident id: {id:?} is not a number")));
+        return refused(Refusal::BadInput(format!(
+            "incident id: {id:?} is not a number"
+        )));
     };
     match as_session(&app, &headers, move |c, s| {
         let detail = incidents::get(c, &s.actor, id)?;
         let events = boxes::events(c, &detail.incident.box_id, None, 50)?;
-        let actions = match (s.actor.is_desk(), detail.incident.state.parse::<IncidentState>()) {
-            (true, Ok(st)) => Action::ALL.into_iter().filter(|a| next(st, *a).is_ok()).collect(),
+        let actions = match (
+            s.actor.is_desk(),
+            detail.incident.state.parse::<IncidentState>(),
+        ) {
+            (true, Ok(st)) => Action::ALL
+                .into_iter()
+                .filter(|a| next(st, *a).is_ok())
+                .collect(),
             _ => Vec::new(),
         };
-        Ok(IncidentPage { detail, events, actions })
+        Ok(IncidentPage {
+            detail,
+            events,
+            actions,
+        })
     })
     .await
     {
@@ -286,7 +371,9 @@ async fn act(
     form: Result<Form<ActForm>, FormRejection>,
 ) -> Response {
     let Ok(id) = id.parse::<i64>() else {
-        return refused(Refusal::BadInput(format!("incident id: {id:?} is not a number")));
+        return refused(Refusal::BadInput(format!(
+            "incident id: {id:?} is not a number"
+        )));
     };
     let f = match form {
         Ok(Form(f)) => f,
@@ -294,7 +381,15 @@ async fn act(
     };
     let done = as_session(&app, &headers, move |c, s| {
         csrf_ok(s, Some(&f.csrf))?;
-        let note = ops::clean("note", if f.note.trim().is_empty() { "(console)" } else { &f.note }, 500)?;
+        let note = ops::clean(
+            "note",
+            if f.note.trim().is_empty() {
+                "(console)"
+            } else {
+                &f.note
+            },
+            500,
+        )?;
         incidents::act(c, &s.actor, id, &f.action, &note)
     })
     .await;

@@ -44,27 +44,35 @@ fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
 }
 
 pub fn login(error: Option<&str>) -> Markup {
-    page("Log in", None, html! {
-        section {
-            h2 { "ログイン / Log in" }
-            @if let Some(e) = error { p.err #login-error { (e) } }
-            form method="post" action="/console/login" {
-                input #token type="password" name="token" autocomplete="current-password" size="60" required;
-                " "
-                button #login type="submit" { "Log in" }
+    page(
+        "Log in",
+        None,
+        html! {
+            section {
+                h2 { "ログイン / Log in" }
+                @if let Some(e) = error { p.err #login-error { (e) } }
+                form method="post" action="/console/login" {
+                    input #token type="password" name="token" autocomplete="current-password" size="60" required;
+                    " "
+                    button #login type="submit" { "Log in" }
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 pub fn failure(message: &str) -> Markup {
-    page("Error", None, html! {
-        section {
-            h2 { "That did not work" }
-            p.err #error { (message) }
-            p { a href="/console" { "Back to the console" } }
-        }
-    })
+    page(
+        "Error",
+        None,
+        html! {
+            section {
+                h2 { "That did not work" }
+                p.err #error { (message) }
+                p { a href="/console" { "Back to the console" } }
+            }
+        },
+    )
 }
 
 fn when(ts: i64) -> String {
@@ -125,72 +133,80 @@ fn s(v: &serde_json::Value, k: &str) -> String {
 
 pub fn home(session: &Session, h: &Home) -> Markup {
     let desk = session.actor.is_desk();
-    page("Console", Some(session), html! {
-        section #boxes {
-            h2 { @if desk { "Boxes / ボックス一覧" } @else { "Your boxes / ご契約のボックス" } }
-            (boxes_table(&h.boxes))
-        }
-        section #incidents {
-            h2 { "Incident queue (open) / 対応中のインシデント" }
-            (incidents_table(&h.incidents))
-        }
-        section #tickets {
-            h2 { "Tickets / お問い合わせ" }
-            @if h.tickets.is_empty() { p { "None." } }
-            @else {
-                table {
-                    tr { th { "#" } th { "Customer" } th { "Box" } th { "Kind" } th { "State" } th { "Opened" } th { "Subject" } }
-                    @for t in &h.tickets {
-                        tr.ticket {
-                            td { (s(t, "id")) } td { (s(t, "customer_id")) } td { (s(t, "box_id")) } td { (s(t, "kind")) }
-                            td { (s(t, "state")) } td { (t["opened"].as_i64().map(when).unwrap_or_default()) } td { (s(t, "subject")) }
+    page(
+        "Console",
+        Some(session),
+        html! {
+            section #boxes {
+                h2 { @if desk { "Boxes / ボックス一覧" } @else { "Your boxes / ご契約のボックス" } }
+                (boxes_table(&h.boxes))
+            }
+            section #incidents {
+                h2 { "Incident queue (open) / 対応中のインシデント" }
+                (incidents_table(&h.incidents))
+            }
+            section #tickets {
+                h2 { "Tickets / お問い合わせ" }
+                @if h.tickets.is_empty() { p { "None." } }
+                @else {
+                    table {
+                        tr { th { "#" } th { "Customer" } th { "Box" } th { "Kind" } th { "State" } th { "Opened" } th { "Subject" } }
+                        @for t in &h.tickets {
+                            tr.ticket {
+                                td { (s(t, "id")) } td { (s(t, "customer_id")) } td { (s(t, "box_id")) } td { (s(t, "kind")) }
+                                td { (s(t, "state")) } td { (t["opened"].as_i64().map(when).unwrap_or_default()) } td { (s(t, "subject")) }
+                            }
                         }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 pub fn box_page(session: &Session, p: &BoxPage) -> Markup {
     let b = &p.view;
-    page(&b.name, Some(session), html! {
-        section #box {
-            h2 { (b.name) " (" (b.id) ")" }
-            p { "Customer " (b.customer_id) " · site " (b.site_id) " · plan " (b.plan) " · " span class=(b.status) #health { (b.status_text) } }
-            @if let Some(e) = &b.licence_end { p { "Licence ends " (e) } }
-        }
-        section #onsite {
-            h2 { "On-site quota this month / 今月の訪問枠" }
-            p #quota {
-                (p.free_used_this_month) " of " (p.quota.visits_per_month) " free visits used, up to "
-                (p.quota.pcs_per_visit) " PC(s) per visit"
+    page(
+        &b.name,
+        Some(session),
+        html! {
+            section #box {
+                h2 { (b.name) " (" (b.id) ")" }
+                p { "Customer " (b.customer_id) " · site " (b.site_id) " · plan " (b.plan) " · " span class=(b.status) #health { (b.status_text) } }
+                @if let Some(e) = &b.licence_end { p { "Licence ends " (e) } }
             }
-            @if !p.visits.is_empty() {
-                table {
-                    tr { th { "When (JST)" } th { "PCs" } th { "Free" } th { "Booked by" } }
-                    @for v in &p.visits {
-                        tr { td { (s(v, "start_jst")) } td { (s(v, "pcs")) } td { (s(v, "free")) } td { (s(v, "booked_by")) } }
+            section #onsite {
+                h2 { "On-site quota this month / 今月の訪問枠" }
+                p #quota {
+                    (p.free_used_this_month) " of " (p.quota.visits_per_month) " free visits used, up to "
+                    (p.quota.pcs_per_visit) " PC(s) per visit"
+                }
+                @if !p.visits.is_empty() {
+                    table {
+                        tr { th { "When (JST)" } th { "PCs" } th { "Free" } th { "Booked by" } }
+                        @for v in &p.visits {
+                            tr { td { (s(v, "start_jst")) } td { (s(v, "pcs")) } td { (s(v, "free")) } td { (s(v, "booked_by")) } }
+                        }
                     }
                 }
             }
-        }
-        section #reports {
-            h2 { "Monthly reports / 月次レポート" }
-            @if p.reports.is_empty() { p { "None kept yet." } }
-            ul {
-                @for r in &p.reports {
-                    li.report { a href={ "/console/boxes/" (b.id) "/reports/" (s(r, "month")) "/" (s(r, "lang")) "/" (s(r, "format")) } {
-                        (s(r, "month")) " " (s(r, "lang")) " " (s(r, "format"))
-                    } }
+            section #reports {
+                h2 { "Monthly reports / 月次レポート" }
+                @if p.reports.is_empty() { p { "None kept yet." } }
+                ul {
+                    @for r in &p.reports {
+                        li.report { a href={ "/console/boxes/" (b.id) "/reports/" (s(r, "month")) "/" (s(r, "lang")) "/" (s(r, "format")) } {
+                            (s(r, "month")) " " (s(r, "lang")) " " (s(r, "format"))
+                        } }
+                    }
                 }
             }
-        }
-        section #incidents {
-            h2 { "Incidents" }
-            (incidents_table(&p.incidents))
-        }
-    })
+            section #incidents {
+                h2 { "Incidents" }
+                (incidents_table(&p.incidents))
+            }
+        },
+    )
 }
 
 /// What each step is called on its button.
@@ -210,54 +226,58 @@ fn action_label(a: crate::incident::state::Action) -> &'static str {
 
 pub fn incident(session: &Session, p: &IncidentPage) -> Markup {
     let i = &p.detail.incident;
-    page(&format!("Incident {}", i.id), Some(session), html! {
-        section #incident {
-            h2 { "Incident " (i.id) ": " (i.summary) }
-            p {
-                "Box " a href={ "/console/boxes/" (i.box_id) } { (i.box_id) }
-                " · host " span #host { (i.host.hostname.as_deref().unwrap_or("?")) } " "
-                (i.host.ip.as_deref().unwrap_or("")) " " (i.host.mac.as_deref().unwrap_or(""))
-            }
-            p { "Severity " (i.severity) " · rule " (i.rule) " · threat " (i.threat) " · " (i.count) " detections, "
-                (when(i.first_seen)) " – " (when(i.last_seen)) }
-            p { "State: " strong #state { (i.state) } }
-            @if !p.actions.is_empty() {
-                form #act method="post" action={ "/console/incidents/" (i.id) "/act" } {
-                    input type="hidden" name="csrf" value=(session.csrf);
-                    input #note name="note" placeholder="note" maxlength="500" size="40";
-                    " "
-                    @for a in &p.actions {
-                        button.action type="submit" name="action" value=(a.as_str()) { (action_label(*a)) } " "
+    page(
+        &format!("Incident {}", i.id),
+        Some(session),
+        html! {
+            section #incident {
+                h2 { "Incident " (i.id) ": " (i.summary) }
+                p {
+                    "Box " a href={ "/console/boxes/" (i.box_id) } { (i.box_id) }
+                    " · host " span #host { (i.host.hostname.as_deref().unwrap_or("?")) } " "
+                    (i.host.ip.as_deref().unwrap_or("")) " " (i.host.mac.as_deref().unwrap_or(""))
+                }
+                p { "Severity " (i.severity) " · rule " (i.rule) " · threat " (i.threat) " · " (i.count) " detections, "
+                    (when(i.first_seen)) " – " (when(i.last_seen)) }
+                p { "State: " strong #state { (i.state) } }
+                @if !p.actions.is_empty() {
+                    form #act method="post" action={ "/console/incidents/" (i.id) "/act" } {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        input #note name="note" placeholder="note" maxlength="500" size="40";
+                        " "
+                        @for a in &p.actions {
+                            button.action type="submit" name="action" value=(a.as_str()) { (action_label(*a)) } " "
+                        }
                     }
                 }
             }
-        }
-        section #timeline {
-            h2 { "Timeline / 対応履歴" }
-            table {
-                tr { th { "When (JST)" } th { "Who" } th { "From" } th { "To" } th { "Note" } }
-                @for e in &p.detail.audit {
-                    tr.step { td { (e["at"].as_i64().map(when).unwrap_or_default()) } td { (s(e, "actor")) } td { (s(e, "from")) } td { (s(e, "to")) } td { (s(e, "note")) } }
+            section #timeline {
+                h2 { "Timeline / 対応履歴" }
+                table {
+                    tr { th { "When (JST)" } th { "Who" } th { "From" } th { "To" } th { "Note" } }
+                    @for e in &p.detail.audit {
+                        tr.step { td { (e["at"].as_i64().map(when).unwrap_or_default()) } td { (s(e, "actor")) } td { (s(e, "from")) } td { (s(e, "to")) } td { (s(e, "note")) } }
+                    }
                 }
             }
-        }
-        section #notifications {
-            h2 { "Notifications / お客様への連絡" }
-            @if p.detail.notifications.is_empty() { p { "None." } }
-            table {
-                @for n in &p.detail.notifications {
-                    tr { td { (s(n, "to")) } td { (s(n, "subject")) } td { @if n["sent"].is_null() { "queued (" (s(n, "attempts")) " tries) " (s(n, "error")) } @else { "sent" } } }
+            section #notifications {
+                h2 { "Notifications / お客様への連絡" }
+                @if p.detail.notifications.is_empty() { p { "None." } }
+                table {
+                    @for n in &p.detail.notifications {
+                        tr { td { (s(n, "to")) } td { (s(n, "subject")) } td { @if n["sent"].is_null() { "queued (" (s(n, "attempts")) " tries) " (s(n, "error")) } @else { "sent" } } }
+                    }
                 }
             }
-        }
-        section #events {
-            h2 { "The box's latest events" }
-            table {
-                @for e in &p.events {
-                    tr { td { (e["ts"].as_i64().map(when).unwrap_or_default()) } td { (s(e, "event_type")) } td { (s(e, "host")) }
-                         td { pre { (e["event"].to_string()) } } }
+            section #events {
+                h2 { "The box's latest events" }
+                table {
+                    @for e in &p.events {
+                        tr { td { (e["ts"].as_i64().map(when).unwrap_or_default()) } td { (s(e, "event_type")) } td { (s(e, "host")) }
+                             td { pre { (e["event"].to_string()) } } }
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
