@@ -154,7 +154,13 @@ const MIGRATIONS: &[&str] = &[
      BEGIN
         INSERT INTO desk_outbox (event_id) VALUES (NEW.id);
      END;",
+    // 10: the report's per-day rollups, beside the SQL that fills them; `open` counts the
+    // events already stored into them in the same step.
+    crate::report::rollup::TABLES,
 ];
+
+/// The migration that creates the rollups.
+const ROLLUP_MIGRATION: usize = 10;
 
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -192,8 +198,14 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     }
     for (i, m) in MIGRATIONS.iter().enumerate().skip(have) {
         let tx = c.transaction()?;
-        tx.execute_batch(m)
-            .map_err(|e| anyhow::anyhow!("{}: migration {}: {e}", path.display(), i + 1))?;
+        let step = |tx: &Connection| -> rusqlite::Result<()> {
+            tx.execute_batch(m)?;
+            if i + 1 == ROLLUP_MIGRATION {
+                crate::report::rollup::add_from_events(tx, 0, i64::MAX)?;
+            }
+            Ok(())
+        };
+        step(&tx).map_err(|e| anyhow::anyhow!("{}: migration {}: {e}", path.display(), i + 1))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }

@@ -344,6 +344,7 @@ pub fn insert<'a>(c: &Connection, rows: impl IntoIterator<Item = &'a Row>) -> ru
         "INSERT INTO event (ts, event_type, src_ip, dest_ip, src_port, dest_port, proto, action, category, sid, name, gid, threat, mac, iface, raw)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
+    let mut rollup = crate::report::rollup::Batch::default();
     for r in rows {
         s.execute(rusqlite::params![
             r.ts,
@@ -363,8 +364,10 @@ pub fn insert<'a>(c: &Connection, rows: impl IntoIterator<Item = &'a Row>) -> ru
             r.iface,
             r.raw
         ])?;
+        rollup.count(r, c.last_insert_rowid());
     }
-    Ok(())
+    // The report's per-day counts of these rows, in the same transaction.
+    rollup.write(c)
 }
 
 /// Filters of the events query; every one optional.
@@ -458,7 +461,9 @@ pub fn hourly(c: &Connection, q: &Query) -> rusqlite::Result<Vec<Hourly>> {
 }
 
 /// Deletes events older than `days`; returns how many.
+/// The report's rollups outlive the events, up to `rollup::KEEP_DAYS`.
 pub fn prune(c: &Connection, days: u32, now: i64) -> rusqlite::Result<usize> {
+    crate::report::rollup::prune(c, now - crate::report::rollup::KEEP_DAYS * 86_400)?;
     c.execute(
         "DELETE FROM event WHERE ts < ?1",
         [now - i64::from(days) * 86_400],

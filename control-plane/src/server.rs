@@ -5,7 +5,6 @@ use crate::api::{self, ApiCounters, App};
 use crate::db;
 use crate::events::{self, EventStore};
 use crate::gwlink::{self, GatewayLink};
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -49,6 +48,10 @@ pub async fn start(
     Running,
     impl std::future::Future<Output = std::io::Result<()>>,
 )> {
+    // Before the database or any socket: one control plane per --cp-socket, held while
+    // it serves (a second `serve` fails here and touches nothing of the first's).
+    let instance = mimamori_proto::instance::InstanceLock::acquire(&o.cp_socket, "control plane")
+        .map_err(anyhow::Error::msg)?;
     let categories = match &o.categories {
         Some(p) => {
             let bytes = std::fs::read(p)
@@ -182,7 +185,11 @@ pub async fn start(
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
     });
-    Ok((Running { addr, app, store }, serve.into_future()))
+    let serve = async move {
+        let _instance = instance;
+        serve.await
+    };
+    Ok((Running { addr, app, store }, serve))
 }
 
 fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {

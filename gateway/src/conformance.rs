@@ -213,6 +213,15 @@ fn run_one(
         }
         Err(e) => return Ok(skipped(name, format!("rules: {e}"), nf)),
     }
+    // `--set threshold-file=${TEST_DIR}/x`: the test's threshold.config.
+    let threshold_file = y
+        .get("args")
+        .and_then(Yaml::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(Yaml::as_str)
+        .find_map(|a| a.trim().strip_prefix("--set threshold-file="))
+        .map(|v| dir.join(v.trim().trim_start_matches("${TEST_DIR}/")));
     let eve = work.join("eve.json");
     let summary = Replay {
         input: &pcap,
@@ -220,6 +229,7 @@ fn run_one(
         eve: Some(&eve),
         policy,
         rules: Some(&rules),
+        threshold_file: threshold_file.as_deref(),
         web: None,
         lan_side: LanSide::Subnets,
         ipv4_checksums: true,
@@ -398,10 +408,10 @@ pub fn markdown(results: &[TestResult], source: &str) -> String {
          reassembled, IP fragments joined; IDS mode, IPS mode for tests run with `--simulate-ips`)\n\
          under an allow-all policy with Suricata's default `HOME_NET`; the `checks:` filters on\n\
          alert events are evaluated (count and every `match` field). Filters on other event types\n\
-         are not checked yet. Known differences that fail tests: Suricata's exception policies\n\
-         and other suricata.yaml settings are not read; a drop ends the whole flow here (the\n\
-         issue's inline semantics), where Suricata may drop only the packet; alert events carry\n\
-         no `tx_id` or `app_proto` fields yet.\n"
+         are not checked yet. A test's `--set threshold-file=` is read. Known differences that\n\
+         fail tests: Suricata's exception policies and other suricata.yaml settings (its address\n\
+         variables included) are not read; a drop of a rule that inspects content ends the whole\n\
+         flow here (a rule on packet properties alone drops only the packet, as in Suricata).\n"
     );
     let _ = writeln!(o, "| | tests |\n|---|---|");
     let _ = writeln!(

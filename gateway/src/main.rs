@@ -51,6 +51,10 @@ enum Cmd {
         /// decides whether drop/reject rules act.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Suricata's `threshold.config` for --rules (suppress, threshold/event_filter,
+        /// rate_filter); a rules folder's own `threshold.config` is read without it.
+        #[arg(long)]
+        threshold_file: Option<PathBuf>,
         /// URL category database (`mimamori-sig build-categories`): turns on the web filter
         /// with the policy's `[web]` section.
         #[arg(long)]
@@ -274,6 +278,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eve,
             summary_json,
             rules,
+            threshold_file,
             categories,
             lan_side,
             no_ipv4_checksum,
@@ -285,6 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 eve: eve.as_deref(),
                 policy,
                 rules: rules.as_deref(),
+                threshold_file: threshold_file.as_deref(),
                 web,
                 lan_side,
                 ipv4_checksums: !no_ipv4_checksum,
@@ -468,7 +474,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => Tier::Light,
             };
             let (tier_layout, tier_workers) = tier.layout();
-            // Before anything touches a port or the state folder.
+            // Before anything touches a port or the state folder; held until the process ends.
+            let _instance = mimamori_proto::instance::InstanceLock::acquire(&stats_socket, "gateway")
+                .map_err(anyhow::Error::msg)?;
             dataplane::control::refuse_if_running(&stats_socket)?;
             let last_good = startup::LastGood::in_dir(&state_dir);
             let mut candidates = Vec::new();

@@ -273,6 +273,8 @@ pub struct Replay<'a> {
     pub policy: Arc<Policy>,
     /// Suricata rules to inspect forwarded packets with (IDS mode: alerts only).
     pub rules: Option<&'a Path>,
+    /// A `threshold.config` for those rules (a rules folder's own is read anyway).
+    pub threshold_file: Option<&'a Path>,
     /// The web filter (category database and the policy's `[web]` section).
     pub web: Option<WebSetup>,
     /// Which side of the gateway each frame is taken to have arrived on.
@@ -325,10 +327,12 @@ impl Replay<'_> {
         };
         let ips = match self.rules {
             Some(p) => {
-                let book = Arc::new(
-                    RuleBook::load(p, &self.policy.sides.lan_subnets)
-                        .map_err(anyhow::Error::msg)?,
-                );
+                let lan = &self.policy.sides.lan_subnets;
+                let mut book = RuleBook::load(p, lan).map_err(anyhow::Error::msg)?;
+                if let Some(t) = self.threshold_file {
+                    book.load_thresholds(t, lan).map_err(anyhow::Error::msg)?;
+                }
+                let book = Arc::new(book);
                 if let Some(e) = eve.as_ref() {
                     e.history().set_rules(book.clone());
                 }

@@ -385,6 +385,7 @@ pub fn run_capture(
             lan_side: LanSide::Initiator,
             // Public captures are often anonymised without fixing checksums.
             ipv4_checksums: false,
+            threshold_file: None,
         }
         .run_with(&mut sink)?;
         r.damage = summary.damage;

@@ -11,6 +11,7 @@
 //! - [`policy`]: the typed policy snapshot the control plane hands to the gateway;
 //! - [`stream`]: the acknowledged event stream (gateway → control plane, and the model
 //!   for the box → desk uplink);
+//! - [`instance`]: the lock file that keeps one process per socket;
 //! - [`desk`]: the box's control plane ↔ the desk over HTTPS (enrolment, event batches,
 //!   heartbeats).
 //!
@@ -20,6 +21,7 @@
 pub mod control;
 pub mod desk;
 pub mod gateway;
+pub mod instance;
 pub mod policy;
 pub mod stream;
 mod wire;

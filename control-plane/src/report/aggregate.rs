@@ -1,8 +1,9 @@
-//! The month's numbers, from the event store. Every count is one SQL `GROUP BY` over the
-//! month's rows (the `event_type_action_ts` index narrows them to blocks and alerts), so
-//! the work grows with the month's blocks, not with its flow records.
+//! The month's numbers, from the per-day rollups the writer keeps at intake
+//! (`super::rollup`): every count is a `GROUP BY` over at most a month of days, so the work
+//! does not grow with the month's events. Host names and quarantines (few rows) are read
+//! from the events themselves.
 
-use super::{JST, Live, Month};
+use super::{JST, Live, Month, rollup};
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
 
@@ -45,7 +46,7 @@ impl Func {
 
 /// The function of an event, as SQL over the stored columns (NULL: neither a block nor an
 /// alert, e.g. a monitored name or a logged allowed flow). The numbers are `FUNCS` indexes.
-const FN_SQL: &str = "CASE
+pub(crate) const FN_SQL: &str = "CASE
   WHEN event_type = 'web' AND action = 'quarantined' THEN 1
   WHEN event_type = 'web' AND action IN ('blocked', 'sinkholed') AND category = 'c2' THEN 1
   WHEN event_type = 'web' AND action IN ('blocked', 'sinkholed') AND threat = 1 THEN 0
@@ -56,7 +57,7 @@ const FN_SQL: &str = "CASE
 END";
 
 /// The rows `FN_SQL` can classify, in a form the `(event_type, action, ts)` index serves.
-const CANDIDATES: &str = "event_type IN ('web', 'alert') AND action IN ('blocked', 'sinkholed', 'quarantined', 'allowed')";
+pub(crate) const CANDIDATES: &str = "event_type IN ('web', 'alert') AND action IN ('blocked', 'sinkholed', 'quarantined', 'allowed')";
 
 /// How many rows each top-N list shows.
 pub const TOP_N: usize = 10;
@@ -194,28 +195,28 @@ pub fn aggregate(c: &Connection, m: Month, now: i64, live: &Live) -> anyhow::Res
     let (start, end) = (m.start(), m.end());
     let days = m.days() as usize;
 
+    let (d0, d1) = (rollup::day_of(start), rollup::day_of(end));
     let (events, first_event, last_event, days_with_events): (i64, Option<i64>, Option<i64>, u32) =
         c.query_row(
-            "SELECT count(*), min(ts), max(ts), count(DISTINCT (ts - ?1) / 86400) FROM event WHERE ts >= ?1 AND ts < ?2",
-            params![start, end],
+            "SELECT coalesce(sum(n), 0), min(first_ts), max(last_ts), count(*) FROM day_events WHERE day >= ?1 AND day < ?2",
+            params![d0, d1],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
 
     let mut totals = [0i64; NF];
     let mut per_day = vec![[0i64; NF]; days];
     {
-        let mut s = c.prepare(&format!(
-            "SELECT (ts - ?1) / 86400 AS d, {FN_SQL} AS f, count(*) FROM event
-             WHERE {CANDIDATES} AND ts >= ?1 AND ts < ?2 GROUP BY d, f"
-        ))?;
-        let mut rows = s.query(params![start, end])?;
+        let mut s = c.prepare_cached(
+            "SELECT day - ?1, func, n FROM day_func WHERE day >= ?1 AND day < ?2",
+        )?;
+        let mut rows = s.query(params![d0, d1])?;
         while let Some(r) = rows.next()? {
-            let (d, f, n): (i64, Option<i64>, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let Some(f) = f.map(|f| f as usize).filter(|&f| f < NF) else {
+            let (d, f, n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let Some(f) = usize::try_from(f).ok().filter(|&f| f < NF) else {
                 continue;
             };
             totals[f] += n;
-            if let Some(day) = per_day.get_mut(d as usize) {
+            if let Some(day) = usize::try_from(d).ok().and_then(|d| per_day.get_mut(d)) {
                 day[f] += n;
             }
         }
@@ -223,29 +224,27 @@ pub fn aggregate(c: &Connection, m: Month, now: i64, live: &Live) -> anyhow::Res
 
     let trend = trend(c, m)?;
 
-    let web_blocks = "event_type = 'web' AND action IN ('blocked', 'sinkholed')";
     let categories = named(
         c,
         &format!(
-            "SELECT coalesce(category, ''), count(*), NULL, 0 FROM event
-             WHERE {web_blocks} AND ts >= ?1 AND ts < ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
+            "SELECT category, sum(n), NULL, 0 FROM day_category
+             WHERE day >= ?1 AND day < ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
         ),
-        start,
-        end,
+        d0,
+        d1,
     )?;
     let sites = named(
         c,
         &format!(
-            "SELECT coalesce(name, ''), count(*), max(category), coalesce(max(threat), 0) FROM event
-             WHERE event_type = 'web' AND action IN ('blocked', 'sinkholed', 'quarantined') AND ts >= ?1 AND ts < ?2
-             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
+            "SELECT site, sum(n), max(category), max(threat) FROM day_site
+             WHERE day >= ?1 AND day < ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
         ),
-        start,
-        end,
+        d0,
+        d1,
     )?;
-    let signatures = signatures(c, start, end)?;
+    let signatures = signatures(c, d0, d1)?;
     let names = HostNames::load(c, end, live)?;
-    let hosts = hosts(c, start, end, &names)?;
+    let hosts = hosts(c, d0, d1, &names)?;
     let incidents = incidents(c, start, end, &names)?;
     let mut s = c.prepare(
         "SELECT version, created, actor, applied, note FROM policy WHERE created >= ?1 AND created < ?2 ORDER BY version",
@@ -298,28 +297,29 @@ pub fn aggregate(c: &Connection, m: Month, now: i64, live: &Live) -> anyhow::Res
 fn trend(c: &Connection, m: Month) -> anyhow::Result<Vec<(Month, Past)>> {
     let months: Vec<Month> = (1..=3).rev().map(|i| m.plus(-i)).collect();
     let mut counts = [[0i64; NF]; 3];
-    let mut s = c.prepare(&format!(
-        "SELECT CASE WHEN ts >= ?3 THEN 2 WHEN ts >= ?2 THEN 1 ELSE 0 END AS mi, {FN_SQL} AS f, count(*)
-         FROM event WHERE {CANDIDATES} AND ts >= ?1 AND ts < ?4 GROUP BY mi, f"
-    ))?;
+    let mut s = c.prepare_cached(
+        "SELECT CASE WHEN day >= ?3 THEN 2 WHEN day >= ?2 THEN 1 ELSE 0 END AS mi, func, sum(n)
+         FROM day_func WHERE day >= ?1 AND day < ?4 GROUP BY mi, func",
+    )?;
     let mut rows = s.query(params![
-        months[0].start(),
-        months[1].start(),
-        months[2].start(),
-        m.start()
+        rollup::day_of(months[0].start()),
+        rollup::day_of(months[1].start()),
+        rollup::day_of(months[2].start()),
+        rollup::day_of(m.start())
     ])?;
     while let Some(r) = rows.next()? {
-        let (mi, f, n): (i64, Option<i64>, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let (mi, f, n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
         if let (Some(row), Some(f)) = (
             counts.get_mut(mi as usize),
-            f.map(|f| f as usize).filter(|&f| f < NF),
+            usize::try_from(f).ok().filter(|&f| f < NF),
         ) {
             row[f] += n;
         }
     }
     drop(rows);
-    // The oldest event kept: a month that began before it has lost events to retention.
-    let oldest: Option<i64> = c.query_row("SELECT min(ts) FROM event", [], |r| r.get(0))?;
+    // The oldest day counted: a month that began before it has no counts of its start (the
+    // box began then, or its events were pruned before the rollups existed).
+    let oldest: Option<i64> = c.query_row("SELECT min(first_ts) FROM day_events", [], |r| r.get(0))?;
     let mut out = Vec::new();
     for (i, pm) in months.into_iter().enumerate() {
         let pruned = oldest.is_none_or(|o| o > pm.start());
@@ -343,9 +343,10 @@ fn trend(c: &Connection, m: Month) -> anyhow::Result<Vec<(Month, Past)>> {
     Ok(out)
 }
 
-fn named(c: &Connection, sql: &str, start: i64, end: i64) -> rusqlite::Result<Vec<Named>> {
+/// A top-N over a rollup, days `d0..d1`.
+fn named(c: &Connection, sql: &str, d0: i64, d1: i64) -> rusqlite::Result<Vec<Named>> {
     let mut s = c.prepare(sql)?;
-    s.query_map(params![start, end], |r| {
+    s.query_map(params![d0, d1], |r| {
         Ok(Named {
             name: r.get(0)?,
             count: r.get(1)?,
@@ -356,15 +357,13 @@ fn named(c: &Connection, sql: &str, start: i64, end: i64) -> rusqlite::Result<Ve
     .collect()
 }
 
-fn signatures(c: &Connection, start: i64, end: i64) -> anyhow::Result<Vec<Signature>> {
+fn signatures(c: &Connection, d0: i64, d1: i64) -> anyhow::Result<Vec<Signature>> {
     let mut s = c.prepare(&format!(
-        "SELECT coalesce(sid, 0), count(*), sum(action = 'blocked'), max(id) FROM event
-         WHERE event_type = 'alert' AND action IN ('blocked', 'allowed') AND coalesce(gid, 1) != 9
-           AND ts >= ?1 AND ts < ?2
-         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
+        "SELECT sid, sum(n), sum(dropped), max(last_id) FROM day_signature
+         WHERE day >= ?1 AND day < ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
     ))?;
     let top = s
-        .query_map(params![start, end], |r| {
+        .query_map(params![d0, d1], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
@@ -446,15 +445,12 @@ impl HostNames {
     }
 }
 
-fn hosts(c: &Connection, start: i64, end: i64, names: &HostNames) -> rusqlite::Result<Vec<Host>> {
-    // The LAN host is the source of what came in on the LAN side, else the destination.
+fn hosts(c: &Connection, d0: i64, d1: i64, names: &HostNames) -> rusqlite::Result<Vec<Host>> {
     let mut s = c.prepare(&format!(
-        "SELECT CASE WHEN iface = 'wan' THEN dest_ip ELSE src_ip END AS h, count(*),
-                sum(({FN_SQL}) IN (0, 1)), max(mac)
-         FROM event WHERE {CANDIDATES} AND ts >= ?1 AND ts < ?2 AND ({FN_SQL}) IS NOT NULL
-         GROUP BY h ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
+        "SELECT nullif(host, ''), sum(n), sum(threats), max(mac) FROM day_host
+         WHERE day >= ?1 AND day < ?2 GROUP BY host ORDER BY 2 DESC, 1 LIMIT {TOP_N}"
     ))?;
-    s.query_map(params![start, end], |r| {
+    s.query_map(params![d0, d1], |r| {
         let ip: Option<String> = r.get(0)?;
         let mac: Option<String> = r.get(3)?;
         let (mac, hostname) = names.name(mac.as_deref(), ip.as_deref());

@@ -1,11 +1,13 @@
 //! The monthly report (issue 17, the box-local part): what the box blocked in a calendar
 //! month in Japan time, computed from the event store (`aggregate`), rendered as printable
 //! HTML with hand-built SVG charts (`html`), turned into a PDF by headless Chromium
-//! (`pdf`), and kept per month in the `report` table.
+//! (`pdf`), and kept per month in the `report` table. The counts come from per-day
+//! rollups kept at intake (`rollup`).
 
 pub mod aggregate;
 pub mod html;
 pub mod pdf;
+pub mod rollup;
 mod summary;
 
 pub use aggregate::{Func, Report, aggregate};

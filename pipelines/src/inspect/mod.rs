@@ -20,7 +20,7 @@ mod buffers;
 pub mod message;
 mod rules;
 
-pub use rules::{IpsSettings, RuleBook};
+pub use rules::{IpsSettings, PolicyRates, RateFilter, RateFilters, RuleBook, rate_key};
 
 use crate::app::{AppProto, Detector};
 use crate::classify::DropReason;
@@ -68,6 +68,8 @@ impl Default for InspectorLimits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum IpsVerdict {
     Pass,
+    /// This packet only (a rule on packet properties alone, as Suricata's packet rules).
+    DropPacket,
     Drop,
     /// Dropped, and answers were queued (RST both ways or ICMP unreachable).
     Reject,
@@ -157,7 +159,7 @@ pub struct Inspector {
     mem: Memcap,
     defrag: Defragmenter,
     rates: RateTable,
-    policy_rates: RateTable,
+    policy_rates: PolicyRates,
     hits: Vec<u32>,
     app: AppWork,
     qname: Box<[u8; NAME_MAX]>,
@@ -178,7 +180,7 @@ impl Inspector {
             mem: Memcap::new(limits.stream_memcap),
             defrag: Defragmenter::new(limits.datagrams, 30, limits.defrag_memcap),
             rates: RateTable::new(1 << 16),
-            policy_rates: RateTable::new(1 << 16),
+            policy_rates: PolicyRates::new(),
             hits: Vec::new(),
             app: AppWork::default(),
             qname: Box::new([0; NAME_MAX]),
@@ -430,7 +432,7 @@ impl Inspector {
             stats,
         );
         match verdict {
-            IpsVerdict::Drop => stats.dropped += 1,
+            IpsVerdict::Drop | IpsVerdict::DropPacket => stats.dropped += 1,
             IpsVerdict::Reject => {
                 stats.rejected += 1;
                 out.injects
@@ -445,7 +447,7 @@ impl Inspector {
         // A blocked flow is not inspected again; a closed one keeps nothing buffered.
         let closed =
             tcp && (m.tcp_flags & flags::RST != 0 || (flow.half[0].fin && flow.half[1].fin));
-        if verdict != IpsVerdict::Pass || closed {
+        if matches!(verdict, IpsVerdict::Drop | IpsVerdict::Reject) || closed {
             flow.release(mem);
         }
         verdict
@@ -555,7 +557,7 @@ struct Decision<'a> {
 fn decide(
     d: &Decision<'_>,
     mut alerted: Option<&mut Vec<u32>>,
-    policy_rates: &mut RateTable,
+    policy_rates: &mut PolicyRates,
     alerts: &mut Vec<Alert>,
     stats: &mut IdsStats,
 ) -> IpsVerdict {
@@ -583,18 +585,28 @@ fn decide(
             }
         }
         if let Some(rate) = settings.rate.get(&i)
-            && !policy_rates.permits(i, rate, m.src, m.dst, d.now_ns)
+            && !policy_rates.limits.permits(i, rate, m.src, m.dst, d.now_ns)
         {
             continue;
         }
-        let act = action(i);
+        let mut act = action(i);
+        if let Some(f) = settings.rate_filter.get(&i) {
+            act = policy_rates.filters.action(i, f, rate_key(f.track, m), act, d.now_ns);
+            if act == Action::Pass {
+                continue;
+            }
+        }
         let blocked = ips && matches!(act, Action::Drop | Action::Reject);
         if blocked {
-            verdict = verdict.max(if act == Action::Reject {
-                IpsVerdict::Reject
-            } else {
-                IpsVerdict::Drop
+            verdict = verdict.max(match act {
+                Action::Reject => IpsVerdict::Reject,
+                _ if settings.packet_only(i) => IpsVerdict::DropPacket,
+                _ => IpsVerdict::Drop,
             });
+        }
+        // Suppressed: the rule still acts, without an alert.
+        if settings.suppressed(i, m.src, m.dst) {
+            continue;
         }
         alerts.push(Alert {
             rule: i,
@@ -624,6 +636,7 @@ impl Inspect for Inspector {
         }
         match v {
             IpsVerdict::Pass => StageVerdict::Pass,
+            IpsVerdict::DropPacket => StageVerdict::DropPacket(DropReason::Signature),
             IpsVerdict::Drop | IpsVerdict::Reject => StageVerdict::BlockFlow {
                 reason: DropReason::Signature,
                 reset: false,

@@ -221,7 +221,7 @@ fn split_group(s: &str) -> Vec<&str> {
 
 const MAX_DEPTH: usize = 16;
 
-fn addr_spec(s: &str, vars: &Vars, depth: usize) -> Result<AddrSpec, RuleError> {
+pub(crate) fn addr_spec(s: &str, vars: &Vars, depth: usize) -> Result<AddrSpec, RuleError> {
     if depth > MAX_DEPTH {
         return malformed("address variables nest too deep (a loop?)");
     }

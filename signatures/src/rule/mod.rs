@@ -8,11 +8,13 @@ pub mod content;
 pub mod header;
 pub mod load;
 pub mod options;
+pub mod threshold_config;
 
 pub use content::{Content, parse_content_pattern};
 pub use header::{AddrSpec, Header, PortSpec, Vars};
 pub use load::{Classifications, LoadReport, RuleSet, Skipped, load_files, load_texts};
 pub use options::{Buffer, FlowOpt, Match, Meta, Pcre, Transform};
+pub use threshold_config::ThresholdConfig;
 
 use std::fmt;
 
