@@ -60,6 +60,21 @@ impl ApiError {
     pub(crate) fn new(status: StatusCode, body: Value) -> ApiError {
         ApiError(status, body)
     }
+    pub(crate) fn status(&self) -> StatusCode {
+        self.0
+    }
+    /// The error in one line of plain text: what, and which field and why when known.
+    pub(crate) fn message(&self) -> String {
+        let s = |k: &str| self.1[k].as_str().map(str::to_string);
+        let mut m = s("error").unwrap_or_else(|| self.1.to_string());
+        if let Some(f) = s("field") {
+            m.push_str(&format!(": {f}"));
+        }
+        if let Some(r) = s("reason") {
+            m.push_str(&format!(": {r}"));
+        }
+        m
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -175,6 +190,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/report", get(report))
         .route("/api/v1/reports", get(reports))
         .route("/api/v1/tokens", get(tokens).post(create_token))
+        .merge(crate::console::routes())
         .with_state(app)
 }
 
@@ -271,9 +287,22 @@ async fn put_section(
     Path(section): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let (status, answer) = change_section(&app, &caller, &section, &body).await?;
+    Ok((status, Json(answer)).into_response())
+}
+
+/// Replaces one policy section: checked, compiled, pushed to the gateway, then stored
+/// with its audit record. The API and the console both change the policy through here.
+pub(crate) async fn change_section(
+    app: &Arc<App>,
+    caller: &Caller,
+    section: &str,
+    body: &[u8],
+) -> Result<(StatusCode, Value), ApiError> {
     caller.may_change()?;
+    let section = section.to_string();
     let _one = app.changes.lock().await;
-    let cur = with_db(&app, |c| db::current_policy(c)).await?;
+    let cur = with_db(app, |c| db::current_policy(c)).await?;
     let before = section_value(&cur.doc, &section).ok_or_else(|| {
         err(
             StatusCode::NOT_FOUND,
@@ -281,7 +310,7 @@ async fn put_section(
         )
     })?;
     let mut doc = cur.doc.clone();
-    let checked = set_section(&mut doc, &section, &body).and_then(|()| doc.validate());
+    let checked = set_section(&mut doc, &section, body).and_then(|()| doc.validate());
     let policy = match checked {
         Ok(p) => p,
         Err(i) => {
@@ -339,7 +368,7 @@ async fn put_section(
     };
     let (actor, target) = (caller.name.clone(), section.clone());
     let (doc2, note2, b, a) = (doc.clone(), note.clone(), before.clone(), after.clone());
-    with_db(&app, move |c| {
+    with_db(app, move |c| {
         db::store_policy(
             c,
             version,
@@ -356,7 +385,10 @@ async fn put_section(
     .await?;
     *app.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, toml));
     let ms = started.elapsed().as_secs_f64() * 1e3;
-    Ok((status, Json(json!({"version": version, "applied": applied, "note": note, "push_ms": ms, section: after}))).into_response())
+    Ok((
+        status,
+        json!({"version": version, "applied": applied, "note": note, "push_ms": ms, section: after}),
+    ))
 }
 
 /// The pattern sets' state (versions, ages, staleness), when the box takes bundles.
@@ -432,7 +464,17 @@ async fn release(
     caller: Caller,
     Path(mac): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    release_host(&app, &caller, &mac).await.map(Json)
+}
+
+/// Lets a quarantined host out (the gateway does it) and records who did.
+pub(crate) async fn release_host(
+    app: &Arc<App>,
+    caller: &Caller,
+    mac: &str,
+) -> Result<Value, ApiError> {
     caller.may_change()?;
+    let mac = mac.to_string();
     if mac.parse::<mimamori_pipelines::wire::MacAddr>().is_err() {
         return Err(invalid(Invalid {
             field: "mac".into(),
@@ -447,7 +489,7 @@ async fn release(
     {
         Ok(()) => {
             let (actor, m) = (caller.name.clone(), mac.clone());
-            with_db(&app, move |c| {
+            with_db(app, move |c| {
                 Ok(db::audit(
                     c,
                     &actor,
@@ -458,7 +500,7 @@ async fn release(
                 )?)
             })
             .await?;
-            Ok(Json(json!({"released": mac})))
+            Ok(json!({"released": mac}))
         }
         Err(GwError::Refused(r)) => Err(err(StatusCode::CONFLICT, r)),
         Err(e) => Err(err(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
@@ -536,7 +578,7 @@ fn bad(field: &str, reason: String) -> ApiError {
 
 /// What the gateway says now (its uptime, its hosts' names), for the report; nothing
 /// when it is down.
-fn live(gw: &GatewayLink) -> crate::report::Live {
+pub(crate) fn live(gw: &GatewayLink) -> crate::report::Live {
     let mut l = crate::report::Live::default();
     if let Ok(s) = gw.stats() {
         l.gateway_up = true;
@@ -557,18 +599,29 @@ async fn report(
     _c: Caller,
     q: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    use crate::report::{self, Lang, Month};
     let q = q.map_err(|e| bad("query", e.body_text()))?.0;
+    let html = report_html(&app, q.month.as_deref(), q.lang.as_deref().unwrap_or("ja")).await?;
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+}
+
+/// The month's report as HTML (last month when `month` is none): the kept one when it is
+/// complete, else rendered now. The API and the console's download both come here.
+pub(crate) async fn report_html(
+    app: &Arc<App>,
+    month: Option<&str>,
+    lang: &str,
+) -> Result<String, ApiError> {
+    use crate::report::{self, Lang, Month};
     let now = db::now();
-    let month = match &q.month {
+    let month = match month {
         None => Month::of(now).prev(),
         Some(s) => Month::parse(s).map_err(|r| bad("month", r))?,
     };
     report::check_month(month, now).map_err(|r| bad("month", r))?;
-    let lang = Lang::parse(q.lang.as_deref().unwrap_or("ja")).map_err(|r| bad("lang", r))?;
+    let lang = Lang::parse(lang).map_err(|r| bad("lang", r))?;
     let _one = app.reports.lock().await;
     let a = app.clone();
-    let html = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         let c = db::open(&a.db_path)?;
         if let Some(s) = report::stored(&c, month, lang)?
             && s.complete
@@ -580,8 +633,7 @@ async fn report(
     })
     .await
     .map_err(internal)?
-    .map_err(internal)?;
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+    .map_err(internal)
 }
 
 async fn reports(State(app): State<Arc<App>>, _c: Caller) -> Result<Json<Value>, ApiError> {

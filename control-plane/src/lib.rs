@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod console;
 pub mod db;
 pub mod desk;
 pub mod events;

@@ -12,6 +12,7 @@ pub mod api;
 pub mod bench;
 pub mod ca;
 pub mod clock;
+pub mod console;
 pub mod incident;
 pub mod notify;
 pub mod onsite;

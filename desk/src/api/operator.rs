@@ -64,6 +64,7 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(crate::console::routes())
         .with_state(app)
 }
 
