@@ -238,3 +238,41 @@ fn an_operator_walks_an_incident_and_a_customer_sees_only_their_own() {
     let (_, _, box_page) = get(&d, &one, "/console/boxes/box-1");
     assert!(box_page.contains("0 of 1 free visits used"), "{box_page}");
 }
+
+#[test]
+fn a_customers_month_adds_up_its_boxes_and_shows_what_the_desk_did() {
+    let d = start("console-month", 300);
+    setup_customer(&d, "c-m", &["box-m1", "box-m2"]);
+    setup_customer(&d, "c-other", &[]);
+    let (cert, key) = enrol(&d, "box-m1");
+    let agent = as_box(&d, &cert, &key);
+    let hour = 1_796_000_400; // 2026-11-30 10:00 JST
+    let (status, _) = answer(agent.post(&format!("{}/v1/hourly", d.uplink)).send_json(json!({
+        "box_id": "box-m1",
+        "hours": [{"hour": hour, "event_type": "web", "action": "blocked", "count": 7},
+                  {"hour": hour + 3600, "event_type": "web", "action": "sinkholed", "count": 2},
+                  {"hour": hour, "event_type": "alert", "action": "blocked", "count": 3},
+                  {"hour": hour, "event_type": "flow", "action": "allow", "count": 100},
+                  // December in Japan time: not November's.
+                  {"hour": hour + 15 * 3600, "event_type": "web", "action": "blocked", "count": 50}],
+    })));
+    assert_eq!(status, 200);
+    let op = token(&d, json!({"name": "tanaka", "role": "desk-operator"}));
+    let (status, _, body) = get(&d, &op, "/console/customers/c-m/months/2026-11");
+    assert_eq!(status, 200, "{body}");
+    let row = body.split("<tr class=\"box\">").nth(1).unwrap_or_default();
+    assert!(row.contains("box-m1"), "{row}");
+    assert!(row.contains("<td class=\"web\">9</td>"), "web blocks 7 + 2: {row}");
+    assert!(row.contains("<td class=\"drops\">3</td>"), "{row}");
+    assert!(row.contains("<td class=\"total\">112</td>"), "{row}");
+    assert!(row.contains("<td class=\"hours\">2</td>"), "{row}");
+    assert!(body.contains("box-m2"), "every box of the customer is listed");
+    assert!(body.contains("No incident opened this month."));
+    // The customer sees their own month; another customer, or a bad month, does not.
+    let mine = token(&d, json!({"name": "c-m-admin", "role": "customer", "customer_id": "c-m"}));
+    assert_eq!(get(&d, &mine, "/console/customers/c-m/months/2026-11").0, 200);
+    let other = token(&d, json!({"name": "other", "role": "customer", "customer_id": "c-other"}));
+    assert_eq!(get(&d, &other, "/console/customers/c-m/months/2026-11").0, 404);
+    assert_eq!(get(&d, &op, "/console/customers/c-m/months/2026-13").0, 422);
+    assert_eq!(get(&d, &op, "/console/customers/nobody/months/2026-11").0, 404);
+}

@@ -30,6 +30,7 @@ pub fn routes() -> Router<App> {
             "/console/boxes/{id}/reports/{month}/{lang}/{format}",
             get(report_file),
         )
+        .route("/console/customers/{id}/months/{month}", get(customer_month))
         .route("/console/incidents/{id}", get(incident_page))
         .route("/console/incidents/{id}/act", post(act))
 }
@@ -310,6 +311,22 @@ async fn report_file(
             ([(header::CONTENT_TYPE, ct)], bytes).into_response()
         }
         _ => refused(Refusal::NotFound("the report file is missing".into())),
+    }
+}
+
+/// A customer's month over all their boxes, with the desk's own records.
+async fn customer_month(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, month)): Path<(String, String)>,
+) -> Response {
+    match as_session(&app, &headers, move |c, s| {
+        ops::reports::customer_month(c, &s.actor, &id, &month)
+    })
+    .await
+    {
+        Ok((s, m)) => html(StatusCode::OK, pages::customer_month(&s, &m)),
+        Err(r) => r,
     }
 }
 

@@ -172,7 +172,7 @@ pub fn box_page(session: &Session, p: &BoxPage) -> Markup {
         html! {
             section #box {
                 h2 { (b.name) " (" (b.id) ")" }
-                p { "Customer " (b.customer_id) " · site " (b.site_id) " · plan " (b.plan) " · " span class=(b.status) #health { (b.status_text) } }
+                p { "Customer " a href={ "/console/customers/" (b.customer_id) "/months/" (format_jst(crate::ops::now()).get(..7).unwrap_or("")) } { (b.customer_id) } " · site " (b.site_id) " · plan " (b.plan) " · " span class=(b.status) #health { (b.status_text) } }
                 @if let Some(e) = &b.licence_end { p { "Licence ends " (e) } }
             }
             section #onsite {
@@ -204,6 +204,72 @@ pub fn box_page(session: &Session, p: &BoxPage) -> Markup {
             section #incidents {
                 h2 { "Incidents" }
                 (incidents_table(&p.incidents))
+            }
+        },
+    )
+}
+
+/// The customer's month: every box's counts from its hourly aggregates, its kept reports,
+/// and what the desk did (incidents opened, mails sent, tickets).
+pub fn customer_month(session: &Session, m: &crate::ops::reports::CustomerMonth) -> Markup {
+    let blocked = |b: &crate::ops::reports::BoxMonth, kinds: &[(&str, &str)]| -> i64 {
+        b.counts
+            .iter()
+            .filter(|(t, a, _)| kinds.contains(&(t.as_str(), a.as_str())))
+            .map(|(_, _, n)| n)
+            .sum()
+    };
+    let total = |b: &crate::ops::reports::BoxMonth| -> i64 { b.counts.iter().map(|(_, _, n)| n).sum() };
+    page(
+        &m.customer,
+        Some(session),
+        html! {
+            section #summary {
+                h2 { (m.customer) " (" (m.customer_id) ") — " (m.month) " / 月次まとめ" }
+                table #boxes {
+                    tr {
+                        th { "Box" } th { "Web blocks / Webブロック" } th { "IPS drops / 侵入防止" }
+                        th { "IPS alerts only / 検知のみ" } th { "Quarantines / 隔離" } th { "All events" }
+                        th { "Hours reported / 報告時間" } th { "Reports" }
+                    }
+                    @for b in &m.boxes {
+                        tr.box {
+                            td { a href={ "/console/boxes/" (b.box_id) } { (b.name) } " (" (b.box_id) ")" }
+                            td.web { (blocked(b, &[("web", "blocked"), ("web", "sinkholed"), ("web", "quarantined")])) }
+                            td.drops { (blocked(b, &[("alert", "blocked")])) }
+                            td.alerts { (blocked(b, &[("alert", "allowed")])) }
+                            td.quarantines { (blocked(b, &[("host", "quarantined")])) }
+                            td.total { (total(b)) }
+                            td.hours { (b.hours_reported) }
+                            td {
+                                @if b.reports.is_empty() { "—" }
+                                @for (lang, format) in &b.reports {
+                                    a href={ "/console/boxes/" (b.box_id) "/reports/" (m.month) "/" (lang) "/" (format) } { (lang) " " (format) } " "
+                                }
+                            }
+                        }
+                    }
+                }
+                p { "Counts are the boxes' hourly aggregates (firewall and flow records included under All events). "
+                    "A box that was off reports fewer hours. / 件数は各ボックスの時間別集計です。" }
+            }
+            section #desk {
+                h2 { "What the desk did / サポートデスクの対応" }
+                p #mails {
+                    "Mails sent: " (m.mails.iter().map(|(_, n)| n).sum::<i64>())
+                    @for (kind, n) in &m.mails { " · " (kind) " " (n) }
+                }
+                p #tickets { "Tickets opened: " (m.tickets_opened) ", of which closed: " (m.tickets_closed) }
+                @if m.incidents.is_empty() {
+                    p #incidents { "No incident opened this month. / 今月のインシデントはありません。" }
+                } @else {
+                    table #incidents {
+                        tr { th { "#" } th { "Box" } th { "PC" } th { "Threat" } th { "Severity" } th { "State" } }
+                        @for (id, box_id, host, threat, severity, state) in &m.incidents {
+                            tr { td { a href={ "/console/incidents/" (id) } { (id) } } td { (box_id) } td { (host) } td { (threat) } td { (severity) } td { (state) } }
+                        }
+                    }
+                }
             }
         },
     )

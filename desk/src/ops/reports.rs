@@ -196,3 +196,126 @@ pub fn file(
     .transpose()?
     .ok_or_else(|| Refusal::NotFound(format!("report {month} {lang} {format}: not kept")))
 }
+
+/// One box's month in a customer's summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoxMonth {
+    pub box_id: String,
+    pub name: String,
+    /// From the box's hourly counts: (event type, action) → events.
+    pub counts: Vec<(String, String, i64)>,
+    /// Hours of the month the box sent counts for (a gap: it was off or offline).
+    pub hours_reported: i64,
+    pub reports: Vec<(String, String)>,
+}
+
+/// What the desk did for one customer in a month: the same numbers for every box, and the
+/// desk's own records (incidents, mails, tickets), which no box's report can show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerMonth {
+    pub customer_id: String,
+    pub customer: String,
+    pub month: String,
+    pub boxes: Vec<BoxMonth>,
+    /// Incidents opened in the month: (id, box, host, threat, severity, state).
+    pub incidents: Vec<(i64, String, String, String, String, String)>,
+    /// Mails sent in the month, by kind.
+    pub mails: Vec<(String, i64)>,
+    /// Tickets opened in the month, and of those, closed.
+    pub tickets_opened: i64,
+    pub tickets_closed: i64,
+}
+
+/// The customer's month (Japan time), for their own login or an operator.
+pub fn customer_month(
+    c: &mut dyn Conn,
+    actor: &Actor,
+    customer_id: &str,
+    month: &str,
+) -> Result<CustomerMonth> {
+    let (y, m) = check_month(month)?;
+    if actor.customer().is_some_and(|cu| cu != customer_id) {
+        return Err(Refusal::NotFound(format!("customer {customer_id}: no such customer")));
+    }
+    let name = c
+        .one("SELECT name FROM customer WHERE id = ?", params![customer_id])?
+        .ok_or_else(|| Refusal::NotFound(format!("customer {customer_id}: no such customer")))?
+        .text(0)?;
+    let (start, end) = crate::clock::month_bounds_jst(y, m)
+        .ok_or_else(|| Refusal::BadInput(format!("month {month:?}: out of range")))?;
+    let mut boxes = Vec::new();
+    for b in c.query(
+        "SELECT id, name FROM box WHERE customer_id = ? ORDER BY id",
+        params![customer_id],
+    )? {
+        let box_id = b.text(0)?;
+        let counts = c
+            .query(
+                "SELECT event_type, action, CAST(sum(count) AS BIGINT) FROM hourly WHERE box_id = ? AND hour >= ? AND hour < ?
+                 GROUP BY event_type, action ORDER BY event_type, action",
+                params![&box_id, start, end],
+            )?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.text(1)?, r.int(2)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let hours_reported = c
+            .one(
+                "SELECT count(DISTINCT hour) FROM hourly WHERE box_id = ? AND hour >= ? AND hour < ?",
+                params![&box_id, start, end],
+            )?
+            .map(|r| r.int(0))
+            .transpose()?
+            .unwrap_or(0);
+        let reports = c
+            .query(
+                "SELECT lang, format FROM report WHERE box_id = ? AND month = ? ORDER BY lang, format",
+                params![&box_id, month],
+            )?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.text(1)?)))
+            .collect::<Result<Vec<_>>>()?;
+        boxes.push(BoxMonth {
+            box_id,
+            name: b.text(1)?,
+            counts,
+            hours_reported,
+            reports,
+        });
+    }
+    let incidents = c
+        .query(
+            "SELECT i.id, i.box_id, i.host, i.threat, i.severity, i.state FROM incident i JOIN box b ON b.id = i.box_id
+             WHERE b.customer_id = ? AND i.first_seen >= ? AND i.first_seen < ? ORDER BY i.first_seen, i.id",
+            params![customer_id, start, end],
+        )?
+        .iter()
+        .map(|r| Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.text(3)?, r.text(4)?, r.text(5)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let mails = c
+        .query(
+            "SELECT n.kind, count(*) FROM notification n JOIN box b ON b.id = n.box_id
+             WHERE b.customer_id = ? AND n.sent >= ? AND n.sent < ? GROUP BY n.kind ORDER BY n.kind",
+            params![customer_id, start, end],
+        )?
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.int(1)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let tickets = c
+        .one(
+            "SELECT count(*), count(closed) FROM ticket WHERE customer_id = ? AND opened >= ? AND opened < ?",
+            params![customer_id, start, end],
+        )?
+        .map(|r| Ok::<_, Refusal>((r.int(0)?, r.int(1)?)))
+        .transpose()?
+        .unwrap_or((0, 0));
+    Ok(CustomerMonth {
+        customer_id: customer_id.to_string(),
+        customer: name,
+        month: month.to_string(),
+        boxes,
+        incidents,
+        mails,
+        tickets_opened: tickets.0,
+        tickets_closed: tickets.1,
+    })
+}
