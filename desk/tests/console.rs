@@ -262,17 +262,38 @@ fn a_customers_month_adds_up_its_boxes_and_shows_what_the_desk_did() {
     assert_eq!(status, 200, "{body}");
     let row = body.split("<tr class=\"box\">").nth(1).unwrap_or_default();
     assert!(row.contains("box-m1"), "{row}");
-    assert!(row.contains("<td class=\"web\">9</td>"), "web blocks 7 + 2: {row}");
+    assert!(
+        row.contains("<td class=\"web\">9</td>"),
+        "web blocks 7 + 2: {row}"
+    );
     assert!(row.contains("<td class=\"drops\">3</td>"), "{row}");
     assert!(row.contains("<td class=\"total\">112</td>"), "{row}");
     assert!(row.contains("<td class=\"hours\">2</td>"), "{row}");
-    assert!(body.contains("box-m2"), "every box of the customer is listed");
+    assert!(
+        body.contains("box-m2"),
+        "every box of the customer is listed"
+    );
     assert!(body.contains("No incident opened this month."));
     // The customer sees their own month; another customer, or a bad month, does not.
-    let mine = token(&d, json!({"name": "c-m-admin", "role": "customer", "customer_id": "c-m"}));
-    assert_eq!(get(&d, &mine, "/console/customers/c-m/months/2026-11").0, 200);
-    let other = token(&d, json!({"name": "other", "role": "customer", "customer_id": "c-other"}));
-    assert_eq!(get(&d, &other, "/console/customers/c-m/months/2026-11").0, 404);
+    let mine = token(
+        &d,
+        json!({"name": "c-m-admin", "role": "customer", "customer_id": "c-m"}),
+    );
+    assert_eq!(
+        get(&d, &mine, "/console/customers/c-m/months/2026-11").0,
+        200
+    );
+    let other = token(
+        &d,
+        json!({"name": "other", "role": "customer", "customer_id": "c-other"}),
+    );
+    assert_eq!(
+        get(&d, &other, "/console/customers/c-m/months/2026-11").0,
+        404
+    );
     assert_eq!(get(&d, &op, "/console/customers/c-m/months/2026-13").0, 422);
-    assert_eq!(get(&d, &op, "/console/customers/nobody/months/2026-11").0, 404);
+    assert_eq!(
+        get(&d, &op, "/console/customers/nobody/months/2026-11").0,
+        404
+    );
 }

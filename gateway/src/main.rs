@@ -475,8 +475,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let (tier_layout, tier_workers) = tier.layout();
             // Before anything touches a port or the state folder; held until the process ends.
-            let _instance = mimamori_proto::instance::InstanceLock::acquire(&stats_socket, "gateway")
-                .map_err(anyhow::Error::msg)?;
+            let _instance =
+                mimamori_proto::instance::InstanceLock::acquire(&stats_socket, "gateway")
+                    .map_err(anyhow::Error::msg)?;
             dataplane::control::refuse_if_running(&stats_socket)?;
             let last_good = startup::LastGood::in_dir(&state_dir);
             let mut candidates = Vec::new();

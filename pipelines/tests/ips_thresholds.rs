@@ -26,14 +26,18 @@ fn book_with(rules: &str, thresholds: &str) -> Arc<RuleBook> {
     Arc::new(b.unwrap())
 }
 
-const EMPTY_ACK: &str = "drop tcp any any -> any any (msg:\"empty segment\"; dsize:0; sid:1000001; rev:1;)\n";
+const EMPTY_ACK: &str =
+    "drop tcp any any -> any any (msg:\"empty segment\"; dsize:0; sid:1000001; rev:1;)\n";
 
 /// A connection with `n` empty ACKs from the client after the handshake.
 fn empty_acks(n: usize) -> Vec<(Vec<u8>, mimamori_pipelines::Side)> {
     let mut c = Conn::new(false);
     let mut f = c.handshake();
     for _ in 0..n {
-        f.push((c.frame(true, ACK, c.cseq, b""), mimamori_pipelines::Side::Lan));
+        f.push((
+            c.frame(true, ACK, c.cseq, b""),
+            mimamori_pipelines::Side::Lan,
+        ));
     }
     f
 }
@@ -57,7 +61,10 @@ fn a_suppressed_rule_still_drops_without_alerting() {
     assert_eq!(sids, vec![1000001], "{sids:?}");
     assert!(verdicts.iter().all(|v| *v == DROP), "{verdicts:?}");
     // Without track: no alert at all.
-    let mut ips = ips_with(book_with(EMPTY_ACK, "suppress gen_id 1, sig_id 1000001\n"), IpsMode::Ips);
+    let mut ips = ips_with(
+        book_with(EMPTY_ACK, "suppress gen_id 1, sig_id 1000001\n"),
+        IpsMode::Ips,
+    );
     let (_, sids) = run(&mut ips, &empty_acks(2));
     assert!(sids.is_empty(), "{sids:?}");
 }
@@ -69,7 +76,9 @@ fn a_rate_filter_changes_the_action_past_its_count() {
     let (verdicts, sids) = run(&mut ips, &empty_acks(3));
     assert_eq!(sids.len(), 6, "every match alerts");
     // The first match from each side drops; after that the rule only alerts.
-    let drops: Vec<usize> = (0..verdicts.len()).filter(|&i| verdicts[i] == DROP).collect();
+    let drops: Vec<usize> = (0..verdicts.len())
+        .filter(|&i| verdicts[i] == DROP)
+        .collect();
     assert_eq!(drops, vec![0, 1], "{verdicts:?}");
 }
 
@@ -82,7 +91,11 @@ fn an_event_filter_limits_alerts_and_a_bad_file_names_its_line() {
     let dir = std::env::temp_dir().join(format!("mimamori-thresholds-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("a.rules"), EMPTY_ACK).unwrap();
-    std::fs::write(dir.join("threshold.config"), "\nsuppress gen_id 1, sig_id one\n").unwrap();
+    std::fs::write(
+        dir.join("threshold.config"),
+        "\nsuppress gen_id 1, sig_id one\n",
+    )
+    .unwrap();
     let err = RuleBook::load(&dir, &CidrSet::default()).err().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(err.contains("threshold.config: line 2: sig_id"), "{err}");

@@ -286,10 +286,19 @@ pub fn aggregate(c: &Connection, m: Month, now: i64, live: &Live) -> anyhow::Res
     let exceptions = match policy_version {
         Some(v) => {
             let doc: Option<String> = c
-                .query_row("SELECT doc FROM policy WHERE version = ?1", params![v], |r| r.get(0))
+                .query_row(
+                    "SELECT doc FROM policy WHERE version = ?1",
+                    params![v],
+                    |r| r.get(0),
+                )
                 .optional()?;
             doc.and_then(|d| serde_json::from_str::<crate::model::PolicyDoc>(&d).ok())
-                .map(|d| d.exceptions.into_iter().map(|e| (e.entry, e.action)).collect())
+                .map(|d| {
+                    d.exceptions
+                        .into_iter()
+                        .map(|e| (e.entry, e.action))
+                        .collect()
+                })
                 .unwrap_or_default()
         }
         None => Vec::new(),
@@ -383,7 +392,8 @@ fn trend(c: &Connection, m: Month) -> anyhow::Result<Vec<(Month, Past)>> {
     drop(rows);
     // The oldest day counted: a month that began before it has no counts of its start (the
     // box began then, or its events were pruned before the rollups existed).
-    let oldest: Option<i64> = c.query_row("SELECT min(first_ts) FROM day_events", [], |r| r.get(0))?;
+    let oldest: Option<i64> =
+        c.query_row("SELECT min(first_ts) FROM day_events", [], |r| r.get(0))?;
     let mut out = Vec::new();
     for (i, pm) in months.into_iter().enumerate() {
         let pruned = oldest.is_none_or(|o| o > pm.start());

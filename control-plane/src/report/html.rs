@@ -174,7 +174,10 @@ fn patterns(r: &Report, t: &T) -> String {
         let _ = write!(
             s,
             "<div class=\"note\">{} {}</div>",
-            t.s("更新が古いという警告:", "Warnings that patterns were stale:"),
+            t.s(
+                "更新が古いという警告:",
+                "Warnings that patterns were stale:"
+            ),
             num(p.stale_warnings)
         );
     }
@@ -356,10 +359,17 @@ fn health(h: &mut String, r: &Report, t: &T) {
     };
     row(
         h,
-        t.s("有効なサイト例外（月末時点）", "Site exceptions in effect (end of month)"),
+        t.s(
+            "有効なサイト例外（月末時点）",
+            "Site exceptions in effect (end of month)",
+        ),
         &exceptions,
     );
-    row(h, t.s("パターンファイルの更新", "Pattern-file updates"), &patterns(r, t));
+    row(
+        h,
+        t.s("パターンファイルの更新", "Pattern-file updates"),
+        &patterns(r, t),
+    );
     h.push_str("</table></section>\n");
 }
 
@@ -840,7 +850,11 @@ mod tests {
             rusqlite::params![in_month, serde_json::to_string(&doc).unwrap()],
         )
         .unwrap();
-        for (v, at) in [(3, m.start() - 86_400), (4, in_month), (5, in_month + 86_400)] {
+        for (v, at) in [
+            (3, m.start() - 86_400),
+            (4, in_month),
+            (5, in_month + 86_400),
+        ] {
             c.execute(
                 "INSERT INTO pattern_bundle (kind, version, published, min_gateway, sha256, size, signer, parts, file, imported, actor)
                  VALUES ('rules', ?1, ?2, '0', 'x', 1, 'k', '[]', 'f', ?2, 'desk')",
@@ -855,8 +869,15 @@ mod tests {
         let r = aggregate(&c, m, m.end(), &Live::default()).unwrap();
         assert_eq!(r.policy_version, Some(7));
         assert_eq!(r.exceptions.len(), 2);
-        assert_eq!(r.patterns.updates.len(), 2, "v4 and v5 in the month, not v3");
-        assert_eq!(r.patterns.newest, vec![("rules".to_string(), 5, in_month + 86_400)]);
+        assert_eq!(
+            r.patterns.updates.len(),
+            2,
+            "v4 and v5 in the month, not v3"
+        );
+        assert_eq!(
+            r.patterns.newest,
+            vec![("rules".to_string(), 5, in_month + 86_400)]
+        );
         assert_eq!((r.patterns.stale_warnings, r.patterns.refused), (1, 0));
         let en = render(&r, Lang::En);
         assert!(en.contains("intranet.test · allowed"), "{en}");

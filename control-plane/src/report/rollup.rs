@@ -186,7 +186,10 @@ impl Batch {
             max_opt(&mut s.1, &r.category);
             s.2 |= r.threat == Some(true);
         }
-        if r.event_type == "alert" && r.gid.unwrap_or(1) != 9 && matches!(action, "blocked" | "allowed") {
+        if r.event_type == "alert"
+            && r.gid.unwrap_or(1) != 9
+            && matches!(action, "blocked" | "allowed")
+        {
             let s = self.signature.entry((day, r.sid.unwrap_or(0))).or_default();
             *s = (s.0 + 1, s.1 + i64::from(action == "blocked"), s.2.max(id));
         }

@@ -30,7 +30,10 @@ pub fn routes() -> Router<App> {
             "/console/boxes/{id}/reports/{month}/{lang}/{format}",
             get(report_file),
         )
-        .route("/console/customers/{id}/months/{month}", get(customer_month))
+        .route(
+            "/console/customers/{id}/months/{month}",
+            get(customer_month),
+        )
         .route("/console/incidents/{id}", get(incident_page))
         .route("/console/incidents/{id}/act", post(act))
 }

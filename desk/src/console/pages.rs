@@ -219,7 +219,8 @@ pub fn customer_month(session: &Session, m: &crate::ops::reports::CustomerMonth)
             .map(|(_, _, n)| n)
             .sum()
     };
-    let total = |b: &crate::ops::reports::BoxMonth| -> i64 { b.counts.iter().map(|(_, _, n)| n).sum() };
+    let total =
+        |b: &crate::ops::reports::BoxMonth| -> i64 { b.counts.iter().map(|(_, _, n)| n).sum() };
     page(
         &m.customer,
         Some(session),

@@ -235,10 +235,15 @@ pub fn customer_month(
 ) -> Result<CustomerMonth> {
     let (y, m) = check_month(month)?;
     if actor.customer().is_some_and(|cu| cu != customer_id) {
-        return Err(Refusal::NotFound(format!("customer {customer_id}: no such customer")));
+        return Err(Refusal::NotFound(format!(
+            "customer {customer_id}: no such customer"
+        )));
     }
     let name = c
-        .one("SELECT name FROM customer WHERE id = ?", params![customer_id])?
+        .one(
+            "SELECT name FROM customer WHERE id = ?",
+            params![customer_id],
+        )?
         .ok_or_else(|| Refusal::NotFound(format!("customer {customer_id}: no such customer")))?
         .text(0)?;
     let (start, end) = crate::clock::month_bounds_jst(y, m)

@@ -614,7 +614,9 @@ fn decide(
         }
         let mut act = action(i);
         if let Some(f) = settings.rate_filter.get(&i) {
-            act = policy_rates.filters.action(i, f, rate_key(f.track, m), act, d.now_ns);
+            act = policy_rates
+                .filters
+                .action(i, f, rate_key(f.track, m), act, d.now_ns);
             if act == Action::Pass {
                 continue;
             }

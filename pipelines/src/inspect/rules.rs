@@ -60,8 +60,7 @@ impl RuleBook {
 
     /// Reads a `threshold.config` (replacing any read before); `$HOME_NET` as in `load`.
     pub fn load_thresholds(&mut self, file: &Path, lan: &CidrSet) -> Result<(), String> {
-        let text =
-            std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
         self.thresholds = ThresholdConfig::parse(&text, &home_net(lan))
             .map_err(|e| format!("{}: {e}", file.display()))?;
         Ok(())
@@ -168,16 +167,46 @@ impl IpsSettings {
         let (mut suppress, mut rate_filter) = (HashMap::new(), HashMap::new());
         for (i, r) in rules.iter().enumerate() {
             let i = i as u32;
-            for e in book.thresholds.entries.iter().filter(|e| e.applies(r.meta.gid, r.meta.sid)) {
+            for e in book
+                .thresholds
+                .entries
+                .iter()
+                .filter(|e| e.applies(r.meta.gid, r.meta.sid))
+            {
                 match e {
-                    Entry::Suppress { only, .. } => {
-                        suppress.entry(i).or_insert_with(Vec::new).push(only.clone())
+                    Entry::Suppress { only, .. } => suppress
+                        .entry(i)
+                        .or_insert_with(Vec::new)
+                        .push(only.clone()),
+                    &Entry::Threshold {
+                        kind,
+                        track,
+                        count,
+                        seconds,
+                        ..
+                    } => {
+                        rate.entry(i).or_insert(Rate {
+                            kind: Some(kind),
+                            track,
+                            count,
+                            seconds,
+                        });
                     }
-                    &Entry::Threshold { kind, track, count, seconds, .. } => {
-                        rate.entry(i).or_insert(Rate { kind: Some(kind), track, count, seconds });
-                    }
-                    &Entry::RateFilter { track, count, seconds, new_action, timeout, .. } => {
-                        rate_filter.entry(i).or_insert(RateFilter { track, count, seconds, new_action, timeout });
+                    &Entry::RateFilter {
+                        track,
+                        count,
+                        seconds,
+                        new_action,
+                        timeout,
+                        ..
+                    } => {
+                        rate_filter.entry(i).or_insert(RateFilter {
+                            track,
+                            count,
+                            seconds,
+                            new_action,
+                            timeout,
+                        });
                     }
                 }
             }
@@ -230,7 +259,10 @@ impl IpsSettings {
     }
 
     pub fn packet_only(&self, rule: u32) -> bool {
-        self.packet_only.get(rule as usize).copied().unwrap_or(false)
+        self.packet_only
+            .get(rule as usize)
+            .copied()
+            .unwrap_or(false)
     }
 }
 
@@ -281,7 +313,9 @@ pub fn rate_key(track: RateTrack, m: &crate::packet::PacketMeta) -> u128 {
         // Both directions of one connection.
         RateTrack::Flow => {
             let (p, q) = (m.src_port.min(m.dst_port), m.src_port.max(m.dst_port));
-            a ^ b.rotate_left(64) ^ (u128::from(p) << 112 | u128::from(q) << 96) ^ u128::from(m.proto)
+            a ^ b.rotate_left(64)
+                ^ (u128::from(p) << 112 | u128::from(q) << 96)
+                ^ u128::from(m.proto)
         }
     }
 }
@@ -300,7 +334,14 @@ impl RateFilters {
 
     /// The action this match of `rule` takes: `new_action` once more than `count` matches
     /// came within `seconds`, for `timeout` seconds; else the rule's own.
-    pub fn action(&mut self, rule: u32, f: &RateFilter, key: u128, own: Action, now_ns: u64) -> Action {
+    pub fn action(
+        &mut self,
+        rule: u32,
+        f: &RateFilter,
+        key: u128,
+        own: Action,
+        now_ns: u64,
+    ) -> Action {
         if self.map.len() >= Self::CAP && !self.map.contains_key(&(rule, key)) {
             self.map.clear();
             self.resets += 1;

@@ -842,7 +842,11 @@ mod run_tests {
             v.sort_unstable();
             v
         };
-        assert_eq!(found(b"x\0\0\0y\0\0\0\0\0z"), vec![1, 4], "a run of 5 holds 2 and 4, not 8");
+        assert_eq!(
+            found(b"x\0\0\0y\0\0\0\0\0z"),
+            vec![1, 4],
+            "a run of 5 holds 2 and 4, not 8"
+        );
         assert_eq!(found(b"..AaA.."), vec![3], "any ASCII case");
         assert_eq!(found(&[0u8; 9]), vec![1, 2, 4]);
         assert!(found(b"").is_empty());

@@ -13,9 +13,9 @@
 //! A bad line is an error naming its line and field; the whole file is then refused
 //! (a half-read suppression list would alert on what the operator silenced).
 
+use super::Action;
 use super::header::{AddrSpec, Vars, addr_spec};
 use super::options::{ThresholdKind, Track};
-use super::Action;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SuppressTrack {
@@ -125,7 +125,9 @@ fn entry(line: &str, vars: &Vars) -> Result<Entry, String> {
                         "by_src" => SuppressTrack::Src,
                         "by_dst" => SuppressTrack::Dst,
                         "by_either" => SuppressTrack::Either,
-                        other => return Err(format!("track {other:?} (by_src, by_dst or by_either)")),
+                        other => {
+                            return Err(format!("track {other:?} (by_src, by_dst or by_either)"));
+                        }
                     };
                     let spec = addr_spec(ip, vars, 0).map_err(|e| format!("ip {ip:?}: {e}"))?;
                     Some((track, spec))
@@ -161,7 +163,11 @@ fn entry(line: &str, vars: &Vars) -> Result<Entry, String> {
                 Some("drop") => Action::Drop,
                 Some("pass") => Action::Pass,
                 Some("reject") => Action::Reject,
-                Some(other) => return Err(format!("new_action {other:?} (alert, drop, pass or reject)")),
+                Some(other) => {
+                    return Err(format!(
+                        "new_action {other:?} (alert, drop, pass or reject)"
+                    ));
+                }
                 None => return Err("rate_filter needs new_action".into()),
             };
             Ok(Entry::RateFilter {
@@ -174,7 +180,9 @@ fn entry(line: &str, vars: &Vars) -> Result<Entry, String> {
                 timeout: need(f.timeout, "timeout")?,
             })
         }
-        other => Err(format!("{other:?} is not suppress, threshold, event_filter or rate_filter")),
+        other => Err(format!(
+            "{other:?} is not suppress, threshold, event_filter or rate_filter"
+        )),
     }
 }
 
@@ -201,7 +209,9 @@ fn track(t: Option<&str>) -> Result<Track, String> {
         Some("by_dst") => Ok(Track::Dst),
         Some("by_rule") => Ok(Track::Rule),
         Some("by_both") => Ok(Track::Both),
-        Some(other) => Err(format!("track {other:?} (by_src, by_dst, by_rule or by_both)")),
+        Some(other) => Err(format!(
+            "track {other:?} (by_src, by_dst, by_rule or by_both)"
+        )),
         None => Err("needs track".into()),
     }
 }
@@ -224,12 +234,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.entries.len(), 4);
-        assert!(matches!(&c.entries[1], Entry::Suppress { only: Some((SuppressTrack::Either, a)), .. } if a.matches(10 << 24 | 0xffff << 32)));
+        assert!(
+            matches!(&c.entries[1], Entry::Suppress { only: Some((SuppressTrack::Either, a)), .. } if a.matches(10 << 24 | 0xffff << 32))
+        );
         assert!(c.entries[2].applies(1, 12345) && !c.entries[2].applies(3, 12345));
-        assert!(matches!(c.entries[3], Entry::RateFilter { track: RateTrack::Flow, new_action: Action::Drop, timeout: 10, .. }));
-        let e = ThresholdConfig::parse("\nrate_filter gen_id 1, sig_id 9, track by_src, count x", &vars).unwrap_err();
+        assert!(matches!(
+            c.entries[3],
+            Entry::RateFilter {
+                track: RateTrack::Flow,
+                new_action: Action::Drop,
+                timeout: 10,
+                ..
+            }
+        ));
+        let e = ThresholdConfig::parse(
+            "\nrate_filter gen_id 1, sig_id 9, track by_src, count x",
+            &vars,
+        )
+        .unwrap_err();
         assert!(e.starts_with("line 2:") && e.contains("count"), "{e}");
-        let e = ThresholdConfig::parse("suppress gen_id 1, sig_id 1, track by_src", &vars).unwrap_err();
+        let e =
+            ThresholdConfig::parse("suppress gen_id 1, sig_id 1, track by_src", &vars).unwrap_err();
         assert!(e.contains("track and ip together"), "{e}");
         let e = ThresholdConfig::parse("drop gen_id 1, sig_id 1", &vars).unwrap_err();
         assert!(e.contains("is not suppress"), "{e}");

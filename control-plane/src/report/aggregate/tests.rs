@@ -377,8 +377,18 @@ fn the_rollups_add_up_the_same_in_any_batching_and_outlive_the_events() {
     );
     assert_eq!(got.signatures, want.signatures);
     assert_eq!(
-        (got.events, got.first_event, got.last_event, got.days_with_events),
-        (want.events, want.first_event, want.last_event, want.days_with_events)
+        (
+            got.events,
+            got.first_event,
+            got.last_event,
+            got.days_with_events
+        ),
+        (
+            want.events,
+            want.first_event,
+            want.last_event,
+            want.days_with_events
+        )
     );
     // The rollups agree with a GROUP BY over the raw events.
     let raw: i64 = whole
@@ -441,8 +451,18 @@ fn a_store_from_before_the_rollups_is_counted_when_it_is_migrated() {
     assert_eq!(got.hosts, want.hosts);
     assert_eq!(got.trend, want.trend);
     assert_eq!(
-        (got.events, got.first_event, got.last_event, got.days_with_events),
-        (want.events, want.first_event, want.last_event, want.days_with_events)
+        (
+            got.events,
+            got.first_event,
+            got.last_event,
+            got.days_with_events
+        ),
+        (
+            want.events,
+            want.first_event,
+            want.last_event,
+            want.days_with_events
+        )
     );
     assert!(want.events > 0 && want.blocked() > 0);
     let _ = std::fs::remove_dir_all(&dir);
