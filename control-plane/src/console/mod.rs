@@ -333,15 +333,38 @@ async fn logout(
     form: Result<Form<Csrf>, FormRejection>,
 ) -> Response {
     // A logout needs the CSRF token too: a foreign page must not sign the customer out.
-    let _ = match changing(&app, &headers, form.as_ref().ok().map(|f| f.csrf.as_str())).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    if let Err(r) = change_form(&app, &headers, form).await {
+        return r;
+    }
     let mut r = Redirect::to("/console/login").into_response();
     if let Ok(v) = "mm_token=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0".parse() {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
+}
+
+/// A form that changes something: it carries the session's CSRF token.
+trait ChangeForm {
+    fn csrf(&self) -> &str;
+}
+
+macro_rules! change_forms {
+    ($($t:ty),*) => { $(impl ChangeForm for $t { fn csrf(&self) -> &str { &self.csrf } })* };
+}
+change_forms!(Csrf, ReleaseForm, ExceptionForm, RemoveForm, CategoryForm);
+
+/// The session and the form of a change, or the page that refuses it: the login page, a
+/// CSRF mismatch (403), or a form that does not parse (400).
+async fn change_form<F: ChangeForm>(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    form: Result<Form<F>, FormRejection>,
+) -> Result<(Session, F), Response> {
+    let s = changing(app, headers, form.as_ref().ok().map(|f| f.csrf())).await?;
+    match form {
+        Ok(Form(f)) => Ok((s, f)),
+        Err(e) => Err(bad_form(s.lang, &e)),
+    }
 }
 
 /// The session behind a change: logged in and the form's CSRF token matches.
@@ -409,13 +432,9 @@ async fn release(
     headers: HeaderMap,
     form: Result<Form<ReleaseForm>, FormRejection>,
 ) -> Response {
-    let s = match changing(&app, &headers, form.as_ref().ok().map(|f| f.csrf.as_str())).await {
-        Ok(s) => s,
+    let (s, f) = match change_form(&app, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return bad_form(s.lang, &e),
     };
     match api::release_host(&app, &s.caller, f.mac.trim()).await {
         Ok(_) => done("released"),
@@ -435,13 +454,9 @@ async fn add_exception(
     headers: HeaderMap,
     form: Result<Form<ExceptionForm>, FormRejection>,
 ) -> Response {
-    let s = match changing(&app, &headers, form.as_ref().ok().map(|f| f.csrf.as_str())).await {
-        Ok(s) => s,
+    let (s, f) = match change_form(&app, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return bad_form(s.lang, &e),
     };
     let entry = f.entry.trim().to_ascii_lowercase();
     let change = move |list: &mut Vec<Exception>| {
@@ -466,13 +481,9 @@ async fn remove_exception(
     headers: HeaderMap,
     form: Result<Form<RemoveForm>, FormRejection>,
 ) -> Response {
-    let s = match changing(&app, &headers, form.as_ref().ok().map(|f| f.csrf.as_str())).await {
-        Ok(s) => s,
+    let (s, f) = match change_form(&app, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return bad_form(s.lang, &e),
     };
     change_exceptions(
         &app,
@@ -526,13 +537,9 @@ async fn set_category(
     headers: HeaderMap,
     form: Result<Form<CategoryForm>, FormRejection>,
 ) -> Response {
-    let s = match changing(&app, &headers, form.as_ref().ok().map(|f| f.csrf.as_str())).await {
-        Ok(s) => s,
+    let (s, f) = match change_form(&app, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return bad_form(s.lang, &e),
     };
     let cur = match with_db(&app, |c| db::current_policy(c)).await {
         Ok(c) => c,
