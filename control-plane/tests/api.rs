@@ -2,6 +2,8 @@
 //! gateway's control protocol and checks snapshots with the gateway's own policy compiler.
 //! (The real gateway is exercised by scripts/e2e-cp.)
 
+mod common;
+
 use mimamori_control_plane::{db, server};
 use mimamori_pipelines::Policy;
 use serde_json::{Value, json};
@@ -126,21 +128,7 @@ fn start_with(
         desk: None,
         desk_patterns_every: std::time::Duration::from_secs(21_600),
     };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let o = opts.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let (running, serve) = server::start(&o).await.unwrap();
-            tx.send(running.addr).unwrap();
-            serve.await.unwrap();
-        });
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let addr = common::serve(&opts);
     let admin = std::fs::read_to_string(dir.join("admin.token"))
         .unwrap()
         .trim()

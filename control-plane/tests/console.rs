@@ -3,6 +3,8 @@
 //! the pages, and a change through the console moving the stored policy like the API.
 //! No gateway runs here, so the status is "fault" and changes are stored, not applied.
 
+mod common;
+
 use mimamori_control_plane::{console, db, server};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -37,21 +39,7 @@ fn start(name: &str) -> Cp {
         desk: None,
         desk_patterns_every: Duration::from_secs(21_600),
     };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let o = opts.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let (running, serve) = server::start(&o).await.unwrap();
-            tx.send(running.addr).unwrap();
-            serve.await.unwrap();
-        });
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let addr = common::serve(&opts);
     let admin = std::fs::read_to_string(dir.join("admin.token"))
         .unwrap()
         .trim()

@@ -1,6 +1,8 @@
 //! Pattern bundles on the box: import, refusals that leave nothing behind, rollback,
 //! staleness, and the same through the HTTP API.
 
+mod common;
+
 use ed25519_dalek::SigningKey;
 use mimamori_control_plane::patterns::{Config, Patterns, PatternsError};
 use mimamori_control_plane::{db, server};
@@ -387,21 +389,7 @@ fn over_the_api() {
         desk: None,
         desk_patterns_every: std::time::Duration::from_secs(21_600),
     };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let o = opts.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let (running, serve) = server::start(&o).await.unwrap();
-            tx.send(running.addr).unwrap();
-            serve.await.unwrap();
-        });
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let addr = common::serve(&opts);
     let base = format!("http://{addr}");
     let admin = std::fs::read_to_string(d.join("admin.token"))
         .unwrap()

@@ -4,6 +4,8 @@
 //! `pdftotext` against the store's own numbers and rendered with `pdftoppm` to catch a
 //! blank page. Without chromium (or poppler-utils) the PDF part is skipped, and says so.
 
+mod common;
+
 use mimamori_control_plane::{db, server};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -40,21 +42,7 @@ fn start(name: &str) -> Cp {
         desk: None,
         desk_patterns_every: std::time::Duration::from_secs(21_600),
     };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let o = opts.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let (running, serve) = server::start(&o).await.unwrap();
-            tx.send(running.addr).unwrap();
-            serve.await.unwrap();
-        });
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let addr = common::serve(&opts);
     let admin = std::fs::read_to_string(dir.join("admin.token"))
         .unwrap()
         .trim()
